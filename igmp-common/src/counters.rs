@@ -1,0 +1,203 @@
+//! Named counters, kept per port and per CPU in the `COUNTERS` map.
+
+/// Messages and table operations counted on each port.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Every IPv4 frame carrying protocol 2 (IGMP), valid or not.
+    IgmpFrames = 0,
+    V1Report = 1,
+    V2Report = 2,
+    V2Leave = 3,
+    V3Report = 4,
+    V1Query = 5,
+    V2Query = 6,
+    V3Query = 7,
+    /// Group records walked in v3 reports.
+    V3Record = 8,
+    /// Reports for 224.0.0.0/24: valid, always flooded, never entered in the table (RFC 4541 §2.1.2).
+    LinkLocalReport = 9,
+    /// Queries with source 0.0.0.0 (proxy queries): counted, but do not make a router port.
+    ProxyQuery = 10,
+    GroupCreated = 11,
+    GroupRefreshed = 12,
+    SourceCreated = 13,
+    SourceRefreshed = 14,
+    /// Unknown IGMP types (RFC 3376 §4: ignored, passed on).
+    OtherIgmpType = 15,
+    /// Records past `MAX_V3_RECORDS` in one report (not walked).
+    RecordsCut = 16,
+    /// Sources past `MAX_V3_SOURCES_PER_RECORD` in one record (not walked).
+    SourcesCut = 17,
+    /// The membership or source map refused an insert (full): the report changed nothing.
+    TableFull = 18,
+    /// The events ring buffer was full; user space finds the change in the map instead.
+    EventLost = 19,
+}
+
+/// Why a frame was passed over without touching the table. Every such frame
+/// is still handed to the kernel untouched (XDP_PASS).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The frame ends inside a header it announces.
+    Truncated = 0,
+    /// More VLAN tags than the two of 802.1ad + 802.1Q.
+    TooManyVlanTags = 1,
+    /// IP version is not 4 or IHL is below 5.
+    BadIpHeader = 2,
+    /// IP total length disagrees with the frame or the header length.
+    BadIpLength = 3,
+    BadIpChecksum = 4,
+    /// IGMP in an IP fragment (a known evasion: RFC 3376 messages are never fragmented).
+    IpFragment = 5,
+    /// IP TTL is not 1 (RFC 2236 §2, RFC 3376 §4).
+    BadTtl = 6,
+    BadIgmpChecksum = 7,
+    /// IGMP length disagrees with the message type (RFC 3376 §7.1) or is not a whole number of words.
+    BadIgmpLength = 8,
+    /// The group field is not in 224.0.0.0/4.
+    NotMulticastGroup = 9,
+    /// The IP destination is not the one the message type is sent to.
+    BadDestination = 10,
+    /// A v3 record header lies past the end of the message.
+    RecordPastEnd = 11,
+    /// A v3 record's sources lie past the end of the message.
+    SourcesPastEnd = 12,
+    /// A v3 record's auxiliary data lies past the end of the message.
+    AuxPastEnd = 13,
+    /// A v3 record type outside 1..=6 (RFC 3376 §4.2.12): the record is skipped.
+    UnknownRecordType = 14,
+}
+
+/// Slots in [`PortCounters::messages`].
+pub const COUNTER_SLOTS: usize = 20;
+/// Slots in [`PortCounters::drops`].
+pub const DROP_SLOTS: usize = 15;
+
+/// Value of the per-CPU `COUNTERS` map, keyed by ifindex.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Indexed by [`Counter`].
+    pub messages: [u64; COUNTER_SLOTS],
+    /// Indexed by [`DropReason`].
+    pub drops: [u64; DROP_SLOTS],
+}
+
+impl Default for PortCounters {
+    fn default() -> Self {
+        Self {
+            messages: [0; COUNTER_SLOTS],
+            drops: [0; DROP_SLOTS],
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortCounters {}
+
+impl Counter {
+    pub const ALL: [Counter; COUNTER_SLOTS] = [
+        Self::IgmpFrames,
+        Self::V1Report,
+        Self::V2Report,
+        Self::V2Leave,
+        Self::V3Report,
+        Self::V1Query,
+        Self::V2Query,
+        Self::V3Query,
+        Self::V3Record,
+        Self::LinkLocalReport,
+        Self::ProxyQuery,
+        Self::GroupCreated,
+        Self::GroupRefreshed,
+        Self::SourceCreated,
+        Self::SourceRefreshed,
+        Self::OtherIgmpType,
+        Self::RecordsCut,
+        Self::SourcesCut,
+        Self::TableFull,
+        Self::EventLost,
+    ];
+
+    /// The name user space prints (snake case, stable: used as JSON keys and metric labels).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::IgmpFrames => "igmp_frames",
+            Self::V1Report => "v1_report",
+            Self::V2Report => "v2_report",
+            Self::V2Leave => "v2_leave",
+            Self::V3Report => "v3_report",
+            Self::V1Query => "v1_query",
+            Self::V2Query => "v2_query",
+            Self::V3Query => "v3_query",
+            Self::V3Record => "v3_record",
+            Self::LinkLocalReport => "link_local_report",
+            Self::ProxyQuery => "proxy_query",
+            Self::GroupCreated => "group_created",
+            Self::GroupRefreshed => "group_refreshed",
+            Self::SourceCreated => "source_created",
+            Self::SourceRefreshed => "source_refreshed",
+            Self::OtherIgmpType => "other_igmp_type",
+            Self::RecordsCut => "records_cut",
+            Self::SourcesCut => "sources_cut",
+            Self::TableFull => "table_full",
+            Self::EventLost => "event_lost",
+        }
+    }
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; DROP_SLOTS] = [
+        Self::Truncated,
+        Self::TooManyVlanTags,
+        Self::BadIpHeader,
+        Self::BadIpLength,
+        Self::BadIpChecksum,
+        Self::IpFragment,
+        Self::BadTtl,
+        Self::BadIgmpChecksum,
+        Self::BadIgmpLength,
+        Self::NotMulticastGroup,
+        Self::BadDestination,
+        Self::RecordPastEnd,
+        Self::SourcesPastEnd,
+        Self::AuxPastEnd,
+        Self::UnknownRecordType,
+    ];
+
+    /// The name user space prints (snake case, stable).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Truncated => "truncated",
+            Self::TooManyVlanTags => "too_many_vlan_tags",
+            Self::BadIpHeader => "bad_ip_header",
+            Self::BadIpLength => "bad_ip_length",
+            Self::BadIpChecksum => "bad_ip_checksum",
+            Self::IpFragment => "ip_fragment",
+            Self::BadTtl => "bad_ttl",
+            Self::BadIgmpChecksum => "bad_igmp_checksum",
+            Self::BadIgmpLength => "bad_igmp_length",
+            Self::NotMulticastGroup => "not_multicast_group",
+            Self::BadDestination => "bad_destination",
+            Self::RecordPastEnd => "record_past_end",
+            Self::SourcesPastEnd => "sources_past_end",
+            Self::AuxPastEnd => "aux_past_end",
+            Self::UnknownRecordType => "unknown_record_type",
+        }
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < COUNTER_SLOTS {
+        assert!(Counter::ALL[i] as usize == i);
+        i += 1;
+    }
+    let mut i = 0;
+    while i < DROP_SLOTS {
+        assert!(DropReason::ALL[i] as usize == i);
+        i += 1;
+    }
+};

@@ -1,0 +1,80 @@
+//! Types shared by the XDP program and user space.
+//!
+//! Every type that crosses the kernel/user boundary lives here: map keys and
+//! values, event records and the named counters. All are `#[repr(C)]` with
+//! explicit padding so that both sides, and bpftool through BTF, agree on the
+//! layout. Addresses are kept as `[u8; 4]` in network order so that
+//! `bpftool map dump` prints them as dotted bytes.
+#![no_std]
+
+mod counters;
+mod wire;
+
+pub use counters::{Counter, DropReason, PortCounters, COUNTER_SLOTS, DROP_SLOTS};
+pub use wire::*;
+
+/// Names of the maps as they appear in the object file and under the pin directory.
+pub mod map_names {
+    pub const MEMBERSHIP: &str = "MEMBERSHIP";
+    pub const SOURCES: &str = "SOURCES";
+    pub const ROUTER_PORTS: &str = "ROUTER_PORTS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const EVENTS: &str = "EVENTS";
+    pub const SETTINGS: &str = "SETTINGS";
+    pub const ALL: [&str; 6] = [
+        MEMBERSHIP,
+        SOURCES,
+        ROUTER_PORTS,
+        COUNTERS,
+        EVENTS,
+        SETTINGS,
+    ];
+}
+
+/// Default capacities of the maps; user space may override them at load time.
+pub mod capacity {
+    pub const MEMBERSHIP: u32 = 65_536;
+    pub const SOURCES: u32 = 65_536;
+    pub const ROUTER_PORTS: u32 = 1_024;
+    /// One counter block per port.
+    pub const COUNTERS: u32 = 1_024;
+    /// Ring buffer size in bytes (a power of two, a multiple of the page size).
+    pub const EVENTS_BYTES: u32 = 256 * 1024;
+}
+
+/// Bounds of the IGMPv3 report walk. The verifier needs constant loop bounds;
+/// what lies past them is counted (`DropReason::RecordsCut`, `SourcesCut`)
+/// and the group is marked [`membership_flags::SOURCES_TRUNCATED`] so that
+/// forwarding errs towards delivering rather than dropping.
+pub const MAX_V3_RECORDS: usize = 32;
+pub const MAX_V3_SOURCES_PER_RECORD: usize = 16;
+
+/// Filter modes of a group on a port (RFC 3376 §6.2.1).
+pub mod filter_mode {
+    pub const INCLUDE: u8 = 1;
+    pub const EXCLUDE: u8 = 2;
+}
+
+/// Bits of [`Membership::flags`].
+pub mod membership_flags {
+    /// A leave (v2 leave, v3 TO_IN{} or TO_IN in EXCLUDE mode) arrived after the
+    /// last report; user space decides when the member goes (RFC 4541 §2.1.1).
+    pub const LEAVE_PENDING: u16 = 1 << 0;
+    /// A v3 record had more sources than the walk bound: the source list is incomplete.
+    pub const SOURCES_TRUNCATED: u16 = 1 << 1;
+    /// Set by user space for entries it installed itself (static groups).
+    pub const STATIC: u16 = 1 << 2;
+}
+
+/// Bits of [`SourceEntry::flags`].
+pub mod source_flags {
+    /// A BLOCK_OLD_SOURCES (or TO_IN without this source) named it after its last report.
+    pub const LEAVE_PENDING: u8 = 1 << 0;
+}
+
+/// IGMP protocol versions as kept in the tables.
+pub mod igmp_version {
+    pub const V1: u8 = 1;
+    pub const V2: u8 = 2;
+    pub const V3: u8 = 3;
+}

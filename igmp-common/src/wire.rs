@@ -1,0 +1,185 @@
+//! Map keys, map values and ring-buffer events.
+
+/// Key of the membership map: one entry per (port, VLAN, group).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MembershipKey {
+    /// Ingress port (the interface the report arrived on).
+    pub ifindex: u32,
+    /// Outer VLAN id (802.1Q, or the 802.1ad service tag); 0 when untagged.
+    pub vlan: u16,
+    /// Inner VLAN id of a double-tagged frame; 0 otherwise.
+    pub inner_vlan: u16,
+    /// Group address (RFC 2236 §2.4 / RFC 3376 §4.2.8 "Multicast Address").
+    pub group: [u8; 4],
+}
+
+/// Value of the membership map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// CLOCK_MONOTONIC time of the last report that kept this group alive.
+    pub last_report_ns: u64,
+    /// CLOCK_MONOTONIC time the entry was created.
+    pub created_ns: u64,
+    /// CLOCK_MONOTONIC time of the last leave seen after `last_report_ns` (0: none).
+    pub leave_ns: u64,
+    /// Source address of the last report (RFC 4541 §2.1.1 host tracking).
+    pub last_reporter: [u8; 4],
+    /// Lowest IGMP version heard for the group on this port (RFC 3376 §7.3.2 compatibility).
+    pub version: u8,
+    /// `filter_mode::INCLUDE` or `filter_mode::EXCLUDE` (RFC 3376 §6.2.1); v1/v2 are EXCLUDE {}.
+    pub filter_mode: u8,
+    /// `membership_flags::*`.
+    pub flags: u16,
+}
+
+/// Key of the source map: one entry per (port, VLAN, group, source) named in a v3 record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceKey {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub inner_vlan: u16,
+    pub group: [u8; 4],
+    /// Source address (RFC 3376 §4.2.12 "Source Address [i]").
+    pub source: [u8; 4],
+}
+
+/// Value of the source map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceEntry {
+    /// CLOCK_MONOTONIC time of the last record naming this source.
+    pub last_report_ns: u64,
+    /// CLOCK_MONOTONIC time of the last BLOCK naming this source after `last_report_ns`.
+    pub leave_ns: u64,
+    /// `filter_mode::INCLUDE`: traffic from the source is wanted;
+    /// `filter_mode::EXCLUDE`: the port's hosts asked not to receive it.
+    pub mode: u8,
+    /// `source_flags::*`.
+    pub flags: u8,
+    pub _pad: [u8; 6],
+}
+
+/// Key of the router-port map: one entry per (port, VLAN) a query arrived on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouterKey {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub inner_vlan: u16,
+}
+
+/// Value of the router-port map: what the last query on the port said.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouterPort {
+    /// CLOCK_MONOTONIC time of the last query.
+    pub last_query_ns: u64,
+    /// IP source of the last query: the querier (RFC 3376 §6.6.2).
+    pub querier: [u8; 4],
+    /// Query version told apart by length and Max Resp Code (RFC 3376 §7.1).
+    pub version: u8,
+    /// QRV, the querier's robustness variable (RFC 3376 §4.1.6); 0 before v3.
+    pub robustness: u8,
+    /// QQIC, the querier's query interval code (RFC 3376 §4.1.7); 0 before v3.
+    pub qqic: u8,
+    /// Max Resp Code of the last query (RFC 3376 §4.1.1; tenths of a second for v2).
+    pub max_resp_code: u8,
+}
+
+/// What an [`Event`] reports.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A (port, VLAN, group) entry was created.
+    NewMembership = 1,
+    /// A leave for the group arrived (v2 leave, v3 TO_IN{}, or TO_IN in EXCLUDE mode).
+    LeaveSeen = 2,
+    /// A query arrived; `address` is the querier, `version` the query version.
+    QuerySeen = 3,
+    /// A (port, VLAN) became a router port.
+    NewRouterPort = 4,
+    /// A v3 source entry was created.
+    NewSource = 5,
+    /// A BLOCK_OLD_SOURCES named a source of the group; `address` is that source.
+    SourceLeaveSeen = 6,
+}
+
+impl EventKind {
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Some(match raw {
+            1 => Self::NewMembership,
+            2 => Self::LeaveSeen,
+            3 => Self::QuerySeen,
+            4 => Self::NewRouterPort,
+            5 => Self::NewSource,
+            6 => Self::SourceLeaveSeen,
+            _ => return None,
+        })
+    }
+}
+
+/// A record in the events ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// CLOCK_MONOTONIC time of the packet.
+    pub timestamp_ns: u64,
+    /// An [`EventKind`] as `u32`.
+    pub kind: u32,
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub inner_vlan: u16,
+    /// Group the event is about (0.0.0.0 for general queries and router ports).
+    pub group: [u8; 4],
+    /// IP source of the packet (reporter or querier), or the source named by a v3 record.
+    pub address: [u8; 4],
+    /// IGMP version of the message.
+    pub version: u8,
+    /// v3 group record type (RFC 3376 §4.2.12), 0 otherwise.
+    pub record_type: u8,
+    pub _pad: [u8; 2],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for MembershipKey {}
+    unsafe impl aya::Pod for Membership {}
+    unsafe impl aya::Pod for SourceKey {}
+    unsafe impl aya::Pod for SourceEntry {}
+    unsafe impl aya::Pod for RouterKey {}
+    unsafe impl aya::Pod for RouterPort {}
+    unsafe impl aya::Pod for Event {}
+}
+
+/// Layout checks: a change here breaks the pinned maps of a running daemon.
+const _: () = {
+    assert!(core::mem::size_of::<MembershipKey>() == 12);
+    assert!(core::mem::size_of::<Membership>() == 32);
+    assert!(core::mem::size_of::<SourceKey>() == 16);
+    assert!(core::mem::size_of::<SourceEntry>() == 24);
+    assert!(core::mem::size_of::<RouterKey>() == 8);
+    assert!(core::mem::size_of::<RouterPort>() == 16);
+    assert!(core::mem::size_of::<Event>() == 32);
+};
+
+/// The daemon's settings, in the single entry of the `SETTINGS` array map, so
+/// that the CLI (and later the XDP program) see the timers in force.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Group membership interval (RFC 3376 §8.4), milliseconds.
+    pub group_membership_interval_ms: u32,
+    /// Last member query time, LMQC × LMQI (RFC 3376 §8.14), milliseconds.
+    pub last_member_query_time_ms: u32,
+    /// How long a router port lives after its last query, milliseconds.
+    pub router_timeout_ms: u32,
+    /// Non-zero once a daemon has written the entry.
+    pub written: u32,
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Settings {}

@@ -1,0 +1,43 @@
+//! Events for the daemon: only state changes and queries, never refreshes,
+//! so the ring buffer carries little even under a report storm.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use igmp_common::{Counter, Event, EventKind};
+
+use crate::{maps::EVENTS, stats::PortStats};
+
+/// Where and about what an event happened.
+pub struct Subject {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub inner_vlan: u16,
+    pub group: [u8; 4],
+    pub address: [u8; 4],
+    pub version: u8,
+    pub record_type: u8,
+}
+
+#[inline(always)]
+pub fn emit(kind: EventKind, subject: &Subject, stats: &PortStats) {
+    let event = Event {
+        timestamp_ns: now(),
+        kind: kind as u32,
+        ifindex: subject.ifindex,
+        vlan: subject.vlan,
+        inner_vlan: subject.inner_vlan,
+        group: subject.group,
+        address: subject.address,
+        version: subject.version,
+        record_type: subject.record_type,
+        _pad: [0; 2],
+    };
+    if EVENTS.output(&event, 0).is_err() {
+        stats.count(Counter::EventLost);
+    }
+}
+
+/// CLOCK_MONOTONIC, the clock of every timestamp in the maps.
+#[inline(always)]
+pub fn now() -> u64 {
+    unsafe { bpf_ktime_get_ns() }
+}

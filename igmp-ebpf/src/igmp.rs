@@ -1,0 +1,230 @@
+//! IGMP classification: one function per message type (RFC 2236 §2, RFC 3376 §4).
+
+use aya_ebpf::programs::XdpContext;
+use aya_log_ebpf::debug;
+use igmp_common::{igmp_version, Counter, DropReason};
+
+use crate::{
+    checksum,
+    frame::Frame,
+    headers::{IgmpHeader, V3QueryTail},
+    ip::{self, IgmpPacket},
+    l2::L2,
+    membership::{self, GroupReport, Origin, QueryInfo},
+    stats::PortStats,
+    v3,
+};
+
+const MEMBERSHIP_QUERY: u8 = 0x11;
+const V1_REPORT: u8 = 0x12;
+const V2_REPORT: u8 = 0x16;
+const V2_LEAVE: u8 = 0x17;
+const V3_REPORT: u8 = 0x22;
+
+const ALL_HOSTS: u32 = u32::from_ne_bytes([224, 0, 0, 1]);
+const ALL_ROUTERS: u32 = u32::from_ne_bytes([224, 0, 0, 2]);
+/// Where IGMPv3 reports go (RFC 3376 §4.2.14).
+pub const ALL_V3_ROUTERS: u32 = u32::from_ne_bytes([224, 0, 0, 22]);
+
+const V3_QUERY_MIN_LEN: usize = 12;
+
+pub fn handle(ctx: &XdpContext, frame: &Frame, ifindex: u32, l2: &L2) {
+    let stats = PortStats::for_port(ifindex);
+    stats.count(Counter::IgmpFrames);
+    if let Err(reason) = classify(ctx, frame, ifindex, l2, &stats) {
+        stats.reject(reason);
+    }
+}
+
+#[inline(always)]
+fn classify(
+    ctx: &XdpContext,
+    frame: &Frame,
+    ifindex: u32,
+    l2: &L2,
+    stats: &PortStats,
+) -> Result<(), DropReason> {
+    let packet = ip::igmp_packet(frame, l2.l3_offset)?;
+    let header = frame
+        .get::<IgmpHeader>(packet.offset)
+        .ok_or(DropReason::Truncated)?;
+    let header = unsafe { &*header };
+    let kind = header.kind;
+    if !matches!(
+        kind,
+        MEMBERSHIP_QUERY | V1_REPORT | V2_REPORT | V2_LEAVE | V3_REPORT
+    ) {
+        stats.count(Counter::OtherIgmpType);
+        return Ok(());
+    }
+    if packet.len > checksum::MAX_SPAN {
+        return Err(DropReason::BadIgmpLength);
+    }
+    if !checksum::is_valid(frame.ctx(), packet.offset, packet.len) {
+        return Err(DropReason::BadIgmpChecksum);
+    }
+    let origin = Origin {
+        ifindex,
+        vlan: l2.vlan,
+        inner_vlan: l2.inner_vlan,
+        sender: packet.source.to_ne_bytes(),
+        stats: *stats,
+    };
+    match kind {
+        MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin),
+        V1_REPORT => report(&packet, header, &origin, igmp_version::V1),
+        V2_REPORT => report(&packet, header, &origin, igmp_version::V2),
+        V2_LEAVE => leave(&packet, header, &origin),
+        _ => v3::report(frame, &packet, header, &origin),
+    }
+}
+
+#[inline(always)]
+pub fn is_multicast(address: [u8; 4]) -> bool {
+    address[0] & 0xf0 == 0xe0
+}
+
+/// 224.0.0.0/24: always flooded, never snooped (RFC 4541 §2.1.2).
+#[inline(always)]
+pub fn is_link_local(group: [u8; 4]) -> bool {
+    group[0] == 224 && group[1] == 0 && group[2] == 0
+}
+
+#[inline(always)]
+fn group_of(header: &IgmpHeader) -> Result<[u8; 4], DropReason> {
+    if !is_multicast(header.group) {
+        return Err(DropReason::NotMulticastGroup);
+    }
+    Ok(header.group)
+}
+
+/// v1 and v2 membership reports, sent to the group itself (RFC 2236 §9).
+#[inline(always)]
+fn report(
+    packet: &IgmpPacket,
+    header: &IgmpHeader,
+    origin: &Origin,
+    version: u8,
+) -> Result<(), DropReason> {
+    let group = group_of(header)?;
+    if packet.destination != u32::from_ne_bytes(group) {
+        return Err(DropReason::BadDestination);
+    }
+    origin.stats.count(if version == igmp_version::V1 {
+        Counter::V1Report
+    } else {
+        Counter::V2Report
+    });
+    if is_link_local(group) {
+        origin.stats.count(Counter::LinkLocalReport);
+        return Ok(());
+    }
+    let report = GroupReport {
+        group,
+        version,
+        record_type: 0,
+    };
+    membership::report_exclude(origin, &report);
+    Ok(())
+}
+
+/// v2 leave, sent to all-routers (RFC 2236 §9); older hosts send it to the
+/// group, which the Linux bridge also accepts.
+#[inline(always)]
+fn leave(packet: &IgmpPacket, header: &IgmpHeader, origin: &Origin) -> Result<(), DropReason> {
+    let group = group_of(header)?;
+    if packet.destination != ALL_ROUTERS && packet.destination != u32::from_ne_bytes(group) {
+        return Err(DropReason::BadDestination);
+    }
+    origin.stats.count(Counter::V2Leave);
+    if is_link_local(group) {
+        origin.stats.count(Counter::LinkLocalReport);
+        return Ok(());
+    }
+    let report = GroupReport {
+        group,
+        version: igmp_version::V2,
+        record_type: 0,
+    };
+    membership::leave(origin, &report);
+    Ok(())
+}
+
+/// Membership queries. The version is told by length and Max Resp Code
+/// (RFC 3376 §7.1): 8 octets and code 0 is v1, 8 octets otherwise v2, 12 or
+/// more v3; 9 to 11 octets are ignored.
+#[inline(always)]
+fn query(
+    ctx: &XdpContext,
+    frame: &Frame,
+    packet: &IgmpPacket,
+    header: &IgmpHeader,
+    origin: &Origin,
+) -> Result<(), DropReason> {
+    let mut info = QueryInfo {
+        group: header.group,
+        version: igmp_version::V2,
+        robustness: 0,
+        qqic: 0,
+        max_resp_code: header.max_resp_code,
+    };
+    if packet.len == ip::IGMP_MIN_LEN {
+        if header.max_resp_code == 0 {
+            info.version = igmp_version::V1;
+        }
+    } else if packet.len < V3_QUERY_MIN_LEN {
+        return Err(DropReason::BadIgmpLength);
+    } else {
+        let tail = frame
+            .get::<V3QueryTail>(packet.offset + ip::IGMP_MIN_LEN)
+            .ok_or(DropReason::Truncated)?;
+        let tail = unsafe { &*tail };
+        let sources = usize::from(u16::from_be_bytes(tail.sources));
+        if V3_QUERY_MIN_LEN + sources * 4 > packet.len {
+            return Err(DropReason::BadIgmpLength);
+        }
+        info.version = igmp_version::V3;
+        info.robustness = tail.s_qrv & 0x07;
+        info.qqic = tail.qqic;
+    }
+    check_query_destination(packet, header.group)?;
+    origin.stats.count(match info.version {
+        igmp_version::V1 => Counter::V1Query,
+        igmp_version::V2 => Counter::V2Query,
+        _ => Counter::V3Query,
+    });
+    if origin.sender == [0; 4] {
+        // A proxy query (RFC 4541 §2.1.1): no router behind it.
+        origin.stats.count(Counter::ProxyQuery);
+    } else {
+        if membership::router_seen(origin, &info) {
+            debug!(
+                ctx,
+                "router port {} learned from querier {:i}",
+                origin.ifindex,
+                u32::from_be_bytes(origin.sender)
+            );
+        }
+    }
+    membership::query_seen(origin, &info);
+    Ok(())
+}
+
+/// General queries go to all-hosts, group-specific ones to their group (RFC 3376 §4.1.12).
+#[inline(always)]
+fn check_query_destination(packet: &IgmpPacket, group: [u8; 4]) -> Result<(), DropReason> {
+    if group == [0; 4] {
+        return if packet.destination == ALL_HOSTS {
+            Ok(())
+        } else {
+            Err(DropReason::BadDestination)
+        };
+    }
+    if !is_multicast(group) {
+        return Err(DropReason::NotMulticastGroup);
+    }
+    if packet.destination != u32::from_ne_bytes(group) {
+        return Err(DropReason::BadDestination);
+    }
+    Ok(())
+}

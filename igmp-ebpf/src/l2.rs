@@ -1,0 +1,68 @@
+//! Ethernet with up to two VLAN tags (802.1ad S-tag + 802.1Q C-tag, or 802.1Q + 802.1Q).
+
+use network_types::{eth::EthHdr, vlan::VlanHdr};
+
+use crate::frame::Frame;
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+
+/// Where the IPv4 header starts and which VLAN the frame belongs to.
+pub struct L2 {
+    pub vlan: u16,
+    pub inner_vlan: u16,
+    pub l3_offset: usize,
+}
+
+/// A third tag: more than this switch keeps membership for.
+pub struct TooManyTags;
+
+/// Parses the Ethernet header and its tags. `Ok(None)` for anything that is not IPv4.
+#[inline(always)]
+pub fn parse(frame: &Frame) -> Result<Option<L2>, TooManyTags> {
+    let Some(ether_type) = frame.be16(12) else {
+        return Ok(None);
+    };
+    let mut l2 = L2 {
+        vlan: 0,
+        inner_vlan: 0,
+        l3_offset: EthHdr::LEN,
+    };
+    if ether_type == ETH_P_IP {
+        return Ok(Some(l2));
+    }
+    if !is_vlan(ether_type) {
+        return Ok(None);
+    }
+    let Some((vid, ether_type)) = tag(frame, EthHdr::LEN) else {
+        return Ok(None);
+    };
+    l2.vlan = vid;
+    l2.l3_offset += VlanHdr::LEN;
+    if is_vlan(ether_type) {
+        let Some((inner, inner_type)) = tag(frame, EthHdr::LEN + VlanHdr::LEN) else {
+            return Ok(None);
+        };
+        if is_vlan(inner_type) {
+            return Err(TooManyTags);
+        }
+        l2.inner_vlan = inner;
+        l2.l3_offset += VlanHdr::LEN;
+        return Ok((inner_type == ETH_P_IP).then_some(l2));
+    }
+    Ok((ether_type == ETH_P_IP).then_some(l2))
+}
+
+#[inline(always)]
+fn is_vlan(ether_type: u16) -> bool {
+    ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD
+}
+
+/// The VLAN id of the tag at `offset` and the EtherType that follows it.
+#[inline(always)]
+fn tag(frame: &Frame, offset: usize) -> Option<(u16, u16)> {
+    let tci = frame.be16(offset)?;
+    let ether_type = frame.be16(offset + 2)?;
+    Some((tci & 0x0fff, ether_type))
+}

@@ -1,0 +1,56 @@
+//! igmp-snoop's XDP program.
+//!
+//! The packet path reads top to bottom: [`frame`] gives bounds-checked access,
+//! [`l2`] and [`ip`] peel the headers, [`igmp`] and [`v3`] classify the message
+//! and update the tables in [`maps`], counting every outcome in [`stats`].
+//! Every frame leaves with XDP_PASS: the kernel still delivers and floods what
+//! this program only learns from.
+#![no_std]
+#![no_main]
+
+mod checksum;
+mod events;
+mod frame;
+mod headers;
+mod igmp;
+mod ip;
+mod l2;
+mod maps;
+mod membership;
+mod stats;
+mod v3;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use igmp_common::DropReason;
+use network_types::ip::IpProto;
+
+use crate::{frame::Frame, stats::PortStats};
+
+#[xdp]
+pub fn igmp_snoop(ctx: XdpContext) -> u32 {
+    let frame = Frame::new(&ctx);
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let l2 = match l2::parse(&frame) {
+        Ok(Some(l2)) => l2,
+        Ok(None) => return xdp_action::XDP_PASS,
+        // Rare, and worth a counter whatever the payload.
+        Err(l2::TooManyTags) => {
+            PortStats::for_port(ifindex).reject(DropReason::TooManyVlanTags);
+            return xdp_action::XDP_PASS;
+        }
+    };
+    if ip::protocol(&frame, l2.l3_offset) == Some(IpProto::Igmp as u8) {
+        igmp::handle(&ctx, &frame, ifindex, &l2);
+    }
+    xdp_action::XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,42 @@
+//! The maps, declared as BTF maps so that bpftool prints their fields by name.
+
+use aya_ebpf::{
+    btf_maps::{Array, HashMap, PerCpuHashMap, RingBuf},
+    macros::btf_map,
+};
+use igmp_common::{
+    capacity, Event, Membership, MembershipKey, PortCounters, RouterKey, RouterPort, Settings,
+    SourceEntry, SourceKey,
+};
+
+#[btf_map]
+pub static MEMBERSHIP: HashMap<MembershipKey, Membership, { capacity::MEMBERSHIP as usize }> =
+    HashMap::new();
+
+/// IGMPv3 sources, one entry per (port, VLAN, group, source): a flat hash keeps
+/// every lookup O(1) and lets bpftool show each source, where a per-group
+/// array of sources would cap the list and copy it on each change.
+#[btf_map]
+pub static SOURCES: HashMap<SourceKey, SourceEntry, { capacity::SOURCES as usize }> =
+    HashMap::new();
+
+#[btf_map]
+pub static ROUTER_PORTS: HashMap<RouterKey, RouterPort, { capacity::ROUTER_PORTS as usize }> =
+    HashMap::new();
+
+/// Keyed by ifindex.
+#[btf_map]
+pub static COUNTERS: PerCpuHashMap<u32, PortCounters, { capacity::COUNTERS as usize }> =
+    PerCpuHashMap::new();
+
+#[btf_map]
+pub static EVENTS: RingBuf<Event, { capacity::EVENTS_BYTES as usize }> = RingBuf::new();
+
+/// `bpf_map_update_elem` flags.
+pub const BPF_NOEXIST: u64 = 1;
+/// `-EEXIST`: another CPU created the entry between our lookup and insert.
+pub const EEXIST: i32 = -17;
+
+/// Written by user space: the timers in force (see `igmp_common::Settings`).
+#[btf_map]
+pub static SETTINGS: Array<Settings, 1> = Array::new();

@@ -1,0 +1,279 @@
+//! Table updates. An existing entry is refreshed in place through the lookup
+//! pointer: a refresh never allocates and never goes through the hash again.
+
+use igmp_common::{
+    filter_mode, membership_flags, source_flags, Counter, EventKind, Membership, MembershipKey,
+    RouterKey, RouterPort, SourceEntry, SourceKey,
+};
+
+use crate::{
+    events::{emit, now, Subject},
+    maps::{BPF_NOEXIST, EEXIST, MEMBERSHIP, ROUTER_PORTS, SOURCES},
+    stats::PortStats,
+};
+
+/// The port and VLAN a message arrived on, and who sent it.
+#[derive(Clone, Copy)]
+pub struct Origin {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub inner_vlan: u16,
+    pub sender: [u8; 4],
+    pub stats: PortStats,
+}
+
+/// What a report says about one group.
+#[derive(Clone, Copy)]
+pub struct GroupReport {
+    pub group: [u8; 4],
+    pub version: u8,
+    /// v3 record type, 0 for v1/v2.
+    pub record_type: u8,
+}
+
+impl Origin {
+    #[inline(always)]
+    fn key(&self, group: [u8; 4]) -> MembershipKey {
+        MembershipKey {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group,
+        }
+    }
+
+    #[inline(always)]
+    fn subject(&self, report: &GroupReport, address: [u8; 4]) -> Subject {
+        Subject {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group: report.group,
+            address,
+            version: report.version,
+            record_type: report.record_type,
+        }
+    }
+}
+
+/// A report that puts the group in EXCLUDE mode: v1/v2 reports (EXCLUDE {}),
+/// v3 MODE_IS_EXCLUDE and CHANGE_TO_EXCLUDE. Restarts the group timer.
+#[inline(always)]
+pub fn report_exclude(origin: &Origin, report: &GroupReport) {
+    let key = origin.key(report.group);
+    if let Some(entry) = MEMBERSHIP.get_ptr_mut(key) {
+        let entry = unsafe { &mut *entry };
+        entry.last_report_ns = now();
+        entry.leave_ns = 0;
+        entry.last_reporter = origin.sender;
+        entry.version = report.version;
+        entry.filter_mode = filter_mode::EXCLUDE;
+        entry.flags &= !membership_flags::LEAVE_PENDING;
+        origin.stats.count(Counter::GroupRefreshed);
+        return;
+    }
+    create(origin, report, key, filter_mode::EXCLUDE);
+}
+
+/// A v3 record naming sources to receive (IS_IN, ALLOW, TO_IN with sources).
+/// Returns the group's filter mode after the record. An INCLUDE group lives as
+/// long as its sources are reported; an EXCLUDE group's timer is only restarted
+/// by EXCLUDE reports (RFC 3376 §6.4.1).
+#[inline(always)]
+pub fn report_include(origin: &Origin, report: &GroupReport) -> u8 {
+    let key = origin.key(report.group);
+    if let Some(entry) = MEMBERSHIP.get_ptr_mut(key) {
+        let entry = unsafe { &mut *entry };
+        entry.last_reporter = origin.sender;
+        entry.version = report.version;
+        if entry.filter_mode == filter_mode::INCLUDE {
+            entry.last_report_ns = now();
+            entry.leave_ns = 0;
+            entry.flags &= !membership_flags::LEAVE_PENDING;
+        }
+        origin.stats.count(Counter::GroupRefreshed);
+        return entry.filter_mode;
+    }
+    create(origin, report, key, filter_mode::INCLUDE);
+    filter_mode::INCLUDE
+}
+
+#[inline(always)]
+fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
+    let now = now();
+    let entry = Membership {
+        last_report_ns: now,
+        created_ns: now,
+        leave_ns: 0,
+        last_reporter: origin.sender,
+        version: report.version,
+        filter_mode: mode,
+        flags: 0,
+    };
+    match MEMBERSHIP.insert(key, entry, BPF_NOEXIST) {
+        Ok(()) => {
+            origin.stats.count(Counter::GroupCreated);
+            emit(
+                EventKind::NewMembership,
+                &origin.subject(report, origin.sender),
+                &origin.stats,
+            );
+        }
+        // Another CPU created it an instant ago: that report stands for this one.
+        Err(EEXIST) => origin.stats.count(Counter::GroupRefreshed),
+        Err(_) => origin.stats.count(Counter::TableFull),
+    }
+}
+
+/// A leave for the group (v2 leave, v3 TO_IN{}, TO_IN in EXCLUDE mode). The
+/// entry stays: user space lowers its timer or removes it (RFC 4541 §2.1.1).
+#[inline(always)]
+pub fn leave(origin: &Origin, report: &GroupReport) {
+    let Some(entry) = MEMBERSHIP.get_ptr_mut(origin.key(report.group)) else {
+        return;
+    };
+    let entry = unsafe { &mut *entry };
+    entry.leave_ns = now();
+    entry.flags |= membership_flags::LEAVE_PENDING;
+    emit(
+        EventKind::LeaveSeen,
+        &origin.subject(report, origin.sender),
+        &origin.stats,
+    );
+}
+
+/// Marks a group whose source list was cut at the walk bound.
+#[inline(always)]
+pub fn mark_sources_truncated(origin: &Origin, group: [u8; 4]) {
+    if let Some(entry) = MEMBERSHIP.get_ptr_mut(origin.key(group)) {
+        unsafe { (*entry).flags |= membership_flags::SOURCES_TRUNCATED };
+    }
+}
+
+#[inline(always)]
+fn source_key(origin: &Origin, group: [u8; 4], source: [u8; 4]) -> SourceKey {
+    SourceKey {
+        ifindex: origin.ifindex,
+        vlan: origin.vlan,
+        inner_vlan: origin.inner_vlan,
+        group,
+        source,
+    }
+}
+
+/// A source named by an IS_IN/ALLOW/TO_IN (`mode` INCLUDE) or IS_EX/TO_EX (`mode` EXCLUDE) record.
+#[inline(always)]
+pub fn source_seen(origin: &Origin, report: &GroupReport, source: [u8; 4], mode: u8) {
+    let key = source_key(origin, report.group, source);
+    if let Some(entry) = SOURCES.get_ptr_mut(key) {
+        let entry = unsafe { &mut *entry };
+        entry.last_report_ns = now();
+        entry.leave_ns = 0;
+        entry.mode = mode;
+        entry.flags &= !source_flags::LEAVE_PENDING;
+        origin.stats.count(Counter::SourceRefreshed);
+        return;
+    }
+    let entry = SourceEntry {
+        last_report_ns: now(),
+        leave_ns: 0,
+        mode,
+        flags: 0,
+        _pad: [0; 6],
+    };
+    match SOURCES.insert(key, entry, BPF_NOEXIST) {
+        Ok(()) => {
+            origin.stats.count(Counter::SourceCreated);
+            emit(
+                EventKind::NewSource,
+                &origin.subject(report, source),
+                &origin.stats,
+            );
+        }
+        Err(EEXIST) => origin.stats.count(Counter::SourceRefreshed),
+        Err(_) => origin.stats.count(Counter::TableFull),
+    }
+}
+
+/// A source named by BLOCK_OLD_SOURCES: user space queries it and removes it if nobody answers.
+#[inline(always)]
+pub fn source_leave(origin: &Origin, report: &GroupReport, source: [u8; 4]) {
+    let Some(entry) = SOURCES.get_ptr_mut(source_key(origin, report.group, source)) else {
+        return;
+    };
+    let entry = unsafe { &mut *entry };
+    entry.leave_ns = now();
+    entry.flags |= source_flags::LEAVE_PENDING;
+    emit(
+        EventKind::SourceLeaveSeen,
+        &origin.subject(report, source),
+        &origin.stats,
+    );
+}
+
+/// What a query says about its sender, the querier.
+pub struct QueryInfo {
+    pub group: [u8; 4],
+    pub version: u8,
+    pub robustness: u8,
+    pub qqic: u8,
+    pub max_resp_code: u8,
+}
+
+/// A query from a real querier: the port leads to a multicast router (RFC 4541 §2.1.1).
+/// Returns whether the port is new to the router-port map.
+#[inline(always)]
+pub fn router_seen(origin: &Origin, query: &QueryInfo) -> bool {
+    let key = RouterKey {
+        ifindex: origin.ifindex,
+        vlan: origin.vlan,
+        inner_vlan: origin.inner_vlan,
+    };
+    let value = RouterPort {
+        last_query_ns: now(),
+        querier: origin.sender,
+        version: query.version,
+        robustness: query.robustness,
+        qqic: query.qqic,
+        max_resp_code: query.max_resp_code,
+    };
+    if let Some(entry) = ROUTER_PORTS.get_ptr_mut(key) {
+        unsafe { *entry = value };
+        return false;
+    }
+    let report = GroupReport {
+        group: [0; 4],
+        version: query.version,
+        record_type: 0,
+    };
+    match ROUTER_PORTS.insert(key, value, BPF_NOEXIST) {
+        Ok(()) => {
+            emit(
+                EventKind::NewRouterPort,
+                &origin.subject(&report, origin.sender),
+                &origin.stats,
+            );
+            true
+        }
+        Err(EEXIST) => false,
+        Err(_) => {
+            origin.stats.count(Counter::TableFull);
+            false
+        }
+    }
+}
+
+/// Every query goes to user space: it tracks the other querier's presence (RFC 3376 §6.6.2).
+#[inline(always)]
+pub fn query_seen(origin: &Origin, query: &QueryInfo) {
+    let report = GroupReport {
+        group: query.group,
+        version: query.version,
+        record_type: 0,
+    };
+    emit(
+        EventKind::QuerySeen,
+        &origin.subject(&report, origin.sender),
+        &origin.stats,
+    );
+}

@@ -1,0 +1,148 @@
+//! Command-line interface.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    loader::{AttachMode, DEFAULT_PIN_DIR},
+    timers::Timers,
+};
+
+/// IGMP snooping fast path: learns multicast membership in XDP on every port.
+#[derive(Debug, Parser)]
+#[command(name = "igmp-snoop", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the XDP program, attach it to the ports and run the control loop until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Print the snooping table (like `bridge mdb show`).
+    Show(ShowArgs),
+    /// Print the router ports and what their querier said.
+    Routers(ShowArgs),
+    /// Print per-port counters by message type and by drop reason.
+    Stats(ShowArgs),
+    /// Remove the pinned maps (the table) left under the pin directory.
+    Detach(PinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Directory under bpffs where the maps are pinned.
+    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
+    pub pin_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub pin: PinArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, short)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A port to snoop on (repeat for each port).
+    #[arg(long = "iface", short = 'i', value_name = "IF", required = true)]
+    pub interfaces: Vec<String>,
+    /// XDP attach mode: native (driver) or generic (any interface, slower).
+    #[arg(long, value_enum, default_value_t = AttachMode::Native)]
+    pub xdp_mode: AttachMode,
+    #[command(flatten)]
+    pub pin: PinArgs,
+    #[command(flatten)]
+    pub timers: TimerArgs,
+}
+
+/// Protocol timers; defaults are RFC 3376 §8 (the Linux bridge's too).
+#[derive(Debug, Args)]
+pub struct TimerArgs {
+    /// Robustness variable.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub robustness: u32,
+    /// Query interval, seconds.
+    #[arg(long, value_name = "SECS", default_value = "125", value_parser = parse_seconds)]
+    pub query_interval: Duration,
+    /// Query response interval, seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub query_response_interval: Duration,
+    /// Last member query interval, seconds.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
+    pub last_member_interval: Duration,
+    /// Last member query count (default: the robustness variable).
+    #[arg(long, value_name = "N")]
+    pub last_member_count: Option<u32>,
+    /// Router port timeout, seconds.
+    #[arg(long, value_name = "SECS", default_value = "255", value_parser = parse_seconds)]
+    pub router_timeout: Duration,
+}
+
+impl TimerArgs {
+    pub fn timers(&self) -> Timers {
+        Timers {
+            robustness: self.robustness,
+            query_interval: self.query_interval,
+            query_response_interval: self.query_response_interval,
+            last_member_query_interval: self.last_member_interval,
+            last_member_query_count: self.last_member_count.unwrap_or(self.robustness),
+            startup_query_interval: self.query_interval / 4,
+            startup_query_count: self.robustness,
+            router_timeout: self.router_timeout,
+        }
+    }
+}
+
+/// Seconds, fractions allowed ("0.5"), positive and finite.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!("{text:?} must be between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_flags_give_rfc_timers() {
+        let cli = Cli::try_parse_from(["igmp-snoop", "run", "--iface", "eth0"]).unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.timers.timers(), Timers::default());
+    }
+
+    #[test]
+    fn bad_seconds_name_the_value() {
+        let error = Cli::try_parse_from([
+            "igmp-snoop",
+            "run",
+            "-i",
+            "eth0",
+            "--query-interval",
+            "soon",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("\"soon\" is not a number of seconds"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn run_needs_an_interface() {
+        assert!(Cli::try_parse_from(["igmp-snoop", "run"]).is_err());
+    }
+}

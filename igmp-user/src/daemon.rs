@@ -1,0 +1,301 @@
+//! The control loop: reads events from the XDP program, keeps a deadline per
+//! entry, and removes what expired. It owns nothing the kernel needs to
+//! forward: killing it leaves the table pinned and the program attached.
+
+use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+use igmp_common::{Event, EventKind, MembershipKey, RouterKey, SourceKey};
+use log::{debug, info, warn};
+use tokio::io::{unix::AsyncFd, Interest};
+
+use crate::{
+    expiry::{self, Verdict},
+    loader::interface_name,
+    tables::Tables,
+    timers::{monotonic_ns, nanos, Deadlines, Timers},
+};
+
+/// An entry with a deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Group(MembershipKey),
+    Source(SourceKey),
+    Router(RouterKey),
+}
+
+pub struct Daemon {
+    tables: Tables,
+    timers: Timers,
+    deadlines: Deadlines<Due>,
+}
+
+impl Daemon {
+    pub fn new(tables: Tables, timers: Timers) -> Self {
+        Self {
+            tables,
+            timers,
+            deadlines: Deadlines::default(),
+        }
+    }
+
+    /// Runs until `shutdown` completes.
+    pub async fn run(
+        mut self,
+        events: RingBuf<MapData>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        self.adopt_table();
+        // SAFETY: the ring buffer owns its fd, which stays open for as long as the AsyncFd owns it.
+        let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("polling the events ring buffer")?;
+        tokio::pin!(shutdown);
+        loop {
+            let sleep = self.sleep_until_next_deadline();
+            tokio::select! {
+                ready = events.readable_mut() => {
+                    let mut guard = ready.context("waiting for events")?;
+                    self.drain(guard.get_inner_mut());
+                    guard.clear_ready();
+                }
+                () = sleep => self.expire_due(),
+                () = &mut shutdown => return Ok(()),
+            }
+        }
+    }
+
+    /// Schedules every entry already in the maps: a restarted daemon picks up
+    /// the table its predecessor left pinned.
+    fn adopt_table(&mut self) {
+        let now = monotonic_ns();
+        let groups = self.tables.memberships();
+        let sources = self.tables.source_entries();
+        let routers = self.tables.router_ports();
+        info!(
+            "adopting {} groups, {} sources, {} router ports",
+            groups.len(),
+            sources.len(),
+            routers.len()
+        );
+        for (key, _) in groups {
+            self.deadlines.schedule(now, Due::Group(key));
+        }
+        for (key, _) in sources {
+            self.deadlines.schedule(now, Due::Source(key));
+        }
+        for (key, _) in routers {
+            self.deadlines.schedule(now, Due::Router(key));
+        }
+    }
+
+    fn sleep_until_next_deadline(&self) -> tokio::time::Sleep {
+        let wait = match self.deadlines.next_deadline() {
+            Some(deadline) => Duration::from_nanos(deadline.saturating_sub(monotonic_ns())),
+            None => Duration::from_secs(3600),
+        };
+        tokio::time::sleep(wait)
+    }
+
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(item) = ring.next() {
+            if item.len() < std::mem::size_of::<Event>() {
+                warn!("short event of {} bytes ignored", item.len());
+                continue;
+            }
+            // SAFETY: the XDP program writes whole `Event`s; read_unaligned copes with any offset.
+            let event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) };
+            self.on_event(&event);
+        }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let Some(kind) = EventKind::from_u32(event.kind) else {
+            warn!("unknown event kind {}", event.kind);
+            return;
+        };
+        let port = interface_name(event.ifindex);
+        let group = Ipv4Addr::from(event.group);
+        let address = Ipv4Addr::from(event.address);
+        let gmi = nanos(self.timers.group_membership_interval());
+        let lmqt = nanos(self.timers.last_member_query_time());
+        match kind {
+            EventKind::NewMembership => {
+                info!(
+                    "join: port {port} vid {} group {group} by {address} (v{})",
+                    event.vlan, event.version
+                );
+                self.deadlines
+                    .schedule(event.timestamp_ns + gmi, Due::Group(group_key(event)));
+            }
+            EventKind::LeaveSeen => {
+                info!(
+                    "leave: port {port} vid {} group {group} by {address}",
+                    event.vlan
+                );
+                self.deadlines
+                    .schedule(event.timestamp_ns + lmqt, Due::Group(group_key(event)));
+            }
+            EventKind::NewSource => {
+                debug!("source: port {port} group {group} source {address}");
+                self.deadlines
+                    .schedule(event.timestamp_ns + gmi, Due::Source(source_key(event)));
+            }
+            EventKind::SourceLeaveSeen => {
+                debug!("block: port {port} group {group} source {address}");
+                self.deadlines
+                    .schedule(event.timestamp_ns + lmqt, Due::Source(source_key(event)));
+            }
+            EventKind::NewRouterPort => {
+                info!(
+                    "router port: {port} vid {} querier {address} (v{})",
+                    event.vlan, event.version
+                );
+                let timeout = nanos(self.timers.router_timeout);
+                self.deadlines
+                    .schedule(event.timestamp_ns + timeout, Due::Router(router_key(event)));
+            }
+            EventKind::QuerySeen => {
+                debug!(
+                    "query: port {port} from {address} group {group} (v{})",
+                    event.version
+                );
+            }
+        }
+    }
+
+    /// Checks every entry whose deadline has come, removing the expired ones.
+    fn expire_due(&mut self) {
+        let now = monotonic_ns();
+        let mut expired_groups = HashSet::new();
+        for due in self.deadlines.pop_due(now) {
+            match due {
+                Due::Group(key) => {
+                    if self.check_group(key, now) {
+                        expired_groups.insert(key);
+                    }
+                }
+                Due::Source(key) => self.check_source(key, now),
+                Due::Router(key) => self.check_router(key, now),
+            }
+        }
+        if !expired_groups.is_empty() {
+            self.remove_sources_of(&expired_groups);
+        }
+    }
+
+    /// Returns whether the group was removed.
+    fn check_group(&mut self, key: MembershipKey, now: u64) -> bool {
+        let Ok(entry) = self.tables.membership.get(&key, 0) else {
+            return false;
+        };
+        match expiry::group(&entry, now, &self.timers) {
+            Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Group(key)),
+            Verdict::KeepForever => {}
+            Verdict::Expire(reason) => {
+                if self.tables.membership.remove(&key).is_ok() {
+                    info!(
+                        "expire: port {} vid {} group {} ({})",
+                        interface_name(key.ifindex),
+                        key.vlan,
+                        Ipv4Addr::from(key.group),
+                        reason.as_str()
+                    );
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn check_source(&mut self, key: SourceKey, now: u64) {
+        let Ok(entry) = self.tables.sources.get(&key, 0) else {
+            return;
+        };
+        match expiry::source(&entry, now, &self.timers) {
+            Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Source(key)),
+            Verdict::KeepForever => {}
+            Verdict::Expire(reason) => {
+                if self.tables.sources.remove(&key).is_ok() {
+                    info!(
+                        "expire: port {} group {} source {} ({})",
+                        interface_name(key.ifindex),
+                        Ipv4Addr::from(key.group),
+                        Ipv4Addr::from(key.source),
+                        reason.as_str()
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_router(&mut self, key: RouterKey, now: u64) {
+        let Ok(entry) = self.tables.routers.get(&key, 0) else {
+            return;
+        };
+        match expiry::router(&entry, now, &self.timers) {
+            Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Router(key)),
+            Verdict::KeepForever => {}
+            Verdict::Expire(_) => {
+                if self.tables.routers.remove(&key).is_ok() {
+                    info!(
+                        "expire: router port {} vid {}",
+                        interface_name(key.ifindex),
+                        key.vlan
+                    );
+                }
+            }
+        }
+    }
+
+    /// One pass over the source map for a whole batch of expired groups.
+    fn remove_sources_of(&mut self, groups: &HashSet<MembershipKey>) {
+        let orphans: Vec<SourceKey> = self
+            .tables
+            .sources
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|source| groups.contains(&group_of_source(source)))
+            .collect();
+        for key in orphans {
+            let _ = self.tables.sources.remove(&key);
+        }
+    }
+}
+
+fn group_key(event: &Event) -> MembershipKey {
+    MembershipKey {
+        ifindex: event.ifindex,
+        vlan: event.vlan,
+        inner_vlan: event.inner_vlan,
+        group: event.group,
+    }
+}
+
+fn source_key(event: &Event) -> SourceKey {
+    SourceKey {
+        ifindex: event.ifindex,
+        vlan: event.vlan,
+        inner_vlan: event.inner_vlan,
+        group: event.group,
+        source: event.address,
+    }
+}
+
+fn router_key(event: &Event) -> RouterKey {
+    RouterKey {
+        ifindex: event.ifindex,
+        vlan: event.vlan,
+        inner_vlan: event.inner_vlan,
+    }
+}
+
+fn group_of_source(source: &SourceKey) -> MembershipKey {
+    MembershipKey {
+        ifindex: source.ifindex,
+        vlan: source.vlan,
+        inner_vlan: source.inner_vlan,
+        group: source.group,
+    }
+}

@@ -1,0 +1,9 @@
+//! igmp-snoop's user-space half: loader, control loop and table views.
+
+pub mod cli;
+pub mod daemon;
+pub mod expiry;
+pub mod loader;
+pub mod tables;
+pub mod timers;
+pub mod view;

@@ -1,0 +1,160 @@
+//! Loading the XDP program, pinning its maps and attaching it to ports.
+
+use std::{
+    ffi::CString,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context as _, Result};
+use aya::{
+    programs::{Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use igmp_common::map_names;
+
+/// Where the maps are pinned unless `--pin-dir` says otherwise.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/igmp-snoop";
+/// Name of the XDP function in the object.
+pub const PROGRAM: &str = "igmp_snoop";
+
+/// The XDP object, built by build.rs from igmp-ebpf.
+pub static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/igmp-snoop.bpf.o"));
+
+/// `statfs(2)` magic of bpffs.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// How the program is attached: native (driver) unless asked otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// Driver (native) XDP: the fast path. Fails on drivers without XDP support.
+    #[default]
+    Native,
+    /// Generic (skb) XDP: works on any interface, at kernel-stack speed.
+    Generic,
+}
+
+impl AttachMode {
+    fn xdp_mode(self) -> XdpMode {
+        match self {
+            Self::Native => XdpMode::Driver,
+            Self::Generic => XdpMode::Skb,
+        }
+    }
+}
+
+/// Loads the program with every map pinned under `pin_dir`. Maps already
+/// pinned there are reused, so a restarted daemon keeps the table.
+pub fn load(pin_dir: &Path) -> Result<Ebpf> {
+    prepare_pin_dir(pin_dir)?;
+    let paths: Vec<(&str, PathBuf)> = map_names::ALL
+        .iter()
+        .map(|name| (*name, pin_dir.join(name)))
+        .collect();
+    let mut loader = EbpfLoader::new();
+    for (name, path) in &paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    let mut ebpf = loader.load(OBJECT).with_context(|| {
+        format!(
+            "loading the XDP program with maps pinned in {} (maps of an older layout there? \
+             remove them with `igmp-snoop detach --pin-dir {}`)",
+            pin_dir.display(),
+            pin_dir.display()
+        )
+    })?;
+    let program: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .context("the object has no igmp_snoop program")?
+        .try_into()?;
+    program
+        .load()
+        .context("the kernel refused the XDP program")?;
+    Ok(ebpf)
+}
+
+/// Attaches the loaded program to `interface`.
+pub fn attach(ebpf: &mut Ebpf, interface: &str, mode: AttachMode) -> Result<()> {
+    interface_index(interface)?;
+    let program: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .context("the object has no igmp_snoop program")?
+        .try_into()?;
+    program
+        .attach(interface, mode.xdp_mode())
+        .with_context(|| match mode {
+            AttachMode::Native => format!(
+            "{interface}: the driver refused native XDP (use --xdp-mode generic for any interface)"
+        ),
+            AttachMode::Generic => format!("{interface}: attaching generic XDP failed"),
+        })?;
+    Ok(())
+}
+
+/// The ifindex of `interface` in this network namespace.
+pub fn interface_index(interface: &str) -> Result<u32> {
+    let name =
+        CString::new(interface).with_context(|| format!("{interface:?}: not an interface name"))?;
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        bail!("{interface}: no such interface");
+    }
+    Ok(index)
+}
+
+/// The name of interface `ifindex`, or `if<N>` when it is gone or in another namespace.
+pub fn interface_name(ifindex: u32) -> String {
+    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buffer` holds IF_NAMESIZE bytes as if_indextoname requires.
+    let name = unsafe { libc::if_indextoname(ifindex, buffer.as_mut_ptr()) };
+    if name.is_null() {
+        return format!("if{ifindex}");
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn prepare_pin_dir(pin_dir: &Path) -> Result<()> {
+    let parent = pin_dir
+        .parent()
+        .with_context(|| format!("{}: not a directory under bpffs", pin_dir.display()))?;
+    if !is_bpffs(parent) {
+        bail!(
+            "{}: not on a bpf filesystem (mount it with `mount -t bpf bpf /sys/fs/bpf`)",
+            parent.display()
+        );
+    }
+    fs::create_dir_all(pin_dir).with_context(|| format!("creating {}", pin_dir.display()))
+}
+
+fn is_bpffs(path: &Path) -> bool {
+    let Ok(path) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs is plain old data; an all-zero value is valid.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stats` is a valid out-pointer.
+    let ok = unsafe { libc::statfs(path.as_ptr(), &mut stats) } == 0;
+    ok && stats.f_type as i64 == BPF_FS_MAGIC
+}
+
+/// Removes every pin of the project under `pin_dir` (`igmp-snoop detach`).
+pub fn remove_pins(pin_dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for name in map_names::ALL {
+        let path = pin_dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("removing {}", path.display()))
+            }
+        }
+    }
+    let _ = fs::remove_dir(pin_dir);
+    Ok(removed)
+}

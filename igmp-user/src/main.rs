@@ -1,0 +1,139 @@
+use anyhow::{Context as _, Result};
+use aya_log::EbpfLogger;
+use clap::Parser as _;
+use igmp_user::{
+    cli::{Cli, Command, RunArgs, ShowArgs},
+    daemon::Daemon,
+    loader, tables,
+    tables::Tables,
+    view,
+};
+use log::{info, warn};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::{signal, SignalKind},
+};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    if let Err(error) = dispatch(cli) {
+        eprintln!("igmp-snoop: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(run(args)),
+        Command::Show(args) => show(&args),
+        Command::Routers(args) => routers(&args),
+        Command::Stats(args) => stats(&args),
+        Command::Detach(args) => {
+            let removed = loader::remove_pins(&args.pin_dir)?;
+            println!(
+                "removed {removed} pinned maps from {}",
+                args.pin_dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let mut ebpf = loader::load(&args.pin.pin_dir)?;
+    spawn_kernel_log(&mut ebpf);
+    for interface in &args.interfaces {
+        loader::attach(&mut ebpf, interface, args.xdp_mode)?;
+        info!("attached to {interface} ({:?} XDP)", args.xdp_mode);
+    }
+    let timers = args.timers.timers();
+    let mut tables = Tables::open(&args.pin.pin_dir)?;
+    tables.write_settings(&timers)?;
+    let events = tables::open_events(&args.pin.pin_dir)?;
+    Daemon::new(tables, timers)
+        .run(events, shutdown_signal()?)
+        .await?;
+    info!("detaching from {}", args.interfaces.join(", "));
+    drop(ebpf);
+    Ok(())
+}
+
+/// Forwards aya-log lines from the XDP program to this process's logger.
+fn spawn_kernel_log(ebpf: &mut aya::Ebpf) {
+    let logger = match EbpfLogger::init(ebpf) {
+        Ok(logger) => logger,
+        Err(error) => {
+            warn!("kernel-side logging unavailable: {error}");
+            return;
+        }
+    };
+    // SAFETY: the logger owns its ring buffer fd for as long as the AsyncFd owns the logger.
+    let Ok(mut logger) = (unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) })
+    else {
+        warn!("kernel-side logging unavailable: cannot poll its ring buffer");
+        return;
+    };
+    tokio::spawn(async move {
+        while let Ok(mut guard) = logger.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+fn show(args: &ShowArgs) -> Result<()> {
+    let tables = Tables::open(&args.pin.pin_dir)?;
+    let rows = view::mdb_rows(
+        &tables.memberships(),
+        &tables.source_entries(),
+        &tables.settings(),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", view::render_mdb(&rows));
+        println!();
+    }
+    Ok(())
+}
+
+fn routers(args: &ShowArgs) -> Result<()> {
+    let tables = Tables::open(&args.pin.pin_dir)?;
+    let rows = view::router_rows(&tables.router_ports(), &tables.settings());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{}", view::render_routers(&rows));
+    }
+    Ok(())
+}
+
+fn stats(args: &ShowArgs) -> Result<()> {
+    let tables = Tables::open(&args.pin.pin_dir)?;
+    let counters = tables.port_counters();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&view::counters_json(&counters))?
+        );
+    } else {
+        println!("{}", view::render_counters(&counters));
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The pinned maps, opened by path: the daemon and every CLI command that
+//! reads the table use the same handles, so what `show` prints is what the
+//! XDP program sees.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, RingBuf};
+use igmp_common::{
+    map_names, Membership, MembershipKey, PortCounters, RouterKey, RouterPort, Settings,
+    SourceEntry, SourceKey,
+};
+
+use crate::timers::Timers;
+
+pub struct Tables {
+    pub membership: HashMap<MapData, MembershipKey, Membership>,
+    pub sources: HashMap<MapData, SourceKey, SourceEntry>,
+    pub routers: HashMap<MapData, RouterKey, RouterPort>,
+    pub counters: PerCpuHashMap<MapData, u32, PortCounters>,
+    pub settings: Array<MapData, Settings>,
+}
+
+impl Tables {
+    pub fn open(pin_dir: &Path) -> Result<Self> {
+        Ok(Self {
+            membership: open(pin_dir, map_names::MEMBERSHIP)?,
+            sources: open(pin_dir, map_names::SOURCES)?,
+            routers: open(pin_dir, map_names::ROUTER_PORTS)?,
+            counters: open(pin_dir, map_names::COUNTERS)?,
+            settings: open(pin_dir, map_names::SETTINGS)?,
+        })
+    }
+
+    /// Publishes the timers in force for the CLI's countdowns.
+    pub fn write_settings(&mut self, timers: &Timers) -> Result<()> {
+        let settings = Settings {
+            group_membership_interval_ms: millis(timers.group_membership_interval()),
+            last_member_query_time_ms: millis(timers.last_member_query_time()),
+            router_timeout_ms: millis(timers.router_timeout),
+            written: 1,
+        };
+        self.settings
+            .set(0, settings, 0)
+            .context("writing the SETTINGS map")
+    }
+
+    /// The timers the running daemon published, or the RFC defaults.
+    pub fn settings(&self) -> Settings {
+        match self.settings.get(&0, 0) {
+            Ok(settings) if settings.written != 0 => settings,
+            _ => {
+                let defaults = Timers::default();
+                Settings {
+                    group_membership_interval_ms: millis(defaults.group_membership_interval()),
+                    last_member_query_time_ms: millis(defaults.last_member_query_time()),
+                    router_timeout_ms: millis(defaults.router_timeout),
+                    written: 0,
+                }
+            }
+        }
+    }
+
+    /// Every membership entry, sorted by (port, VLAN, group).
+    pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
+        let mut rows: Vec<_> = self.membership.iter().filter_map(Result::ok).collect();
+        rows.sort_by_key(|(key, _)| *key);
+        rows
+    }
+
+    pub fn source_entries(&self) -> Vec<(SourceKey, SourceEntry)> {
+        let mut rows: Vec<_> = self.sources.iter().filter_map(Result::ok).collect();
+        rows.sort_by_key(|(key, _)| *key);
+        rows
+    }
+
+    pub fn router_ports(&self) -> Vec<(RouterKey, RouterPort)> {
+        let mut rows: Vec<_> = self.routers.iter().filter_map(Result::ok).collect();
+        rows.sort_by_key(|(key, _)| *key);
+        rows
+    }
+
+    /// Per-port counters summed over CPUs.
+    pub fn port_counters(&self) -> Vec<(u32, PortCounters)> {
+        let mut rows: Vec<_> = self
+            .counters
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(ifindex, per_cpu)| (ifindex, sum_counters(per_cpu.iter())))
+            .collect();
+        rows.sort_by_key(|(ifindex, _)| *ifindex);
+        rows
+    }
+}
+
+/// The events ring buffer (one reader: the daemon).
+pub fn open_events(pin_dir: &Path) -> Result<RingBuf<MapData>> {
+    open(pin_dir, map_names::EVENTS)
+}
+
+fn open<T>(pin_dir: &Path, name: &str) -> Result<T>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    let path: PathBuf = pin_dir.join(name);
+    let data = MapData::from_pin(&path).with_context(|| {
+        format!(
+            "{}: no pinned map (is `igmp-snoop run` running with --pin-dir {}?)",
+            path.display(),
+            pin_dir.display()
+        )
+    })?;
+    let map =
+        Map::from_map_data(data).with_context(|| format!("{}: unusable map", path.display()))?;
+    T::try_from(map)
+        .with_context(|| format!("{}: not the map this version expects", path.display()))
+}
+
+fn sum_counters<'a>(per_cpu: impl Iterator<Item = &'a PortCounters>) -> PortCounters {
+    let mut total = PortCounters::default();
+    for block in per_cpu {
+        for (sum, value) in total.messages.iter_mut().zip(block.messages) {
+            *sum += value;
+        }
+        for (sum, value) in total.drops.iter_mut().zip(block.drops) {
+            *sum += value;
+        }
+    }
+    total
+}
+
+fn millis(duration: std::time::Duration) -> u32 {
+    duration.as_millis().min(u128::from(u32::MAX)) as u32
+}

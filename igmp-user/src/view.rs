@@ -1,0 +1,282 @@
+//! Rendering the table for people (aligned columns, like `bridge mdb show`)
+//! and for programs (JSON with the keys of `bridge -j mdb show`).
+
+use std::net::Ipv4Addr;
+
+use comfy_table::{presets::NOTHING, Table};
+use igmp_common::{
+    filter_mode, membership_flags, source_flags, Counter, DropReason, Membership, MembershipKey,
+    RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+};
+use serde::Serialize;
+
+use crate::{loader::interface_name, timers::monotonic_ns};
+
+/// One row of `igmp-snoop show`: a group, or one source of a group.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct MdbRow {
+    /// The bridge the port belongs to, or the port itself when it has no master.
+    pub dev: String,
+    pub port: String,
+    pub ifindex: u32,
+    pub grp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vid: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_vid: Option<u16>,
+    /// `temp` (learned) or `permanent` (static), as the bridge says.
+    pub state: &'static str,
+    /// Seconds until the entry expires, two decimals, as `bridge -j mdb show` prints it.
+    pub timer: String,
+    pub filter_mode: &'static str,
+    pub version: u8,
+    pub flags: Vec<&'static str>,
+    pub last_reporter: String,
+}
+
+/// One row of `igmp-snoop routers`.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RouterRow {
+    pub port: String,
+    pub ifindex: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vid: Option<u16>,
+    pub querier: String,
+    pub version: u8,
+    pub robustness: u8,
+    pub qqic: u8,
+    pub timer: String,
+}
+
+pub fn mdb_rows(
+    groups: &[(MembershipKey, Membership)],
+    sources: &[(SourceKey, SourceEntry)],
+    settings: &Settings,
+) -> Vec<MdbRow> {
+    let now = monotonic_ns();
+    let mut rows = Vec::new();
+    for (key, entry) in groups {
+        rows.push(group_row(key, entry, settings, now));
+        for (source_key, source) in sources.iter().filter(|(s, _)| same_group(s, key)) {
+            rows.push(source_row(key, entry, source_key, source, settings, now));
+        }
+    }
+    rows
+}
+
+fn same_group(source: &SourceKey, key: &MembershipKey) -> bool {
+    source.ifindex == key.ifindex
+        && source.vlan == key.vlan
+        && source.inner_vlan == key.inner_vlan
+        && source.group == key.group
+}
+
+fn group_row(key: &MembershipKey, entry: &Membership, settings: &Settings, now: u64) -> MdbRow {
+    let port = interface_name(key.ifindex);
+    let mut deadline = entry.last_report_ns + ms(settings.group_membership_interval_ms);
+    if entry.flags & membership_flags::LEAVE_PENDING != 0 {
+        deadline = deadline.min(entry.leave_ns + ms(settings.last_member_query_time_ms));
+    }
+    let permanent = entry.flags & membership_flags::STATIC != 0;
+    MdbRow {
+        dev: master_of(&port).unwrap_or_else(|| port.clone()),
+        port,
+        ifindex: key.ifindex,
+        grp: Ipv4Addr::from(key.group).to_string(),
+        src: None,
+        vid: (key.vlan != 0).then_some(key.vlan),
+        inner_vid: (key.inner_vlan != 0).then_some(key.inner_vlan),
+        state: if permanent { "permanent" } else { "temp" },
+        timer: if permanent {
+            seconds(0)
+        } else {
+            seconds(deadline.saturating_sub(now))
+        },
+        filter_mode: mode_name(entry.filter_mode),
+        version: entry.version,
+        flags: group_flags(entry.flags),
+        last_reporter: Ipv4Addr::from(entry.last_reporter).to_string(),
+    }
+}
+
+fn source_row(
+    key: &MembershipKey,
+    entry: &Membership,
+    source_key: &SourceKey,
+    source: &SourceEntry,
+    settings: &Settings,
+    now: u64,
+) -> MdbRow {
+    let mut row = group_row(key, entry, settings, now);
+    let mut deadline = source.last_report_ns + ms(settings.group_membership_interval_ms);
+    let mut flags = Vec::new();
+    if source.flags & source_flags::LEAVE_PENDING != 0 {
+        deadline = deadline.min(source.leave_ns + ms(settings.last_member_query_time_ms));
+        flags.push("leaving");
+    }
+    row.src = Some(Ipv4Addr::from(source_key.source).to_string());
+    row.timer = seconds(deadline.saturating_sub(now));
+    row.filter_mode = mode_name(source.mode);
+    row.flags = flags;
+    row
+}
+
+fn group_flags(flags: u16) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if flags & membership_flags::LEAVE_PENDING != 0 {
+        names.push("leaving");
+    }
+    if flags & membership_flags::SOURCES_TRUNCATED != 0 {
+        names.push("sources_truncated");
+    }
+    names
+}
+
+fn mode_name(mode: u8) -> &'static str {
+    match mode {
+        filter_mode::INCLUDE => "include",
+        filter_mode::EXCLUDE => "exclude",
+        _ => "unknown",
+    }
+}
+
+pub fn router_rows(routers: &[(RouterKey, RouterPort)], settings: &Settings) -> Vec<RouterRow> {
+    let now = monotonic_ns();
+    routers
+        .iter()
+        .map(|(key, router)| RouterRow {
+            port: interface_name(key.ifindex),
+            ifindex: key.ifindex,
+            vid: (key.vlan != 0).then_some(key.vlan),
+            querier: Ipv4Addr::from(router.querier).to_string(),
+            version: router.version,
+            robustness: router.robustness,
+            qqic: router.qqic,
+            timer: seconds(
+                (router.last_query_ns + ms(settings.router_timeout_ms)).saturating_sub(now),
+            ),
+        })
+        .collect()
+}
+
+/// The table as `bridge mdb show` lays it out, in aligned columns.
+pub fn render_mdb(rows: &[MdbRow]) -> String {
+    let mut table = Table::new();
+    table.load_preset(NOTHING).set_header([
+        "dev", "port", "grp", "src", "vid", "state", "mode", "ver", "timer", "flags",
+    ]);
+    for row in rows {
+        table.add_row([
+            row.dev.clone(),
+            row.port.clone(),
+            row.grp.clone(),
+            row.src.clone().unwrap_or_else(|| "*".into()),
+            vid_text(row.vid, row.inner_vid),
+            row.state.into(),
+            row.filter_mode.into(),
+            format!("v{}", row.version),
+            row.timer.clone(),
+            row.flags.join(","),
+        ]);
+    }
+    table.to_string()
+}
+
+pub fn render_routers(rows: &[RouterRow]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_header(["port", "vid", "querier", "version", "qrv", "qqic", "timer"]);
+    for row in rows {
+        table.add_row([
+            row.port.clone(),
+            vid_text(row.vid, None),
+            row.querier.clone(),
+            format!("v{}", row.version),
+            row.robustness.to_string(),
+            row.qqic.to_string(),
+            row.timer.clone(),
+        ]);
+    }
+    table.to_string()
+}
+
+/// Counters by port, by name; zero counters left out of the human view.
+pub fn counters_json(counters: &[(u32, igmp_common::PortCounters)]) -> serde_json::Value {
+    let ports: Vec<_> = counters
+        .iter()
+        .map(|(ifindex, block)| {
+            let messages: serde_json::Map<_, _> = Counter::ALL
+                .iter()
+                .map(|c| (c.name().to_string(), block.messages[*c as usize].into()))
+                .collect();
+            let drops: serde_json::Map<_, _> = DropReason::ALL
+                .iter()
+                .map(|d| (d.name().to_string(), block.drops[*d as usize].into()))
+                .collect();
+            serde_json::json!({
+                "port": interface_name(*ifindex),
+                "ifindex": ifindex,
+                "messages": messages,
+                "drops": drops,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(ports)
+}
+
+pub fn render_counters(counters: &[(u32, igmp_common::PortCounters)]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_header(["port", "kind", "counter", "value"]);
+    for (ifindex, block) in counters {
+        let port = interface_name(*ifindex);
+        for counter in Counter::ALL {
+            let value = block.messages[counter as usize];
+            if value != 0 {
+                table.add_row([
+                    port.clone(),
+                    "message".into(),
+                    counter.name().into(),
+                    value.to_string(),
+                ]);
+            }
+        }
+        for reason in DropReason::ALL {
+            let value = block.drops[reason as usize];
+            if value != 0 {
+                table.add_row([
+                    port.clone(),
+                    "drop".into(),
+                    reason.name().into(),
+                    value.to_string(),
+                ]);
+            }
+        }
+    }
+    table.to_string()
+}
+
+fn vid_text(vid: Option<u16>, inner: Option<u16>) -> String {
+    match (vid, inner) {
+        (Some(vid), Some(inner)) => format!("{vid}.{inner}"),
+        (Some(vid), None) => vid.to_string(),
+        _ => "-".into(),
+    }
+}
+
+fn master_of(port: &str) -> Option<String> {
+    let link = std::fs::read_link(format!("/sys/class/net/{port}/master")).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
+}
+
+fn ms(millis: u32) -> u64 {
+    u64::from(millis) * 1_000_000
+}
+
+fn seconds(nanos: u64) -> String {
+    format!("{:.2}", nanos as f64 / 1e9)
+}
