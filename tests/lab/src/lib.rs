@@ -1,0 +1,210 @@
+//! A switched LAN of network namespaces: a switch namespace holding a Linux
+//! bridge whose ports are veth pairs to one namespace per host. Everything
+//! is named after a unique prefix and removed on drop, so labs of parallel
+//! tests never see each other.
+//!
+//! This crate does not depend on the daemon: the demo (xtask) and the tests
+//! both drive it, and xtask must build before the XDP toolchain exists.
+
+mod member;
+mod netns;
+
+use std::{
+    fs,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+pub use member::Member;
+pub use netns::{in_netns, run, run_output};
+
+/// How the bridge snoops: its own snooping off (igmp-snoop does it) or on
+/// (the Linux bridge as the reference peer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BridgeSnooping {
+    Off,
+    On,
+}
+
+/// One host of the lab.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// Its network namespace.
+    pub netns: String,
+    /// Its address on the LAN (10.0.0.<n>/24).
+    pub address: Ipv4Addr,
+    /// Its interface in its namespace.
+    pub interface: String,
+    /// The bridge port it is plugged into, in the switch namespace.
+    pub port: String,
+}
+
+pub struct Lab {
+    pub prefix: String,
+    /// The switch namespace, holding `br0` and the ports.
+    pub switch: String,
+    pub hosts: Vec<Host>,
+    daemon: Option<Child>,
+    log: PathBuf,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl Lab {
+    /// A lab of `hosts` hosts on a bridge with the given snooping.
+    pub fn new(hosts: usize, snooping: BridgeSnooping) -> Result<Self> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("igl{}x{n}", std::process::id());
+        Self::with_prefix(&prefix, hosts, snooping)
+    }
+
+    pub fn with_prefix(prefix: &str, hosts: usize, snooping: BridgeSnooping) -> Result<Self> {
+        let mut lab = Self {
+            prefix: prefix.to_string(),
+            switch: format!("{prefix}-sw"),
+            hosts: Vec::new(),
+            daemon: None,
+            log: std::env::temp_dir().join(format!("{prefix}-daemon.log")),
+        };
+        netns::add(&lab.switch)?;
+        let snooping_flag = if snooping == BridgeSnooping::On { "1" } else { "0" };
+        run(&["ip", "-n", &lab.switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", snooping_flag])?;
+        run(&["ip", "-n", &lab.switch, "link", "set", "lo", "up"])?;
+        for index in 1..=hosts {
+            lab.add_host(index)?;
+        }
+        run(&["ip", "-n", &lab.switch, "link", "set", "br0", "up"])?;
+        Ok(lab)
+    }
+
+    fn add_host(&mut self, index: usize) -> Result<()> {
+        let host = Host {
+            netns: format!("{}-h{index}", self.prefix),
+            address: Ipv4Addr::new(10, 0, 0, index as u8),
+            interface: "eth0".into(),
+            port: format!("p{index}"),
+        };
+        netns::add(&host.netns)?;
+        let sw = self.switch.as_str();
+        run(&["ip", "-n", sw, "link", "add", &host.port, "type", "veth", "peer", "name", &host.interface, "netns", &host.netns])?;
+        run(&["ip", "-n", sw, "link", "set", &host.port, "master", "br0"])?;
+        run(&["ip", "-n", sw, "link", "set", &host.port, "up"])?;
+        let address = format!("{}/24", host.address);
+        run(&["ip", "-n", &host.netns, "addr", "add", &address, "dev", &host.interface])?;
+        run(&["ip", "-n", &host.netns, "link", "set", &host.interface, "up"])?;
+        run(&["ip", "-n", &host.netns, "link", "set", "lo", "up"])?;
+        // Multicast leaves through eth0 without a route lookup surprise.
+        run(&["ip", "-n", &host.netns, "route", "add", "224.0.0.0/4", "dev", &host.interface])?;
+        self.hosts.push(host);
+        Ok(())
+    }
+
+    /// Forces the IGMP version host `index` (0-based) speaks (RFC 3376 §7.2.1 compatibility).
+    pub fn force_igmp_version(&self, index: usize, version: u8) -> Result<()> {
+        let host = &self.hosts[index];
+        let key = format!("net.ipv4.conf.{}.force_igmp_version={version}", host.interface);
+        run(&["ip", "netns", "exec", &host.netns, "sysctl", "-qw", &key])
+    }
+
+    /// Joins `group` from host `index` with a real kernel socket (IP_ADD_MEMBERSHIP).
+    pub fn join(&self, index: usize, group: Ipv4Addr) -> Result<Member> {
+        Member::join(&self.hosts[index], group, None)
+    }
+
+    /// Joins (`source`, `group`) from host `index` (IP_ADD_SOURCE_MEMBERSHIP, an IGMPv3 INCLUDE join).
+    pub fn join_source(&self, index: usize, group: Ipv4Addr, source: Ipv4Addr) -> Result<Member> {
+        Member::join(&self.hosts[index], group, Some(source))
+    }
+
+    /// The ifindex of a switch port in the switch namespace.
+    pub fn port_ifindex(&self, port: &str) -> Result<u32> {
+        let output = run_output(&["ip", "-n", &self.switch, "-j", "link", "show", port])?;
+        let links: serde_json::Value = serde_json::from_str(&output)?;
+        links[0]["ifindex"]
+            .as_u64()
+            .map(|index| index as u32)
+            .with_context(|| format!("{port}: no ifindex in `ip -j link show`"))
+    }
+
+    /// Starts `binary run` on every port, in the switch namespace, and waits until it is up.
+    pub fn start_daemon(&mut self, binary: &Path, pin_dir: &Path, extra: &[&str]) -> Result<()> {
+        let mut command = self.command_in_switch(binary);
+        command.arg("run");
+        for host in &self.hosts {
+            command.args(["--iface", &host.port]);
+        }
+        command.arg("--pin-dir").arg(pin_dir).args(extra);
+        let log = fs::File::create(&self.log)?;
+        command.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
+        self.daemon = Some(command.spawn().context("starting igmp-snoop")?);
+        let ready = wait_for(Duration::from_secs(60), || {
+            fs::read_to_string(&self.log).is_ok_and(|log| log.contains("adopting"))
+                || self.daemon_exited()
+        });
+        if !ready || self.daemon_exited() {
+            bail!("igmp-snoop did not start:\n{}", self.daemon_log());
+        }
+        Ok(())
+    }
+
+    /// A command that runs `binary` in the switch namespace (network only:
+    /// bpffs and the pins stay visible, unlike with `ip netns exec`).
+    pub fn command_in_switch(&self, binary: &Path) -> Command {
+        let mut command = Command::new("nsenter");
+        command.arg(format!("--net=/run/netns/{}", self.switch)).arg(binary);
+        command
+    }
+
+    pub fn daemon_exited(&mut self) -> bool {
+        match self.daemon.as_mut() {
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` to the daemon and waits for it to exit.
+    pub fn stop_daemon(&mut self, signal: i32) -> Result<()> {
+        let Some(mut child) = self.daemon.take() else {
+            return Ok(());
+        };
+        // SAFETY: plain kill(2) on a child we own.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.stop_daemon(libc::SIGTERM);
+        for host in &self.hosts {
+            netns::delete(&host.netns);
+        }
+        netns::delete(&self.switch);
+        let _ = fs::remove_file(&self.log);
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(20));
+    }
+}

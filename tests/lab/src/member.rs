@@ -1,0 +1,73 @@
+//! Group members: real kernel sockets in a host namespace. Joining makes the
+//! host's kernel send its reports; dropping the member makes it leave.
+
+use std::{
+    net::{Ipv4Addr, UdpSocket},
+    os::fd::AsRawFd,
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{netns::in_netns, Host};
+
+/// UDP port members listen on and senders send to.
+pub const DATA_PORT: u16 = 5000;
+
+pub struct Member {
+    socket: UdpSocket,
+    pub group: Ipv4Addr,
+}
+
+impl Member {
+    pub(crate) fn join(host: &Host, group: Ipv4Addr, source: Option<Ipv4Addr>) -> Result<Self> {
+        let address = host.address;
+        let socket = in_netns(&host.netns, || {
+            let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, DATA_PORT)).or_else(|_| {
+                // Another member on this host holds the port: any port will do for IGMP.
+                UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+            })?;
+            match source {
+                None => socket
+                    .join_multicast_v4(&group, &address)
+                    .with_context(|| format!("{address}: joining {group}"))?,
+                Some(source) => join_source(&socket, group, address, source)?,
+            }
+            Ok(socket)
+        })?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        Ok(Self { socket, group })
+    }
+
+    /// Counts the datagrams received until none arrives for 200 ms.
+    pub fn drain(&self) -> usize {
+        let mut buffer = [0u8; 2048];
+        let mut received = 0;
+        while self.socket.recv(&mut buffer).is_ok() {
+            received += 1;
+        }
+        received
+    }
+}
+
+fn join_source(socket: &UdpSocket, group: Ipv4Addr, interface: Ipv4Addr, source: Ipv4Addr) -> Result<()> {
+    let request = libc::ip_mreq_source {
+        imr_multiaddr: libc::in_addr { s_addr: u32::from_ne_bytes(group.octets()) },
+        imr_interface: libc::in_addr { s_addr: u32::from_ne_bytes(interface.octets()) },
+        imr_sourceaddr: libc::in_addr { s_addr: u32::from_ne_bytes(source.octets()) },
+    };
+    // SAFETY: a valid socket and a correctly sized ip_mreq_source.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_ADD_SOURCE_MEMBERSHIP,
+            (&request as *const libc::ip_mreq_source).cast(),
+            std::mem::size_of::<libc::ip_mreq_source>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        bail!("{interface}: joining ({source}, {group}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The XDP program loaded on its own maps, for BPF_PROG_TEST_RUN.
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use aya::{
+    programs::{ProgramError, TestRun, TestRunOptions, Xdp},
+    Ebpf,
+};
+use igmp_common::{
+    Counter, DropReason, Membership, MembershipKey, PortCounters, RouterKey, RouterPort,
+    SourceEntry, SourceKey,
+};
+use igmp_user::{loader, tables::Tables};
+
+/// `XDP_PASS`.
+pub const XDP_PASS: u32 = 2;
+/// Frames run through BPF_PROG_TEST_RUN arrive on the loopback device.
+pub const TEST_RUN_IFINDEX: u32 = 1;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique pin directory under bpffs for one test.
+pub fn unique_pin_dir(tag: &str) -> PathBuf {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    PathBuf::from(format!("/sys/fs/bpf/igmp-test-{tag}-{}-{n}", std::process::id()))
+}
+
+/// One loaded instance of the program with its own pinned maps, removed on drop.
+pub struct Harness {
+    ebpf: Ebpf,
+    pub tables: Tables,
+    pin_dir: PathBuf,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        let pin_dir = unique_pin_dir("run");
+        let ebpf = loader::load(&pin_dir).expect("loading the XDP program");
+        let tables = Tables::open(&pin_dir).expect("opening the pinned maps");
+        Self {
+            ebpf,
+            tables,
+            pin_dir,
+        }
+    }
+
+    pub fn pin_dir(&self) -> &std::path::Path {
+        &self.pin_dir
+    }
+
+    fn program(&self) -> &Xdp {
+        self.ebpf
+            .program(loader::PROGRAM)
+            .expect("program present")
+            .try_into()
+            .expect("an XDP program")
+    }
+
+    /// Runs `frame` through the program once; returns the XDP action.
+    pub fn run(&self, frame: &[u8]) -> u32 {
+        self.try_run(frame, 1).expect("BPF_PROG_TEST_RUN")
+    }
+
+    pub fn try_run(&self, frame: &[u8], repeat: u32) -> Result<u32, ProgramError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let options = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        Ok(self.program().test_run(options)?.return_value)
+    }
+
+    /// Runs `frame` `repeat` times and returns the kernel's mean duration per run.
+    pub fn time(&self, frame: &[u8], repeat: u32) -> std::time::Duration {
+        let mut out = vec![0u8; frame.len() + 256];
+        let options = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        self.program().test_run(options).expect("BPF_PROG_TEST_RUN").duration
+    }
+
+    pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
+        self.tables.memberships()
+    }
+
+    pub fn sources(&self) -> Vec<(SourceKey, SourceEntry)> {
+        self.tables.source_entries()
+    }
+
+    pub fn routers(&self) -> Vec<(RouterKey, RouterPort)> {
+        self.tables.router_ports()
+    }
+
+    /// Counters of the test-run port, summed over CPUs.
+    pub fn counters(&self) -> PortCounters {
+        self.tables
+            .port_counters()
+            .into_iter()
+            .find(|(ifindex, _)| *ifindex == TEST_RUN_IFINDEX)
+            .map(|(_, counters)| counters)
+            .unwrap_or_default()
+    }
+
+    pub fn count(&self, counter: Counter) -> u64 {
+        self.counters().messages[counter as usize]
+    }
+
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.counters().drops[reason as usize]
+    }
+
+    /// Every non-zero drop counter, by name.
+    pub fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
+        let counters = self.counters();
+        DropReason::ALL
+            .iter()
+            .filter(|reason| counters.drops[**reason as usize] != 0)
+            .map(|reason| (reason.name(), counters.drops[*reason as usize]))
+            .collect()
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = loader::remove_pins(&self.pin_dir);
+    }
+}
