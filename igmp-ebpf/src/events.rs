@@ -31,7 +31,7 @@ pub fn emit(kind: EventKind, subject: &Subject, stats: &PortStats) {
         record_type: subject.record_type,
         _pad: [0; 2],
     };
-    if EVENTS.output(&event, 0).is_err() {
+    if EVENTS.output(event, 0).is_err() {
         stats.count(Counter::EventLost);
     }
 }

@@ -168,7 +168,12 @@ pub fn multicast_mac(group: Ipv4Addr) -> [u8; 6] {
 }
 
 /// An Ethernet frame with optional VLAN tags (outermost first).
-pub fn ethernet(destination: [u8; 6], tags: &[(u16, u16)], ether_type: u16, payload: &[u8]) -> Vec<u8> {
+pub fn ethernet(
+    destination: [u8; 6],
+    tags: &[(u16, u16)],
+    ether_type: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut frame = destination.to_vec();
     frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
     for (tpid, vid) in tags {
@@ -187,7 +192,10 @@ pub fn frame(tags: &[(u16, u16)], ip: &Ipv4) -> Vec<u8> {
 
 /// A v2 report for `group` from `host`, untagged, as a kernel host sends it.
 pub fn v2_report(host: Ipv4Addr, group: Ipv4Addr) -> Vec<u8> {
-    frame(&[], &Ipv4::igmp(host, group, igmp_message(V2_REPORT, 0, group)))
+    frame(
+        &[],
+        &Ipv4::igmp(host, group, igmp_message(V2_REPORT, 0, group)),
+    )
 }
 
 /// A v3 report from `host`, untagged.
@@ -196,7 +204,12 @@ pub fn v3_report_frame(host: Ipv4Addr, records: &[Record]) -> Vec<u8> {
 }
 
 /// A UDP datagram to `group` (multicast data), untagged unless `tags` say otherwise.
-pub fn udp_data(tags: &[(u16, u16)], source: Ipv4Addr, group: Ipv4Addr, payload_len: usize) -> Vec<u8> {
+pub fn udp_data(
+    tags: &[(u16, u16)],
+    source: Ipv4Addr,
+    group: Ipv4Addr,
+    payload_len: usize,
+) -> Vec<u8> {
     let mut udp = vec![0x13, 0x88, 0x13, 0x88];
     udp.extend_from_slice(&((8 + payload_len) as u16).to_be_bytes());
     udp.extend_from_slice(&[0, 0]);

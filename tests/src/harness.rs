@@ -25,7 +25,10 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// A unique pin directory under bpffs for one test.
 pub fn unique_pin_dir(tag: &str) -> PathBuf {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    PathBuf::from(format!("/sys/fs/bpf/igmp-test-{tag}-{}-{n}", std::process::id()))
+    PathBuf::from(format!(
+        "/sys/fs/bpf/igmp-test-{tag}-{}-{n}",
+        std::process::id()
+    ))
 }
 
 /// One loaded instance of the program with its own pinned maps, removed on drop.
@@ -84,7 +87,10 @@ impl Harness {
             repeat,
             ..TestRunOptions::default()
         };
-        self.program().test_run(options).expect("BPF_PROG_TEST_RUN").duration
+        self.program()
+            .test_run(options)
+            .expect("BPF_PROG_TEST_RUN")
+            .duration
     }
 
     pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {

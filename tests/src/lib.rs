@@ -4,7 +4,6 @@
 pub mod frames;
 pub mod harness;
 
-
 use std::path::PathBuf;
 
 /// The `igmp-snoop` binary the lab tests drive: `$IGMP_SNOOP_BIN`, or the one

@@ -3,7 +3,7 @@
 use std::{net::Ipv4Addr, process::Command};
 
 use igmp_tests::{
-    frames::{v2_report, Ipv4, igmp_message, frame, QUERY, ALL_HOSTS},
+    frames::{frame, igmp_message, v2_report, Ipv4, ALL_HOSTS, QUERY},
     harness::Harness,
 };
 
@@ -14,7 +14,11 @@ fn dump(harness: &Harness, map: &str) -> serde_json::Value {
         .arg(&path)
         .output()
         .expect("bpftool is installed (cargo xtask setup)");
-    assert!(output.status.success(), "bpftool: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "bpftool: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("bpftool prints JSON")
 }
 
@@ -28,27 +32,48 @@ fn formatted(entries: &serde_json::Value) -> &serde_json::Value {
 #[test]
 fn bpftool_dump_of_membership_shows_field_names() {
     let harness = Harness::new();
-    harness.run(&v2_report(Ipv4Addr::new(10, 0, 0, 7), Ipv4Addr::new(239, 1, 2, 3)));
+    harness.run(&v2_report(
+        Ipv4Addr::new(10, 0, 0, 7),
+        Ipv4Addr::new(239, 1, 2, 3),
+    ));
     let entries = dump(&harness, "MEMBERSHIP");
     let entry = formatted(&entries);
-    assert_eq!(entry["key"]["group"], serde_json::json!([239, 1, 2, 3]), "{entries}");
+    assert_eq!(
+        entry["key"]["group"],
+        serde_json::json!([239, 1, 2, 3]),
+        "{entries}"
+    );
     assert_eq!(entry["key"]["ifindex"], 1);
     assert_eq!(entry["key"]["vlan"], 0);
     assert_eq!(entry["value"]["version"], 2);
-    assert_eq!(entry["value"]["last_reporter"], serde_json::json!([10, 0, 0, 7]));
+    assert_eq!(
+        entry["value"]["last_reporter"],
+        serde_json::json!([10, 0, 0, 7])
+    );
     assert!(entry["value"]["last_report_ns"].as_u64().unwrap() > 0);
 }
 
 #[test]
 fn bpftool_dump_of_router_ports_and_counters_shows_field_names() {
     let harness = Harness::new();
-    let query = Ipv4::igmp(Ipv4Addr::new(10, 0, 0, 1), ALL_HOSTS, igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED));
+    let query = Ipv4::igmp(
+        Ipv4Addr::new(10, 0, 0, 1),
+        ALL_HOSTS,
+        igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED),
+    );
     harness.run(&frame(&[], &query));
     let routers = dump(&harness, "ROUTER_PORTS");
     let router = formatted(&routers);
-    assert_eq!(router["value"]["querier"], serde_json::json!([10, 0, 0, 1]), "{routers}");
+    assert_eq!(
+        router["value"]["querier"],
+        serde_json::json!([10, 0, 0, 1]),
+        "{routers}"
+    );
     assert_eq!(router["value"]["version"], 2);
     let counters = dump(&harness, "COUNTERS");
     let first_cpu = &formatted(&counters)["values"][0]["value"];
-    assert!(first_cpu["messages"].is_array() && first_cpu["drops"].is_array(), "{counters}");
+    assert!(
+        first_cpu["messages"].is_array() && first_cpu["drops"].is_array(),
+        "{counters}"
+    );
 }

@@ -24,7 +24,8 @@ impl Snooped {
         let mut lab = Lab::new(hosts, BridgeSnooping::Off).expect("lab");
         let pin_dir = unique_pin_dir("lab");
         // veth supports native XDP; the test uses the default mode on purpose.
-        lab.start_daemon(&daemon_binary(), &pin_dir, daemon_args).expect("daemon");
+        lab.start_daemon(&daemon_binary(), &pin_dir, daemon_args)
+            .expect("daemon");
         Self { lab, pin_dir }
     }
 
@@ -33,7 +34,9 @@ impl Snooped {
     }
 
     fn port(&self, host: usize) -> u32 {
-        self.lab.port_ifindex(&self.lab.hosts[host].port).expect("port ifindex")
+        self.lab
+            .port_ifindex(&self.lab.hosts[host].port)
+            .expect("port ifindex")
     }
 
     /// The (port ifindex, group) pairs in the membership map.
@@ -92,7 +95,10 @@ fn kernel_clients_of_every_version_fill_the_table_with_exactly_their_joins() {
         };
         assert_eq!(entry.version, version, "{key:?}");
         assert_eq!(entry.filter_mode, filter_mode::EXCLUDE);
-        assert!(entry.last_report_ns >= joined_at, "stale timestamp in {entry:?}");
+        assert!(
+            entry.last_report_ns >= joined_at,
+            "stale timestamp in {entry:?}"
+        );
         assert!(monotonic_ns() - entry.last_report_ns < 5_000_000_000);
     }
 }
@@ -120,7 +126,10 @@ fn v2_and_v3_leaves_remove_only_the_leaver_after_the_last_member_query_time() {
 #[test]
 fn v1_members_expire_after_the_group_membership_interval() {
     // GMI = 2 × 1 s + 1 s = 3 s.
-    let snooped = Snooped::new(2, &["--query-interval", "1", "--query-response-interval", "1"]);
+    let snooped = Snooped::new(
+        2,
+        &["--query-interval", "1", "--query-response-interval", "1"],
+    );
     let lab = &snooped.lab;
     lab.force_igmp_version(0, 1).unwrap();
     let v1 = lab.join(0, G1).unwrap();
@@ -162,7 +171,11 @@ fn cli_show_json_reports_the_lab_table_with_bridge_keys() {
         .arg(&snooped.pin_dir)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(rows[0]["port"], "p2", "{rows}");
     assert_eq!(rows[0]["grp"], "239.1.1.2");

@@ -3,7 +3,10 @@
 
 use std::net::Ipv4Addr;
 
-use igmp_common::{filter_mode, membership_flags, source_flags, Counter, DropReason, MAX_V3_RECORDS, MAX_V3_SOURCES_PER_RECORD};
+use igmp_common::{
+    filter_mode, membership_flags, source_flags, Counter, DropReason, MAX_V3_RECORDS,
+    MAX_V3_SOURCES_PER_RECORD,
+};
 use igmp_tests::{
     frames::*,
     harness::{Harness, TEST_RUN_IFINDEX, XDP_PASS},
@@ -29,7 +32,14 @@ fn sources(harness: &Harness) -> Vec<(Ipv4Addr, Ipv4Addr, u8, u8)> {
     harness
         .sources()
         .iter()
-        .map(|(key, entry)| (Ipv4Addr::from(key.group), Ipv4Addr::from(key.source), entry.mode, entry.flags))
+        .map(|(key, entry)| {
+            (
+                Ipv4Addr::from(key.group),
+                Ipv4Addr::from(key.source),
+                entry.mode,
+                entry.flags,
+            )
+        })
         .collect()
 }
 
@@ -45,10 +55,16 @@ fn v2_report_creates_an_exclude_entry_with_a_fresh_timestamp() {
     let entries = harness.memberships();
     assert_eq!(entries.len(), 1);
     let (key, entry) = entries[0];
-    assert_eq!((key.ifindex, key.vlan, key.group), (TEST_RUN_IFINDEX, 0, GROUP.octets()));
+    assert_eq!(
+        (key.ifindex, key.vlan, key.group),
+        (TEST_RUN_IFINDEX, 0, GROUP.octets())
+    );
     assert!(entry.last_report_ns >= before && entry.last_report_ns <= monotonic_ns());
     assert_eq!(entry.created_ns, entry.last_report_ns);
-    assert_eq!((entry.version, entry.filter_mode, entry.flags), (2, filter_mode::EXCLUDE, 0));
+    assert_eq!(
+        (entry.version, entry.filter_mode, entry.flags),
+        (2, filter_mode::EXCLUDE, 0)
+    );
     assert_eq!(entry.last_reporter, HOST.octets());
     assert_eq!(harness.count(Counter::V2Report), 1);
     assert_eq!(harness.count(Counter::GroupCreated), 1);
@@ -88,7 +104,10 @@ fn v2_leave_marks_the_entry_leaving(#[case] destination: Ipv4Addr) {
     let leave = Ipv4::igmp(HOST, destination, igmp_message(V2_LEAVE, 0, GROUP));
     assert_eq!(harness.run(&frame(&[], &leave)), XDP_PASS);
     let entry = harness.memberships()[0].1;
-    assert_eq!(entry.flags & membership_flags::LEAVE_PENDING, membership_flags::LEAVE_PENDING);
+    assert_eq!(
+        entry.flags & membership_flags::LEAVE_PENDING,
+        membership_flags::LEAVE_PENDING
+    );
     assert!(entry.leave_ns >= entry.last_report_ns);
     assert_eq!(harness.count(Counter::V2Leave), 1);
     // A report after the leave cancels it.
@@ -113,8 +132,14 @@ fn v3_exclude_records_join_and_list_excluded_sources(#[case] kind: u8) {
     let harness = Harness::new();
     harness.run(&v3(&[Record::new(kind, GROUP, &[S1])]));
     let entry = harness.memberships()[0].1;
-    assert_eq!((entry.version, entry.filter_mode), (3, filter_mode::EXCLUDE));
-    assert_eq!(sources(&harness), vec![(GROUP, S1, filter_mode::EXCLUDE, 0)]);
+    assert_eq!(
+        (entry.version, entry.filter_mode),
+        (3, filter_mode::EXCLUDE)
+    );
+    assert_eq!(
+        sources(&harness),
+        vec![(GROUP, S1, filter_mode::EXCLUDE, 0)]
+    );
     assert_eq!(harness.count(Counter::V3Report), 1);
     assert_eq!(harness.count(Counter::V3Record), 1);
     assert_eq!(harness.count(Counter::SourceCreated), 1);
@@ -131,14 +156,20 @@ fn v3_include_records_join_with_their_sources(#[case] kind: u8) {
     assert_eq!((entry.filter_mode, entry.flags), (filter_mode::INCLUDE, 0));
     assert_eq!(
         sources(&harness),
-        vec![(GROUP, S1, filter_mode::INCLUDE, 0), (GROUP, S2, filter_mode::INCLUDE, 0)]
+        vec![
+            (GROUP, S1, filter_mode::INCLUDE, 0),
+            (GROUP, S2, filter_mode::INCLUDE, 0)
+        ]
     );
 }
 
 #[test]
 fn v3_is_include_of_nothing_changes_nothing() {
     let harness = Harness::new();
-    harness.run(&v3(&[Record::new(MODE_IS_INCLUDE, GROUP, &[]), Record::new(ALLOW_NEW_SOURCES, GROUP_B, &[])]));
+    harness.run(&v3(&[
+        Record::new(MODE_IS_INCLUDE, GROUP, &[]),
+        Record::new(ALLOW_NEW_SOURCES, GROUP_B, &[]),
+    ]));
     assert!(harness.memberships().is_empty());
     assert_eq!(harness.count(Counter::V3Record), 2);
 }
@@ -149,7 +180,10 @@ fn v3_change_to_include_nothing_is_a_leave() {
     harness.run(&v3(&[Record::new(CHANGE_TO_EXCLUDE, GROUP, &[])]));
     harness.run(&v3(&[Record::new(CHANGE_TO_INCLUDE, GROUP, &[])]));
     let entry = harness.memberships()[0].1;
-    assert_eq!(entry.flags & membership_flags::LEAVE_PENDING, membership_flags::LEAVE_PENDING);
+    assert_eq!(
+        entry.flags & membership_flags::LEAVE_PENDING,
+        membership_flags::LEAVE_PENDING
+    );
 }
 
 #[test]
@@ -158,9 +192,19 @@ fn v3_change_to_include_from_exclude_queries_the_rest() {
     harness.run(&v3(&[Record::new(CHANGE_TO_EXCLUDE, GROUP, &[])]));
     harness.run(&v3(&[Record::new(CHANGE_TO_INCLUDE, GROUP, &[S1])]));
     let entry = harness.memberships()[0].1;
-    assert_eq!(entry.filter_mode, filter_mode::EXCLUDE, "mode changes when the timer says, not on the record");
-    assert_eq!(entry.flags & membership_flags::LEAVE_PENDING, membership_flags::LEAVE_PENDING);
-    assert_eq!(sources(&harness), vec![(GROUP, S1, filter_mode::INCLUDE, 0)]);
+    assert_eq!(
+        entry.filter_mode,
+        filter_mode::EXCLUDE,
+        "mode changes when the timer says, not on the record"
+    );
+    assert_eq!(
+        entry.flags & membership_flags::LEAVE_PENDING,
+        membership_flags::LEAVE_PENDING
+    );
+    assert_eq!(
+        sources(&harness),
+        vec![(GROUP, S1, filter_mode::INCLUDE, 0)]
+    );
 }
 
 #[test]
@@ -181,7 +225,11 @@ fn v3_report_with_many_records_and_aux_data() {
     with_aux.aux_words = 2;
     let groups_in: Vec<Ipv4Addr> = (1..=5).map(|n| Ipv4Addr::new(239, 0, 1, n)).collect();
     let mut records = vec![with_aux];
-    records.extend(groups_in.iter().map(|g| Record::new(CHANGE_TO_EXCLUDE, *g, &[])));
+    records.extend(
+        groups_in
+            .iter()
+            .map(|g| Record::new(CHANGE_TO_EXCLUDE, *g, &[])),
+    );
     harness.run(&v3(&records));
     assert_eq!(groups(&harness).len(), 6);
     assert_eq!(harness.count(Counter::V3Record), 6);
@@ -208,7 +256,10 @@ fn v3_sources_past_the_bound_are_cut_and_the_group_flagged() {
     assert_eq!(harness.sources().len(), MAX_V3_SOURCES_PER_RECORD);
     assert_eq!(harness.count(Counter::SourcesCut), 4);
     let flags = harness.memberships()[0].1.flags;
-    assert_eq!(flags & membership_flags::SOURCES_TRUNCATED, membership_flags::SOURCES_TRUNCATED);
+    assert_eq!(
+        flags & membership_flags::SOURCES_TRUNCATED,
+        membership_flags::SOURCES_TRUNCATED
+    );
 }
 
 #[rstest]
@@ -231,7 +282,10 @@ fn a_third_vlan_tag_is_counted_and_passed() {
     let tags = [(TPID_8021AD, 1), (TPID_8021Q, 2), (TPID_8021Q, 3)];
     assert_eq!(harness.run(&frame(&tags, &ip)), XDP_PASS);
     assert!(harness.memberships().is_empty());
-    assert_eq!(harness.nonzero_drops(), vec![(DropReason::TooManyVlanTags.name(), 1)]);
+    assert_eq!(
+        harness.nonzero_drops(),
+        vec![(DropReason::TooManyVlanTags.name(), 1)]
+    );
 }
 
 #[rstest]
@@ -240,15 +294,29 @@ fn a_third_vlan_tag_is_counted_and_passed() {
 #[case::forty_bytes_of_options([ROUTER_ALERT.to_vec(), vec![1; 36]].concat())]
 fn ip_options_of_any_length_are_skipped(#[case] options: Vec<u8>) {
     let harness = Harness::new();
-    let mut ip = Ipv4::igmp(HOST, ALL_V3_ROUTERS, v3_report(&[Record::new(MODE_IS_EXCLUDE, GROUP, &[])]));
+    let mut ip = Ipv4::igmp(
+        HOST,
+        ALL_V3_ROUTERS,
+        v3_report(&[Record::new(MODE_IS_EXCLUDE, GROUP, &[])]),
+    );
     ip.options = options;
     assert_eq!(harness.run(&frame(&[], &ip)), XDP_PASS);
     assert_eq!(groups(&harness), vec![(0, 0, GROUP)]);
 }
 
 #[rstest]
-#[case::v1_general(igmp_message(QUERY, 0, Ipv4Addr::UNSPECIFIED), ALL_HOSTS, 1, Counter::V1Query)]
-#[case::v2_general(igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED), ALL_HOSTS, 2, Counter::V2Query)]
+#[case::v1_general(
+    igmp_message(QUERY, 0, Ipv4Addr::UNSPECIFIED),
+    ALL_HOSTS,
+    1,
+    Counter::V1Query
+)]
+#[case::v2_general(
+    igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED),
+    ALL_HOSTS,
+    2,
+    Counter::V2Query
+)]
 #[case::v2_group_specific(igmp_message(QUERY, 10, GROUP), GROUP, 2, Counter::V2Query)]
 #[case::v3_general(v3_query(Ipv4Addr::UNSPECIFIED, 100, 2, 125, &[]), ALL_HOSTS, 3, Counter::V3Query)]
 #[case::v3_group_and_source(v3_query(GROUP, 10, 2, 125, &[S1]), GROUP, 3, Counter::V3Query)]
@@ -260,11 +328,17 @@ fn queries_make_a_router_port(
 ) {
     let harness = Harness::new();
     let querier = Ipv4Addr::new(10, 0, 0, 1);
-    assert_eq!(harness.run(&frame(&[], &Ipv4::igmp(querier, destination, message))), XDP_PASS);
+    assert_eq!(
+        harness.run(&frame(&[], &Ipv4::igmp(querier, destination, message))),
+        XDP_PASS
+    );
     let routers = harness.routers();
     assert_eq!(routers.len(), 1);
     let (key, router) = routers[0];
-    assert_eq!((key.ifindex, router.querier, router.version), (TEST_RUN_IFINDEX, querier.octets(), version));
+    assert_eq!(
+        (key.ifindex, router.querier, router.version),
+        (TEST_RUN_IFINDEX, querier.octets(), version)
+    );
     if version == 3 {
         assert_eq!((router.robustness, router.qqic), (2, 125));
     }
@@ -275,7 +349,11 @@ fn queries_make_a_router_port(
 #[test]
 fn proxy_query_from_0_0_0_0_makes_no_router_port() {
     let harness = Harness::new();
-    let query = Ipv4::igmp(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED));
+    let query = Ipv4::igmp(
+        Ipv4Addr::UNSPECIFIED,
+        ALL_HOSTS,
+        igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED),
+    );
     harness.run(&frame(&[], &query));
     assert!(harness.routers().is_empty());
     assert_eq!(harness.count(Counter::ProxyQuery), 1);
@@ -287,7 +365,10 @@ fn link_local_reports_never_create_entries() {
     let harness = Harness::new();
     let mdns = Ipv4Addr::new(224, 0, 0, 251);
     harness.run(&v2_report(HOST, mdns));
-    harness.run(&v3(&[Record::new(CHANGE_TO_EXCLUDE, mdns, &[]), Record::new(CHANGE_TO_EXCLUDE, GROUP, &[])]));
+    harness.run(&v3(&[
+        Record::new(CHANGE_TO_EXCLUDE, mdns, &[]),
+        Record::new(CHANGE_TO_EXCLUDE, GROUP, &[]),
+    ]));
     assert_eq!(groups(&harness), vec![(0, 0, GROUP)]);
     assert_eq!(harness.count(Counter::LinkLocalReport), 2);
     assert!(harness.nonzero_drops().is_empty());
@@ -324,7 +405,14 @@ fn broken_v2(edit: impl FnOnce(&mut Ipv4)) -> Vec<u8> {
 }
 
 fn v3_to(destination: Ipv4Addr) -> Vec<u8> {
-    frame(&[], &Ipv4::igmp(HOST, destination, v3_report(&[Record::new(MODE_IS_EXCLUDE, GROUP, &[])])))
+    frame(
+        &[],
+        &Ipv4::igmp(
+            HOST,
+            destination,
+            v3_report(&[Record::new(MODE_IS_EXCLUDE, GROUP, &[])]),
+        ),
+    )
 }
 
 fn corrupt(mut frame: Vec<u8>, at: usize) -> Vec<u8> {
@@ -349,8 +437,14 @@ fn with_total_length(mut frame: Vec<u8>, total: u16) -> Vec<u8> {
 #[case::more_fragments(broken_v2(|ip| ip.fragment = 0x2000), DropReason::IpFragment)]
 #[case::fragment_offset(broken_v2(|ip| ip.fragment = 0x0010), DropReason::IpFragment)]
 #[case::ihl_below_5(corrupt(v2_report(HOST, GROUP), 14), DropReason::BadIpHeader)]
-#[case::total_length_past_frame(with_total_length(v2_report(HOST, GROUP), 200), DropReason::Truncated)]
-#[case::total_length_below_igmp(with_total_length(v2_report(HOST, GROUP), 30), DropReason::BadIpLength)]
+#[case::total_length_past_frame(
+    with_total_length(v2_report(HOST, GROUP), 200),
+    DropReason::Truncated
+)]
+#[case::total_length_below_igmp(
+    with_total_length(v2_report(HOST, GROUP), 30),
+    DropReason::BadIpLength
+)]
 #[case::group_not_multicast(broken_v2(|ip| { ip.destination = Ipv4Addr::new(10, 1, 1, 1); ip.payload = igmp_message(V2_REPORT, 0, Ipv4Addr::new(10, 1, 1, 1)) }), DropReason::NotMulticastGroup)]
 #[case::report_to_other_group(broken_v2(|ip| ip.destination = GROUP_B), DropReason::BadDestination)]
 #[case::report_to_all_hosts(broken_v2(|ip| ip.destination = ALL_HOSTS), DropReason::BadDestination)]
@@ -365,7 +459,10 @@ fn with_total_length(mut frame: Vec<u8>, total: u16) -> Vec<u8> {
 #[case::aux_past_end(frame(&[], &Ipv4::igmp(HOST, ALL_V3_ROUTERS, { let mut r = v3_report(&[Record::new(MODE_IS_INCLUDE, GROUP, &[S1])]); r[9] = 4; seal_igmp(r) })), DropReason::AuxPastEnd)]
 #[case::unknown_record_type(v3(&[Record::new(7, GROUP, &[])]), DropReason::UnknownRecordType)]
 #[case::record_group_not_multicast(v3(&[Record::new(MODE_IS_EXCLUDE, GROUP, &[]), Record::new(MODE_IS_EXCLUDE, Ipv4Addr::new(10, 1, 1, 1), &[])]), DropReason::NotMulticastGroup)]
-fn malformed_frames_are_counted_passed_and_change_nothing(#[case] frame: Vec<u8>, #[case] reason: DropReason) {
+fn malformed_frames_are_counted_passed_and_change_nothing(
+    #[case] frame: Vec<u8>,
+    #[case] reason: DropReason,
+) {
     let harness = Harness::new();
     harness.run(&v2_report(HOST, GROUP_B));
     let table_before = harness.memberships();
@@ -391,13 +488,23 @@ fn a_v3_frame_truncated_at_every_offset_changes_nothing() {
     // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
     for cut in 14..whole.len() {
         assert_eq!(harness.run(&whole[..cut]), XDP_PASS, "cut at {cut}");
-        assert!(harness.memberships().is_empty(), "cut at {cut} changed the table");
+        assert!(
+            harness.memberships().is_empty(),
+            "cut at {cut} changed the table"
+        );
         if cut >= ip_header_end {
             truncated_seen += 1;
         }
-        assert_eq!(harness.drops(DropReason::Truncated), truncated_seen, "cut at {cut}");
+        assert_eq!(
+            harness.drops(DropReason::Truncated),
+            truncated_seen,
+            "cut at {cut}"
+        );
     }
-    assert_eq!(harness.nonzero_drops(), vec![(DropReason::Truncated.name(), truncated_seen)]);
+    assert_eq!(
+        harness.nonzero_drops(),
+        vec![(DropReason::Truncated.name(), truncated_seen)]
+    );
 }
 
 #[test]
@@ -407,11 +514,29 @@ fn a_v3_message_cut_short_with_consistent_ip_length_changes_nothing() {
     let mut rejected = 0;
     for cut in 8..message.len() {
         let short = seal_igmp(message[..cut].to_vec());
-        assert_eq!(harness.run(&frame(&[], &Ipv4::igmp(HOST, ALL_V3_ROUTERS, short))), XDP_PASS);
-        assert!(harness.memberships().is_empty(), "cut at {cut} changed the table");
+        assert_eq!(
+            harness.run(&frame(&[], &Ipv4::igmp(HOST, ALL_V3_ROUTERS, short))),
+            XDP_PASS
+        );
+        assert!(
+            harness.memberships().is_empty(),
+            "cut at {cut} changed the table"
+        );
         rejected += 1;
-        let length_reasons = [DropReason::RecordPastEnd, DropReason::SourcesPastEnd, DropReason::AuxPastEnd];
-        let counted: u64 = length_reasons.iter().map(|reason| harness.drops(*reason)).sum();
-        assert_eq!(counted, rejected, "cut at {cut}: {:?}", harness.nonzero_drops());
+        let length_reasons = [
+            DropReason::RecordPastEnd,
+            DropReason::SourcesPastEnd,
+            DropReason::AuxPastEnd,
+        ];
+        let counted: u64 = length_reasons
+            .iter()
+            .map(|reason| harness.drops(*reason))
+            .sum();
+        assert_eq!(
+            counted,
+            rejected,
+            "cut at {cut}: {:?}",
+            harness.nonzero_drops()
+        );
     }
 }

@@ -1,1 +1,133 @@
-fn main() {}
+//! Project tasks: `cargo xtask setup | build | test | demo`.
+//!
+//! xtask depends on nothing that needs the XDP toolchain, so `setup` can
+//! build and run on a machine that has none of it yet.
+
+mod demo;
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "igmp-snoop project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent; quick when done).
+    Setup,
+    /// Build the daemon with its XDP program.
+    Build,
+    /// Set up, build, and run every test (needs root: XDP, namespaces, bpffs).
+    Test {
+        /// Extra arguments for `cargo test` (a filter, `--nocapture`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Show igmp-snoop at work: a lab of namespaces, or the NICs named with --iface.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Build => {
+            setup::run()?;
+            build()
+        }
+        Task::Test { args } => {
+            setup::run()?;
+            build()?;
+            test(&args)
+        }
+        Task::Demo(args) => {
+            setup::run()?;
+            build()?;
+            demo::run(&args)
+        }
+    }
+}
+
+/// Builds the `igmp-snoop` binary (its build script builds the XDP program).
+fn build() -> Result<()> {
+    cargo(&["build", "--package", "igmp-user", "--bins"])
+}
+
+/// Runs the tests of every crate and closes with one line of totals (cargo's
+/// own last line is that of whichever test binary ran last).
+fn test(extra: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(&cargo)
+        .args(["test", "--workspace", "--all-targets"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut totals = Totals::default();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        totals.add(&line);
+    }
+    let status = child.wait()?;
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    if !status.success() || totals.failed > 0 {
+        bail!("cargo test failed");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+impl Totals {
+    /// Adds the counts of a libtest summary line ("test result: ok. 5 passed; 0 failed; ...").
+    fn add(&mut self, line: &str) {
+        let Some(summary) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in summary.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            if let (Some(count), Some(kind)) = (words.next(), words.next()) {
+                let Ok(count) = count.parse::<u64>() else {
+                    continue;
+                };
+                match kind {
+                    "passed" => self.passed += count,
+                    "failed" => self.failed += count,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .status()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent directory")
+        .to_path_buf()
+}

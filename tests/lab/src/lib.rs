@@ -73,8 +73,23 @@ impl Lab {
             log: std::env::temp_dir().join(format!("{prefix}-daemon.log")),
         };
         netns::add(&lab.switch)?;
-        let snooping_flag = if snooping == BridgeSnooping::On { "1" } else { "0" };
-        run(&["ip", "-n", &lab.switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", snooping_flag])?;
+        let snooping_flag = if snooping == BridgeSnooping::On {
+            "1"
+        } else {
+            "0"
+        };
+        run(&[
+            "ip",
+            "-n",
+            &lab.switch,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            snooping_flag,
+        ])?;
         run(&["ip", "-n", &lab.switch, "link", "set", "lo", "up"])?;
         for index in 1..=hosts {
             lab.add_host(index)?;
@@ -92,15 +107,55 @@ impl Lab {
         };
         netns::add(&host.netns)?;
         let sw = self.switch.as_str();
-        run(&["ip", "-n", sw, "link", "add", &host.port, "type", "veth", "peer", "name", &host.interface, "netns", &host.netns])?;
+        run(&[
+            "ip",
+            "-n",
+            sw,
+            "link",
+            "add",
+            &host.port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &host.interface,
+            "netns",
+            &host.netns,
+        ])?;
         run(&["ip", "-n", sw, "link", "set", &host.port, "master", "br0"])?;
         run(&["ip", "-n", sw, "link", "set", &host.port, "up"])?;
         let address = format!("{}/24", host.address);
-        run(&["ip", "-n", &host.netns, "addr", "add", &address, "dev", &host.interface])?;
-        run(&["ip", "-n", &host.netns, "link", "set", &host.interface, "up"])?;
+        run(&[
+            "ip",
+            "-n",
+            &host.netns,
+            "addr",
+            "add",
+            &address,
+            "dev",
+            &host.interface,
+        ])?;
+        run(&[
+            "ip",
+            "-n",
+            &host.netns,
+            "link",
+            "set",
+            &host.interface,
+            "up",
+        ])?;
         run(&["ip", "-n", &host.netns, "link", "set", "lo", "up"])?;
         // Multicast leaves through eth0 without a route lookup surprise.
-        run(&["ip", "-n", &host.netns, "route", "add", "224.0.0.0/4", "dev", &host.interface])?;
+        run(&[
+            "ip",
+            "-n",
+            &host.netns,
+            "route",
+            "add",
+            "224.0.0.0/4",
+            "dev",
+            &host.interface,
+        ])?;
         self.hosts.push(host);
         Ok(())
     }
@@ -108,7 +163,10 @@ impl Lab {
     /// Forces the IGMP version host `index` (0-based) speaks (RFC 3376 §7.2.1 compatibility).
     pub fn force_igmp_version(&self, index: usize, version: u8) -> Result<()> {
         let host = &self.hosts[index];
-        let key = format!("net.ipv4.conf.{}.force_igmp_version={version}", host.interface);
+        let key = format!(
+            "net.ipv4.conf.{}.force_igmp_version={version}",
+            host.interface
+        );
         run(&["ip", "netns", "exec", &host.netns, "sysctl", "-qw", &key])
     }
 
@@ -141,7 +199,10 @@ impl Lab {
         }
         command.arg("--pin-dir").arg(pin_dir).args(extra);
         let log = fs::File::create(&self.log)?;
-        command.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
+        command
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null());
         self.daemon = Some(command.spawn().context("starting igmp-snoop")?);
         let ready = wait_for(Duration::from_secs(60), || {
             fs::read_to_string(&self.log).is_ok_and(|log| log.contains("adopting"))
@@ -157,7 +218,9 @@ impl Lab {
     /// bpffs and the pins stay visible, unlike with `ip netns exec`).
     pub fn command_in_switch(&self, binary: &Path) -> Command {
         let mut command = Command::new("nsenter");
-        command.arg(format!("--net=/run/netns/{}", self.switch)).arg(binary);
+        command
+            .arg(format!("--net=/run/netns/{}", self.switch))
+            .arg(binary);
         command
     }
 

@@ -50,11 +50,22 @@ impl Member {
     }
 }
 
-fn join_source(socket: &UdpSocket, group: Ipv4Addr, interface: Ipv4Addr, source: Ipv4Addr) -> Result<()> {
+fn join_source(
+    socket: &UdpSocket,
+    group: Ipv4Addr,
+    interface: Ipv4Addr,
+    source: Ipv4Addr,
+) -> Result<()> {
     let request = libc::ip_mreq_source {
-        imr_multiaddr: libc::in_addr { s_addr: u32::from_ne_bytes(group.octets()) },
-        imr_interface: libc::in_addr { s_addr: u32::from_ne_bytes(interface.octets()) },
-        imr_sourceaddr: libc::in_addr { s_addr: u32::from_ne_bytes(source.octets()) },
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(group.octets()),
+        },
+        imr_interface: libc::in_addr {
+            s_addr: u32::from_ne_bytes(interface.octets()),
+        },
+        imr_sourceaddr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(source.octets()),
+        },
     };
     // SAFETY: a valid socket and a correctly sized ip_mreq_source.
     let result = unsafe {
@@ -67,7 +78,10 @@ fn join_source(socket: &UdpSocket, group: Ipv4Addr, interface: Ipv4Addr, source:
         )
     };
     if result != 0 {
-        bail!("{interface}: joining ({source}, {group}): {}", std::io::Error::last_os_error());
+        bail!(
+            "{interface}: joining ({source}, {group}): {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }

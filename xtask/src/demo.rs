@@ -1,0 +1,194 @@
+//! `cargo xtask demo`: igmp-snoop learning a table from real kernel clients.
+//!
+//! With no `--iface`, a lab of network namespaces: a Linux bridge (its own
+//! snooping off) with four hosts on veth ports. Hosts join and leave with
+//! IGMPv2 and IGMPv3 while the table is printed, then everything is removed,
+//! on Ctrl-C or failure too. With `--iface`, igmp-snoop runs on those NICs
+//! and the table is printed until Ctrl-C.
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use igmp_lab::{BridgeSnooping, Lab, Member};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Run on these interfaces instead of a lab (repeat for each port).
+    #[arg(long = "iface", value_name = "IF")]
+    interfaces: Vec<String>,
+    /// XDP mode for --iface (native or generic).
+    #[arg(long, default_value = "native")]
+    xdp_mode: String,
+    /// Leave the lab up at the end, with the commands to explore it.
+    #[arg(long)]
+    keep: bool,
+}
+
+const PIN_DIR: &str = "/sys/fs/bpf/igmp-demo";
+const IPTV: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+const MARKET_DATA: Ipv4Addr = Ipv4Addr::new(239, 2, 2, 2);
+const SSM_GROUP: Ipv4Addr = Ipv4Addr::new(232, 1, 1, 1);
+const SSM_SOURCE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 4);
+
+pub fn run(args: &DemoArgs) -> Result<()> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    let binary = crate::workspace_root().join("target/debug/igmp-snoop");
+    if args.interfaces.is_empty() {
+        lab_demo(&binary, args.keep, &interrupted)
+    } else {
+        nic_demo(&binary, args, &interrupted)
+    }
+}
+
+/// Sleeps, returning an error as soon as Ctrl-C is pressed so that the lab is torn down.
+fn pause(seconds: f64, interrupted: &AtomicBool) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < until {
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn step(title: &str) {
+    println!("\n==> {title}");
+}
+
+fn lab_demo(binary: &Path, keep: bool, interrupted: &AtomicBool) -> Result<()> {
+    step("building a lab: bridge br0 (mcast_snooping 0) with hosts h1..h4 on ports p1..p4");
+    let mut lab = Lab::with_prefix("igmp-demo", 4, BridgeSnooping::Off)?;
+    let pin_dir = PathBuf::from(PIN_DIR);
+    lab.start_daemon(binary, &pin_dir, &["--last-member-interval", "0.5"])?;
+    println!(
+        "igmp-snoop runs in namespace {} on p1..p4, maps pinned in {PIN_DIR}",
+        lab.switch
+    );
+    lab.force_igmp_version(0, 2)?;
+
+    step("h1 (IGMPv2) joins 239.1.1.1; h2 (IGMPv3) joins 239.1.1.1 and 239.2.2.2; h3 joins (10.0.0.4, 232.1.1.1)");
+    let h1_iptv = lab.join(0, IPTV)?;
+    let _h2_iptv = lab.join(1, IPTV)?;
+    let h2_market = lab.join(1, MARKET_DATA)?;
+    let _h3_ssm = lab.join_source(2, SSM_GROUP, SSM_SOURCE)?;
+    pause(1.0, interrupted)?;
+    show(&lab, binary)?;
+    step(&format!(
+        "bpftool map dump pinned {PIN_DIR}/MEMBERSHIP (BTF: named fields)"
+    ));
+    print_command(Command::new("bpftool").args([
+        "map",
+        "dump",
+        "pinned",
+        &format!("{PIN_DIR}/MEMBERSHIP"),
+    ]));
+
+    step("h1 leaves 239.1.1.1 (v2 leave): gone after the last member query time, h2 stays");
+    drop(h1_iptv);
+    pause(0.2, interrupted)?;
+    show(&lab, binary)?;
+    pause(1.5, interrupted)?;
+    show(&lab, binary)?;
+
+    step("h2 leaves 239.2.2.2 (v3 TO_IN {})");
+    leave_and_show(&lab, binary, h2_market, interrupted)?;
+
+    step("counters (igmp-snoop stats)");
+    print_command(
+        lab.command_in_switch(binary)
+            .args(["stats", "--pin-dir", PIN_DIR]),
+    );
+    step("daemon log");
+    println!("{}", lab.daemon_log());
+    if keep {
+        explore_hint(&lab);
+        std::mem::forget(lab);
+        return Ok(());
+    }
+    step("tearing the lab down");
+    drop(lab);
+    let _ = Command::new("rm").args(["-rf", PIN_DIR]).status();
+    Ok(())
+}
+
+fn leave_and_show(
+    lab: &Lab,
+    binary: &Path,
+    member: Member,
+    interrupted: &AtomicBool,
+) -> Result<()> {
+    drop(member);
+    // A v3 host repeats its TO_IN {} (robustness 2, up to 1 s apart): each restarts the leave timer.
+    pause(2.5, interrupted)?;
+    show(lab, binary)
+}
+
+fn show(lab: &Lab, binary: &Path) -> Result<()> {
+    print_command(
+        lab.command_in_switch(binary)
+            .args(["show", "--pin-dir", PIN_DIR]),
+    );
+    Ok(())
+}
+
+fn print_command(command: &mut Command) {
+    match command.output() {
+        Ok(output) => {
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+        Err(error) => eprintln!("{command:?}: {error}"),
+    }
+}
+
+fn explore_hint(lab: &Lab) {
+    println!(
+        "\nThe lab stays up. Try:\n  \
+         nsenter --net=/run/netns/{sw} target/debug/igmp-snoop show --pin-dir {PIN_DIR}\n  \
+         bpftool map dump pinned {PIN_DIR}/MEMBERSHIP\n  \
+         ip netns exec igmp-demo-h4 ip maddr show dev eth0\n\
+         Remove it with:\n  \
+         pkill -f 'igmp-snoop run'; for ns in $(ip netns list | awk '/^igmp-demo/ {{print $1}}'); do ip netns del $ns; done; rm -rf {PIN_DIR}",
+        sw = lab.switch
+    );
+}
+
+fn nic_demo(binary: &Path, args: &DemoArgs, interrupted: &AtomicBool) -> Result<()> {
+    let mut command = Command::new(binary);
+    command
+        .arg("run")
+        .args(["--pin-dir", PIN_DIR, "--xdp-mode", &args.xdp_mode]);
+    for interface in &args.interfaces {
+        command.args(["--iface", interface]);
+    }
+    let mut daemon = command.spawn()?;
+    let result = (|| -> Result<()> {
+        loop {
+            pause(2.0, interrupted)?;
+            if let Some(status) = daemon.try_wait()? {
+                bail!("igmp-snoop exited: {status}");
+            }
+            print_command(Command::new(binary).args(["show", "--pin-dir", PIN_DIR]));
+        }
+    })();
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+    match result {
+        Err(error) if error.to_string() == "interrupted" => Ok(()),
+        other => other,
+    }
+}
