@@ -27,7 +27,7 @@ pub enum Command {
     Routers(ShowArgs),
     /// Print per-port counters by message type and by drop reason.
     Stats(ShowArgs),
-    /// Remove the pinned maps (the table) left under the pin directory.
+    /// Detach the program from every port and remove the pinned table.
     Detach(PinArgs),
 }
 
@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// XDP attach mode: native (driver) or generic (any interface, slower).
     #[arg(long, value_enum, default_value_t = AttachMode::Native)]
     pub xdp_mode: AttachMode,
+    /// On SIGINT/SIGTERM leave the program attached and the table pinned
+    /// (a later `run` takes them over; `detach` removes them).
+    #[arg(long)]
+    pub keep_attached: bool,
     #[command(flatten)]
     pub pin: PinArgs,
     #[command(flatten)]

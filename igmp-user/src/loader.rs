@@ -8,10 +8,18 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use aya::{
-    programs::{Xdp, XdpMode},
+    maps::MapInfo,
+    programs::{
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+        Xdp, XdpMode,
+    },
     Ebpf, EbpfLoader,
 };
-use igmp_common::map_names;
+use igmp_common::{
+    map_names, Membership, MembershipKey, PortCounters, RouterKey, RouterPort, Settings,
+    SourceEntry, SourceKey,
+};
 
 /// Where the maps are pinned unless `--pin-dir` says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/igmp-snoop";
@@ -21,6 +29,9 @@ pub const PROGRAM: &str = "igmp_snoop";
 /// The XDP object, built by build.rs from igmp-ebpf.
 pub static OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/igmp-snoop.bpf.o"));
+
+/// Subdirectory of the pin directory holding one XDP link per port.
+const LINKS_DIR: &str = "links";
 
 /// `statfs(2)` magic of bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -48,6 +59,7 @@ impl AttachMode {
 /// pinned there are reused, so a restarted daemon keeps the table.
 pub fn load(pin_dir: &Path) -> Result<Ebpf> {
     prepare_pin_dir(pin_dir)?;
+    check_pinned_layout(pin_dir)?;
     let paths: Vec<(&str, PathBuf)> = map_names::ALL
         .iter()
         .map(|name| (*name, pin_dir.join(name)))
@@ -74,14 +86,35 @@ pub fn load(pin_dir: &Path) -> Result<Ebpf> {
     Ok(ebpf)
 }
 
-/// Attaches the loaded program to `interface`.
-pub fn attach(ebpf: &mut Ebpf, interface: &str, mode: AttachMode) -> Result<()> {
+/// Attaches the loaded program to `interface` through a bpf_link pinned
+/// under `<pin_dir>/links/`, so that the program stays attached when the
+/// daemon dies. A link already pinned there (left by a previous daemon) is
+/// adopted: its program is swapped for this one atomically, and forwarding
+/// never stops.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    interface: &str,
+    mode: AttachMode,
+    pin_dir: &Path,
+) -> Result<Attachment> {
     interface_index(interface)?;
-    let program: &mut Xdp = ebpf
-        .program_mut(PROGRAM)
-        .context("the object has no igmp_snoop program")?
-        .try_into()?;
-    program
+    let link_path = link_pin_path(pin_dir, interface);
+    let program = xdp_program(ebpf)?;
+    if link_path.exists() {
+        let pinned = PinnedLink::from_pin(&link_path)
+            .with_context(|| format!("{}: opening the pinned link", link_path.display()))?;
+        let link = XdpLink::try_from(FdLink::from(pinned))
+            .with_context(|| format!("{}: not an XDP link", link_path.display()))?;
+        program
+            .attach_to_link(link)
+            .with_context(|| format!("{interface}: replacing the program of the pinned link"))?;
+        return Ok(Attachment {
+            link_path,
+            adopted: true,
+            pinned: None,
+        });
+    }
+    let id = program
         .attach(interface, mode.xdp_mode())
         .with_context(|| match mode {
             AttachMode::Native => format!(
@@ -89,7 +122,50 @@ pub fn attach(ebpf: &mut Ebpf, interface: &str, mode: AttachMode) -> Result<()> 
         ),
             AttachMode::Generic => format!("{interface}: attaching generic XDP failed"),
         })?;
-    Ok(())
+    let link = FdLink::try_from(program.take_link(id)?).with_context(|| {
+        format!("{interface}: the kernel gave no bpf_link for XDP (Linux 5.9 or later needed)")
+    })?;
+    fs::create_dir_all(link_path.parent().expect("links directory"))?;
+    let pinned = link
+        .pin(&link_path)
+        .with_context(|| format!("{}: pinning the XDP link", link_path.display()))?;
+    Ok(Attachment {
+        link_path,
+        adopted: false,
+        pinned: Some(pinned),
+    })
+}
+
+/// An attached port. Dropping it closes this process's handle only: the pin
+/// keeps the program attached until [`Attachment::detach`] removes it.
+pub struct Attachment {
+    link_path: PathBuf,
+    /// Whether a previous daemon's link was taken over.
+    pub adopted: bool,
+    pinned: Option<PinnedLink>,
+}
+
+impl Attachment {
+    /// Removes the pin: the program leaves the port once this process exits
+    /// (or at once, for a link this process created).
+    pub fn detach(self) -> Result<()> {
+        match self.pinned {
+            Some(pinned) => drop(pinned.unpin()?),
+            None => fs::remove_file(&self.link_path)?,
+        }
+        Ok(())
+    }
+}
+
+fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+    Ok(ebpf
+        .program_mut(PROGRAM)
+        .context("the object has no igmp_snoop program")?
+        .try_into()?)
+}
+
+fn link_pin_path(pin_dir: &Path, interface: &str) -> PathBuf {
+    pin_dir.join(LINKS_DIR).join(interface)
 }
 
 /// The ifindex of `interface` in this network namespace.
@@ -118,6 +194,58 @@ pub fn interface_name(ifindex: u32) -> String {
         .into_owned()
 }
 
+/// Key and value sizes this build expects of each pinned map.
+fn expected_layout() -> [(&'static str, usize, usize); 5] {
+    use std::mem::size_of;
+    [
+        (
+            map_names::MEMBERSHIP,
+            size_of::<MembershipKey>(),
+            size_of::<Membership>(),
+        ),
+        (
+            map_names::SOURCES,
+            size_of::<SourceKey>(),
+            size_of::<SourceEntry>(),
+        ),
+        (
+            map_names::ROUTER_PORTS,
+            size_of::<RouterKey>(),
+            size_of::<RouterPort>(),
+        ),
+        (
+            map_names::COUNTERS,
+            size_of::<u32>(),
+            size_of::<PortCounters>(),
+        ),
+        (map_names::SETTINGS, size_of::<u32>(), size_of::<Settings>()),
+    ]
+}
+
+/// Refuses maps pinned by a build with another layout: reusing them would
+/// make the program read garbage. The operator decides whether to drop them.
+fn check_pinned_layout(pin_dir: &Path) -> Result<()> {
+    for (name, key_size, value_size) in expected_layout() {
+        let path = pin_dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let info = MapInfo::from_pin(&path)
+            .with_context(|| format!("{}: not a BPF map", path.display()))?;
+        if info.key_size() as usize != key_size || info.value_size() as usize != value_size {
+            bail!(
+                "{}: pinned by an incompatible version (key {} / value {} bytes, this version uses {key_size} / {value_size}); \
+                 remove the old table with `igmp-snoop detach --pin-dir {}`",
+                path.display(),
+                info.key_size(),
+                info.value_size(),
+                pin_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn prepare_pin_dir(pin_dir: &Path) -> Result<()> {
     let parent = pin_dir
         .parent()
@@ -142,9 +270,19 @@ fn is_bpffs(path: &Path) -> bool {
     ok && stats.f_type as i64 == BPF_FS_MAGIC
 }
 
-/// Removes every pin of the project under `pin_dir` (`igmp-snoop detach`).
+/// Removes every pin of the project under `pin_dir` (`igmp-snoop detach`):
+/// the XDP links first, which detaches the program from every port, then the maps.
 pub fn remove_pins(pin_dir: &Path) -> Result<usize> {
     let mut removed = 0;
+    let links = pin_dir.join(LINKS_DIR);
+    if let Ok(entries) = fs::read_dir(&links) {
+        for entry in entries.filter_map(Result::ok) {
+            fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+            removed += 1;
+        }
+        let _ = fs::remove_dir(&links);
+    }
     for name in map_names::ALL {
         let path = pin_dir.join(name);
         match fs::remove_file(&path) {

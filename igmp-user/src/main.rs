@@ -46,9 +46,15 @@ fn dispatch(cli: Cli) -> Result<()> {
 async fn run(args: RunArgs) -> Result<()> {
     let mut ebpf = loader::load(&args.pin.pin_dir)?;
     spawn_kernel_log(&mut ebpf);
+    let mut attachments = Vec::new();
     for interface in &args.interfaces {
-        loader::attach(&mut ebpf, interface, args.xdp_mode)?;
-        info!("attached to {interface} ({:?} XDP)", args.xdp_mode);
+        let attachment = loader::attach(&mut ebpf, interface, args.xdp_mode, &args.pin.pin_dir)?;
+        if attachment.adopted {
+            info!("took over the XDP link of {interface} left by a previous daemon");
+        } else {
+            info!("attached to {interface} ({:?} XDP)", args.xdp_mode);
+        }
+        attachments.push(attachment);
     }
     let timers = args.timers.timers();
     let mut tables = Tables::open(&args.pin.pin_dir)?;
@@ -57,7 +63,17 @@ async fn run(args: RunArgs) -> Result<()> {
     Daemon::new(tables, timers)
         .run(events, shutdown_signal()?)
         .await?;
-    info!("detaching from {}", args.interfaces.join(", "));
+    if args.keep_attached {
+        info!(
+            "leaving the program attached to {} (--keep-attached)",
+            args.interfaces.join(", ")
+        );
+    } else {
+        info!("detaching from {}", args.interfaces.join(", "));
+        for attachment in attachments {
+            attachment.detach()?;
+        }
+    }
     drop(ebpf);
     Ok(())
 }

@@ -47,3 +47,48 @@ fn show_without_a_running_daemon_says_what_is_missing() {
     assert!(!ok);
     assert!(stderr.contains("no pinned map"), "{stderr}");
 }
+
+#[test]
+fn maps_pinned_by_an_incompatible_version_are_refused_and_kept() {
+    let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    let pin_dir = unique_pin_dir("old");
+    std::fs::create_dir_all(&pin_dir).unwrap();
+    let old_map = pin_dir.join("MEMBERSHIP");
+    let created = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&old_map)
+        .args([
+            "type",
+            "hash",
+            "key",
+            "12",
+            "value",
+            "24",
+            "entries",
+            "16",
+            "name",
+            "MEMBERSHIP",
+        ])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let output = lab
+        .command_in_switch(&daemon_binary())
+        .args(["run", "--iface", "p1", "--pin-dir"])
+        .arg(&pin_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("pinned by an incompatible version"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("igmp-snoop detach"), "{stderr}");
+    assert!(
+        old_map.exists(),
+        "the old table was removed without being asked"
+    );
+    let _ = std::fs::remove_file(&old_map);
+    let _ = std::fs::remove_dir(&pin_dir);
+}
