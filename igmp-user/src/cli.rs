@@ -27,6 +27,8 @@ pub enum Command {
     Routers(ShowArgs),
     /// Print per-port counters by message type and by drop reason.
     Stats(ShowArgs),
+    /// Follow joins, leaves, expiries and querier changes as they happen (like `bridge monitor mdb`).
+    Monitor(ShowArgs),
     /// Detach the program from every port and remove the pinned table.
     Detach(PinArgs),
 }
@@ -59,6 +61,9 @@ pub struct RunArgs {
     /// (a later `run` takes them over; `detach` removes them).
     #[arg(long)]
     pub keep_attached: bool,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9477).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub pin: PinArgs,
     #[command(flatten)]

@@ -8,11 +8,15 @@ use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use igmp_common::{Event, EventKind, MembershipKey, RouterKey, SourceKey};
 use log::{debug, info, warn};
-use tokio::io::{unix::AsyncFd, Interest};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    sync::broadcast,
+};
 
 use crate::{
     expiry::{self, Verdict},
     loader::interface_name,
+    monitor::MonitorEvent,
     tables::Tables,
     timers::{monotonic_ns, nanos, Deadlines, Timers},
 };
@@ -29,15 +33,22 @@ pub struct Daemon {
     tables: Tables,
     timers: Timers,
     deadlines: Deadlines<Due>,
+    monitor: broadcast::Sender<MonitorEvent>,
 }
 
 impl Daemon {
-    pub fn new(tables: Tables, timers: Timers) -> Self {
+    pub fn new(tables: Tables, timers: Timers, monitor: broadcast::Sender<MonitorEvent>) -> Self {
         Self {
             tables,
             timers,
             deadlines: Deadlines::default(),
+            monitor,
         }
+    }
+
+    /// Tells the monitors; nobody listening is fine.
+    fn publish(&self, event: MonitorEvent) {
+        let _ = self.monitor.send(event);
     }
 
     /// Runs until `shutdown` completes.
@@ -120,6 +131,7 @@ impl Daemon {
         let address = Ipv4Addr::from(event.address);
         let gmi = nanos(self.timers.group_membership_interval());
         let lmqt = nanos(self.timers.last_member_query_time());
+        self.publish(monitor_event(kind, event, &port));
         match kind {
             EventKind::NewMembership => {
                 info!(
@@ -195,13 +207,18 @@ impl Daemon {
             Verdict::KeepForever => {}
             Verdict::Expire(reason) => {
                 if self.tables.membership.remove(&key).is_ok() {
+                    let port = interface_name(key.ifindex);
+                    let group = Ipv4Addr::from(key.group);
                     info!(
-                        "expire: port {} vid {} group {} ({})",
-                        interface_name(key.ifindex),
+                        "expire: port {port} vid {} group {group} ({})",
                         key.vlan,
-                        Ipv4Addr::from(key.group),
                         reason.as_str()
                     );
+                    let mut event = MonitorEvent::new("expire", port);
+                    event.vid = Some(key.vlan);
+                    event.grp = Some(group);
+                    event.reason = Some(reason.as_str().into());
+                    self.publish(event);
                     return true;
                 }
             }
@@ -218,13 +235,18 @@ impl Daemon {
             Verdict::KeepForever => {}
             Verdict::Expire(reason) => {
                 if self.tables.sources.remove(&key).is_ok() {
+                    let port = interface_name(key.ifindex);
+                    let (group, source) = (Ipv4Addr::from(key.group), Ipv4Addr::from(key.source));
                     info!(
-                        "expire: port {} group {} source {} ({})",
-                        interface_name(key.ifindex),
-                        Ipv4Addr::from(key.group),
-                        Ipv4Addr::from(key.source),
+                        "expire: port {port} group {group} source {source} ({})",
                         reason.as_str()
                     );
+                    let mut event = MonitorEvent::new("expire", port);
+                    event.vid = Some(key.vlan);
+                    event.grp = Some(group);
+                    event.src = Some(source);
+                    event.reason = Some(reason.as_str().into());
+                    self.publish(event);
                 }
             }
         }
@@ -239,11 +261,11 @@ impl Daemon {
             Verdict::KeepForever => {}
             Verdict::Expire(_) => {
                 if self.tables.routers.remove(&key).is_ok() {
-                    info!(
-                        "expire: router port {} vid {}",
-                        interface_name(key.ifindex),
-                        key.vlan
-                    );
+                    let port = interface_name(key.ifindex);
+                    info!("expire: router port {port} vid {}", key.vlan);
+                    let mut event = MonitorEvent::new("router-expire", port);
+                    event.vid = Some(key.vlan);
+                    self.publish(event);
                 }
             }
         }
@@ -262,6 +284,29 @@ impl Daemon {
             let _ = self.tables.sources.remove(&key);
         }
     }
+}
+
+/// What the monitors see of a kernel event.
+fn monitor_event(kind: EventKind, event: &Event, port: &str) -> MonitorEvent {
+    let name = match kind {
+        EventKind::NewMembership => "join",
+        EventKind::LeaveSeen => "leave",
+        EventKind::QuerySeen => "query",
+        EventKind::NewRouterPort => "router",
+        EventKind::NewSource => "source",
+        EventKind::SourceLeaveSeen => "block",
+    };
+    let mut monitor = MonitorEvent::new(name, port.to_string());
+    monitor.vid = Some(event.vlan);
+    if event.group != [0; 4] {
+        monitor.grp = Some(Ipv4Addr::from(event.group));
+    }
+    if matches!(kind, EventKind::NewSource | EventKind::SourceLeaveSeen) {
+        monitor.src = Some(Ipv4Addr::from(event.address));
+    } else {
+        monitor.address = Some(Ipv4Addr::from(event.address));
+    }
+    monitor
 }
 
 fn group_key(event: &Event) -> MembershipKey {

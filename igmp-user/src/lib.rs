@@ -4,6 +4,8 @@ pub mod cli;
 pub mod daemon;
 pub mod expiry;
 pub mod loader;
+pub mod metrics;
+pub mod monitor;
 pub mod tables;
 pub mod timers;
 pub mod view;

@@ -4,7 +4,9 @@ use clap::Parser as _;
 use igmp_user::{
     cli::{Cli, Command, RunArgs, ShowArgs},
     daemon::Daemon,
-    loader, tables,
+    loader,
+    metrics::{self, SharedStatus},
+    monitor, tables,
     tables::Tables,
     view,
 };
@@ -12,6 +14,7 @@ use log::{info, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
+    sync::broadcast,
 };
 
 fn main() {
@@ -32,6 +35,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Show(args) => show(&args),
         Command::Routers(args) => routers(&args),
         Command::Stats(args) => stats(&args),
+        Command::Monitor(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(monitor::follow(&args.pin.pin_dir, args.json)),
         Command::Detach(args) => {
             let removed = loader::remove_pins(&args.pin_dir)?;
             println!(
@@ -60,7 +67,18 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut tables = Tables::open(&args.pin.pin_dir)?;
     tables.write_settings(&timers)?;
     let events = tables::open_events(&args.pin.pin_dir)?;
-    Daemon::new(tables, timers)
+    let (monitor_tx, _) = broadcast::channel(1024);
+    spawn_monitor_server(&args.pin.pin_dir, monitor_tx.clone());
+    if let Some(address) = args.metrics_addr {
+        let status = SharedStatus::default();
+        let pin_dir = args.pin.pin_dir.clone();
+        tokio::spawn(async move {
+            if let Err(error) = metrics::serve(address, pin_dir, status).await {
+                warn!("metrics: {error:#}");
+            }
+        });
+    }
+    Daemon::new(tables, timers, monitor_tx)
         .run(events, shutdown_signal()?)
         .await?;
     if args.keep_attached {
@@ -76,6 +94,18 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     drop(ebpf);
     Ok(())
+}
+
+fn spawn_monitor_server(
+    pin_dir: &std::path::Path,
+    events: broadcast::Sender<monitor::MonitorEvent>,
+) {
+    let pin_dir = pin_dir.to_path_buf();
+    tokio::spawn(async move {
+        if let Err(error) = monitor::serve(&pin_dir, events).await {
+            warn!("monitor socket: {error:#}");
+        }
+    });
 }
 
 /// Forwards aya-log lines from the XDP program to this process's logger.

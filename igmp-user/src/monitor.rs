@@ -1,0 +1,171 @@
+//! `igmp-snoop monitor`: a live stream of table changes, like `bridge monitor mdb`.
+//!
+//! The events ring buffer has one reader, the daemon; it republishes what it
+//! decides (joins, leaves, expiries, querier changes) on a Unix socket next to
+//! its pin directory, one JSON object per line, to every connected monitor.
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::broadcast,
+};
+
+/// Directory of the monitor sockets.
+const RUN_DIR: &str = "/run/igmp-snoop";
+
+/// One change of the table or of the querier.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MonitorEvent {
+    /// `join`, `leave`, `expire`, `source`, `router`, `router-expire`, `querier`.
+    pub event: String,
+    pub port: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vid: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grp: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<Ipv4Addr>,
+    /// Reporter, querier or router address, as the event says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl MonitorEvent {
+    pub fn new(event: &str, port: String) -> Self {
+        Self {
+            event: event.into(),
+            port,
+            vid: None,
+            grp: None,
+            src: None,
+            address: None,
+            reason: None,
+        }
+    }
+
+    /// One line in the style of `bridge monitor mdb`.
+    pub fn line(&self) -> String {
+        let mut line = format!("{} port {}", self.event, self.port);
+        if let Some(grp) = self.grp {
+            line += &format!(" grp {grp}");
+        }
+        if let Some(src) = self.src {
+            line += &format!(" src {src}");
+        }
+        if let Some(vid) = self.vid.filter(|vid| *vid != 0) {
+            line += &format!(" vid {vid}");
+        }
+        if let Some(address) = self.address {
+            line += &format!(" from {address}");
+        }
+        if let Some(reason) = &self.reason {
+            line += &format!(" ({reason})");
+        }
+        line
+    }
+}
+
+/// Where the daemon using `pin_dir` listens.
+pub fn socket_path(pin_dir: &Path) -> PathBuf {
+    let name: String = pin_dir
+        .to_string_lossy()
+        .trim_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Path::new(RUN_DIR).join(format!("{name}.sock"))
+}
+
+/// Accepts monitors on the socket of `pin_dir` and streams `events` to each.
+pub async fn serve(pin_dir: &Path, events: broadcast::Sender<MonitorEvent>) -> Result<()> {
+    let path = socket_path(pin_dir);
+    std::fs::create_dir_all(RUN_DIR).with_context(|| format!("creating {RUN_DIR}"))?;
+    // A stale socket of a daemon that died: nobody listens on it any more.
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let receiver = events.subscribe();
+        tokio::spawn(stream_events(stream, receiver));
+    }
+}
+
+async fn stream_events(mut stream: UnixStream, mut events: broadcast::Receiver<MonitorEvent>) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            // A slow monitor misses events rather than slowing the daemon.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Ok(mut line) = serde_json::to_string(&event) else {
+            continue;
+        };
+        line.push('\n');
+        if stream.write_all(line.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Connects to the daemon of `pin_dir` and prints its events until it stops.
+pub async fn follow(pin_dir: &Path, json: bool) -> Result<()> {
+    let path = socket_path(pin_dir);
+    let stream = UnixStream::connect(&path).await.with_context(|| {
+        format!(
+            "{}: no daemon to monitor (is `igmp-snoop run --pin-dir {}` running?)",
+            path.display(),
+            pin_dir.display()
+        )
+    })?;
+    let mut lines = BufReader::new(stream).lines();
+    while let Some(line) = lines.next_line().await? {
+        if json {
+            println!("{line}");
+        } else if let Ok(event) = serde_json::from_str::<MonitorEvent>(&line) {
+            println!("{}", event.line());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_path_is_derived_from_the_pin_dir() {
+        assert_eq!(
+            socket_path(Path::new("/sys/fs/bpf/igmp-snoop")),
+            PathBuf::from("/run/igmp-snoop/sys-fs-bpf-igmp-snoop.sock")
+        );
+    }
+
+    #[test]
+    fn line_reads_like_bridge_monitor() {
+        let mut event = MonitorEvent::new("join", "p1".into());
+        event.grp = Some(Ipv4Addr::new(239, 1, 1, 1));
+        event.vid = Some(10);
+        event.address = Some(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(
+            event.line(),
+            "join port p1 grp 239.1.1.1 vid 10 from 10.0.0.1"
+        );
+    }
+}
