@@ -1,7 +1,7 @@
 //! The daemon's life cycle: the program stays attached and the table pinned
 //! across a crash; a restart takes both over; SIGTERM or `detach` removes them.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::Ipv4Addr, path::Path, time::Duration};
 
 use igmp_lab::{run_output, wait_for, BridgeSnooping, Lab};
 use igmp_tests::{daemon_binary, harness::unique_pin_dir};
@@ -16,7 +16,7 @@ fn xdp_attached(lab: &Lab, port: &str) -> bool {
 }
 
 /// (ifindex, group) → created_ns: what a restart must not change.
-fn table(pin_dir: &PathBuf) -> BTreeMap<(u32, Ipv4Addr), u64> {
+fn table(pin_dir: &Path) -> BTreeMap<(u32, Ipv4Addr), u64> {
     Tables::open(pin_dir)
         .map(|tables| {
             tables
