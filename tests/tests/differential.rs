@@ -67,7 +67,10 @@ fn joins_and_leaves_give_the_same_table_as_the_linux_bridge() {
             .memberships()
             .iter()
             .map(|(key, _)| {
-                let port = port_names.iter().find(|(index, _)| *index == key.ifindex).unwrap();
+                let port = port_names
+                    .iter()
+                    .find(|(index, _)| *index == key.ifindex)
+                    .unwrap();
                 (port.1.clone(), Ipv4Addr::from(key.group))
             })
             .collect()
@@ -76,7 +79,11 @@ fn joins_and_leaves_give_the_same_table_as_the_linux_bridge() {
     lab.stop_daemon(libc::SIGTERM).unwrap();
     let _ = igmp_user::loader::remove_pins(&pin_dir);
 
-    assert_eq!(bridge_joined.len(), 4, "the reference learned {bridge_joined:?}");
+    assert_eq!(
+        bridge_joined.len(),
+        4,
+        "the reference learned {bridge_joined:?}"
+    );
     assert_eq!(snoop_joined, bridge_joined, "after the joins");
     assert_eq!(snoop_left, bridge_left, "after the leaves");
     assert_eq!(bridge_left.len(), 2, "the reference kept {bridge_left:?}");

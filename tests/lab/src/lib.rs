@@ -170,6 +170,77 @@ impl Lab {
         run(&["ip", "netns", "exec", &host.netns, "sysctl", "-qw", &key])
     }
 
+    /// Makes host `index` a real IGMP querier: a Linux bridge in its namespace
+    /// with `mcast_querier 1`, querying from the host's own address every
+    /// `interval_cs` centiseconds with IGMP `version`.
+    pub fn start_bridge_querier(&self, index: usize, version: u8, interval_cs: u32) -> Result<()> {
+        let host = &self.hosts[index];
+        let ns = host.netns.as_str();
+        let address = format!("{}/24", host.address);
+        let (version, interval) = (version.to_string(), interval_cs.to_string());
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "add",
+            "brq",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "1",
+            "mcast_querier",
+            "1",
+            "mcast_query_use_ifaddr",
+            "1",
+            "mcast_igmp_version",
+            &version,
+            "mcast_query_interval",
+            &interval,
+            "mcast_startup_query_interval",
+            &interval,
+        ])?;
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "del",
+            &address,
+            "dev",
+            &host.interface,
+        ])?;
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "set",
+            &host.interface,
+            "master",
+            "brq",
+        ])?;
+        run(&["ip", "-n", ns, "addr", "add", &address, "dev", "brq"])?;
+        run(&["ip", "-n", ns, "link", "set", "brq", "up"])
+    }
+
+    /// Silences the querier started by [`Lab::start_bridge_querier`].
+    pub fn stop_bridge_querier(&self, index: usize) -> Result<()> {
+        let ns = self.hosts[index].netns.as_str();
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "set",
+            "brq",
+            "type",
+            "bridge",
+            "mcast_querier",
+            "0",
+        ])
+    }
+
     /// Joins `group` from host `index` with a real kernel socket (IP_ADD_MEMBERSHIP).
     pub fn join(&self, index: usize, group: Ipv4Addr) -> Result<Member> {
         Member::join(&self.hosts[index], group, None)

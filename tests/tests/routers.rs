@@ -1,0 +1,47 @@
+//! Router ports: learned from the queries of a real querier (a Linux bridge
+//! with `mcast_querier 1`), expired when it falls silent.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use igmp_lab::{wait_for, BridgeSnooping, Lab};
+use igmp_tests::{daemon_binary, harness::unique_pin_dir};
+use igmp_user::tables::Tables;
+
+#[test]
+fn a_querying_bridge_makes_a_router_port_that_expires_when_it_stops() {
+    let mut lab = Lab::new(3, BridgeSnooping::Off).unwrap();
+    let pin_dir = unique_pin_dir("router");
+    lab.start_daemon(&daemon_binary(), &pin_dir, &["--router-timeout", "2"])
+        .unwrap();
+    lab.start_bridge_querier(2, 3, 50).unwrap();
+    let routers = || {
+        Tables::open(&pin_dir)
+            .map(|t| t.router_ports())
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || !routers().is_empty()),
+        "{}",
+        lab.daemon_log()
+    );
+    let (key, router) = routers()[0];
+    assert_eq!(key.ifindex, lab.port_ifindex("p3").unwrap());
+    assert_eq!(Ipv4Addr::from(router.querier), Ipv4Addr::new(10, 0, 0, 3));
+    assert_eq!(router.version, 3);
+    assert_eq!(router.robustness, 2);
+    assert_eq!(
+        routers().len(),
+        1,
+        "only the querier's port is a router port"
+    );
+
+    lab.stop_bridge_querier(2).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(6), || routers().is_empty()),
+        "{}",
+        lab.daemon_log()
+    );
+    assert!(lab.daemon_log().contains("expire: router port p3"));
+    lab.stop_daemon(libc::SIGTERM).unwrap();
+    let _ = igmp_user::loader::remove_pins(&pin_dir);
+}
