@@ -33,6 +33,8 @@ pub enum Counter {
     TableFull = 18,
     /// The events ring buffer was full; user space finds the change in the map instead.
     EventLost = 19,
+    /// PIM hellos (to 224.0.0.13): the port leads to a multicast router.
+    PimHello = 20,
 }
 
 /// Why a frame was passed over without touching the table. Every such frame
@@ -71,7 +73,7 @@ pub enum DropReason {
 }
 
 /// Slots in [`PortCounters::messages`].
-pub const COUNTER_SLOTS: usize = 20;
+pub const COUNTER_SLOTS: usize = 21;
 /// Slots in [`PortCounters::drops`].
 pub const DROP_SLOTS: usize = 15;
 
@@ -119,6 +121,7 @@ impl Counter {
         Self::SourcesCut,
         Self::TableFull,
         Self::EventLost,
+        Self::PimHello,
     ];
 
     /// The name user space prints (snake case, stable: used as JSON keys and metric labels).
@@ -144,6 +147,7 @@ impl Counter {
             Self::SourcesCut => "sources_cut",
             Self::TableFull => "table_full",
             Self::EventLost => "event_lost",
+            Self::PimHello => "pim_hello",
         }
     }
 }

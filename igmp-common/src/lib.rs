@@ -21,13 +21,17 @@ pub mod map_names {
     pub const COUNTERS: &str = "COUNTERS";
     pub const EVENTS: &str = "EVENTS";
     pub const SETTINGS: &str = "SETTINGS";
-    pub const ALL: [&str; 6] = [
+    pub const PORTS: &str = "PORTS";
+    pub const HOSTS: &str = "HOSTS";
+    pub const ALL: [&str; 8] = [
         MEMBERSHIP,
         SOURCES,
         ROUTER_PORTS,
         COUNTERS,
         EVENTS,
         SETTINGS,
+        PORTS,
+        HOSTS,
     ];
 }
 
@@ -36,6 +40,8 @@ pub mod capacity {
     pub const MEMBERSHIP: u32 = 65_536;
     pub const SOURCES: u32 = 65_536;
     pub const ROUTER_PORTS: u32 = 1_024;
+    pub const PORTS: u32 = 1_024;
+    pub const HOSTS: u32 = 65_536;
     /// One counter block per port.
     pub const COUNTERS: u32 = 1_024;
     /// Ring buffer size in bytes (a power of two, a multiple of the page size).

@@ -71,15 +71,15 @@ pub struct RouterKey {
     pub inner_vlan: u16,
 }
 
-/// Value of the router-port map: what the last query on the port said.
+/// Value of the router-port map: what the last query (or PIM hello) on the port said.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RouterPort {
-    /// CLOCK_MONOTONIC time of the last query.
+    /// CLOCK_MONOTONIC time of the last query or PIM hello.
     pub last_query_ns: u64,
-    /// IP source of the last query: the querier (RFC 3376 §6.6.2).
+    /// IP source of the last query: the querier (RFC 3376 §6.6.2); or of the last PIM hello.
     pub querier: [u8; 4],
-    /// Query version told apart by length and Max Resp Code (RFC 3376 §7.1).
+    /// Query version told apart by length and Max Resp Code (RFC 3376 §7.1); 0 for PIM only.
     pub version: u8,
     /// QRV, the querier's robustness variable (RFC 3376 §4.1.6); 0 before v3.
     pub robustness: u8,
@@ -87,6 +87,60 @@ pub struct RouterPort {
     pub qqic: u8,
     /// Max Resp Code of the last query (RFC 3376 §4.1.1; tenths of a second for v2).
     pub max_resp_code: u8,
+    /// `router_flags::*`.
+    pub flags: u8,
+    pub _pad: [u8; 7],
+}
+
+/// Bits of [`RouterPort::flags`].
+pub mod router_flags {
+    /// Configured by the operator (`--router-port` / `router = "permanent"`): never expires.
+    pub const PERMANENT: u8 = 1 << 0;
+    /// A PIM hello was heard on the port (RFC 4541 §2.1.1: multicast routers also speak PIM).
+    pub const PIM: u8 = 1 << 1;
+}
+
+/// Per-port settings written by user space into the `PORTS` map (ifindex key).
+/// The XDP program treats a port absent from the map as router mode `AUTO`
+/// without host tracking, the bridge's defaults.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortSettings {
+    /// `router_mode::*`, as the bridge's `multicast_router` port option.
+    pub router_mode: u8,
+    /// Non-zero: fast leave with explicit host tracking (reporters kept in `HOSTS`).
+    pub fast_leave: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Values of [`PortSettings::router_mode`] (the bridge's multicast_router 0/1/2).
+pub mod router_mode {
+    /// Never a router port, whatever is heard on it.
+    pub const OFF: u8 = 0;
+    /// A router port while queries or PIM hellos are heard on it.
+    pub const AUTO: u8 = 1;
+    /// Always a router port.
+    pub const PERMANENT: u8 = 2;
+}
+
+/// Key of the host map: one reporter of a group on a fast-leave port (RFC 4541 §2.1.1, host tracking).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostKey {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub inner_vlan: u16,
+    pub group: [u8; 4],
+    /// The reporting host's IP address.
+    pub host: [u8; 4],
+}
+
+/// Value of the host map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostEntry {
+    /// CLOCK_MONOTONIC time of the host's last report for the group.
+    pub last_report_ns: u64,
 }
 
 /// What an [`Event`] reports.
@@ -152,6 +206,9 @@ mod pod {
     unsafe impl aya::Pod for SourceEntry {}
     unsafe impl aya::Pod for RouterKey {}
     unsafe impl aya::Pod for RouterPort {}
+    unsafe impl aya::Pod for PortSettings {}
+    unsafe impl aya::Pod for HostKey {}
+    unsafe impl aya::Pod for HostEntry {}
     unsafe impl aya::Pod for Event {}
 }
 
@@ -162,7 +219,10 @@ const _: () = {
     assert!(core::mem::size_of::<SourceKey>() == 16);
     assert!(core::mem::size_of::<SourceEntry>() == 24);
     assert!(core::mem::size_of::<RouterKey>() == 8);
-    assert!(core::mem::size_of::<RouterPort>() == 16);
+    assert!(core::mem::size_of::<RouterPort>() == 24);
+    assert!(core::mem::size_of::<PortSettings>() == 4);
+    assert!(core::mem::size_of::<HostKey>() == 16);
+    assert!(core::mem::size_of::<HostEntry>() == 8);
     assert!(core::mem::size_of::<Event>() == 32);
 };
 

@@ -10,7 +10,8 @@ use crate::{
     headers::{IgmpHeader, V3QueryTail},
     ip::{self, IgmpPacket},
     l2::L2,
-    membership::{self, GroupReport, Origin, QueryInfo},
+    maps::port_settings,
+    membership::{self, GroupReport, Heard, Origin, QueryInfo},
     stats::PortStats,
     v3,
 };
@@ -69,6 +70,7 @@ fn classify(
         inner_vlan: l2.inner_vlan,
         sender: packet.source.to_ne_bytes(),
         stats: *stats,
+        settings: port_settings(ifindex),
     };
     match kind {
         MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin),
@@ -197,7 +199,7 @@ fn query(
         // A proxy query (RFC 4541 §2.1.1): no router behind it.
         origin.stats.count(Counter::ProxyQuery);
     } else {
-        if membership::router_seen(origin, &info) {
+        if membership::router_seen(origin, Heard::Query(&info)) {
             debug!(
                 ctx,
                 "router port {} learned from querier {:i}",

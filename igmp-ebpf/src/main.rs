@@ -17,6 +17,7 @@ mod ip;
 mod l2;
 mod maps;
 mod membership;
+mod pim;
 mod stats;
 mod v3;
 
@@ -39,8 +40,12 @@ pub fn igmp_snoop(ctx: XdpContext) -> u32 {
             return xdp_action::XDP_PASS;
         }
     };
-    if ip::protocol(&frame, l2.l3_offset) == Some(IpProto::Igmp as u8) {
-        igmp::handle(&ctx, &frame, ifindex, &l2);
+    match ip::protocol(&frame, l2.l3_offset) {
+        Some(protocol) if protocol == IpProto::Igmp as u8 => {
+            igmp::handle(&ctx, &frame, ifindex, &l2)
+        }
+        Some(pim::PROTOCOL) => pim::handle(&frame, ifindex, &l2),
+        _ => {}
     }
     xdp_action::XDP_PASS
 }

@@ -5,8 +5,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use igmp_common::{
-    capacity, Event, Membership, MembershipKey, PortCounters, RouterKey, RouterPort, Settings,
-    SourceEntry, SourceKey,
+    capacity, router_mode, Event, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
+    PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 #[btf_map]
@@ -19,6 +19,14 @@ pub static MEMBERSHIP: HashMap<MembershipKey, Membership, { capacity::MEMBERSHIP
 #[btf_map]
 pub static SOURCES: HashMap<SourceKey, SourceEntry, { capacity::SOURCES as usize }> =
     HashMap::new();
+
+/// Reporters of each group on fast-leave ports (explicit host tracking).
+#[btf_map]
+pub static HOSTS: HashMap<HostKey, HostEntry, { capacity::HOSTS as usize }> = HashMap::new();
+
+/// Written by user space: per-port options, keyed by ifindex.
+#[btf_map]
+pub static PORTS: HashMap<u32, PortSettings, { capacity::PORTS as usize }> = HashMap::new();
 
 #[btf_map]
 pub static ROUTER_PORTS: HashMap<RouterKey, RouterPort, { capacity::ROUTER_PORTS as usize }> =
@@ -40,3 +48,17 @@ pub const EEXIST: i32 = -17;
 /// Written by user space: the timers in force (see `igmp_common::Settings`).
 #[btf_map]
 pub static SETTINGS: Array<Settings, 1> = Array::new();
+
+/// The options of port `ifindex`; a port user space did not configure gets
+/// the bridge's defaults (router port when queried, no fast leave).
+#[inline(always)]
+pub fn port_settings(ifindex: u32) -> PortSettings {
+    match PORTS.get_ptr(ifindex) {
+        Some(settings) => unsafe { *settings },
+        None => PortSettings {
+            router_mode: router_mode::AUTO,
+            fast_leave: 0,
+            _pad: [0; 2],
+        },
+    }
+}

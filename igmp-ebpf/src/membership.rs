@@ -2,13 +2,14 @@
 //! pointer: a refresh never allocates and never goes through the hash again.
 
 use igmp_common::{
-    filter_mode, membership_flags, source_flags, Counter, EventKind, Membership, MembershipKey,
-    RouterKey, RouterPort, SourceEntry, SourceKey,
+    filter_mode, membership_flags, router_flags, router_mode, source_flags, Counter, EventKind,
+    HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey, RouterPort,
+    SourceEntry, SourceKey,
 };
 
 use crate::{
     events::{emit, now, Subject},
-    maps::{BPF_NOEXIST, EEXIST, MEMBERSHIP, ROUTER_PORTS, SOURCES},
+    maps::{BPF_NOEXIST, EEXIST, HOSTS, MEMBERSHIP, ROUTER_PORTS, SOURCES},
     stats::PortStats,
 };
 
@@ -20,6 +21,8 @@ pub struct Origin {
     pub inner_vlan: u16,
     pub sender: [u8; 4],
     pub stats: PortStats,
+    /// The port's options (`PORTS` map), or the defaults.
+    pub settings: PortSettings,
 }
 
 /// What a report says about one group.
@@ -60,6 +63,7 @@ impl Origin {
 /// v3 MODE_IS_EXCLUDE and CHANGE_TO_EXCLUDE. Restarts the group timer.
 #[inline(always)]
 pub fn report_exclude(origin: &Origin, report: &GroupReport) {
+    host_seen(origin, report.group);
     let key = origin.key(report.group);
     if let Some(entry) = MEMBERSHIP.get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
@@ -81,6 +85,7 @@ pub fn report_exclude(origin: &Origin, report: &GroupReport) {
 /// by EXCLUDE reports (RFC 3376 §6.4.1).
 #[inline(always)]
 pub fn report_include(origin: &Origin, report: &GroupReport) -> u8 {
+    host_seen(origin, report.group);
     let key = origin.key(report.group);
     if let Some(entry) = MEMBERSHIP.get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
@@ -129,6 +134,7 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
 /// entry stays: user space lowers its timer or removes it (RFC 4541 §2.1.1).
 #[inline(always)]
 pub fn leave(origin: &Origin, report: &GroupReport) {
+    host_left(origin, report.group);
     let Some(entry) = MEMBERSHIP.get_ptr_mut(origin.key(report.group)) else {
         return;
     };
@@ -220,30 +226,66 @@ pub struct QueryInfo {
     pub max_resp_code: u8,
 }
 
-/// A query from a real querier: the port leads to a multicast router (RFC 4541 §2.1.1).
-/// Returns whether the port is new to the router-port map.
+/// What made a port a router port.
+pub enum Heard<'a> {
+    Query(&'a QueryInfo),
+    PimHello,
+}
+
+/// A query from a real querier, or a PIM hello: the port leads to a multicast
+/// router (RFC 4541 §2.1.1). Returns whether the port is new to the map.
 #[inline(always)]
-pub fn router_seen(origin: &Origin, query: &QueryInfo) -> bool {
+pub fn router_seen(origin: &Origin, heard: Heard) -> bool {
+    if origin.settings.router_mode == router_mode::OFF {
+        return false;
+    }
     let key = RouterKey {
         ifindex: origin.ifindex,
         vlan: origin.vlan,
         inner_vlan: origin.inner_vlan,
     };
-    let value = RouterPort {
-        last_query_ns: now(),
-        querier: origin.sender,
-        version: query.version,
-        robustness: query.robustness,
-        qqic: query.qqic,
-        max_resp_code: query.max_resp_code,
-    };
     if let Some(entry) = ROUTER_PORTS.get_ptr_mut(key) {
-        unsafe { *entry = value };
+        let entry = unsafe { &mut *entry };
+        entry.last_query_ns = now();
+        // Flags (permanent, set by user space) survive: only the querier's words change.
+        match heard {
+            Heard::Query(query) => record_query(entry, origin, query),
+            Heard::PimHello => entry.flags |= router_flags::PIM,
+        }
         return false;
     }
+    let mut value = RouterPort {
+        last_query_ns: now(),
+        querier: origin.sender,
+        ..RouterPort::default()
+    };
+    let version = match heard {
+        Heard::Query(query) => {
+            record_query(&mut value, origin, query);
+            query.version
+        }
+        Heard::PimHello => {
+            value.flags = router_flags::PIM;
+            0
+        }
+    };
+    insert_router_port(origin, key, value, version)
+}
+
+#[inline(always)]
+fn record_query(entry: &mut RouterPort, origin: &Origin, query: &QueryInfo) {
+    entry.querier = origin.sender;
+    entry.version = query.version;
+    entry.robustness = query.robustness;
+    entry.qqic = query.qqic;
+    entry.max_resp_code = query.max_resp_code;
+}
+
+#[inline(always)]
+fn insert_router_port(origin: &Origin, key: RouterKey, value: RouterPort, version: u8) -> bool {
     let report = GroupReport {
         group: [0; 4],
-        version: query.version,
+        version,
         record_type: 0,
     };
     match ROUTER_PORTS.insert(key, value, BPF_NOEXIST) {
@@ -260,6 +302,46 @@ pub fn router_seen(origin: &Origin, query: &QueryInfo) -> bool {
             origin.stats.count(Counter::TableFull);
             false
         }
+    }
+}
+
+#[inline(always)]
+fn host_key(origin: &Origin, group: [u8; 4]) -> HostKey {
+    HostKey {
+        ifindex: origin.ifindex,
+        vlan: origin.vlan,
+        inner_vlan: origin.inner_vlan,
+        group,
+        host: origin.sender,
+    }
+}
+
+/// On a fast-leave port, remembers which host reported the group, so that a
+/// leave removes the group only when its last host has gone (RFC 4541 §2.1.1).
+#[inline(always)]
+pub fn host_seen(origin: &Origin, group: [u8; 4]) {
+    if origin.settings.fast_leave == 0 {
+        return;
+    }
+    let key = host_key(origin, group);
+    if let Some(entry) = HOSTS.get_ptr_mut(key) {
+        unsafe { (*entry).last_report_ns = now() };
+        return;
+    }
+    let entry = HostEntry {
+        last_report_ns: now(),
+    };
+    if HOSTS.insert(key, entry, BPF_NOEXIST).is_err() {
+        origin.stats.count(Counter::TableFull);
+    }
+}
+
+/// On a fast-leave port, forgets the host that left; user space then removes
+/// the group if no other host remains.
+#[inline(always)]
+pub fn host_left(origin: &Origin, group: [u8; 4]) {
+    if origin.settings.fast_leave != 0 {
+        let _ = HOSTS.remove(host_key(origin, group));
     }
 }
 

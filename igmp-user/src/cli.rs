@@ -54,6 +54,14 @@ pub struct RunArgs {
     /// A port to snoop on (repeat for each port).
     #[arg(long = "iface", short = 'i', value_name = "IF", required = true)]
     pub interfaces: Vec<String>,
+    /// A port that always leads to a multicast router (repeat for each); it
+    /// receives every group, like the bridge's `multicast_router 2`.
+    #[arg(long = "router-port", value_name = "IF")]
+    pub router_ports: Vec<String>,
+    /// A port whose groups are removed as soon as their last host leaves
+    /// (explicit host tracking; the bridge's `fastleave`). Repeat for each.
+    #[arg(long = "fast-leave", value_name = "IF")]
+    pub fast_leave: Vec<String>,
     /// XDP attach mode: native (driver) or generic (any interface, slower).
     #[arg(long, value_enum, default_value_t = AttachMode::Native)]
     pub xdp_mode: AttachMode,

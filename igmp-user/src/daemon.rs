@@ -6,7 +6,9 @@ use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use igmp_common::{Event, EventKind, MembershipKey, RouterKey, SourceKey};
+use igmp_common::{
+    membership_flags, Event, EventKind, HostKey, MembershipKey, RouterKey, SourceKey,
+};
 use log::{debug, info, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
@@ -14,9 +16,10 @@ use tokio::{
 };
 
 use crate::{
-    expiry::{self, Verdict},
+    expiry::{self, Reason, Verdict},
     loader::interface_name,
     monitor::MonitorEvent,
+    ports::{self, PortPlan},
     tables::Tables,
     timers::{monotonic_ns, nanos, Deadlines, Timers},
 };
@@ -34,6 +37,8 @@ pub struct Daemon {
     timers: Timers,
     deadlines: Deadlines<Due>,
     monitor: broadcast::Sender<MonitorEvent>,
+    /// Ports whose groups go at once when their last host leaves.
+    fast_leave_ports: HashSet<u32>,
 }
 
 impl Daemon {
@@ -43,7 +48,19 @@ impl Daemon {
             timers,
             deadlines: Deadlines::default(),
             monitor,
+            fast_leave_ports: HashSet::new(),
         }
+    }
+
+    /// Applies the per-port options and remembers the fast-leave ports.
+    pub fn configure_ports(&mut self, plan: &[PortPlan]) -> Result<()> {
+        ports::apply(&mut self.tables, plan)?;
+        self.fast_leave_ports = plan
+            .iter()
+            .filter(|port| port.fast_leave)
+            .map(|port| port.ifindex)
+            .collect();
+        Ok(())
     }
 
     /// Tells the monitors; nobody listening is fine.
@@ -146,8 +163,13 @@ impl Daemon {
                     "leave: port {port} vid {} group {group} by {address}",
                     event.vlan
                 );
-                self.deadlines
-                    .schedule(event.timestamp_ns + lmqt, Due::Group(group_key(event)));
+                if self.fast_leave_ports.contains(&event.ifindex) {
+                    self.fast_leave(group_key(event));
+                } else {
+                    let deadline = event.timestamp_ns + lmqt;
+                    self.deadlines
+                        .schedule(deadline, Due::Group(group_key(event)));
+                }
             }
             EventKind::NewSource => {
                 debug!("source: port {port} group {group} source {address}");
@@ -207,18 +229,7 @@ impl Daemon {
             Verdict::KeepForever => {}
             Verdict::Expire(reason) => {
                 if self.tables.membership.remove(&key).is_ok() {
-                    let port = interface_name(key.ifindex);
-                    let group = Ipv4Addr::from(key.group);
-                    info!(
-                        "expire: port {port} vid {} group {group} ({})",
-                        key.vlan,
-                        reason.as_str()
-                    );
-                    let mut event = MonitorEvent::new("expire", port);
-                    event.vid = Some(key.vlan);
-                    event.grp = Some(group);
-                    event.reason = Some(reason.as_str().into());
-                    self.publish(event);
+                    self.announce_expiry(key, reason);
                     return true;
                 }
             }
@@ -271,8 +282,63 @@ impl Daemon {
         }
     }
 
-    /// One pass over the source map for a whole batch of expired groups.
+    /// A leave on a fast-leave port: the group goes at once unless another
+    /// host on the port still reported it within the group membership interval.
+    fn fast_leave(&mut self, key: MembershipKey) {
+        let now = monotonic_ns();
+        let gmi = nanos(self.timers.group_membership_interval());
+        let others_remain = self
+            .tables
+            .hosts
+            .iter()
+            .filter_map(Result::ok)
+            .any(|(host, entry)| group_of_host(&host) == key && entry.last_report_ns + gmi > now);
+        if others_remain {
+            self.cancel_leave(key);
+            return;
+        }
+        if self.tables.membership.remove(&key).is_ok() {
+            self.announce_expiry(key, Reason::FastLeave);
+            self.remove_sources_of(&HashSet::from([key]));
+        }
+    }
+
+    /// Other hosts still want the group: the leave changes nothing.
+    fn cancel_leave(&mut self, key: MembershipKey) {
+        if let Ok(mut entry) = self.tables.membership.get(&key, 0) {
+            entry.flags &= !membership_flags::LEAVE_PENDING;
+            entry.leave_ns = 0;
+            let _ = self.tables.membership.insert(key, entry, 0);
+        }
+    }
+
+    fn announce_expiry(&self, key: MembershipKey, reason: Reason) {
+        let port = interface_name(key.ifindex);
+        let group = Ipv4Addr::from(key.group);
+        info!(
+            "expire: port {port} vid {} group {group} ({})",
+            key.vlan,
+            reason.as_str()
+        );
+        let mut event = MonitorEvent::new("expire", port);
+        event.vid = Some(key.vlan);
+        event.grp = Some(group);
+        event.reason = Some(reason.as_str().into());
+        self.publish(event);
+    }
+
+    /// One pass over the source and host maps for a whole batch of expired groups.
     fn remove_sources_of(&mut self, groups: &HashSet<MembershipKey>) {
+        let hosts: Vec<HostKey> = self
+            .tables
+            .hosts
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|host| groups.contains(&group_of_host(host)))
+            .collect();
+        for key in hosts {
+            let _ = self.tables.hosts.remove(&key);
+        }
         let orphans: Vec<SourceKey> = self
             .tables
             .sources
@@ -333,6 +399,15 @@ fn router_key(event: &Event) -> RouterKey {
         ifindex: event.ifindex,
         vlan: event.vlan,
         inner_vlan: event.inner_vlan,
+    }
+}
+
+fn group_of_host(host: &HostKey) -> MembershipKey {
+    MembershipKey {
+        ifindex: host.ifindex,
+        vlan: host.vlan,
+        inner_vlan: host.inner_vlan,
+        group: host.group,
     }
 }
 

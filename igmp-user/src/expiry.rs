@@ -1,7 +1,9 @@
 //! When entries go: pure decisions over an entry and the clock, kept apart
 //! from the maps so they can be tested without a kernel.
 
-use igmp_common::{membership_flags, source_flags, Membership, RouterPort, SourceEntry};
+use igmp_common::{
+    membership_flags, router_flags, source_flags, Membership, RouterPort, SourceEntry,
+};
 
 use crate::timers::{nanos, Timers};
 
@@ -21,6 +23,8 @@ pub enum Reason {
     Timeout,
     /// A leave, and no report within the last member query time (RFC 2236 §6).
     Left,
+    /// A leave on a fast-leave port from its last host.
+    FastLeave,
 }
 
 impl Reason {
@@ -28,6 +32,7 @@ impl Reason {
         match self {
             Self::Timeout => "timeout",
             Self::Left => "leave",
+            Self::FastLeave => "fast-leave",
         }
     }
 }
@@ -56,6 +61,9 @@ pub fn source(entry: &SourceEntry, now: u64, timers: &Timers) -> Verdict {
 }
 
 pub fn router(entry: &RouterPort, now: u64, timers: &Timers) -> Verdict {
+    if entry.flags & router_flags::PERMANENT != 0 {
+        return Verdict::KeepForever;
+    }
     let deadline = entry.last_query_ns + nanos(timers.router_timeout);
     if now >= deadline {
         Verdict::Expire(Reason::Timeout)

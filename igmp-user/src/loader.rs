@@ -17,8 +17,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use igmp_common::{
-    map_names, Membership, MembershipKey, PortCounters, RouterKey, RouterPort, Settings,
-    SourceEntry, SourceKey,
+    map_names, HostEntry, HostKey, Membership, MembershipKey, PortCounters, PortSettings,
+    RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 /// Where the maps are pinned unless `--pin-dir` says otherwise.
@@ -195,7 +195,7 @@ pub fn interface_name(ifindex: u32) -> String {
 }
 
 /// Key and value sizes this build expects of each pinned map.
-fn expected_layout() -> [(&'static str, usize, usize); 5] {
+fn expected_layout() -> [(&'static str, usize, usize); 7] {
     use std::mem::size_of;
     [
         (
@@ -219,6 +219,16 @@ fn expected_layout() -> [(&'static str, usize, usize); 5] {
             size_of::<PortCounters>(),
         ),
         (map_names::SETTINGS, size_of::<u32>(), size_of::<Settings>()),
+        (
+            map_names::PORTS,
+            size_of::<u32>(),
+            size_of::<PortSettings>(),
+        ),
+        (
+            map_names::HOSTS,
+            size_of::<HostKey>(),
+            size_of::<HostEntry>(),
+        ),
     ]
 }
 

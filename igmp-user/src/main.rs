@@ -1,13 +1,17 @@
 use anyhow::{Context as _, Result};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
+use igmp_common::router_mode;
 use igmp_user::{
     cli::{Cli, Command, RunArgs, ShowArgs},
     daemon::Daemon,
     loader,
     metrics::{self, SharedStatus},
-    monitor, tables,
+    monitor,
+    ports::PortPlan,
+    tables,
     tables::Tables,
+    timers::Timers,
     view,
 };
 use log::{info, warn};
@@ -42,7 +46,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Detach(args) => {
             let removed = loader::remove_pins(&args.pin_dir)?;
             println!(
-                "removed {removed} pinned maps from {}",
+                "removed {removed} pins (links and maps) from {}",
                 args.pin_dir.display()
             );
             Ok(())
@@ -51,19 +55,64 @@ fn dispatch(cli: Cli) -> Result<()> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    // Everything that can be refused is checked before any port is touched.
+    let plan = port_plan(&args)?;
+    let timers = args.timers.timers();
     let mut ebpf = loader::load(&args.pin.pin_dir)?;
     spawn_kernel_log(&mut ebpf);
+    let attachments = attach_all(&mut ebpf, &args)?;
+    match serve(&args, timers, &plan).await {
+        Ok(()) if args.keep_attached => {
+            let ports = args.interfaces.join(", ");
+            info!("leaving the program attached to {ports} (--keep-attached)");
+        }
+        Ok(()) => {
+            info!("detaching from {}", args.interfaces.join(", "));
+            for attachment in attachments {
+                attachment.detach()?;
+            }
+        }
+        Err(error) => {
+            detach_new(attachments);
+            return Err(error);
+        }
+    }
+    drop(ebpf);
+    Ok(())
+}
+
+/// Attaches to every port; if one fails, the ports attached so far are left as they were.
+fn attach_all(ebpf: &mut aya::Ebpf, args: &RunArgs) -> Result<Vec<loader::Attachment>> {
     let mut attachments = Vec::new();
     for interface in &args.interfaces {
-        let attachment = loader::attach(&mut ebpf, interface, args.xdp_mode, &args.pin.pin_dir)?;
-        if attachment.adopted {
-            info!("took over the XDP link of {interface} left by a previous daemon");
-        } else {
-            info!("attached to {interface} ({:?} XDP)", args.xdp_mode);
+        match loader::attach(ebpf, interface, args.xdp_mode, &args.pin.pin_dir) {
+            Ok(attachment) => {
+                if attachment.adopted {
+                    info!("took over the XDP link of {interface} left by a previous daemon");
+                } else {
+                    info!("attached to {interface} ({:?} XDP)", args.xdp_mode);
+                }
+                attachments.push(attachment);
+            }
+            Err(error) => {
+                detach_new(attachments);
+                return Err(error);
+            }
         }
-        attachments.push(attachment);
     }
-    let timers = args.timers.timers();
+    Ok(attachments)
+}
+
+/// Undoes this run's own attachments; links taken over from a previous
+/// daemon stay, since forwarding through them must not stop.
+fn detach_new(attachments: Vec<loader::Attachment>) {
+    for attachment in attachments.into_iter().filter(|a| !a.adopted) {
+        let _ = attachment.detach();
+    }
+}
+
+/// Runs the control loop until SIGINT/SIGTERM.
+async fn serve(args: &RunArgs, timers: Timers, plan: &[PortPlan]) -> Result<()> {
     let mut tables = Tables::open(&args.pin.pin_dir)?;
     tables.write_settings(&timers)?;
     let events = tables::open_events(&args.pin.pin_dir)?;
@@ -78,22 +127,36 @@ async fn run(args: RunArgs) -> Result<()> {
             }
         });
     }
-    Daemon::new(tables, timers, monitor_tx)
-        .run(events, shutdown_signal()?)
-        .await?;
-    if args.keep_attached {
-        info!(
-            "leaving the program attached to {} (--keep-attached)",
-            args.interfaces.join(", ")
-        );
-    } else {
-        info!("detaching from {}", args.interfaces.join(", "));
-        for attachment in attachments {
-            attachment.detach()?;
+    let mut daemon = Daemon::new(tables, timers, monitor_tx);
+    daemon.configure_ports(plan)?;
+    daemon.run(events, shutdown_signal()?).await
+}
+
+/// Every port with its options; options naming a port not snooped are refused.
+fn port_plan(args: &RunArgs) -> Result<Vec<PortPlan>> {
+    for (flag, names) in [
+        ("--router-port", &args.router_ports),
+        ("--fast-leave", &args.fast_leave),
+    ] {
+        if let Some(stranger) = names.iter().find(|name| !args.interfaces.contains(name)) {
+            anyhow::bail!("{flag} {stranger}: not a port given with --iface");
         }
     }
-    drop(ebpf);
-    Ok(())
+    args.interfaces
+        .iter()
+        .map(|name| {
+            Ok(PortPlan {
+                name: name.clone(),
+                ifindex: loader::interface_index(name)?,
+                router_mode: if args.router_ports.contains(name) {
+                    router_mode::PERMANENT
+                } else {
+                    router_mode::AUTO
+                },
+                fast_leave: args.fast_leave.contains(name),
+            })
+        })
+        .collect()
 }
 
 fn spawn_monitor_server(

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, RingBuf};
 use igmp_common::{
-    map_names, Membership, MembershipKey, PortCounters, RouterKey, RouterPort, Settings,
-    SourceEntry, SourceKey,
+    map_names, HostEntry, HostKey, Membership, MembershipKey, PortCounters, PortSettings,
+    RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 use crate::timers::Timers;
@@ -19,6 +19,8 @@ pub struct Tables {
     pub routers: HashMap<MapData, RouterKey, RouterPort>,
     pub counters: PerCpuHashMap<MapData, u32, PortCounters>,
     pub settings: Array<MapData, Settings>,
+    pub ports: HashMap<MapData, u32, PortSettings>,
+    pub hosts: HashMap<MapData, HostKey, HostEntry>,
 }
 
 impl Tables {
@@ -29,6 +31,8 @@ impl Tables {
             routers: open(pin_dir, map_names::ROUTER_PORTS)?,
             counters: open(pin_dir, map_names::COUNTERS)?,
             settings: open(pin_dir, map_names::SETTINGS)?,
+            ports: open(pin_dir, map_names::PORTS)?,
+            hosts: open(pin_dir, map_names::HOSTS)?,
         })
     }
 

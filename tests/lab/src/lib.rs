@@ -6,6 +6,7 @@
 //! This crate does not depend on the daemon: the demo (xtask) and the tests
 //! both drive it, and xtask must build before the XDP toolchain exists.
 
+mod inject;
 mod member;
 mod netns;
 
@@ -239,6 +240,11 @@ impl Lab {
             "mcast_querier",
             "0",
         ])
+    }
+
+    /// Puts a raw Ethernet frame on host `index`'s wire.
+    pub fn inject(&self, index: usize, frame: &[u8]) -> Result<()> {
+        inject::inject(&self.hosts[index], frame)
     }
 
     /// Joins `group` from host `index` with a real kernel socket (IP_ADD_MEMBERSHIP).

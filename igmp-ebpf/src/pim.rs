@@ -1,0 +1,47 @@
+//! PIM hellos (RFC 7761 §4.9.2): multicast routers that do not query still
+//! announce themselves with hellos to ALL-PIM-ROUTERS, and their ports must
+//! receive the multicast they may route (RFC 4541 §2.1.1).
+
+use igmp_common::Counter;
+use network_types::ip::Ipv4Hdr;
+
+use crate::{
+    frame::Frame,
+    l2::L2,
+    maps::port_settings,
+    membership::{self, Heard, Origin},
+    stats::PortStats,
+};
+
+pub const PROTOCOL: u8 = 103;
+const ALL_PIM_ROUTERS: [u8; 4] = [224, 0, 0, 13];
+/// PIM version 2 (high nibble), message type 0: Hello.
+const V2_HELLO: u8 = 0x20;
+
+pub fn handle(frame: &Frame, ifindex: u32, l2: &L2) {
+    let Some(ip) = frame.get::<Ipv4Hdr>(l2.l3_offset) else {
+        return;
+    };
+    let ip = unsafe { &*ip };
+    if ip.dst_addr != ALL_PIM_ROUTERS {
+        return;
+    }
+    let header_len = usize::from(ip.vihl & 0x0f) * 4;
+    let Some(kind) = frame.get::<[u8; 4]>(l2.l3_offset + header_len) else {
+        return;
+    };
+    if unsafe { (*kind)[0] } != V2_HELLO {
+        return;
+    }
+    let stats = PortStats::for_port(ifindex);
+    stats.count(Counter::PimHello);
+    let origin = Origin {
+        ifindex,
+        vlan: l2.vlan,
+        inner_vlan: l2.inner_vlan,
+        sender: ip.src_addr,
+        stats,
+        settings: port_settings(ifindex),
+    };
+    membership::router_seen(&origin, Heard::PimHello);
+}

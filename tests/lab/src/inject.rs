@@ -1,0 +1,52 @@
+//! Raw frames put on a host's wire (AF_PACKET), for what a kernel client
+//! never sends: spoofed hosts, crafted and malformed packets.
+
+use std::{
+    ffi::CString,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{netns::in_netns, Host};
+
+/// Sends `frame` (a whole Ethernet frame) out of the host's interface.
+pub fn inject(host: &Host, frame: &[u8]) -> Result<()> {
+    let interface = host.interface.clone();
+    in_netns(&host.netns, || {
+        let name = CString::new(interface.as_str())?;
+        // SAFETY: if_nametoindex reads a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            bail!("{interface}: no such interface");
+        }
+        // SAFETY: a plain socket(2) call; the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
+        }
+        // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = ifindex as i32;
+        address.sll_halen = 6;
+        address.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: valid buffer and address of the stated lengths.
+        let sent = unsafe {
+            libc::sendto(
+                socket.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&address as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if sent < 0 {
+            return Err(std::io::Error::last_os_error()).context("sending a raw frame");
+        }
+        Ok(())
+    })
+}
