@@ -6,6 +6,7 @@ pub mod expiry;
 pub mod loader;
 pub mod metrics;
 pub mod monitor;
+pub mod ports;
 pub mod tables;
 pub mod timers;
 pub mod view;
