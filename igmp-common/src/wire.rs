@@ -194,7 +194,9 @@ pub struct Event {
     pub version: u8,
     /// v3 group record type (RFC 3376 §4.2.12), 0 otherwise.
     pub record_type: u8,
-    pub _pad: [u8; 2],
+    /// Max Resp Code of a query (`QuerySeen`), 0 otherwise.
+    pub max_resp_code: u8,
+    pub _pad: u8,
 }
 
 #[cfg(feature = "user")]

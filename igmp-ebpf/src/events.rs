@@ -15,6 +15,7 @@ pub struct Subject {
     pub address: [u8; 4],
     pub version: u8,
     pub record_type: u8,
+    pub max_resp_code: u8,
 }
 
 #[inline(always)]
@@ -29,7 +30,8 @@ pub fn emit(kind: EventKind, subject: &Subject, stats: &PortStats) {
         address: subject.address,
         version: subject.version,
         record_type: subject.record_type,
-        _pad: [0; 2],
+        max_resp_code: subject.max_resp_code,
+        _pad: 0,
     };
     if EVENTS.output(event, 0).is_err() {
         stats.count(Counter::EventLost);

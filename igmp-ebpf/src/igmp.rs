@@ -212,7 +212,8 @@ fn query(
     Ok(())
 }
 
-/// General queries go to all-hosts, group-specific ones to their group (RFC 3376 §4.1.12).
+/// General queries go to all-hosts (RFC 3376 §4.1.12). Group-specific ones
+/// go to their group, or to all-hosts as the Linux bridge sends them.
 #[inline(always)]
 fn check_query_destination(packet: &IgmpPacket, group: [u8; 4]) -> Result<(), DropReason> {
     if group == [0; 4] {
@@ -225,7 +226,7 @@ fn check_query_destination(packet: &IgmpPacket, group: [u8; 4]) -> Result<(), Dr
     if !is_multicast(group) {
         return Err(DropReason::NotMulticastGroup);
     }
-    if packet.destination != u32::from_ne_bytes(group) {
+    if packet.destination != u32::from_ne_bytes(group) && packet.destination != ALL_HOSTS {
         return Err(DropReason::BadDestination);
     }
     Ok(())

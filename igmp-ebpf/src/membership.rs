@@ -55,6 +55,7 @@ impl Origin {
             address,
             version: report.version,
             record_type: report.record_type,
+            max_resp_code: 0,
         }
     }
 }
@@ -353,9 +354,7 @@ pub fn query_seen(origin: &Origin, query: &QueryInfo) {
         version: query.version,
         record_type: 0,
     };
-    emit(
-        EventKind::QuerySeen,
-        &origin.subject(&report, origin.sender),
-        &origin.stats,
-    );
+    let mut subject = origin.subject(&report, origin.sender);
+    subject.max_resp_code = query.max_resp_code;
+    emit(EventKind::QuerySeen, &subject, &origin.stats);
 }

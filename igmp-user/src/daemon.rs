@@ -17,6 +17,7 @@ use tokio::{
 
 use crate::{
     expiry::{self, Reason, Verdict},
+    leaves::{GroupQueries, OtherQuerier},
     loader::interface_name,
     monitor::MonitorEvent,
     ports::{self, PortPlan},
@@ -39,6 +40,10 @@ pub struct Daemon {
     monitor: broadcast::Sender<MonitorEvent>,
     /// Ports whose groups go at once when their last host leaves.
     fast_leave_ports: HashSet<u32>,
+    /// Every snooped port, to find a group's members without a table scan.
+    ports: Vec<u32>,
+    other_querier: OtherQuerier,
+    group_queries: GroupQueries,
 }
 
 impl Daemon {
@@ -49,12 +54,16 @@ impl Daemon {
             deadlines: Deadlines::default(),
             monitor,
             fast_leave_ports: HashSet::new(),
+            ports: Vec::new(),
+            other_querier: OtherQuerier::default(),
+            group_queries: GroupQueries::default(),
         }
     }
 
     /// Applies the per-port options and remembers the fast-leave ports.
     pub fn configure_ports(&mut self, plan: &[PortPlan]) -> Result<()> {
         ports::apply(&mut self.tables, plan)?;
+        self.ports = plan.iter().map(|port| port.ifindex).collect();
         self.fast_leave_ports = plan
             .iter()
             .filter(|port| port.fast_leave)
@@ -165,6 +174,10 @@ impl Daemon {
                 );
                 if self.fast_leave_ports.contains(&event.ifindex) {
                     self.fast_leave(group_key(event));
+                } else if let Some(querier) = self.other_querier.present(event.timestamp_ns) {
+                    // The querier's group-specific queries decide (RFC 4541 §2.1.1).
+                    debug!("leave left to querier {querier}");
+                    self.cancel_leave(group_key(event));
                 } else {
                     let deadline = event.timestamp_ns + lmqt;
                     self.deadlines
@@ -195,6 +208,12 @@ impl Daemon {
                     "query: port {port} from {address} group {group} (v{})",
                     event.version
                 );
+                let present = nanos(self.timers.other_querier_present_interval());
+                self.other_querier
+                    .heard(address, event.timestamp_ns, present);
+                if event.group != [0; 4] {
+                    self.follow_group_query(event);
+                }
             }
         }
     }
@@ -220,11 +239,34 @@ impl Daemon {
     }
 
     /// Returns whether the group was removed.
+    /// A group-specific query: every member of the group must answer within
+    /// LMQC × its Max Resp Time, or goes (the bridge lowers all of them).
+    fn follow_group_query(&mut self, query: &Event) {
+        let wait = expiry::max_response_time(query.version, query.max_resp_code)
+            * self.timers.last_member_query_count;
+        let deadline = query.timestamp_ns + nanos(wait);
+        for &ifindex in &self.ports {
+            let key = MembershipKey {
+                ifindex,
+                ..group_key(query)
+            };
+            if self.tables.membership.get(&key, 0).is_ok() {
+                self.group_queries.lower(key, query.timestamp_ns, deadline);
+                self.deadlines.schedule(deadline, Due::Group(key));
+            }
+        }
+    }
+
     fn check_group(&mut self, key: MembershipKey, now: u64) -> bool {
         let Ok(entry) = self.tables.membership.get(&key, 0) else {
+            self.group_queries.forget(&key);
             return false;
         };
-        match expiry::group(&entry, now, &self.timers) {
+        let verdict = self
+            .group_queries
+            .verdict(&key, &entry, now)
+            .unwrap_or_else(|| expiry::group(&entry, now, &self.timers));
+        match verdict {
             Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Group(key)),
             Verdict::KeepForever => {}
             Verdict::Expire(reason) => {

@@ -72,6 +72,39 @@ pub fn router(entry: &RouterPort, now: u64, timers: &Timers) -> Verdict {
     }
 }
 
+/// A group-specific query (ours or another querier's) lowered the entry's
+/// timer to `deadline` (RFC 2236 §6, RFC 3376 §6.4.2): a report after the
+/// query answers it; no report by the deadline means no member is left.
+pub fn after_group_query(
+    entry: &Membership,
+    query_ns: u64,
+    deadline: u64,
+    now: u64,
+) -> Option<Verdict> {
+    if entry.last_report_ns > query_ns {
+        return None;
+    }
+    if now >= deadline {
+        return Some(Verdict::Expire(Reason::Left));
+    }
+    Some(Verdict::KeepUntil(deadline))
+}
+
+/// The Max Resp Time a query asks for (RFC 3376 §4.1.1; v2: tenths of a
+/// second; v1 queries carry 0 and mean 10 s, RFC 2236 §4).
+pub fn max_response_time(version: u8, code: u8) -> std::time::Duration {
+    let tenths = match (version, code) {
+        (1, _) | (_, 0) => 100,
+        (3, code) if code >= 128 => {
+            let mantissa = u64::from(code & 0x0f);
+            let exponent = u32::from((code >> 4) & 0x07);
+            (mantissa | 0x10) << (exponent + 3)
+        }
+        (_, code) => u64::from(code),
+    };
+    std::time::Duration::from_millis(tenths * 100)
+}
+
 fn decide(last_report_ns: u64, leave_ns: Option<u64>, now: u64, timers: &Timers) -> Verdict {
     let timeout = last_report_ns + nanos(timers.group_membership_interval());
     if now >= timeout {
@@ -131,6 +164,35 @@ mod tests {
             group(&entry(100, Some(150)), 152 * SECOND, &timers),
             Verdict::Expire(Reason::Left)
         );
+    }
+
+    #[test]
+    fn group_query_unanswered_expires_at_its_deadline_and_a_report_answers_it() {
+        let queried = entry(100, None);
+        let deadline = 112 * SECOND;
+        assert_eq!(
+            after_group_query(&queried, 110 * SECOND, deadline, 111 * SECOND),
+            Some(Verdict::KeepUntil(deadline))
+        );
+        assert_eq!(
+            after_group_query(&queried, 110 * SECOND, deadline, deadline),
+            Some(Verdict::Expire(Reason::Left))
+        );
+        let answered = entry(111, None);
+        assert_eq!(
+            after_group_query(&answered, 110 * SECOND, deadline, deadline),
+            None
+        );
+    }
+
+    #[test]
+    fn max_response_codes_decode_as_rfc_3376_says() {
+        use std::time::Duration;
+        assert_eq!(max_response_time(2, 100), Duration::from_secs(10));
+        assert_eq!(max_response_time(1, 0), Duration::from_secs(10));
+        assert_eq!(max_response_time(3, 10), Duration::from_secs(1));
+        // 0x8f: mantissa 15, exponent 0 -> (15 | 16) << 3 = 248 tenths.
+        assert_eq!(max_response_time(3, 0x8f), Duration::from_millis(24_800));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod expiry;
+pub mod leaves;
 pub mod loader;
 pub mod metrics;
 pub mod monitor;

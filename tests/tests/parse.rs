@@ -318,6 +318,12 @@ fn ip_options_of_any_length_are_skipped(#[case] options: Vec<u8>) {
     Counter::V2Query
 )]
 #[case::v2_group_specific(igmp_message(QUERY, 10, GROUP), GROUP, 2, Counter::V2Query)]
+#[case::v2_group_specific_to_all_hosts_as_the_bridge_sends(
+    igmp_message(QUERY, 10, GROUP),
+    ALL_HOSTS,
+    2,
+    Counter::V2Query
+)]
 #[case::v3_general(v3_query(Ipv4Addr::UNSPECIFIED, 100, 2, 125, &[]), ALL_HOSTS, 3, Counter::V3Query)]
 #[case::v3_group_and_source(v3_query(GROUP, 10, 2, 125, &[S1]), GROUP, 3, Counter::V3Query)]
 fn queries_make_a_router_port(
@@ -451,6 +457,7 @@ fn with_total_length(mut frame: Vec<u8>, total: u16) -> Vec<u8> {
 #[case::leave_to_all_hosts(broken_v2(|ip| { ip.destination = ALL_HOSTS; ip.payload = igmp_message(V2_LEAVE, 0, GROUP) }), DropReason::BadDestination)]
 #[case::v3_report_to_all_hosts(v3_to(ALL_HOSTS), DropReason::BadDestination)]
 #[case::v3_report_to_unicast(v3_to(Ipv4Addr::new(10, 0, 0, 1)), DropReason::BadDestination)]
+#[case::group_query_to_another_group(frame(&[], &Ipv4::igmp(HOST, GROUP_B, igmp_message(QUERY, 10, GROUP))), DropReason::BadDestination)]
 #[case::general_query_to_group(frame(&[], &Ipv4::igmp(HOST, GROUP, igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED))), DropReason::BadDestination)]
 #[case::query_of_10_bytes(frame(&[], &Ipv4::igmp(HOST, ALL_HOSTS, seal_igmp([igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED), vec![0, 0]].concat()))), DropReason::BadIgmpLength)]
 #[case::v3_query_sources_past_end(frame(&[], &Ipv4::igmp(HOST, GROUP, { let mut q = v3_query(GROUP, 10, 2, 125, &[S1]); q[11] = 5; seal_igmp(q) })), DropReason::BadIgmpLength)]

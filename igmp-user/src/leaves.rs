@@ -1,0 +1,125 @@
+//! How a leave ends a membership, as the Linux bridge does it (RFC 4541
+//! §2.1.1): with another querier on the LAN, the switch ignores the leave
+//! and follows that querier's group-specific queries instead; without one it
+//! lowers the member's timer to the last member query time itself.
+
+use std::{collections::HashMap, net::Ipv4Addr};
+
+use igmp_common::MembershipKey;
+
+use crate::expiry::{self, Verdict};
+
+/// The other querier heard on the LAN, while its queries keep coming.
+#[derive(Debug, Default)]
+pub struct OtherQuerier {
+    current: Option<(Ipv4Addr, u64)>,
+}
+
+impl OtherQuerier {
+    /// A query from `address` at `now`; it stays present for `present_ns`
+    /// (the other querier present interval, RFC 3376 §8.5).
+    pub fn heard(&mut self, address: Ipv4Addr, now: u64, present_ns: u64) {
+        if !address.is_unspecified() {
+            self.current = Some((address, now + present_ns));
+        }
+    }
+
+    /// The other querier, if it was heard within its present interval.
+    pub fn present(&self, now: u64) -> Option<Ipv4Addr> {
+        self.current
+            .filter(|(_, until)| now < *until)
+            .map(|(address, _)| address)
+    }
+}
+
+/// Members whose timer a group-specific query lowered: key → (query time, deadline).
+#[derive(Debug, Default)]
+pub struct GroupQueries {
+    lowered: HashMap<MembershipKey, (u64, u64)>,
+}
+
+impl GroupQueries {
+    /// A group-specific query at `query_ns` gives the member until `deadline`,
+    /// unless an earlier query already gave it less (the bridge keeps the sooner timer).
+    pub fn lower(&mut self, key: MembershipKey, query_ns: u64, deadline: u64) {
+        let slot = self.lowered.entry(key).or_insert((query_ns, deadline));
+        if deadline < slot.1 {
+            *slot = (query_ns, deadline);
+        }
+    }
+
+    /// The verdict the pending query gives `entry`, if one is pending; a
+    /// report after the query settles it.
+    pub fn verdict(
+        &mut self,
+        key: &MembershipKey,
+        entry: &igmp_common::Membership,
+        now: u64,
+    ) -> Option<Verdict> {
+        let (query_ns, deadline) = *self.lowered.get(key)?;
+        let verdict = expiry::after_group_query(entry, query_ns, deadline, now);
+        if !matches!(verdict, Some(Verdict::KeepUntil(_))) {
+            self.lowered.remove(key);
+        }
+        verdict
+    }
+
+    pub fn forget(&mut self, key: &MembershipKey) {
+        self.lowered.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use igmp_common::Membership;
+
+    use super::*;
+
+    const KEY: MembershipKey = MembershipKey {
+        ifindex: 1,
+        vlan: 0,
+        inner_vlan: 0,
+        group: [239, 1, 1, 1],
+    };
+
+    #[test]
+    fn other_querier_is_present_for_its_interval_and_zero_source_never_counts() {
+        let mut other = OtherQuerier::default();
+        other.heard(Ipv4Addr::UNSPECIFIED, 0, 100);
+        assert_eq!(other.present(1), None);
+        other.heard(Ipv4Addr::new(10, 0, 0, 1), 10, 100);
+        assert_eq!(other.present(109), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(other.present(110), None);
+    }
+
+    #[test]
+    fn lowered_timer_expires_unanswered_members_and_keeps_the_sooner_deadline() {
+        let mut queries = GroupQueries::default();
+        queries.lower(KEY, 50, 70);
+        queries.lower(KEY, 60, 90);
+        let silent = Membership {
+            last_report_ns: 10,
+            ..Membership::default()
+        };
+        assert_eq!(
+            queries.verdict(&KEY, &silent, 60),
+            Some(Verdict::KeepUntil(70))
+        );
+        assert_eq!(
+            queries.verdict(&KEY, &silent, 70),
+            Some(Verdict::Expire(expiry::Reason::Left))
+        );
+        assert_eq!(queries.verdict(&KEY, &silent, 71), None, "settled once");
+    }
+
+    #[test]
+    fn a_report_after_the_query_answers_it() {
+        let mut queries = GroupQueries::default();
+        queries.lower(KEY, 50, 70);
+        let answered = Membership {
+            last_report_ns: 55,
+            ..Membership::default()
+        };
+        assert_eq!(queries.verdict(&KEY, &answered, 70), None);
+    }
+}
