@@ -70,12 +70,14 @@ pub enum DropReason {
     AuxPastEnd = 13,
     /// A v3 record type outside 1..=6 (RFC 3376 §4.2.12): the record is skipped.
     UnknownRecordType = 14,
+    /// The bridge does not forward on the port (STP): nothing is learned from it.
+    PortBlocked = 15,
 }
 
 /// Slots in [`PortCounters::messages`].
 pub const COUNTER_SLOTS: usize = 21;
 /// Slots in [`PortCounters::drops`].
-pub const DROP_SLOTS: usize = 15;
+pub const DROP_SLOTS: usize = 16;
 
 /// Value of the per-CPU `COUNTERS` map, keyed by ifindex.
 #[repr(C)]
@@ -169,6 +171,7 @@ impl DropReason {
         Self::SourcesPastEnd,
         Self::AuxPastEnd,
         Self::UnknownRecordType,
+        Self::PortBlocked,
     ];
 
     /// The name user space prints (snake case, stable).
@@ -189,6 +192,7 @@ impl DropReason {
             Self::SourcesPastEnd => "sources_past_end",
             Self::AuxPastEnd => "aux_past_end",
             Self::UnknownRecordType => "unknown_record_type",
+            Self::PortBlocked => "port_blocked",
         }
     }
 }

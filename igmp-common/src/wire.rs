@@ -110,7 +110,10 @@ pub struct PortSettings {
     pub router_mode: u8,
     /// Non-zero: fast leave with explicit host tracking (reporters kept in `HOSTS`).
     pub fast_leave: u8,
-    pub _pad: [u8; 2],
+    /// Non-zero while the bridge does not forward on the port (STP blocking,
+    /// listening or disabled): nothing is learned from it, as on the bridge.
+    pub blocked: u8,
+    pub _pad: u8,
 }
 
 /// Values of [`PortSettings::router_mode`] (the bridge's multicast_router 0/1/2).

@@ -45,6 +45,10 @@ fn classify(
     l2: &L2,
     stats: &PortStats,
 ) -> Result<(), DropReason> {
+    let settings = port_settings(ifindex);
+    if settings.blocked != 0 {
+        return Err(DropReason::PortBlocked);
+    }
     let packet = ip::igmp_packet(frame, l2.l3_offset)?;
     let header = frame
         .get::<IgmpHeader>(packet.offset)
@@ -70,7 +74,7 @@ fn classify(
         inner_vlan: l2.inner_vlan,
         sender: packet.source.to_ne_bytes(),
         stats: *stats,
-        settings: port_settings(ifindex),
+        settings,
     };
     match kind {
         MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin),

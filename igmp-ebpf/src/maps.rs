@@ -58,7 +58,8 @@ pub fn port_settings(ifindex: u32) -> PortSettings {
         None => PortSettings {
             router_mode: router_mode::AUTO,
             fast_leave: 0,
-            _pad: [0; 2],
+            blocked: 0,
+            _pad: 0,
         },
     }
 }

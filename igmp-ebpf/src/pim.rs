@@ -33,6 +33,10 @@ pub fn handle(frame: &Frame, ifindex: u32, l2: &L2) {
     if unsafe { (*kind)[0] } != V2_HELLO {
         return;
     }
+    let settings = port_settings(ifindex);
+    if settings.blocked != 0 {
+        return;
+    }
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::PimHello);
     let origin = Origin {
@@ -41,7 +45,7 @@ pub fn handle(frame: &Frame, ifindex: u32, l2: &L2) {
         inner_vlan: l2.inner_vlan,
         sender: ip.src_addr,
         stats,
-        settings: port_settings(ifindex),
+        settings,
     };
     membership::router_seen(&origin, Heard::PimHello);
 }

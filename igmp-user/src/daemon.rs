@@ -12,15 +12,16 @@ use igmp_common::{
 use log::{debug, info, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
-    sync::broadcast,
+    sync::{broadcast, mpsc},
 };
 
 use crate::{
     expiry::{self, Reason, Verdict},
     leaves::{GroupQueries, OtherQuerier},
+    links::LinkNote,
     loader::interface_name,
     monitor::MonitorEvent,
-    ports::{self, PortPlan},
+    ports::{PortChange, PortSet},
     tables::Tables,
     timers::{monotonic_ns, nanos, Deadlines, Timers},
 };
@@ -42,6 +43,7 @@ pub struct Daemon {
     fast_leave_ports: HashSet<u32>,
     /// Every snooped port, to find a group's members without a table scan.
     ports: Vec<u32>,
+    port_set: Option<PortSet>,
     other_querier: OtherQuerier,
     group_queries: GroupQueries,
 }
@@ -55,21 +57,26 @@ impl Daemon {
             monitor,
             fast_leave_ports: HashSet::new(),
             ports: Vec::new(),
+            port_set: None,
             other_querier: OtherQuerier::default(),
             group_queries: GroupQueries::default(),
         }
     }
 
-    /// Applies the per-port options and remembers the fast-leave ports.
-    pub fn configure_ports(&mut self, plan: &[PortPlan]) -> Result<()> {
-        ports::apply(&mut self.tables, plan)?;
-        self.ports = plan.iter().map(|port| port.ifindex).collect();
-        self.fast_leave_ports = plan
-            .iter()
-            .filter(|port| port.fast_leave)
-            .map(|port| port.ifindex)
-            .collect();
-        Ok(())
+    /// Takes charge of the ports: their options go to the maps, and the
+    /// daemon follows them as they vanish, come back or change STP state.
+    pub fn with_ports(mut self, port_set: PortSet) -> Result<Self> {
+        port_set.publish(&mut self.tables)?;
+        self.port_set = Some(port_set);
+        self.refresh_port_lists();
+        Ok(self)
+    }
+
+    fn refresh_port_lists(&mut self) {
+        if let Some(port_set) = &self.port_set {
+            self.ports = port_set.ifindexes();
+            self.fast_leave_ports = port_set.fast_leave_ifindexes().into_iter().collect();
+        }
     }
 
     /// Tells the monitors; nobody listening is fine.
@@ -78,11 +85,13 @@ impl Daemon {
     }
 
     /// Runs until `shutdown` completes.
+    /// Runs until `shutdown` completes; hands back the ports for release.
     pub async fn run(
         mut self,
         events: RingBuf<MapData>,
+        mut links: mpsc::UnboundedReceiver<LinkNote>,
         shutdown: impl Future<Output = ()>,
-    ) -> Result<()> {
+    ) -> Result<Option<PortSet>> {
         self.adopt_table();
         // SAFETY: the ring buffer owns its fd, which stays open for as long as the AsyncFd owns it.
         let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
@@ -98,7 +107,8 @@ impl Daemon {
                     guard.clear_ready();
                 }
                 () = sleep => self.expire_due(),
-                () = &mut shutdown => return Ok(()),
+                Some(note) = links.recv() => self.on_link(&note),
+                () = &mut shutdown => return Ok(self.port_set.take()),
             }
         }
     }
@@ -322,6 +332,60 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// An interface changed: ports that vanished lose their entries, ports
+    /// that came back are attached again, blocked ports are flushed.
+    fn on_link(&mut self, note: &LinkNote) {
+        debug!("link note: {note:?}");
+        let Some(port_set) = self.port_set.as_mut() else {
+            return;
+        };
+        let mut changes = port_set.resync(&mut self.tables);
+        if let Some(state) = note.stp_state.filter(|_| !note.removed) {
+            changes.extend(port_set.stp_state(note.ifindex, state, &mut self.tables));
+        }
+        for change in changes {
+            info!("port change: {change:?}");
+            match change {
+                PortChange::Gone { name, ifindex } | PortChange::Blocked { name, ifindex } => {
+                    self.flush_port(ifindex);
+                    self.publish(MonitorEvent::new("port-down", name));
+                }
+                PortChange::Back { name, .. } | PortChange::Unblocked { name, .. } => {
+                    self.publish(MonitorEvent::new("port-up", name));
+                }
+            }
+        }
+        self.refresh_port_lists();
+    }
+
+    /// Removes every entry of port `ifindex`, as the bridge does for a port
+    /// that is deleted or stops forwarding.
+    fn flush_port(&mut self, ifindex: u32) {
+        let groups: HashSet<MembershipKey> = self
+            .tables
+            .membership
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| key.ifindex == ifindex)
+            .collect();
+        for key in &groups {
+            let _ = self.tables.membership.remove(key);
+            self.group_queries.forget(key);
+        }
+        self.remove_sources_of(&groups);
+        let routers: Vec<RouterKey> = self
+            .tables
+            .routers
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| key.ifindex == ifindex)
+            .collect();
+        for key in routers {
+            let _ = self.tables.routers.remove(&key);
+        }
+        let _ = self.tables.counters.remove(&ifindex);
     }
 
     /// A leave on a fast-leave port: the group goes at once unless another

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod daemon;
 pub mod expiry;
 pub mod leaves;
+pub mod links;
 pub mod loader;
 pub mod metrics;
 pub mod monitor;

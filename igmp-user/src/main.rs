@@ -1,24 +1,24 @@
 use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
 use igmp_common::router_mode;
 use igmp_user::{
     cli::{Cli, Command, RunArgs, ShowArgs},
     daemon::Daemon,
-    loader,
+    links, loader,
     metrics::{self, SharedStatus},
     monitor,
-    ports::PortPlan,
+    ports::{PortPlan, PortSet},
     tables,
     tables::Tables,
-    timers::Timers,
     view,
 };
-use log::{info, warn};
+use log::warn;
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
-    sync::broadcast,
+    sync::{broadcast, mpsc::UnboundedReceiver},
 };
 
 fn main() {
@@ -60,76 +60,45 @@ async fn run(args: RunArgs) -> Result<()> {
     let timers = args.timers.timers();
     let mut ebpf = loader::load(&args.pin.pin_dir)?;
     spawn_kernel_log(&mut ebpf);
-    let attachments = attach_all(&mut ebpf, &args)?;
-    match serve(&args, timers, &plan).await {
-        Ok(()) if args.keep_attached => {
-            let ports = args.interfaces.join(", ");
-            info!("leaving the program attached to {ports} (--keep-attached)");
-        }
-        Ok(()) => {
-            info!("detaching from {}", args.interfaces.join(", "));
-            for attachment in attachments {
-                attachment.detach()?;
-            }
-        }
+    let port_set = PortSet::attach(ebpf, plan, args.xdp_mode, args.pin.pin_dir.clone())?;
+    let (tables, events, links) = match prepare(&args, &timers) {
+        Ok(prepared) => prepared,
         Err(error) => {
-            detach_new(attachments);
+            port_set.abandon();
             return Err(error);
         }
-    }
-    drop(ebpf);
-    Ok(())
-}
-
-/// Attaches to every port; if one fails, the ports attached so far are left as they were.
-fn attach_all(ebpf: &mut aya::Ebpf, args: &RunArgs) -> Result<Vec<loader::Attachment>> {
-    let mut attachments = Vec::new();
-    for interface in &args.interfaces {
-        match loader::attach(ebpf, interface, args.xdp_mode, &args.pin.pin_dir) {
-            Ok(attachment) => {
-                if attachment.adopted {
-                    info!("took over the XDP link of {interface} left by a previous daemon");
-                } else {
-                    info!("attached to {interface} ({:?} XDP)", args.xdp_mode);
-                }
-                attachments.push(attachment);
-            }
-            Err(error) => {
-                detach_new(attachments);
-                return Err(error);
-            }
-        }
-    }
-    Ok(attachments)
-}
-
-/// Undoes this run's own attachments; links taken over from a previous
-/// daemon stay, since forwarding through them must not stop.
-fn detach_new(attachments: Vec<loader::Attachment>) {
-    for attachment in attachments.into_iter().filter(|a| !a.adopted) {
-        let _ = attachment.detach();
-    }
-}
-
-/// Runs the control loop until SIGINT/SIGTERM.
-async fn serve(args: &RunArgs, timers: Timers, plan: &[PortPlan]) -> Result<()> {
-    let mut tables = Tables::open(&args.pin.pin_dir)?;
-    tables.write_settings(&timers)?;
-    let events = tables::open_events(&args.pin.pin_dir)?;
+    };
     let (monitor_tx, _) = broadcast::channel(1024);
     spawn_monitor_server(&args.pin.pin_dir, monitor_tx.clone());
     if let Some(address) = args.metrics_addr {
-        let status = SharedStatus::default();
-        let pin_dir = args.pin.pin_dir.clone();
-        tokio::spawn(async move {
-            if let Err(error) = metrics::serve(address, pin_dir, status).await {
-                warn!("metrics: {error:#}");
-            }
-        });
+        spawn_metrics_server(address, &args.pin.pin_dir);
     }
-    let mut daemon = Daemon::new(tables, timers, monitor_tx);
-    daemon.configure_ports(plan)?;
-    daemon.run(events, shutdown_signal()?).await
+    let daemon = Daemon::new(tables, timers, monitor_tx).with_ports(port_set)?;
+    if let Some(port_set) = daemon.run(events, links, shutdown_signal()?).await? {
+        port_set.release(args.keep_attached)?;
+    }
+    Ok(())
+}
+
+/// The maps, the events ring buffer and the link notifications the daemon reads.
+fn prepare(
+    args: &RunArgs,
+    timers: &igmp_user::timers::Timers,
+) -> Result<(Tables, RingBuf<MapData>, UnboundedReceiver<links::LinkNote>)> {
+    let mut tables = Tables::open(&args.pin.pin_dir)?;
+    tables.write_settings(timers)?;
+    let events = tables::open_events(&args.pin.pin_dir)?;
+    Ok((tables, events, links::watch()?))
+}
+
+fn spawn_metrics_server(address: std::net::SocketAddr, pin_dir: &std::path::Path) {
+    let status = SharedStatus::default();
+    let pin_dir = pin_dir.to_path_buf();
+    tokio::spawn(async move {
+        if let Err(error) = metrics::serve(address, pin_dir, status).await {
+            warn!("metrics: {error:#}");
+        }
+    });
 }
 
 /// Every port with its options; options naming a port not snooped are refused.

@@ -1,52 +1,293 @@
-//! Per-port options (router mode, fast leave) written where the XDP program
-//! reads them, and the permanent router ports they imply.
+//! The snooped ports: the XDP program attached to each, their options
+//! (router mode, fast leave) written where the program reads them, and their
+//! comings and goings (deleted and re-created interfaces, STP state).
+
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use aya::Ebpf;
 use igmp_common::{router_flags, router_mode, PortSettings, RouterKey, RouterPort};
+use log::{info, warn};
 
-use crate::{tables::Tables, timers::monotonic_ns};
+use crate::{
+    loader::{self, AttachMode, Attachment},
+    tables::Tables,
+    timers::monotonic_ns,
+};
 
 /// The options of one snooped port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortPlan {
     pub name: String,
+    /// 0 while the interface does not exist.
     pub ifindex: u32,
     /// `router_mode::*`.
     pub router_mode: u8,
     pub fast_leave: bool,
 }
 
-impl PortPlan {
-    fn settings(&self) -> PortSettings {
-        PortSettings {
-            router_mode: self.router_mode,
-            fast_leave: u8::from(self.fast_leave),
-            _pad: [0; 2],
+/// Linux bridge port states (`BR_STATE_*`) in which a port forwards nothing,
+/// so its IGMP is not learned from and its memberships are flushed.
+const STP_STATES_NOT_FORWARDING: [u8; 3] = [
+    0, /* disabled */
+    1, /* listening */
+    4, /* blocking */
+];
+
+/// A port that disappeared or came back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PortChange {
+    /// The interface is gone: its entries (under the old ifindex) must go too.
+    Gone {
+        name: String,
+        ifindex: u32,
+    },
+    /// The interface exists again, under a new ifindex, with the program attached.
+    Back {
+        name: String,
+        ifindex: u32,
+    },
+    /// The bridge stopped forwarding on the port (STP): its entries must go.
+    Blocked {
+        name: String,
+        ifindex: u32,
+    },
+    Unblocked {
+        name: String,
+        ifindex: u32,
+    },
+}
+
+struct Port {
+    plan: PortPlan,
+    attachment: Option<Attachment>,
+    blocked: bool,
+}
+
+/// Owns the loaded program and its attachments for the daemon's lifetime.
+pub struct PortSet {
+    ebpf: Ebpf,
+    mode: AttachMode,
+    pin_dir: PathBuf,
+    ports: Vec<Port>,
+}
+
+impl PortSet {
+    /// Attaches to every port of `plan`; if one fails, the ports attached so
+    /// far by this run are detached again and the error returned.
+    pub fn attach(
+        mut ebpf: Ebpf,
+        plan: Vec<PortPlan>,
+        mode: AttachMode,
+        pin_dir: PathBuf,
+    ) -> Result<Self> {
+        let mut ports = Vec::new();
+        for port in plan {
+            match loader::attach(&mut ebpf, &port.name, mode, &pin_dir) {
+                Ok(attachment) => {
+                    log_attached(&port.name, &attachment, mode);
+                    ports.push(Port {
+                        plan: port,
+                        attachment: Some(attachment),
+                        blocked: false,
+                    });
+                }
+                Err(error) => {
+                    detach_new(ports);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(Self {
+            ebpf,
+            mode,
+            pin_dir,
+            ports,
+        })
+    }
+
+    pub fn ifindexes(&self) -> Vec<u32> {
+        self.ports
+            .iter()
+            .map(|port| port.plan.ifindex)
+            .filter(|index| *index != 0)
+            .collect()
+    }
+
+    pub fn fast_leave_ifindexes(&self) -> Vec<u32> {
+        self.ports
+            .iter()
+            .filter(|port| port.plan.fast_leave && port.plan.ifindex != 0)
+            .map(|port| port.plan.ifindex)
+            .collect()
+    }
+
+    /// Makes the maps say what the plan says, replacing what an earlier run left.
+    pub fn publish(&self, tables: &mut Tables) -> Result<()> {
+        let stale: Vec<u32> = tables.ports.keys().filter_map(Result::ok).collect();
+        for ifindex in stale {
+            let _ = tables.ports.remove(&ifindex);
+        }
+        for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
+            write_settings(tables, port)?;
+        }
+        demote_unlisted_permanent_routers(tables, &self.plans())?;
+        for port in self
+            .ports
+            .iter()
+            .filter(|port| port.plan.router_mode == router_mode::PERMANENT)
+        {
+            if port.plan.ifindex != 0 {
+                make_permanent_router(tables, port.plan.ifindex).with_context(|| {
+                    format!("{}: making it a permanent router port", port.plan.name)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn plans(&self) -> Vec<PortPlan> {
+        self.ports.iter().map(|port| port.plan.clone()).collect()
+    }
+
+    /// Compares every port with the interfaces that exist now: a port whose
+    /// interface vanished is dropped from the maps, one that came back is
+    /// attached again.
+    pub fn resync(&mut self, tables: &mut Tables) -> Vec<PortChange> {
+        let mut changes = Vec::new();
+        for index in 0..self.ports.len() {
+            let now = loader::interface_index(&self.ports[index].plan.name).unwrap_or(0);
+            let known = self.ports[index].plan.ifindex;
+            if now == known {
+                continue;
+            }
+            if known != 0 {
+                changes.push(self.forget(index, tables));
+            }
+            if now != 0 {
+                if let Some(change) = self.reattach(index, now, tables) {
+                    changes.push(change);
+                }
+            }
+        }
+        changes
+    }
+
+    fn forget(&mut self, index: usize, tables: &mut Tables) -> PortChange {
+        let port = &mut self.ports[index];
+        let ifindex = port.plan.ifindex;
+        // The kernel detached the program with the interface; the pin is all that is left.
+        if let Some(attachment) = port.attachment.take() {
+            let _ = attachment.detach();
+        }
+        let _ = tables.ports.remove(&ifindex);
+        port.plan.ifindex = 0;
+        PortChange::Gone {
+            name: port.plan.name.clone(),
+            ifindex,
+        }
+    }
+
+    fn reattach(&mut self, index: usize, ifindex: u32, tables: &mut Tables) -> Option<PortChange> {
+        let name = self.ports[index].plan.name.clone();
+        match loader::attach(&mut self.ebpf, &name, self.mode, &self.pin_dir) {
+            Ok(attachment) => {
+                let port = &mut self.ports[index];
+                port.attachment = Some(attachment);
+                port.plan.ifindex = ifindex;
+                port.blocked = false;
+                if let Err(error) = write_settings(tables, port) {
+                    warn!("{name}: {error:#}");
+                }
+                if port.plan.router_mode == router_mode::PERMANENT {
+                    let _ = make_permanent_router(tables, ifindex);
+                }
+                Some(PortChange::Back { name, ifindex })
+            }
+            Err(error) => {
+                warn!("{name} is back but could not be attached: {error:#}");
+                None
+            }
+        }
+    }
+
+    /// The bridge changed the STP state of port `ifindex`.
+    pub fn stp_state(
+        &mut self,
+        ifindex: u32,
+        state: u8,
+        tables: &mut Tables,
+    ) -> Option<PortChange> {
+        let port = self
+            .ports
+            .iter_mut()
+            .find(|port| port.plan.ifindex == ifindex)?;
+        let blocked = STP_STATES_NOT_FORWARDING.contains(&state);
+        if blocked == port.blocked {
+            return None;
+        }
+        port.blocked = blocked;
+        if let Err(error) = write_settings(tables, port) {
+            warn!("{}: {error:#}", port.plan.name);
+        }
+        let name = port.plan.name.clone();
+        Some(if blocked {
+            PortChange::Blocked { name, ifindex }
+        } else {
+            PortChange::Unblocked { name, ifindex }
+        })
+    }
+
+    /// At shutdown: detaches every port, or leaves them attached for a later daemon.
+    pub fn release(self, keep_attached: bool) -> Result<()> {
+        if keep_attached {
+            info!("leaving the program attached (--keep-attached)");
+        } else {
+            for port in self.ports {
+                if let Some(attachment) = port.attachment {
+                    info!("detaching from {}", port.plan.name);
+                    attachment.detach()?;
+                }
+            }
+        }
+        drop(self.ebpf);
+        Ok(())
+    }
+
+    /// After a failed start: undoes this run's own attachments only.
+    pub fn abandon(self) {
+        detach_new(self.ports);
+    }
+}
+
+fn log_attached(name: &str, attachment: &Attachment, mode: AttachMode) {
+    if attachment.adopted {
+        info!("took over the XDP link of {name} left by a previous daemon");
+    } else {
+        info!("attached to {name} ({mode:?} XDP)");
+    }
+}
+
+/// Links taken over from a previous daemon stay: forwarding through them must not stop.
+fn detach_new(ports: Vec<Port>) {
+    for attachment in ports.into_iter().filter_map(|port| port.attachment) {
+        if !attachment.adopted {
+            let _ = attachment.detach();
         }
     }
 }
 
-/// Makes the maps say what `plan` says, replacing what an earlier run left.
-pub fn apply(tables: &mut Tables, plan: &[PortPlan]) -> Result<()> {
-    let stale: Vec<u32> = tables.ports.keys().filter_map(Result::ok).collect();
-    for ifindex in stale {
-        let _ = tables.ports.remove(&ifindex);
-    }
-    for port in plan {
-        tables
-            .ports
-            .insert(port.ifindex, port.settings(), 0)
-            .with_context(|| format!("{}: writing its options to the PORTS map", port.name))?;
-    }
-    demote_unlisted_permanent_routers(tables, plan)?;
-    for port in plan
-        .iter()
-        .filter(|port| port.router_mode == router_mode::PERMANENT)
-    {
-        make_permanent_router(tables, port.ifindex)
-            .with_context(|| format!("{}: making it a permanent router port", port.name))?;
-    }
-    Ok(())
+fn write_settings(tables: &mut Tables, port: &Port) -> Result<()> {
+    let settings = PortSettings {
+        router_mode: port.plan.router_mode,
+        fast_leave: u8::from(port.plan.fast_leave),
+        blocked: u8::from(port.blocked),
+        _pad: 0,
+    };
+    tables
+        .ports
+        .insert(port.plan.ifindex, settings, 0)
+        .with_context(|| format!("{}: writing its options to the PORTS map", port.plan.name))
 }
 
 /// A port no longer configured permanent ages out like a learned one.

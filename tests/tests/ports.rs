@@ -19,7 +19,8 @@ fn set_port(harness: &mut Harness, router_mode: u8, fast_leave: bool) {
     let settings = PortSettings {
         router_mode,
         fast_leave: u8::from(fast_leave),
-        _pad: [0; 2],
+        blocked: 0,
+        _pad: 0,
     };
     harness
         .tables

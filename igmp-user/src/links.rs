@@ -1,0 +1,79 @@
+//! Link notifications from the kernel (rtnetlink): interfaces that appear,
+//! vanish, or whose bridge port changes STP state.
+
+use anyhow::{Context as _, Result};
+use futures::StreamExt as _;
+use netlink_packet_core::{NetlinkPayload, Nla as _};
+use netlink_packet_route::{
+    link::{LinkAttribute, LinkMessage, LinkProtoInfoBridge},
+    AddressFamily, RouteNetlinkMessage,
+};
+use rtnetlink::MulticastGroup;
+use tokio::sync::mpsc;
+
+/// `IFLA_BRPORT_STATE` inside the bridge's `IFLA_PROTINFO`.
+const IFLA_BRPORT_STATE: u16 = 1;
+
+/// What the kernel said about a link.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LinkNote {
+    pub ifindex: u32,
+    pub removed: bool,
+    /// The bridge port state (`BR_STATE_*`), when the note comes from the bridge.
+    pub stp_state: Option<u8>,
+}
+
+/// Subscribes to link notifications; each arrives on the returned channel.
+pub fn watch() -> Result<mpsc::UnboundedReceiver<LinkNote>> {
+    let (connection, _handle, mut messages) =
+        rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+            .context("subscribing to rtnetlink link notifications")?;
+    tokio::spawn(connection);
+    let (notes, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((message, _)) = messages.next().await {
+            let note = match message.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    note(&link, false)
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+                    note(&link, true)
+                }
+                _ => continue,
+            };
+            if notes.send(note).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+fn note(link: &LinkMessage, removed: bool) -> LinkNote {
+    let stp_state = (link.header.interface_family == AddressFamily::Bridge)
+        .then(|| bridge_port_state(link))
+        .flatten();
+    LinkNote {
+        ifindex: link.header.index,
+        removed,
+        stp_state,
+    }
+}
+
+fn bridge_port_state(link: &LinkMessage) -> Option<u8> {
+    link.attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::ProtoInfoBridge(infos) => infos.iter().find_map(|info| match info {
+                LinkProtoInfoBridge::Other(nla)
+                    if nla.kind() == IFLA_BRPORT_STATE && nla.value_len() == 1 =>
+                {
+                    let mut state = [0u8; 1];
+                    nla.emit_value(&mut state);
+                    Some(state[0])
+                }
+                _ => None,
+            }),
+            _ => None,
+        })
+}
