@@ -7,7 +7,8 @@ use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use igmp_common::{
-    membership_flags, Event, EventKind, HostKey, MembershipKey, RouterKey, SourceKey,
+    filter_mode, membership_flags, Event, EventKind, HostKey, Membership, MembershipKey, RouterKey,
+    SourceKey,
 };
 use log::{debug, info, warn};
 use tokio::{
@@ -280,6 +281,10 @@ impl Daemon {
             Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Group(key)),
             Verdict::KeepForever => {}
             Verdict::Expire(reason) => {
+                if entry.filter_mode == filter_mode::EXCLUDE && self.has_wanted_sources(key, now) {
+                    self.switch_to_include(key, entry, now);
+                    return false;
+                }
                 if self.tables.membership.remove(&key).is_ok() {
                     self.announce_expiry(key, reason);
                     return true;
@@ -287,6 +292,38 @@ impl Daemon {
             }
         }
         false
+    }
+
+    /// Whether sources of the group were asked for within the group membership interval.
+    fn has_wanted_sources(&self, key: MembershipKey, now: u64) -> bool {
+        let gmi = nanos(self.timers.group_membership_interval());
+        self.tables
+            .sources
+            .iter()
+            .filter_map(Result::ok)
+            .any(|(source, entry)| {
+                group_of_source(&source) == key
+                    && entry.mode == filter_mode::INCLUDE
+                    && entry.last_report_ns + gmi > now
+            })
+    }
+
+    /// An EXCLUDE group whose timer ran out while sources are still asked
+    /// for goes to INCLUDE mode with them (RFC 3376 §6.5) instead of away.
+    fn switch_to_include(&mut self, key: MembershipKey, mut entry: Membership, now: u64) {
+        entry.filter_mode = filter_mode::INCLUDE;
+        entry.flags &= !membership_flags::LEAVE_PENDING;
+        entry.leave_ns = 0;
+        entry.last_report_ns = now;
+        if self.tables.membership.insert(key, entry, 0).is_ok() {
+            info!(
+                "include: port {} group {} keeps only its sources",
+                interface_name(key.ifindex),
+                Ipv4Addr::from(key.group)
+            );
+            let gmi = nanos(self.timers.group_membership_interval());
+            self.deadlines.schedule(now + gmi, Due::Group(key));
+        }
     }
 
     fn check_source(&mut self, key: SourceKey, now: u64) {

@@ -183,3 +183,90 @@ fn cli_show_json_reports_the_lab_table_with_bridge_keys() {
     let timer: f64 = rows[0]["timer"].as_str().unwrap().parse().unwrap();
     assert!(timer > 250.0 && timer <= 260.0, "{timer}");
 }
+
+/// (source, mode) of every source entry of `group`.
+fn source_modes(tables: &Tables, group: Ipv4Addr) -> Vec<(Ipv4Addr, u8)> {
+    tables
+        .source_entries()
+        .iter()
+        .filter(|(key, _)| Ipv4Addr::from(key.group) == group)
+        .map(|(key, entry)| (Ipv4Addr::from(key.source), entry.mode))
+        .collect()
+}
+
+#[test]
+fn v3_include_and_exclude_changes_follow_the_host_filter() {
+    const S2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 98);
+    let snooped = Snooped::new(1, &["--last-member-interval", "0.2"]);
+    let lab = &snooped.lab;
+    let mode = || {
+        snooped
+            .tables()
+            .memberships()
+            .first()
+            .map(|(_, entry)| entry.filter_mode)
+    };
+    let sources = || source_modes(&snooped.tables(), G3);
+    let include = filter_mode::INCLUDE;
+
+    // INCLUDE {S1}, then ALLOW {S2}.
+    let s1 = lab.join_source(0, G3, S1).unwrap();
+    let _s2 = lab.join_source(0, G3, S2).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || sources()
+            == vec![(S2, include), (S1, include)]),
+        "{:?}",
+        sources()
+    );
+    assert_eq!(mode(), Some(include));
+
+    // BLOCK {S1}: S1 goes after the last member query time, S2 stays.
+    drop(s1);
+    assert!(
+        wait_for(Duration::from_secs(5), || sources() == vec![(S2, include)]),
+        "{:?}",
+        sources()
+    );
+
+    // An any-source member on the same host: TO_EX {}.
+    let any_source = lab.join(0, G3).unwrap();
+    assert!(wait_for(Duration::from_secs(5), || mode()
+        == Some(filter_mode::EXCLUDE)));
+
+    // It leaves: TO_IN {S2}. After the last member query time the group is INCLUDE {S2}.
+    drop(any_source);
+    let back_to_include = wait_for(Duration::from_secs(5), || mode() == Some(include));
+    assert!(back_to_include, "{:?}\n{}", mode(), lab.daemon_log());
+    assert_eq!(sources(), vec![(S2, include)]);
+}
+
+#[test]
+fn reports_refresh_an_entry_and_without_them_it_expires_after_the_gmi() {
+    // GMI = 2 × 1 s + 1 s = 3 s.
+    let snooped = Snooped::new(
+        1,
+        &["--query-interval", "1", "--query-response-interval", "1"],
+    );
+    let host = Ipv4Addr::new(10, 0, 0, 60);
+    let report = igmp_tests::frames::v2_report(host, G2);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        snooped.lab.inject(0, &report).unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(
+            snooped.pairs().len(),
+            1,
+            "expired while refreshed\n{}",
+            snooped.lab.daemon_log()
+        );
+    }
+    let silent = std::time::Instant::now();
+    assert!(wait_for(Duration::from_secs(6), || snooped
+        .pairs()
+        .is_empty()));
+    let lived = silent.elapsed();
+    assert!(
+        lived >= Duration::from_millis(2000),
+        "expired {lived:?} after the last report, before the GMI"
+    );
+}
