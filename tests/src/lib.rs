@@ -3,6 +3,7 @@
 
 pub mod frames;
 pub mod harness;
+pub mod snooped;
 
 use std::path::PathBuf;
 

@@ -1,71 +1,17 @@
 //! Real kernel IGMP clients in network namespaces, on a Linux bridge whose
 //! own snooping is off, with igmp-snoop attached to its ports.
 
-use std::{collections::BTreeSet, net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{collections::BTreeSet, net::Ipv4Addr, time::Duration};
 
 use igmp_common::filter_mode;
-use igmp_lab::{wait_for, BridgeSnooping, Lab};
-use igmp_tests::{daemon_binary, harness::unique_pin_dir};
+use igmp_lab::wait_for;
+use igmp_tests::snooped::Snooped;
 use igmp_user::{tables::Tables, timers::monotonic_ns};
 
 const G1: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const G2: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 2);
 const G3: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 3);
 const S1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 99);
-
-/// A lab with igmp-snoop running on every port; pins removed on drop.
-struct Snooped {
-    lab: Lab,
-    pin_dir: PathBuf,
-}
-
-impl Snooped {
-    fn new(hosts: usize, daemon_args: &[&str]) -> Self {
-        let mut lab = Lab::new(hosts, BridgeSnooping::Off).expect("lab");
-        let pin_dir = unique_pin_dir("lab");
-        // veth supports native XDP; the test uses the default mode on purpose.
-        lab.start_daemon(&daemon_binary(), &pin_dir, daemon_args)
-            .expect("daemon");
-        Self { lab, pin_dir }
-    }
-
-    fn tables(&self) -> Tables {
-        Tables::open(&self.pin_dir).expect("pinned maps")
-    }
-
-    fn port(&self, host: usize) -> u32 {
-        self.lab
-            .port_ifindex(&self.lab.hosts[host].port)
-            .expect("port ifindex")
-    }
-
-    /// The (port ifindex, group) pairs in the membership map.
-    fn pairs(&self) -> BTreeSet<(u32, Ipv4Addr)> {
-        self.tables()
-            .memberships()
-            .iter()
-            .map(|(key, _)| (key.ifindex, Ipv4Addr::from(key.group)))
-            .collect()
-    }
-
-    fn wait_for_pairs(&self, expected: &BTreeSet<(u32, Ipv4Addr)>, timeout: Duration) {
-        let reached = wait_for(timeout, || &self.pairs() == expected);
-        assert!(
-            reached,
-            "table {:?}, expected {:?}\n{}",
-            self.pairs(),
-            expected,
-            self.lab.daemon_log()
-        );
-    }
-}
-
-impl Drop for Snooped {
-    fn drop(&mut self) {
-        let _ = self.lab.stop_daemon(libc::SIGTERM);
-        let _ = igmp_user::loader::remove_pins(&self.pin_dir);
-    }
-}
 
 #[test]
 fn kernel_clients_of_every_version_fill_the_table_with_exactly_their_joins() {
@@ -164,13 +110,7 @@ fn cli_show_json_reports_the_lab_table_with_bridge_keys() {
     let snooped = Snooped::new(2, &[]);
     let _member = snooped.lab.join(1, G2).unwrap();
     snooped.wait_for_pairs(&[(snooped.port(1), G2)].into(), Duration::from_secs(5));
-    let output = snooped
-        .lab
-        .command_in_switch(&daemon_binary())
-        .args(["show", "--json", "--pin-dir"])
-        .arg(&snooped.pin_dir)
-        .output()
-        .unwrap();
+    let output = snooped.cli(&["show", "--json"]);
     assert!(
         output.status.success(),
         "{}",

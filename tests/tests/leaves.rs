@@ -3,18 +3,17 @@
 
 use std::{collections::BTreeSet, net::Ipv4Addr, time::Duration};
 
-use igmp_lab::{wait_for, BridgeSnooping, Lab};
-use igmp_tests::{daemon_binary, harness::unique_pin_dir};
+use igmp_lab::wait_for;
+use igmp_tests::snooped::Snooped;
 use igmp_user::tables::Tables;
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 8, 8, 8);
 
 #[test]
 fn v2_leave_with_a_querier_removes_the_leaver_after_its_group_queries_and_keeps_the_others() {
-    let mut lab = Lab::new(3, BridgeSnooping::Off).unwrap();
-    let pin_dir = unique_pin_dir("leave");
-    lab.start_daemon(&daemon_binary(), &pin_dir, &[]).unwrap();
-    let tables = || Tables::open(&pin_dir).unwrap();
+    let snooped = Snooped::new(3, &[]);
+    let (lab, pin_dir) = (&snooped.lab, &snooped.pin_dir);
+    let tables = || Tables::open(pin_dir).unwrap();
     // A real querier (a Linux bridge on h3), general queries every 10 s.
     lab.start_bridge_querier(2, 2, 1000).unwrap();
     assert!(wait_for(Duration::from_secs(5), || !tables()
@@ -47,6 +46,4 @@ fn v2_leave_with_a_querier_removes_the_leaver_after_its_group_queries_and_keeps_
     // Its group-specific queries go unanswered on p1 (LMQC 2 × 1 s); h2 answers them.
     let gone = wait_for(Duration::from_secs(5), || ports(&tables()) == [p2].into());
     assert!(gone, "{:?}\n{}", ports(&tables()), lab.daemon_log());
-    lab.stop_daemon(libc::SIGTERM).unwrap();
-    let _ = igmp_user::loader::remove_pins(&pin_dir);
 }

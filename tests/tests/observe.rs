@@ -8,21 +8,16 @@ use std::{
     time::Duration,
 };
 
-use igmp_lab::{in_netns, BridgeSnooping, Lab};
-use igmp_tests::{daemon_binary, harness::unique_pin_dir};
+use igmp_lab::in_netns;
+use igmp_tests::{daemon_binary, snooped::Snooped};
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 7, 7, 7);
 
 #[test]
 fn monitor_streams_join_leave_and_expire() {
-    let mut lab = Lab::new(2, BridgeSnooping::Off).unwrap();
-    let pin_dir = unique_pin_dir("mon");
-    lab.start_daemon(
-        &daemon_binary(),
-        &pin_dir,
-        &["--last-member-interval", "0.2"],
-    )
-    .unwrap();
+    let snooped = Snooped::new(2, &["--last-member-interval", "0.2"]);
+    let pin_dir = snooped.pin_dir.clone();
+    let lab = &snooped.lab;
     let mut monitor = lab
         .command_in_switch(&daemon_binary())
         .args(["monitor", "--json", "--pin-dir"])
@@ -49,8 +44,6 @@ fn monitor_streams_join_leave_and_expire() {
     assert_eq!(expire["reason"], "leave");
     let _ = monitor.kill();
     let _ = monitor.wait();
-    lab.stop_daemon(libc::SIGTERM).unwrap();
-    let _ = igmp_user::loader::remove_pins(&pin_dir);
 }
 
 /// The next event of `kind`, skipping others, within 5 s.
@@ -68,14 +61,8 @@ fn next_event(lines: &mpsc::Receiver<String>, kind: &str) -> serde_json::Value {
 
 #[test]
 fn metrics_count_groups_members_and_messages() {
-    let mut lab = Lab::new(3, BridgeSnooping::Off).unwrap();
-    let pin_dir = unique_pin_dir("metrics");
-    lab.start_daemon(
-        &daemon_binary(),
-        &pin_dir,
-        &["--metrics-addr", "127.0.0.1:9477"],
-    )
-    .unwrap();
+    let snooped = Snooped::new(3, &["--metrics-addr", "127.0.0.1:9477"]);
+    let lab = &snooped.lab;
     let _a = lab.join(0, GROUP).unwrap();
     let _b = lab.join(1, GROUP).unwrap();
     let scraped = igmp_lab::wait_for(Duration::from_secs(5), || {
@@ -93,8 +80,6 @@ fn metrics_count_groups_members_and_messages() {
         text.contains("igmp_snoop_drops_total{port=\"p1\",reason=\"bad_ttl\"} 0"),
         "{text}"
     );
-    lab.stop_daemon(libc::SIGTERM).unwrap();
-    let _ = igmp_user::loader::remove_pins(&pin_dir);
 }
 
 /// GETs the metrics page from inside the switch namespace.

@@ -9,6 +9,7 @@ use igmp_tests::{
     daemon_binary,
     frames::*,
     harness::{unique_pin_dir, Harness, TEST_RUN_IFINDEX},
+    snooped::Snooped,
 };
 use igmp_user::tables::Tables;
 
@@ -133,22 +134,16 @@ fn ports_without_fast_leave_track_no_hosts() {
     assert_eq!(harness.tables.hosts.keys().count(), 0);
 }
 
-fn pairs(pin_dir: &std::path::Path) -> usize {
-    Tables::open(pin_dir)
-        .map(|t| t.memberships().len())
-        .unwrap_or(0)
-}
-
 #[test]
 fn fast_leave_removes_the_group_when_its_last_host_leaves() {
-    let mut lab = Lab::new(2, BridgeSnooping::Off).unwrap();
-    let pin_dir = unique_pin_dir("fast");
     // A long last member query time: only fast leave can remove the group quickly.
     let args = ["--fast-leave", "p1", "--last-member-interval", "30"];
-    lab.start_daemon(&daemon_binary(), &pin_dir, &args).unwrap();
+    let snooped = Snooped::new(2, &args);
+    let lab = &snooped.lab;
+    let pairs = || snooped.pairs().len();
     lab.force_igmp_version(0, 2).unwrap();
     let member = lab.join(0, GROUP).unwrap();
-    assert!(wait_for(Duration::from_secs(5), || pairs(&pin_dir) == 1));
+    assert!(wait_for(Duration::from_secs(5), || pairs() == 1));
     // A second host behind the same port (spoofed onto h1's wire) reports too.
     let other_host = Ipv4Addr::new(10, 0, 0, 50);
     lab.inject(0, &v2_report(other_host, GROUP)).unwrap();
@@ -156,7 +151,7 @@ fn fast_leave_removes_the_group_when_its_last_host_leaves() {
     drop(member);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        pairs(&pin_dir),
+        pairs(),
         1,
         "another host still reports the group\n{}",
         lab.daemon_log()
@@ -164,21 +159,19 @@ fn fast_leave_removes_the_group_when_its_last_host_leaves() {
     let leave = Ipv4::igmp(other_host, ALL_ROUTERS, igmp_message(V2_LEAVE, 0, GROUP));
     lab.inject(0, &frame(&[], &leave)).unwrap();
     assert!(
-        wait_for(Duration::from_secs(2), || pairs(&pin_dir) == 0),
+        wait_for(Duration::from_secs(2), || pairs() == 0),
         "{}",
         lab.daemon_log()
     );
     assert!(lab.daemon_log().contains("(fast-leave)"));
-    lab.stop_daemon(libc::SIGTERM).unwrap();
-    let _ = igmp_user::loader::remove_pins(&pin_dir);
 }
 
 #[test]
 fn a_static_router_port_is_permanent_and_a_restart_without_it_demotes_it() {
-    let mut lab = Lab::new(2, BridgeSnooping::Off).unwrap();
-    let pin_dir = unique_pin_dir("static");
     let args = ["--router-port", "p2", "--router-timeout", "1"];
-    lab.start_daemon(&daemon_binary(), &pin_dir, &args).unwrap();
+    let mut snooped = Snooped::new(2, &args);
+    let pin_dir = snooped.pin_dir.clone();
+    let lab = &snooped.lab;
     let routers = || {
         Tables::open(&pin_dir)
             .map(|t| t.router_ports())
@@ -189,16 +182,16 @@ fn a_static_router_port_is_permanent_and_a_restart_without_it_demotes_it() {
     assert_eq!(routers()[0].0.ifindex, p2);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(routers().len(), 1, "a permanent router port expired");
-    lab.stop_daemon(libc::SIGTERM).unwrap();
-    lab.start_daemon(&daemon_binary(), &pin_dir, &["--router-timeout", "1"])
+    snooped.lab.stop_daemon(libc::SIGTERM).unwrap();
+    snooped
+        .lab
+        .start_daemon(&daemon_binary(), &pin_dir, &["--router-timeout", "1"])
         .unwrap();
     assert!(
         wait_for(Duration::from_secs(4), || routers().is_empty()),
         "{:?}",
         routers()
     );
-    lab.stop_daemon(libc::SIGTERM).unwrap();
-    let _ = igmp_user::loader::remove_pins(&pin_dir);
 }
 
 #[test]

@@ -3,16 +3,15 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
-use igmp_lab::{wait_for, BridgeSnooping, Lab};
-use igmp_tests::{daemon_binary, harness::unique_pin_dir};
+use igmp_lab::wait_for;
+use igmp_tests::snooped::Snooped;
 use igmp_user::tables::Tables;
 
 #[test]
 fn a_querying_bridge_makes_a_router_port_that_expires_when_it_stops() {
-    let mut lab = Lab::new(3, BridgeSnooping::Off).unwrap();
-    let pin_dir = unique_pin_dir("router");
-    lab.start_daemon(&daemon_binary(), &pin_dir, &["--router-timeout", "2"])
-        .unwrap();
+    let snooped = Snooped::new(3, &["--router-timeout", "2"]);
+    let pin_dir = snooped.pin_dir.clone();
+    let lab = &snooped.lab;
     lab.start_bridge_querier(2, 3, 50).unwrap();
     let routers = || {
         Tables::open(&pin_dir)
@@ -42,6 +41,4 @@ fn a_querying_bridge_makes_a_router_port_that_expires_when_it_stops() {
         lab.daemon_log()
     );
     assert!(lab.daemon_log().contains("expire: router port p3"));
-    lab.stop_daemon(libc::SIGTERM).unwrap();
-    let _ = igmp_user::loader::remove_pins(&pin_dir);
 }

@@ -74,28 +74,16 @@ impl Lab {
             log: std::env::temp_dir().join(format!("{prefix}-daemon.log")),
         };
         netns::add(&lab.switch)?;
-        let snooping_flag = if snooping == BridgeSnooping::On {
-            "1"
-        } else {
-            "0"
-        };
-        run(&[
-            "ip",
-            "-n",
+        let snooping = if snooping == BridgeSnooping::On { 1 } else { 0 };
+        ip(
             &lab.switch,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            snooping_flag,
-        ])?;
-        run(&["ip", "-n", &lab.switch, "link", "set", "lo", "up"])?;
+            &format!("link add br0 type bridge mcast_snooping {snooping}"),
+        )?;
+        ip(&lab.switch, "link set lo up")?;
         for index in 1..=hosts {
             lab.add_host(index)?;
         }
-        run(&["ip", "-n", &lab.switch, "link", "set", "br0", "up"])?;
+        ip(&lab.switch, "link set br0 up")?;
         Ok(lab)
     }
 
@@ -107,56 +95,18 @@ impl Lab {
             port: format!("p{index}"),
         };
         netns::add(&host.netns)?;
-        let sw = self.switch.as_str();
-        run(&[
-            "ip",
-            "-n",
+        let (sw, ns, port, eth) = (&self.switch, &host.netns, &host.port, &host.interface);
+        ip(
             sw,
-            "link",
-            "add",
-            &host.port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &host.interface,
-            "netns",
-            &host.netns,
-        ])?;
-        run(&["ip", "-n", sw, "link", "set", &host.port, "master", "br0"])?;
-        run(&["ip", "-n", sw, "link", "set", &host.port, "up"])?;
-        let address = format!("{}/24", host.address);
-        run(&[
-            "ip",
-            "-n",
-            &host.netns,
-            "addr",
-            "add",
-            &address,
-            "dev",
-            &host.interface,
-        ])?;
-        run(&[
-            "ip",
-            "-n",
-            &host.netns,
-            "link",
-            "set",
-            &host.interface,
-            "up",
-        ])?;
-        run(&["ip", "-n", &host.netns, "link", "set", "lo", "up"])?;
+            &format!("link add {port} type veth peer name {eth} netns {ns}"),
+        )?;
+        ip(sw, &format!("link set {port} master br0"))?;
+        ip(sw, &format!("link set {port} up"))?;
+        ip(ns, &format!("addr add {}/24 dev {eth}", host.address))?;
+        ip(ns, &format!("link set {eth} up"))?;
+        ip(ns, "link set lo up")?;
         // Multicast leaves through eth0 without a route lookup surprise.
-        run(&[
-            "ip",
-            "-n",
-            &host.netns,
-            "route",
-            "add",
-            "224.0.0.0/4",
-            "dev",
-            &host.interface,
-        ])?;
+        ip(ns, &format!("route add 224.0.0.0/4 dev {eth}"))?;
         self.hosts.push(host);
         Ok(())
     }
@@ -176,70 +126,27 @@ impl Lab {
     /// `interval_cs` centiseconds with IGMP `version`.
     pub fn start_bridge_querier(&self, index: usize, version: u8, interval_cs: u32) -> Result<()> {
         let host = &self.hosts[index];
-        let ns = host.netns.as_str();
-        let address = format!("{}/24", host.address);
-        let (version, interval) = (version.to_string(), interval_cs.to_string());
-        run(&[
-            "ip",
-            "-n",
+        let (ns, eth, address) = (&host.netns, &host.interface, format!("{}/24", host.address));
+        ip(
             ns,
-            "link",
-            "add",
-            "brq",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "1",
-            "mcast_querier",
-            "1",
-            "mcast_query_use_ifaddr",
-            "1",
-            "mcast_igmp_version",
-            &version,
-            "mcast_query_interval",
-            &interval,
-            "mcast_startup_query_interval",
-            &interval,
-        ])?;
-        run(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "del",
-            &address,
-            "dev",
-            &host.interface,
-        ])?;
-        run(&[
-            "ip",
-            "-n",
-            ns,
-            "link",
-            "set",
-            &host.interface,
-            "master",
-            "brq",
-        ])?;
-        run(&["ip", "-n", ns, "addr", "add", &address, "dev", "brq"])?;
-        run(&["ip", "-n", ns, "link", "set", "brq", "up"])
+            &format!(
+                "link add brq type bridge mcast_snooping 1 mcast_querier 1 mcast_query_use_ifaddr 1 \
+                 mcast_igmp_version {version} mcast_query_interval {interval_cs} \
+                 mcast_startup_query_interval {interval_cs}"
+            ),
+        )?;
+        ip(ns, &format!("addr del {address} dev {eth}"))?;
+        ip(ns, &format!("link set {eth} master brq"))?;
+        ip(ns, &format!("addr add {address} dev brq"))?;
+        ip(ns, "link set brq up")
     }
 
     /// Silences the querier started by [`Lab::start_bridge_querier`].
     pub fn stop_bridge_querier(&self, index: usize) -> Result<()> {
-        let ns = self.hosts[index].netns.as_str();
-        run(&[
-            "ip",
-            "-n",
-            ns,
-            "link",
-            "set",
-            "brq",
-            "type",
-            "bridge",
-            "mcast_querier",
-            "0",
-        ])
+        ip(
+            &self.hosts[index].netns,
+            "link set brq type bridge mcast_querier 0",
+        )
     }
 
     /// Puts a raw Ethernet frame on host `index`'s wire.
@@ -333,6 +240,13 @@ impl Drop for Lab {
         netns::delete(&self.switch);
         let _ = fs::remove_file(&self.log);
     }
+}
+
+/// Runs `ip -n <netns> <command>` (the command split on white space).
+pub fn ip(netns: &str, command: &str) -> Result<()> {
+    let mut args = vec!["ip", "-n", netns];
+    args.extend(command.split_whitespace());
+    run(&args)
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.

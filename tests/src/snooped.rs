@@ -1,0 +1,96 @@
+//! A lab with igmp-snoop running on every port: the fixture of the lab tests.
+//! The daemon is stopped and its pins removed on drop.
+
+use std::{collections::BTreeSet, net::Ipv4Addr, path::PathBuf, time::Duration};
+
+use igmp_lab::{wait_for, BridgeSnooping, Lab};
+use igmp_user::tables::Tables;
+
+use crate::{daemon_binary, harness::unique_pin_dir};
+
+pub struct Snooped {
+    pub lab: Lab,
+    pub pin_dir: PathBuf,
+}
+
+impl Snooped {
+    /// `hosts` hosts on a bridge with its own snooping off, igmp-snoop started with `daemon_args`.
+    pub fn new(hosts: usize, daemon_args: &[&str]) -> Self {
+        let mut lab = Lab::new(hosts, BridgeSnooping::Off).expect("lab");
+        let pin_dir = unique_pin_dir("lab");
+        lab.start_daemon(&daemon_binary(), &pin_dir, daemon_args)
+            .expect("daemon");
+        Self { lab, pin_dir }
+    }
+
+    pub fn tables(&self) -> Tables {
+        Tables::open(&self.pin_dir).expect("pinned maps")
+    }
+
+    /// The ifindex of host `host`'s port.
+    pub fn port(&self, host: usize) -> u32 {
+        self.lab
+            .port_ifindex(&self.lab.hosts[host].port)
+            .expect("port ifindex")
+    }
+
+    /// The (port ifindex, group) pairs in the membership map.
+    pub fn pairs(&self) -> BTreeSet<(u32, Ipv4Addr)> {
+        Tables::open(&self.pin_dir)
+            .map(|tables| {
+                tables
+                    .memberships()
+                    .iter()
+                    .map(|(key, _)| (key.ifindex, Ipv4Addr::from(key.group)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Number of entries on port `ifindex`.
+    pub fn memberships_on(&self, ifindex: u32) -> usize {
+        self.pairs()
+            .iter()
+            .filter(|(port, _)| *port == ifindex)
+            .count()
+    }
+
+    /// Waits until the table holds exactly `expected`, failing with the daemon's log.
+    pub fn wait_for_pairs(&self, expected: &BTreeSet<(u32, Ipv4Addr)>, timeout: Duration) {
+        let reached = wait_for(timeout, || &self.pairs() == expected);
+        assert!(
+            reached,
+            "table {:?}, expected {:?}\n{}",
+            self.pairs(),
+            expected,
+            self.lab.daemon_log()
+        );
+    }
+
+    /// Waits for `condition`, failing with `what` and the daemon's log.
+    pub fn wait_until(&self, what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+        assert!(
+            wait_for(timeout, condition),
+            "{what}\n{}",
+            self.lab.daemon_log()
+        );
+    }
+
+    /// Runs an igmp-snoop command (with this lab's --pin-dir) in the switch namespace.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.lab
+            .command_in_switch(&daemon_binary())
+            .args(args)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .output()
+            .expect("running igmp-snoop")
+    }
+}
+
+impl Drop for Snooped {
+    fn drop(&mut self) {
+        let _ = self.lab.stop_daemon(libc::SIGTERM);
+        let _ = igmp_user::loader::remove_pins(&self.pin_dir);
+    }
+}
