@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use comfy_table::{presets::NOTHING, Table};
 use igmp_common::{
-    filter_mode, membership_flags, source_flags, Counter, DropReason, Membership, MembershipKey,
+    filter_mode, membership_flags, router_flags, source_flags, Counter, DropReason, Membership, MembershipKey,
     RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 use serde::Serialize;
@@ -48,6 +48,8 @@ pub struct RouterRow {
     pub robustness: u8,
     pub qqic: u8,
     pub timer: String,
+    /// `permanent` (configured) and/or `pim` (PIM hellos heard).
+    pub flags: Vec<&'static str>,
 }
 
 pub fn mdb_rows(
@@ -154,9 +156,12 @@ pub fn router_rows(routers: &[(RouterKey, RouterPort)], settings: &Settings) -> 
             version: router.version,
             robustness: router.robustness,
             qqic: router.qqic,
-            timer: seconds(
-                (router.last_query_ns + ms(settings.router_timeout_ms)).saturating_sub(now),
-            ),
+            timer: if router.flags & router_flags::PERMANENT != 0 {
+                seconds(0)
+            } else {
+                seconds((router.last_query_ns + ms(settings.router_timeout_ms)).saturating_sub(now))
+            },
+            flags: router_flag_names(router.flags),
         })
         .collect()
 }
@@ -188,7 +193,7 @@ pub fn render_routers(rows: &[RouterRow]) -> String {
     let mut table = Table::new();
     table
         .load_preset(NOTHING)
-        .set_header(["port", "vid", "querier", "version", "qrv", "qqic", "timer"]);
+        .set_header(["port", "vid", "querier", "version", "qrv", "qqic", "timer", "flags"]);
     for row in rows {
         table.add_row([
             row.port.clone(),
@@ -198,6 +203,7 @@ pub fn render_routers(rows: &[RouterRow]) -> String {
             row.robustness.to_string(),
             row.qqic.to_string(),
             row.timer.clone(),
+            row.flags.join(","),
         ]);
     }
     table.to_string()
@@ -258,6 +264,17 @@ pub fn render_counters(counters: &[(u32, igmp_common::PortCounters)]) -> String 
         }
     }
     table.to_string()
+}
+
+fn router_flag_names(flags: u8) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if flags & router_flags::PERMANENT != 0 {
+        names.push("permanent");
+    }
+    if flags & router_flags::PIM != 0 {
+        names.push("pim");
+    }
+    names
 }
 
 fn vid_text(vid: Option<u16>, inner: Option<u16>) -> String {
