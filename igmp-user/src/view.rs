@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 
 use comfy_table::{presets::NOTHING, Table};
 use igmp_common::{
-    filter_mode, membership_flags, router_flags, source_flags, Counter, DropReason, Membership, MembershipKey,
-    RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    filter_mode, membership_flags, router_flags, source_flags, Counter, DropReason, Membership,
+    MembershipKey, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 use serde::Serialize;
 
@@ -191,9 +191,9 @@ pub fn render_mdb(rows: &[MdbRow]) -> String {
 
 pub fn render_routers(rows: &[RouterRow]) -> String {
     let mut table = Table::new();
-    table
-        .load_preset(NOTHING)
-        .set_header(["port", "vid", "querier", "version", "qrv", "qqic", "timer", "flags"]);
+    table.load_preset(NOTHING).set_header([
+        "port", "vid", "querier", "version", "qrv", "qqic", "timer", "flags",
+    ]);
     for row in rows {
         table.add_row([
             row.port.clone(),
