@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     loader::{AttachMode, DEFAULT_PIN_DIR},
+    querier::{QuerierSettings, QueryVersion},
     timers::Timers,
 };
 
@@ -62,6 +63,17 @@ pub struct RunArgs {
     /// (explicit host tracking; the bridge's `fastleave`). Repeat for each.
     #[arg(long = "fast-leave", value_name = "IF")]
     pub fast_leave: Vec<String>,
+    /// Query when no other querier is present (off by default, like the
+    /// bridge's mcast_querier); lower addresses win the election.
+    #[arg(long)]
+    pub querier: bool,
+    /// IGMP version of this switch's queries (2 like the bridge, or 3).
+    #[arg(long, value_name = "2|3", default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub querier_version: u8,
+    /// Source address of this switch's queries; without one they come from
+    /// 0.0.0.0 and never win an election.
+    #[arg(long, value_name = "ADDR")]
+    pub querier_address: Option<std::net::Ipv4Addr>,
     /// XDP attach mode: native (driver) or generic (any interface, slower).
     #[arg(long, value_enum, default_value_t = AttachMode::Native)]
     pub xdp_mode: AttachMode,
@@ -99,6 +111,20 @@ pub struct TimerArgs {
     /// Router port timeout, seconds.
     #[arg(long, value_name = "SECS", default_value = "255", value_parser = parse_seconds)]
     pub router_timeout: Duration,
+}
+
+impl RunArgs {
+    pub fn querier_settings(&self) -> QuerierSettings {
+        QuerierSettings {
+            enabled: self.querier,
+            version: if self.querier_version == 3 {
+                QueryVersion::V3
+            } else {
+                QueryVersion::V2
+            },
+            address: self.querier_address,
+        }
+    }
 }
 
 impl TimerArgs {

@@ -1,36 +1,14 @@
 //! How a leave ends a membership, as the Linux bridge does it (RFC 4541
 //! §2.1.1): with another querier on the LAN, the switch ignores the leave
 //! and follows that querier's group-specific queries instead; without one it
-//! lowers the member's timer to the last member query time itself.
+//! lowers the member's timer to the last member query time itself (and, as
+//! querier, sends the group-specific queries).
 
-use std::{collections::HashMap, net::Ipv4Addr};
+use std::collections::HashMap;
 
 use igmp_common::MembershipKey;
 
 use crate::expiry::{self, Verdict};
-
-/// The other querier heard on the LAN, while its queries keep coming.
-#[derive(Debug, Default)]
-pub struct OtherQuerier {
-    current: Option<(Ipv4Addr, u64)>,
-}
-
-impl OtherQuerier {
-    /// A query from `address` at `now`; it stays present for `present_ns`
-    /// (the other querier present interval, RFC 3376 §8.5).
-    pub fn heard(&mut self, address: Ipv4Addr, now: u64, present_ns: u64) {
-        if !address.is_unspecified() {
-            self.current = Some((address, now + present_ns));
-        }
-    }
-
-    /// The other querier, if it was heard within its present interval.
-    pub fn present(&self, now: u64) -> Option<Ipv4Addr> {
-        self.current
-            .filter(|(_, until)| now < *until)
-            .map(|(address, _)| address)
-    }
-}
 
 /// Members whose timer a group-specific query lowered: key → (query time, deadline).
 #[derive(Debug, Default)]
@@ -81,16 +59,6 @@ mod tests {
         inner_vlan: 0,
         group: [239, 1, 1, 1],
     };
-
-    #[test]
-    fn other_querier_is_present_for_its_interval_and_zero_source_never_counts() {
-        let mut other = OtherQuerier::default();
-        other.heard(Ipv4Addr::UNSPECIFIED, 0, 100);
-        assert_eq!(other.present(1), None);
-        other.heard(Ipv4Addr::new(10, 0, 0, 1), 10, 100);
-        assert_eq!(other.present(109), Some(Ipv4Addr::new(10, 0, 0, 1)));
-        assert_eq!(other.present(110), None);
-    }
 
     #[test]
     fn lowered_timer_expires_unanswered_members_and_keeps_the_sooner_deadline() {

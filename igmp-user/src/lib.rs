@@ -9,6 +9,7 @@ pub mod loader;
 pub mod metrics;
 pub mod monitor;
 pub mod ports;
+pub mod querier;
 pub mod tables;
 pub mod timers;
 pub mod view;

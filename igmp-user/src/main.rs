@@ -70,10 +70,13 @@ async fn run(args: RunArgs) -> Result<()> {
     };
     let (monitor_tx, _) = broadcast::channel(1024);
     spawn_monitor_server(&args.pin.pin_dir, monitor_tx.clone());
+    let status = SharedStatus::default();
     if let Some(address) = args.metrics_addr {
-        spawn_metrics_server(address, &args.pin.pin_dir);
+        spawn_metrics_server(address, &args.pin.pin_dir, status.clone());
     }
-    let daemon = Daemon::new(tables, timers, monitor_tx).with_ports(port_set)?;
+    let daemon = Daemon::new(tables, timers, monitor_tx)
+        .with_ports(port_set)?
+        .with_querier(args.querier_settings(), status)?;
     if let Some(port_set) = daemon.run(events, links, shutdown_signal()?).await? {
         port_set.release(args.keep_attached)?;
     }
@@ -91,8 +94,11 @@ fn prepare(
     Ok((tables, events, links::watch()?))
 }
 
-fn spawn_metrics_server(address: std::net::SocketAddr, pin_dir: &std::path::Path) {
-    let status = SharedStatus::default();
+fn spawn_metrics_server(
+    address: std::net::SocketAddr,
+    pin_dir: &std::path::Path,
+    status: SharedStatus,
+) {
     let pin_dir = pin_dir.to_path_buf();
     tokio::spawn(async move {
         if let Err(error) = metrics::serve(address, pin_dir, status).await {

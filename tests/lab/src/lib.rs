@@ -6,6 +6,7 @@
 //! This crate does not depend on the daemon: the demo (xtask) and the tests
 //! both drive it, and xtask must build before the XDP toolchain exists.
 
+mod capture;
 mod inject;
 mod member;
 mod netns;
@@ -22,6 +23,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
+pub use capture::Capture;
 pub use member::Member;
 pub use netns::{in_netns, run, run_output};
 
@@ -147,6 +149,11 @@ impl Lab {
             &self.hosts[index].netns,
             "link set brq type bridge mcast_querier 0",
         )
+    }
+
+    /// Starts recording every frame on host `index`'s wire.
+    pub fn capture(&self, index: usize) -> Result<Capture> {
+        Capture::start(&self.hosts[index])
     }
 
     /// Puts a raw Ethernet frame on host `index`'s wire.

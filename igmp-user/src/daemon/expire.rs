@@ -1,0 +1,201 @@
+//! Deciding and carrying out expiries, leaves and group-query deadlines.
+
+use super::*;
+
+impl Daemon {
+    /// Returns whether the group was removed.
+    /// A group-specific query: every member of the group must answer within
+    /// LMQC × its Max Resp Time, or goes (the bridge lowers all of them).
+    pub(super) fn follow_group_query(&mut self, query: &Event) {
+        let wait = expiry::max_response_time(query.version, query.max_resp_code)
+            * self.timers.last_member_query_count;
+        let deadline = query.timestamp_ns + nanos(wait);
+        for &ifindex in &self.ports {
+            let key = MembershipKey {
+                ifindex,
+                ..group_key(query)
+            };
+            if self.tables.membership.get(&key, 0).is_ok() {
+                self.group_queries.lower(key, query.timestamp_ns, deadline);
+                self.deadlines.schedule(deadline, Due::Group(key));
+            }
+        }
+    }
+
+    pub(super) fn check_group(&mut self, key: MembershipKey, now: u64) -> bool {
+        let Ok(entry) = self.tables.membership.get(&key, 0) else {
+            self.group_queries.forget(&key);
+            return false;
+        };
+        let verdict = self
+            .group_queries
+            .verdict(&key, &entry, now)
+            .unwrap_or_else(|| expiry::group(&entry, now, &self.timers));
+        match verdict {
+            Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Group(key)),
+            Verdict::KeepForever => {}
+            Verdict::Expire(reason) => {
+                if entry.filter_mode == filter_mode::EXCLUDE && self.has_wanted_sources(key, now) {
+                    self.switch_to_include(key, entry, now);
+                    return false;
+                }
+                if self.tables.membership.remove(&key).is_ok() {
+                    self.announce_expiry(key, reason);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether sources of the group were asked for within the group membership interval.
+    pub(super) fn has_wanted_sources(&self, key: MembershipKey, now: u64) -> bool {
+        let gmi = nanos(self.timers.group_membership_interval());
+        self.tables
+            .sources
+            .iter()
+            .filter_map(Result::ok)
+            .any(|(source, entry)| {
+                group_of_source(&source) == key
+                    && entry.mode == filter_mode::INCLUDE
+                    && entry.last_report_ns + gmi > now
+            })
+    }
+
+    /// An EXCLUDE group whose timer ran out while sources are still asked
+    /// for goes to INCLUDE mode with them (RFC 3376 §6.5) instead of away.
+    pub(super) fn switch_to_include(
+        &mut self,
+        key: MembershipKey,
+        mut entry: Membership,
+        now: u64,
+    ) {
+        entry.filter_mode = filter_mode::INCLUDE;
+        entry.flags &= !membership_flags::LEAVE_PENDING;
+        entry.leave_ns = 0;
+        entry.last_report_ns = now;
+        if self.tables.membership.insert(key, entry, 0).is_ok() {
+            info!(
+                "include: port {} group {} keeps only its sources",
+                interface_name(key.ifindex),
+                Ipv4Addr::from(key.group)
+            );
+            let gmi = nanos(self.timers.group_membership_interval());
+            self.deadlines.schedule(now + gmi, Due::Group(key));
+        }
+    }
+
+    pub(super) fn check_source(&mut self, key: SourceKey, now: u64) {
+        let Ok(entry) = self.tables.sources.get(&key, 0) else {
+            return;
+        };
+        match expiry::source(&entry, now, &self.timers) {
+            Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Source(key)),
+            Verdict::KeepForever => {}
+            Verdict::Expire(reason) => {
+                if self.tables.sources.remove(&key).is_ok() {
+                    let port = interface_name(key.ifindex);
+                    let (group, source) = (Ipv4Addr::from(key.group), Ipv4Addr::from(key.source));
+                    info!(
+                        "expire: port {port} group {group} source {source} ({})",
+                        reason.as_str()
+                    );
+                    let mut event = MonitorEvent::new("expire", port);
+                    event.vid = Some(key.vlan);
+                    event.grp = Some(group);
+                    event.src = Some(source);
+                    event.reason = Some(reason.as_str().into());
+                    self.publish(event);
+                }
+            }
+        }
+    }
+
+    pub(super) fn check_router(&mut self, key: RouterKey, now: u64) {
+        let Ok(entry) = self.tables.routers.get(&key, 0) else {
+            return;
+        };
+        match expiry::router(&entry, now, &self.timers) {
+            Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Router(key)),
+            Verdict::KeepForever => {}
+            Verdict::Expire(_) => {
+                if self.tables.routers.remove(&key).is_ok() {
+                    let port = interface_name(key.ifindex);
+                    info!("expire: router port {port} vid {}", key.vlan);
+                    let mut event = MonitorEvent::new("router-expire", port);
+                    event.vid = Some(key.vlan);
+                    self.publish(event);
+                }
+            }
+        }
+    }
+
+    /// A leave on a fast-leave port: the group goes at once unless another
+    /// host on the port still reported it within the group membership interval.
+    pub(super) fn fast_leave(&mut self, key: MembershipKey) {
+        let now = monotonic_ns();
+        let gmi = nanos(self.timers.group_membership_interval());
+        let others_remain = self
+            .tables
+            .hosts
+            .iter()
+            .filter_map(Result::ok)
+            .any(|(host, entry)| group_of_host(&host) == key && entry.last_report_ns + gmi > now);
+        if others_remain {
+            self.cancel_leave(key);
+            return;
+        }
+        if self.tables.membership.remove(&key).is_ok() {
+            self.announce_expiry(key, Reason::FastLeave);
+            self.remove_sources_of(&HashSet::from([key]));
+        }
+    }
+
+    /// Other hosts still want the group: the leave changes nothing.
+    pub(super) fn cancel_leave(&mut self, key: MembershipKey) {
+        if let Ok(mut entry) = self.tables.membership.get(&key, 0) {
+            entry.flags &= !membership_flags::LEAVE_PENDING;
+            entry.leave_ns = 0;
+            let _ = self.tables.membership.insert(key, entry, 0);
+        }
+    }
+
+    pub(super) fn announce_expiry(&self, key: MembershipKey, reason: Reason) {
+        let port = interface_name(key.ifindex);
+        let group = Ipv4Addr::from(key.group);
+        info!(
+            "expire: port {port} vid {} group {group} ({})",
+            key.vlan,
+            reason.as_str()
+        );
+        let mut event = MonitorEvent::new("expire", port);
+        event.vid = Some(key.vlan);
+        event.grp = Some(group);
+        event.reason = Some(reason.as_str().into());
+        self.publish(event);
+    }
+
+    /// One pass over the source and host maps for a whole batch of expired groups.
+    pub(super) fn remove_sources_of(&mut self, groups: &HashSet<MembershipKey>) {
+        let hosts: Vec<HostKey> = self
+            .tables
+            .hosts
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|host| groups.contains(&group_of_host(host)))
+            .collect();
+        for key in hosts {
+            let _ = self.tables.hosts.remove(&key);
+        }
+        let orphans: Vec<SourceKey> = self
+            .tables
+            .sources
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|source| groups.contains(&group_of_source(source)))
+            .collect();
+        for key in orphans {
+            let _ = self.tables.sources.remove(&key);
+        }
+    }
+}

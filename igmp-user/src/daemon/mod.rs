@@ -1,0 +1,283 @@
+//! The control loop: reads events from the XDP program, keeps a deadline per
+//! entry, and removes what expired. It owns nothing the kernel needs to
+//! forward: killing it leaves the table pinned and the program attached.
+
+use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+use igmp_common::{
+    filter_mode, membership_flags, Event, EventKind, HostKey, Membership, MembershipKey, RouterKey,
+    SourceKey,
+};
+use log::{debug, info, warn};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    sync::{broadcast, mpsc},
+};
+
+mod expire;
+mod keys;
+mod ports;
+mod querying;
+
+use keys::{group_key, group_of_host, group_of_source, monitor_event, router_key, source_key};
+
+use crate::{
+    expiry::{self, Reason, Verdict},
+    leaves::GroupQueries,
+    links::LinkNote,
+    loader::interface_name,
+    metrics::SharedStatus,
+    monitor::MonitorEvent,
+    ports::{PortChange, PortSet},
+    querier::{Querier, QuerierSettings, QuerySender, QueryVersion},
+    tables::Tables,
+    timers::{monotonic_ns, nanos, Deadlines, Timers},
+};
+
+/// An entry with a deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Group(MembershipKey),
+    Source(SourceKey),
+    Router(RouterKey),
+}
+
+pub struct Daemon {
+    tables: Tables,
+    timers: Timers,
+    deadlines: Deadlines<Due>,
+    monitor: broadcast::Sender<MonitorEvent>,
+    /// Ports whose groups go at once when their last host leaves.
+    fast_leave_ports: HashSet<u32>,
+    /// Every snooped port, to find a group's members without a table scan.
+    ports: Vec<u32>,
+    port_set: Option<PortSet>,
+    /// The querier election, and our queries when we win it.
+    querier: Querier,
+    query_settings: QuerierSettings,
+    query_sender: Option<QuerySender>,
+    status: SharedStatus,
+    group_queries: GroupQueries,
+}
+
+impl Daemon {
+    pub fn new(tables: Tables, timers: Timers, monitor: broadcast::Sender<MonitorEvent>) -> Self {
+        let timers_for_querier = timers.clone();
+        Self {
+            tables,
+            timers,
+            deadlines: Deadlines::default(),
+            monitor,
+            fast_leave_ports: HashSet::new(),
+            ports: Vec::new(),
+            port_set: None,
+            querier: Querier::new(false, None, timers_for_querier, monotonic_ns()),
+            query_settings: QuerierSettings {
+                enabled: false,
+                version: QueryVersion::V2,
+                address: None,
+            },
+            query_sender: None,
+            status: SharedStatus::default(),
+            group_queries: GroupQueries::default(),
+        }
+    }
+
+    /// Takes charge of the ports: their options go to the maps, and the
+    /// daemon follows them as they vanish, come back or change STP state.
+    pub fn with_ports(mut self, port_set: PortSet) -> Result<Self> {
+        port_set.publish(&mut self.tables)?;
+        self.port_set = Some(port_set);
+        self.refresh_port_lists();
+        Ok(self)
+    }
+
+    fn refresh_port_lists(&mut self) {
+        if let Some(port_set) = &self.port_set {
+            self.ports = port_set.ifindexes();
+            self.fast_leave_ports = port_set.fast_leave_ifindexes().into_iter().collect();
+        }
+    }
+
+    /// Tells the monitors; nobody listening is fine.
+    fn publish(&self, event: MonitorEvent) {
+        let _ = self.monitor.send(event);
+    }
+
+    /// Runs until `shutdown` completes.
+    /// Runs until `shutdown` completes; hands back the ports for release.
+    pub async fn run(
+        mut self,
+        events: RingBuf<MapData>,
+        mut links: mpsc::UnboundedReceiver<LinkNote>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Option<PortSet>> {
+        self.adopt_table();
+        // SAFETY: the ring buffer owns its fd, which stays open for as long as the AsyncFd owns it.
+        let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("polling the events ring buffer")?;
+        tokio::pin!(shutdown);
+        loop {
+            let sleep = self.sleep_until_next_deadline();
+            tokio::select! {
+                ready = events.readable_mut() => {
+                    let mut guard = ready.context("waiting for events")?;
+                    self.drain(guard.get_inner_mut());
+                    guard.clear_ready();
+                }
+                () = sleep => {
+                    self.expire_due();
+                    self.run_querier();
+                }
+                Some(note) = links.recv() => self.on_link(&note),
+                () = &mut shutdown => return Ok(self.port_set.take()),
+            }
+        }
+    }
+
+    /// Schedules every entry already in the maps: a restarted daemon picks up
+    /// the table its predecessor left pinned.
+    fn adopt_table(&mut self) {
+        let now = monotonic_ns();
+        let groups = self.tables.memberships();
+        let sources = self.tables.source_entries();
+        let routers = self.tables.router_ports();
+        info!(
+            "adopting {} groups, {} sources, {} router ports",
+            groups.len(),
+            sources.len(),
+            routers.len()
+        );
+        for (key, _) in groups {
+            self.deadlines.schedule(now, Due::Group(key));
+        }
+        for (key, _) in sources {
+            self.deadlines.schedule(now, Due::Source(key));
+        }
+        for (key, _) in routers {
+            self.deadlines.schedule(now, Due::Router(key));
+        }
+    }
+
+    fn sleep_until_next_deadline(&self) -> tokio::time::Sleep {
+        let next = [self.deadlines.next_deadline(), self.querier.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let wait = match next {
+            Some(deadline) => Duration::from_nanos(deadline.saturating_sub(monotonic_ns())),
+            None => Duration::from_secs(3600),
+        };
+        tokio::time::sleep(wait)
+    }
+
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(item) = ring.next() {
+            if item.len() < std::mem::size_of::<Event>() {
+                warn!("short event of {} bytes ignored", item.len());
+                continue;
+            }
+            // SAFETY: the XDP program writes whole `Event`s; read_unaligned copes with any offset.
+            let event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) };
+            self.on_event(&event);
+        }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let Some(kind) = EventKind::from_u32(event.kind) else {
+            warn!("unknown event kind {}", event.kind);
+            return;
+        };
+        let port = interface_name(event.ifindex);
+        let group = Ipv4Addr::from(event.group);
+        let address = Ipv4Addr::from(event.address);
+        let gmi = nanos(self.timers.group_membership_interval());
+        let lmqt = nanos(self.timers.last_member_query_time());
+        self.publish(monitor_event(kind, event, &port));
+        match kind {
+            EventKind::NewMembership => {
+                info!(
+                    "join: port {port} vid {} group {group} by {address} (v{})",
+                    event.vlan, event.version
+                );
+                self.deadlines
+                    .schedule(event.timestamp_ns + gmi, Due::Group(group_key(event)));
+            }
+            EventKind::LeaveSeen => {
+                info!(
+                    "leave: port {port} vid {} group {group} by {address}",
+                    event.vlan
+                );
+                if self.fast_leave_ports.contains(&event.ifindex) {
+                    self.fast_leave(group_key(event));
+                } else if let Some(querier) = self.querier.other_querier(event.timestamp_ns) {
+                    // The querier's group-specific queries decide (RFC 4541 §2.1.1).
+                    debug!("leave left to querier {querier}");
+                    self.cancel_leave(group_key(event));
+                } else {
+                    let deadline = event.timestamp_ns + lmqt;
+                    self.deadlines
+                        .schedule(deadline, Due::Group(group_key(event)));
+                    // As querier, ask whether anyone else on the port still wants the group.
+                    self.querier
+                        .on_leave(event.ifindex, group, event.timestamp_ns);
+                    self.run_querier();
+                }
+            }
+            EventKind::NewSource => {
+                debug!("source: port {port} group {group} source {address}");
+                self.deadlines
+                    .schedule(event.timestamp_ns + gmi, Due::Source(source_key(event)));
+            }
+            EventKind::SourceLeaveSeen => {
+                debug!("block: port {port} group {group} source {address}");
+                self.deadlines
+                    .schedule(event.timestamp_ns + lmqt, Due::Source(source_key(event)));
+            }
+            EventKind::NewRouterPort => {
+                info!(
+                    "router port: {port} vid {} querier {address} (v{})",
+                    event.vlan, event.version
+                );
+                let timeout = nanos(self.timers.router_timeout);
+                self.deadlines
+                    .schedule(event.timestamp_ns + timeout, Due::Router(router_key(event)));
+            }
+            EventKind::QuerySeen => {
+                debug!(
+                    "query: port {port} from {address} group {group} (v{})",
+                    event.version
+                );
+                if let Some(action) = self.querier.on_query(address, event.timestamp_ns) {
+                    self.act(action);
+                }
+                if event.group != [0; 4] {
+                    self.follow_group_query(event);
+                }
+            }
+        }
+    }
+
+    /// Checks every entry whose deadline has come, removing the expired ones.
+    fn expire_due(&mut self) {
+        let now = monotonic_ns();
+        let mut expired_groups = HashSet::new();
+        for due in self.deadlines.pop_due(now) {
+            match due {
+                Due::Group(key) => {
+                    if self.check_group(key, now) {
+                        expired_groups.insert(key);
+                    }
+                }
+                Due::Source(key) => self.check_source(key, now),
+                Due::Router(key) => self.check_router(key, now),
+            }
+        }
+        if !expired_groups.is_empty() {
+            self.remove_sources_of(&expired_groups);
+        }
+    }
+}

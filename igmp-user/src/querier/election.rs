@@ -1,0 +1,321 @@
+//! Who queries: this switch, unless another querier with a lower address
+//! speaks (RFC 2236 §3, RFC 3376 §6.6.2). Pure logic over a clock the caller
+//! passes in, so every rule is tested without a network.
+
+use std::net::Ipv4Addr;
+
+use crate::timers::{nanos, Timers};
+
+/// What the daemon must do now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuerierAction {
+    /// Send a general query on every port.
+    SendGeneralQuery,
+    /// Send a group-specific query on `port` (ifindex).
+    SendGroupQuery { port: u32, group: Ipv4Addr },
+    /// This switch became the querier (at start, or the other one fell silent).
+    BecameQuerier,
+    /// Another querier won the election; this switch stops querying.
+    OtherQuerierElected(Ipv4Addr),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PendingGroupQuery {
+    port: u32,
+    group: Ipv4Addr,
+    due: u64,
+    left: u32,
+}
+
+#[derive(Debug)]
+pub struct Querier {
+    enabled: bool,
+    /// Our source address; `None` queries from 0.0.0.0, which never wins an election.
+    address: Option<Ipv4Addr>,
+    timers: Timers,
+    /// The elected other querier and when its present interval ends.
+    other: Option<(Ipv4Addr, u64)>,
+    /// When our next general query is due, while we are the querier.
+    next_general: Option<u64>,
+    startup_queries_left: u32,
+    group_queries: Vec<PendingGroupQuery>,
+    announced: bool,
+}
+
+impl Querier {
+    /// A querier that, if `enabled`, starts querying at `now` with the
+    /// startup queries (RFC 3376 §8.6, §8.7).
+    pub fn new(enabled: bool, address: Option<Ipv4Addr>, timers: Timers, now: u64) -> Self {
+        Self {
+            enabled,
+            address: address.filter(|address| !address.is_unspecified()),
+            startup_queries_left: timers.startup_query_count,
+            timers,
+            other: None,
+            next_general: enabled.then_some(now),
+            group_queries: Vec::new(),
+            announced: false,
+        }
+    }
+
+    /// Whether this switch is the querier now.
+    pub fn is_querier(&self) -> bool {
+        self.enabled && self.other.is_none()
+    }
+
+    /// The other querier, while its present interval lasts, whether or not
+    /// this switch would query itself.
+    pub fn other_querier(&self, now: u64) -> Option<Ipv4Addr> {
+        self.other
+            .filter(|(_, until)| now < *until)
+            .map(|(address, _)| address)
+    }
+
+    /// The elected querier: the other one, or ours.
+    pub fn current(&self) -> Option<Ipv4Addr> {
+        match self.other {
+            Some((other, _)) => Some(other),
+            None if self.enabled => Some(self.address.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            None => None,
+        }
+    }
+
+    /// A query from `source` arrived at `now`. Queries from 0.0.0.0 never
+    /// win; a real querier wins over us if we have no address or a higher one.
+    pub fn on_query(&mut self, source: Ipv4Addr, now: u64) -> Option<QuerierAction> {
+        if source.is_unspecified() || !self.wins_over_us(source) {
+            return None;
+        }
+        let until = now + nanos(self.timers.other_querier_present_interval());
+        let newly_elected = self.other.is_none_or(|(other, _)| other != source);
+        self.other = Some((source, until));
+        self.next_general = None;
+        self.group_queries.clear();
+        newly_elected.then_some(QuerierAction::OtherQuerierElected(source))
+    }
+
+    fn wins_over_us(&self, source: Ipv4Addr) -> bool {
+        match (self.enabled, self.address) {
+            (false, _) | (true, None) => true,
+            (true, Some(ours)) => u32::from(source) < u32::from(ours),
+        }
+    }
+
+    /// A leave for `group` on `port`: as querier, schedules LMQC
+    /// group-specific queries LMQI apart (RFC 3376 §6.6.3.1). Returns whether
+    /// this switch will query.
+    pub fn on_leave(&mut self, port: u32, group: Ipv4Addr, now: u64) -> bool {
+        if !self.is_querier() {
+            return false;
+        }
+        self.group_queries
+            .retain(|query| query.port != port || query.group != group);
+        self.group_queries.push(PendingGroupQuery {
+            port,
+            group,
+            due: now,
+            left: self.timers.last_member_query_count,
+        });
+        true
+    }
+
+    /// The next time [`Querier::poll`] has something to do.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let other_expires = self.other.map(|(_, until)| until);
+        let group_query = self.group_queries.iter().map(|query| query.due).min();
+        [self.next_general, other_expires, group_query]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Everything due at `now`, in order.
+    pub fn poll(&mut self, now: u64) -> Vec<QuerierAction> {
+        let mut actions = Vec::new();
+        self.take_over_if_other_silent(now, &mut actions);
+        if self.is_querier() && !self.announced {
+            self.announced = true;
+            actions.push(QuerierAction::BecameQuerier);
+        }
+        if let Some(due) = self.next_general.filter(|due| *due <= now) {
+            actions.push(QuerierAction::SendGeneralQuery);
+            self.next_general = Some(due.max(now) + self.general_query_gap());
+        }
+        self.poll_group_queries(now, &mut actions);
+        actions
+    }
+
+    /// The other querier present interval ran out: we query again at once.
+    fn take_over_if_other_silent(&mut self, now: u64, actions: &mut Vec<QuerierAction>) {
+        if self.other.is_some_and(|(_, until)| until <= now) {
+            self.other = None;
+            if self.enabled {
+                self.next_general = Some(now);
+                self.announced = true;
+                actions.push(QuerierAction::BecameQuerier);
+            }
+        }
+    }
+
+    /// Startup queries come a startup query interval apart, then one per query interval.
+    fn general_query_gap(&mut self) -> u64 {
+        if self.startup_queries_left > 1 {
+            self.startup_queries_left -= 1;
+            nanos(self.timers.startup_query_interval)
+        } else {
+            self.startup_queries_left = 0;
+            nanos(self.timers.query_interval)
+        }
+    }
+
+    fn poll_group_queries(&mut self, now: u64, actions: &mut Vec<QuerierAction>) {
+        let interval = nanos(self.timers.last_member_query_interval);
+        for query in self
+            .group_queries
+            .iter_mut()
+            .filter(|query| query.due <= now)
+        {
+            actions.push(QuerierAction::SendGroupQuery {
+                port: query.port,
+                group: query.group,
+            });
+            query.left -= 1;
+            query.due = now + interval;
+        }
+        self.group_queries.retain(|query| query.left > 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+    const OURS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+
+    fn timers() -> Timers {
+        Timers {
+            query_interval: Duration::from_secs(100),
+            startup_query_interval: Duration::from_secs(25),
+            ..Timers::default()
+        }
+    }
+
+    fn generals(querier: &mut Querier, now: u64) -> usize {
+        querier
+            .poll(now)
+            .iter()
+            .filter(|action| **action == QuerierAction::SendGeneralQuery)
+            .count()
+    }
+
+    #[test]
+    fn startup_queries_are_sent_at_the_startup_interval_then_at_the_query_interval() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 0);
+        assert_eq!(
+            querier.poll(0),
+            vec![
+                QuerierAction::BecameQuerier,
+                QuerierAction::SendGeneralQuery
+            ]
+        );
+        assert_eq!(querier.next_deadline(), Some(25 * S));
+        assert_eq!(generals(&mut querier, 25 * S), 1);
+        assert_eq!(querier.next_deadline(), Some(125 * S));
+        assert_eq!(generals(&mut querier, 124 * S), 0);
+        assert_eq!(generals(&mut querier, 125 * S), 1);
+    }
+
+    #[test]
+    fn a_disabled_querier_sends_nothing() {
+        let mut querier = Querier::new(false, Some(OURS), timers(), 0);
+        assert!(querier.poll(0).is_empty());
+        assert_eq!(querier.next_deadline(), None);
+        assert!(!querier.on_leave(1, GROUP, 0));
+    }
+
+    #[test]
+    fn lower_address_querier_wins_and_we_back_off() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 0);
+        querier.poll(0);
+        let lower = Ipv4Addr::new(10, 0, 0, 3);
+        assert_eq!(
+            querier.on_query(lower, S),
+            Some(QuerierAction::OtherQuerierElected(lower))
+        );
+        assert!(!querier.is_querier());
+        assert_eq!(querier.current(), Some(lower));
+        assert_eq!(generals(&mut querier, 200 * S), 0);
+    }
+
+    #[test]
+    fn higher_address_querier_is_ignored_while_we_query() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 0);
+        assert_eq!(querier.on_query(Ipv4Addr::new(10, 0, 0, 200), S), None);
+        assert!(querier.is_querier());
+    }
+
+    #[test]
+    fn zero_source_query_never_wins() {
+        let mut querier = Querier::new(true, None, timers(), 0);
+        assert_eq!(querier.on_query(Ipv4Addr::UNSPECIFIED, S), None);
+        assert!(querier.is_querier());
+        assert_eq!(querier.current(), Some(Ipv4Addr::UNSPECIFIED));
+    }
+
+    #[test]
+    fn without_an_address_any_real_querier_wins() {
+        let mut querier = Querier::new(true, None, timers(), 0);
+        let any = Ipv4Addr::new(192, 168, 1, 254);
+        assert_eq!(
+            querier.on_query(any, S),
+            Some(QuerierAction::OtherQuerierElected(any))
+        );
+    }
+
+    #[test]
+    fn we_take_over_after_the_other_querier_present_interval() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 0);
+        querier.poll(0);
+        querier.on_query(Ipv4Addr::new(10, 0, 0, 3), 10 * S);
+        // Other querier present interval: 2 × 100 s + 10 s / 2 = 205 s.
+        assert_eq!(querier.next_deadline(), Some(215 * S));
+        assert!(querier.poll(214 * S).is_empty());
+        let actions = querier.poll(215 * S);
+        assert_eq!(
+            actions,
+            vec![
+                QuerierAction::BecameQuerier,
+                QuerierAction::SendGeneralQuery
+            ]
+        );
+        assert!(querier.is_querier());
+    }
+
+    #[test]
+    fn leave_schedules_lmqc_group_queries_lmqi_apart() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 0);
+        querier.poll(0);
+        assert!(querier.on_leave(3, GROUP, 10 * S));
+        let query = QuerierAction::SendGroupQuery {
+            port: 3,
+            group: GROUP,
+        };
+        assert_eq!(querier.poll(10 * S), vec![query.clone()]);
+        assert_eq!(querier.next_deadline(), Some(11 * S));
+        assert_eq!(querier.poll(11 * S), vec![query]);
+        assert!(querier.poll(12 * S).is_empty(), "LMQC is 2");
+    }
+
+    #[test]
+    fn a_querier_that_yields_drops_its_pending_group_queries() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 0);
+        querier.poll(0);
+        querier.on_leave(3, GROUP, S);
+        querier.on_query(Ipv4Addr::new(10, 0, 0, 1), S);
+        assert!(querier.poll(S).is_empty());
+    }
+}
