@@ -6,7 +6,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     loader::{AttachMode, DEFAULT_PIN_DIR},
-    querier::{QuerierSettings, QueryVersion},
     timers::Timers,
 };
 
@@ -21,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the XDP program, attach it to the ports and run the control loop until SIGINT/SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the snooping table (like `bridge mdb show`).
     Show(ShowArgs),
     /// Print the router ports and what their querier said.
@@ -52,9 +51,15 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A port to snoop on (repeat for each port).
-    #[arg(long = "iface", short = 'i', value_name = "IF", required = true)]
+    /// A port to snoop on (repeat for each port; or `interfaces` in the config).
+    #[arg(long = "iface", short = 'i', value_name = "IF")]
     pub interfaces: Vec<String>,
+    /// A configuration file (TOML; see igmp-snoop.example.toml). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration (file and flags), print it, and exit.
+    #[arg(long)]
+    pub check_config: bool,
     /// A port that always leads to a multicast router (repeat for each); it
     /// receives every group, like the bridge's `multicast_router 2`.
     #[arg(long = "router-port", value_name = "IF")]
@@ -67,16 +72,16 @@ pub struct RunArgs {
     /// bridge's mcast_querier); lower addresses win the election.
     #[arg(long)]
     pub querier: bool,
-    /// IGMP version of this switch's queries (2 like the bridge, or 3).
-    #[arg(long, value_name = "2|3", default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
-    pub querier_version: u8,
+    /// IGMP version of this switch's queries: 2 (the default, like the bridge) or 3.
+    #[arg(long, value_name = "2|3", value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub querier_version: Option<u8>,
     /// Source address of this switch's queries; without one they come from
     /// 0.0.0.0 and never win an election.
     #[arg(long, value_name = "ADDR")]
     pub querier_address: Option<std::net::Ipv4Addr>,
-    /// XDP attach mode: native (driver) or generic (any interface, slower).
-    #[arg(long, value_enum, default_value_t = AttachMode::Native)]
-    pub xdp_mode: AttachMode,
+    /// XDP attach mode: native (driver, the default) or generic (any interface, slower).
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<AttachMode>,
     /// On SIGINT/SIGTERM leave the program attached and the table pinned
     /// (a later `run` takes them over; `detach` removes them).
     #[arg(long)]
@@ -84,60 +89,59 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9477).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    #[command(flatten)]
-    pub pin: PinArgs,
+    /// Directory under bpffs where the maps and links are pinned [default: /sys/fs/bpf/igmp-snoop].
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
     #[command(flatten)]
     pub timers: TimerArgs,
 }
 
 /// Protocol timers; defaults are RFC 3376 §8 (the Linux bridge's too).
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct TimerArgs {
-    /// Robustness variable.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
-    pub robustness: u32,
-    /// Query interval, seconds.
-    #[arg(long, value_name = "SECS", default_value = "125", value_parser = parse_seconds)]
-    pub query_interval: Duration,
-    /// Query response interval, seconds.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
-    pub query_response_interval: Duration,
-    /// Last member query interval, seconds.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
-    pub last_member_interval: Duration,
-    /// Last member query count (default: the robustness variable).
-    #[arg(long, value_name = "N")]
+    /// Robustness variable [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub robustness: Option<u32>,
+    /// Query interval, seconds [default: 125].
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub query_interval: Option<Duration>,
+    /// Query response interval, seconds [default: 10].
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub query_response_interval: Option<Duration>,
+    /// Last member query interval, seconds [default: 1].
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub last_member_interval: Option<Duration>,
+    /// Last member query count [default: the robustness variable].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub last_member_count: Option<u32>,
-    /// Router port timeout, seconds.
-    #[arg(long, value_name = "SECS", default_value = "255", value_parser = parse_seconds)]
-    pub router_timeout: Duration,
-}
-
-impl RunArgs {
-    pub fn querier_settings(&self) -> QuerierSettings {
-        QuerierSettings {
-            enabled: self.querier,
-            version: if self.querier_version == 3 {
-                QueryVersion::V3
-            } else {
-                QueryVersion::V2
-            },
-            address: self.querier_address,
-        }
-    }
+    /// Router port timeout, seconds [default: 255].
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub router_timeout: Option<Duration>,
 }
 
 impl TimerArgs {
-    pub fn timers(&self) -> Timers {
-        Timers {
-            robustness: self.robustness,
-            query_interval: self.query_interval,
-            query_response_interval: self.query_response_interval,
-            last_member_query_interval: self.last_member_interval,
-            last_member_query_count: self.last_member_count.unwrap_or(self.robustness),
-            startup_query_interval: self.query_interval / 4,
-            startup_query_count: self.robustness,
-            router_timeout: self.router_timeout,
+    /// Sets what the flags give over `timers` (the defaults, or the file's).
+    pub fn apply(&self, timers: &mut Timers) {
+        if let Some(robustness) = self.robustness {
+            timers.robustness = robustness;
+            timers.last_member_query_count = robustness;
+            timers.startup_query_count = robustness;
+        }
+        if let Some(interval) = self.query_interval {
+            timers.query_interval = interval;
+            timers.startup_query_interval = interval / 4;
+        }
+        if let Some(interval) = self.query_response_interval {
+            timers.query_response_interval = interval;
+        }
+        if let Some(interval) = self.last_member_interval {
+            timers.last_member_query_interval = interval;
+        }
+        if let Some(count) = self.last_member_count {
+            timers.last_member_query_count = count;
+        }
+        if let Some(timeout) = self.router_timeout {
+            timers.router_timeout = timeout;
         }
     }
 }
@@ -163,7 +167,9 @@ mod tests {
         let Command::Run(run) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(run.timers.timers(), Timers::default());
+        let mut timers = Timers::default();
+        run.timers.apply(&mut timers);
+        assert_eq!(timers, Timers::default());
     }
 
     #[test]
@@ -185,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn run_needs_an_interface() {
-        assert!(Cli::try_parse_from(["igmp-snoop", "run"]).is_err());
+    fn querier_version_must_be_2_or_3() {
+        assert!(Cli::try_parse_from(["igmp-snoop", "run", "--querier-version", "1"]).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! igmp-snoop's user-space half: loader, control loop and table views.
 
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod expiry;
 pub mod leaves;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod ports;
 pub mod querier;
+pub mod settings;
 pub mod tables;
 pub mod timers;
 pub mod view;

@@ -2,7 +2,6 @@ use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
-use igmp_common::router_mode;
 use igmp_user::{
     cli::{Cli, Command, RunArgs, ShowArgs},
     daemon::Daemon,
@@ -10,6 +9,7 @@ use igmp_user::{
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
+    settings::RunSettings,
     tables,
     tables::Tables,
     view,
@@ -35,7 +35,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(run(args)),
+            .block_on(run(*args)),
         Command::Show(args) => show(&args),
         Command::Routers(args) => routers(&args),
         Command::Stats(args) => stats(&args),
@@ -56,12 +56,17 @@ fn dispatch(cli: Cli) -> Result<()> {
 
 async fn run(args: RunArgs) -> Result<()> {
     // Everything that can be refused is checked before any port is touched.
-    let plan = port_plan(&args)?;
-    let timers = args.timers.timers();
-    let mut ebpf = loader::load(&args.pin.pin_dir)?;
+    let settings = RunSettings::resolve(&args)?;
+    if args.check_config {
+        print!("{}", settings.describe());
+        return Ok(());
+    }
+    let plan = port_plan(&settings)?;
+    let pin_dir = settings.pin_dir.clone();
+    let mut ebpf = loader::load(&pin_dir)?;
     spawn_kernel_log(&mut ebpf);
-    let port_set = PortSet::attach(ebpf, plan, args.xdp_mode, args.pin.pin_dir.clone())?;
-    let (tables, events, links) = match prepare(&args, &timers) {
+    let port_set = PortSet::attach(ebpf, plan, settings.xdp_mode, pin_dir.clone())?;
+    let (tables, events, links) = match prepare(&settings) {
         Ok(prepared) => prepared,
         Err(error) => {
             port_set.abandon();
@@ -69,28 +74,27 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     };
     let (monitor_tx, _) = broadcast::channel(1024);
-    spawn_monitor_server(&args.pin.pin_dir, monitor_tx.clone());
+    spawn_monitor_server(&pin_dir, monitor_tx.clone());
     let status = SharedStatus::default();
-    if let Some(address) = args.metrics_addr {
-        spawn_metrics_server(address, &args.pin.pin_dir, status.clone());
+    if let Some(address) = settings.metrics_addr {
+        spawn_metrics_server(address, &pin_dir, status.clone());
     }
-    let daemon = Daemon::new(tables, timers, monitor_tx)
+    let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)
         .with_ports(port_set)?
-        .with_querier(args.querier_settings(), status)?;
+        .with_querier(settings.querier.clone(), status)?;
     if let Some(port_set) = daemon.run(events, links, shutdown_signal()?).await? {
-        port_set.release(args.keep_attached)?;
+        port_set.release(settings.keep_attached)?;
     }
     Ok(())
 }
 
 /// The maps, the events ring buffer and the link notifications the daemon reads.
 fn prepare(
-    args: &RunArgs,
-    timers: &igmp_user::timers::Timers,
+    settings: &RunSettings,
 ) -> Result<(Tables, RingBuf<MapData>, UnboundedReceiver<links::LinkNote>)> {
-    let mut tables = Tables::open(&args.pin.pin_dir)?;
-    tables.write_settings(timers)?;
-    let events = tables::open_events(&args.pin.pin_dir)?;
+    let mut tables = Tables::open(&settings.pin_dir)?;
+    tables.write_settings(&settings.timers)?;
+    let events = tables::open_events(&settings.pin_dir)?;
     Ok((tables, events, links::watch()?))
 }
 
@@ -107,28 +111,17 @@ fn spawn_metrics_server(
     });
 }
 
-/// Every port with its options; options naming a port not snooped are refused.
-fn port_plan(args: &RunArgs) -> Result<Vec<PortPlan>> {
-    for (flag, names) in [
-        ("--router-port", &args.router_ports),
-        ("--fast-leave", &args.fast_leave),
-    ] {
-        if let Some(stranger) = names.iter().find(|name| !args.interfaces.contains(name)) {
-            anyhow::bail!("{flag} {stranger}: not a port given with --iface");
-        }
-    }
-    args.interfaces
+/// Every port with its options and its interface's index (which must exist).
+fn port_plan(settings: &RunSettings) -> Result<Vec<PortPlan>> {
+    settings
+        .ports
         .iter()
-        .map(|name| {
+        .map(|port| {
             Ok(PortPlan {
-                name: name.clone(),
-                ifindex: loader::interface_index(name)?,
-                router_mode: if args.router_ports.contains(name) {
-                    router_mode::PERMANENT
-                } else {
-                    router_mode::AUTO
-                },
-                fast_leave: args.fast_leave.contains(name),
+                name: port.name.clone(),
+                ifindex: loader::interface_index(&port.name)?,
+                router_mode: port.router_mode,
+                fast_leave: port.fast_leave,
             })
         })
         .collect()

@@ -1,0 +1,222 @@
+//! What `run` does: the configuration file, if any, with the flags over it.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::{bail, Result};
+use igmp_common::router_mode;
+use serde::Serialize;
+
+use crate::{
+    cli::RunArgs,
+    config::{Config, RouterModeName},
+    loader::{AttachMode, DEFAULT_PIN_DIR},
+    querier::{QuerierSettings, QueryVersion},
+    timers::Timers,
+};
+
+/// The options of one port, before its interface is looked up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortOptions {
+    pub name: String,
+    /// `router_mode::*`.
+    pub router_mode: u8,
+    pub fast_leave: bool,
+}
+
+#[derive(Debug)]
+pub struct RunSettings {
+    pub ports: Vec<PortOptions>,
+    pub pin_dir: PathBuf,
+    pub xdp_mode: AttachMode,
+    pub keep_attached: bool,
+    pub metrics_addr: Option<SocketAddr>,
+    pub timers: Timers,
+    pub querier: QuerierSettings,
+}
+
+impl RunSettings {
+    /// Reads `--config` (if given) and lays the flags over it.
+    pub fn resolve(args: &RunArgs) -> Result<Self> {
+        let config = match &args.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let interfaces = if args.interfaces.is_empty() {
+            config.interfaces.clone()
+        } else {
+            args.interfaces.clone()
+        };
+        if interfaces.is_empty() {
+            bail!("no port to snoop on: give --iface IF, or `interfaces` in a --config file");
+        }
+        if let Some(path) = &args.config {
+            config.check(path, &interfaces)?;
+        }
+        for (flag, names) in [
+            ("--router-port", &args.router_ports),
+            ("--fast-leave", &args.fast_leave),
+        ] {
+            if let Some(stranger) = names.iter().find(|name| !interfaces.contains(name)) {
+                bail!("{flag} {stranger}: not a port given with --iface");
+            }
+        }
+        let mut timers = Timers::default();
+        config.apply_timers(&mut timers);
+        args.timers.apply(&mut timers);
+        Ok(Self {
+            ports: interfaces
+                .iter()
+                .map(|name| port_options(name, &config, args))
+                .collect(),
+            pin_dir: args
+                .pin_dir
+                .clone()
+                .or(config.pin_dir.clone())
+                .unwrap_or_else(|| DEFAULT_PIN_DIR.into()),
+            xdp_mode: args
+                .xdp_mode
+                .or(config.xdp_mode.map(AttachMode::from))
+                .unwrap_or_default(),
+            keep_attached: args.keep_attached || config.keep_attached.unwrap_or(false),
+            metrics_addr: args.metrics_addr.or(config.metrics_addr),
+            querier: querier_settings(&config, args),
+            timers,
+        })
+    }
+
+    /// A readable account of the settings, for `--check-config`.
+    pub fn describe(&self) -> String {
+        let ports: Vec<String> = self
+            .ports
+            .iter()
+            .map(|port| {
+                let router = ["off", "auto", "permanent"][usize::from(port.router_mode.min(2))];
+                let fast_leave = if port.fast_leave { ", fast leave" } else { "" };
+                format!("  {} (router {router}{fast_leave})", port.name)
+            })
+            .collect();
+        let querier = &self.querier;
+        format!(
+            "ports:\n{}\npin dir: {}\nxdp mode: {:?}\nkeep attached: {}\nmetrics: {}\n\
+             querier: {} (IGMPv{}, from {})\ntimers: {:?}\n",
+            ports.join("\n"),
+            self.pin_dir.display(),
+            self.xdp_mode,
+            self.keep_attached,
+            self.metrics_addr
+                .map_or("off".to_string(), |address| address.to_string()),
+            if querier.enabled { "on" } else { "off" },
+            if querier.version == QueryVersion::V3 {
+                3
+            } else {
+                2
+            },
+            querier
+                .address
+                .map_or("0.0.0.0".to_string(), |address| address.to_string()),
+            self.timers,
+        )
+    }
+}
+
+fn port_options(name: &str, config: &Config, args: &RunArgs) -> PortOptions {
+    let file = config.ports.get(name).cloned().unwrap_or_default();
+    let router_mode = if args.router_ports.iter().any(|port| port == name) {
+        router_mode::PERMANENT
+    } else {
+        match file.router {
+            RouterModeName::Off => router_mode::OFF,
+            RouterModeName::Auto => router_mode::AUTO,
+            RouterModeName::Permanent => router_mode::PERMANENT,
+        }
+    };
+    PortOptions {
+        name: name.to_string(),
+        router_mode,
+        fast_leave: file.fast_leave || args.fast_leave.iter().any(|port| port == name),
+    }
+}
+
+fn querier_settings(config: &Config, args: &RunArgs) -> QuerierSettings {
+    let version = args
+        .querier_version
+        .or(config.querier.version.map(|v| v.0))
+        .unwrap_or(2);
+    QuerierSettings {
+        enabled: args.querier || config.querier.enabled.unwrap_or(false),
+        version: if version == 3 {
+            QueryVersion::V3
+        } else {
+            QueryVersion::V2
+        },
+        address: args.querier_address.or(config.querier.address),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn resolve(args: &[&str]) -> Result<RunSettings> {
+        let mut argv = vec!["igmp-snoop", "run"];
+        argv.extend(args);
+        let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        RunSettings::resolve(&run)
+    }
+
+    fn example() -> String {
+        format!("{}/../igmp-snoop.example.toml", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn flags_alone_give_the_defaults() {
+        let settings = resolve(&["--iface", "eth0"]).unwrap();
+        assert_eq!(settings.timers, Timers::default());
+        assert_eq!(settings.pin_dir, PathBuf::from(DEFAULT_PIN_DIR));
+        assert_eq!(settings.ports[0].router_mode, router_mode::AUTO);
+        assert!(!settings.querier.enabled);
+    }
+
+    #[test]
+    fn the_file_sets_and_flags_override() {
+        let example = example();
+        let settings = resolve(&[
+            "--config",
+            &example,
+            "--query-interval",
+            "30",
+            "--querier-version",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(settings.ports.len(), 3);
+        assert_eq!(settings.ports[0].router_mode, router_mode::PERMANENT);
+        assert!(settings.ports[1].fast_leave);
+        assert_eq!(settings.ports[2].router_mode, router_mode::OFF);
+        assert_eq!(
+            settings.timers.query_interval,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(settings.querier.version, QueryVersion::V3);
+        assert!(settings.querier.enabled);
+    }
+
+    #[test]
+    fn no_port_anywhere_is_an_error() {
+        let error = resolve(&[]).unwrap_err().to_string();
+        assert!(error.contains("no port to snoop on"), "{error}");
+    }
+
+    #[test]
+    fn flags_for_ports_not_snooped_are_refused() {
+        let error = resolve(&["-i", "eth0", "--fast-leave", "eth1"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "--fast-leave eth1: not a port given with --iface");
+    }
+}
