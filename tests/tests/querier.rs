@@ -130,3 +130,39 @@ fn as_querier_a_leave_is_followed_by_lmqc_group_queries_on_its_port() {
         snooped.pairs().is_empty()
     });
 }
+
+#[test]
+fn as_v3_querier_a_blocked_source_is_asked_about_by_source() {
+    let args = [
+        "--querier",
+        "--querier-version",
+        "3",
+        "--querier-address",
+        "10.0.0.250",
+        "--query-interval",
+        "30",
+    ];
+    let snooped = Snooped::new(1, &args);
+    let (s1, s2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
+    let first = snooped.lab.join_source(0, GROUP, s1).unwrap();
+    let _second = snooped.lab.join_source(0, GROUP, s2).unwrap();
+    snooped.wait_until("two sources", Duration::from_secs(5), || {
+        snooped.tables().source_entries().len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let capture = snooped.lab.capture(0).unwrap();
+    drop(first);
+    let frames = capture.frames_for(Duration::from_millis(1500));
+    let asked_about_s1 = frames.iter().any(|frame| {
+        let query = frame.len() >= 54 && frame[23] == 2 && frame[38] == 0x11;
+        query
+            && frame[42..46] == GROUP.octets()
+            && frame[48..50] == [0, 1]
+            && frame[50..54] == s1.octets()
+    });
+    assert!(
+        asked_about_s1,
+        "no group-and-source query for {s1} in {} frames",
+        frames.len()
+    );
+}

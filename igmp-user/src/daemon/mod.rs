@@ -236,6 +236,9 @@ impl Daemon {
                 debug!("block: port {port} group {group} source {address}");
                 self.deadlines
                     .schedule(event.timestamp_ns + lmqt, Due::Source(source_key(event)));
+                self.querier
+                    .on_source_leave(event.ifindex, group, address, event.timestamp_ns);
+                self.run_querier();
             }
             EventKind::NewRouterPort => {
                 info!(

@@ -4,7 +4,9 @@
 use log::{info, warn};
 
 use super::*;
-use crate::querier::{general_query, group_query, interface_mac, QuerierAction};
+use crate::querier::{
+    general_query, group_and_source_query, group_query, interface_mac, QuerierAction,
+};
 
 impl Daemon {
     /// Sets how this switch queries; with `--querier` it starts querying now.
@@ -40,10 +42,14 @@ impl Daemon {
         match action {
             QuerierAction::SendGeneralQuery => {
                 for ifindex in self.ports.clone() {
-                    self.send_query(ifindex, None);
+                    self.send_general_query(ifindex);
                 }
             }
-            QuerierAction::SendGroupQuery { port, group } => self.send_query(port, Some(group)),
+            QuerierAction::SendGroupQuery {
+                port,
+                group,
+                source,
+            } => self.send_group_query(port, group, source),
             QuerierAction::BecameQuerier => {
                 let address = self.query_source();
                 info!("querier: this switch queries, from {address}");
@@ -65,8 +71,26 @@ impl Daemon {
         self.query_settings.address.unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
-    /// A general query (`group` None) or a group-specific one, out of port `ifindex`.
-    fn send_query(&self, ifindex: u32, group: Option<Ipv4Addr>) {
+    fn send_general_query(&self, ifindex: u32) {
+        let (version, source) = (self.query_settings.version, self.query_source());
+        self.send_frame(ifindex, |mac| {
+            general_query(version, source, mac, &self.timers)
+        });
+    }
+
+    /// A group-specific query, or a group-and-source-specific one when a
+    /// source is named and we speak IGMPv3 (a v2 querier asks about the group).
+    fn send_group_query(&self, ifindex: u32, group: Ipv4Addr, listed: Option<Ipv4Addr>) {
+        let (version, source) = (self.query_settings.version, self.query_source());
+        self.send_frame(ifindex, |mac| match listed {
+            Some(listed) if version == QueryVersion::V3 => {
+                group_and_source_query(source, mac, group, &[listed], &self.timers)
+            }
+            _ => group_query(version, source, mac, group, &self.timers),
+        });
+    }
+
+    fn send_frame(&self, ifindex: u32, build: impl FnOnce([u8; 6]) -> Vec<u8>) {
         let Some(sender) = &self.query_sender else {
             return;
         };
@@ -74,12 +98,7 @@ impl Daemon {
             Ok(mac) => mac,
             Err(error) => return warn!("querier: {}: {error}", interface_name(ifindex)),
         };
-        let (version, source) = (self.query_settings.version, self.query_source());
-        let frame = match group {
-            None => general_query(version, source, mac, &self.timers),
-            Some(group) => group_query(version, source, mac, group, &self.timers),
-        };
-        if let Err(error) = sender.send(ifindex, &frame) {
+        if let Err(error) = sender.send(ifindex, &build(mac)) {
             warn!("querier: sending on {}: {error}", interface_name(ifindex));
         }
     }

@@ -11,8 +11,13 @@ use crate::timers::{nanos, Timers};
 pub enum QuerierAction {
     /// Send a general query on every port.
     SendGeneralQuery,
-    /// Send a group-specific query on `port` (ifindex).
-    SendGroupQuery { port: u32, group: Ipv4Addr },
+    /// Send a group-specific query on `port` (ifindex); with `source`, a
+    /// group-and-source-specific one (IGMPv3).
+    SendGroupQuery {
+        port: u32,
+        group: Ipv4Addr,
+        source: Option<Ipv4Addr>,
+    },
     /// This switch became the querier (at start, or the other one fell silent).
     BecameQuerier,
     /// Another querier won the election; this switch stops querying.
@@ -23,6 +28,7 @@ pub enum QuerierAction {
 struct PendingGroupQuery {
     port: u32,
     group: Ipv4Addr,
+    source: Option<Ipv4Addr>,
     due: u64,
     left: u32,
 }
@@ -105,14 +111,37 @@ impl Querier {
     /// group-specific queries LMQI apart (RFC 3376 §6.6.3.1). Returns whether
     /// this switch will query.
     pub fn on_leave(&mut self, port: u32, group: Ipv4Addr, now: u64) -> bool {
+        self.schedule_group_query(port, group, None, now)
+    }
+
+    /// A BLOCK of `source` (IGMPv3): as querier, schedules LMQC
+    /// group-and-source-specific queries LMQI apart (RFC 3376 §6.6.3.2).
+    pub fn on_source_leave(
+        &mut self,
+        port: u32,
+        group: Ipv4Addr,
+        source: Ipv4Addr,
+        now: u64,
+    ) -> bool {
+        self.schedule_group_query(port, group, Some(source), now)
+    }
+
+    fn schedule_group_query(
+        &mut self,
+        port: u32,
+        group: Ipv4Addr,
+        source: Option<Ipv4Addr>,
+        now: u64,
+    ) -> bool {
         if !self.is_querier() {
             return false;
         }
         self.group_queries
-            .retain(|query| query.port != port || query.group != group);
+            .retain(|query| (query.port, query.group, query.source) != (port, group, source));
         self.group_queries.push(PendingGroupQuery {
             port,
             group,
+            source,
             due: now,
             left: self.timers.last_member_query_count,
         });
@@ -178,6 +207,7 @@ impl Querier {
             actions.push(QuerierAction::SendGroupQuery {
                 port: query.port,
                 group: query.group,
+                source: query.source,
             });
             query.left -= 1;
             query.due = now + interval;
@@ -303,11 +333,26 @@ mod tests {
         let query = QuerierAction::SendGroupQuery {
             port: 3,
             group: GROUP,
+            source: None,
         };
         assert_eq!(querier.poll(10 * S), vec![query.clone()]);
         assert_eq!(querier.next_deadline(), Some(11 * S));
         assert_eq!(querier.poll(11 * S), vec![query]);
         assert!(querier.poll(12 * S).is_empty(), "LMQC is 2");
+    }
+
+    #[test]
+    fn a_blocked_source_is_asked_about_with_group_and_source_queries() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 0);
+        querier.poll(0);
+        let source = Ipv4Addr::new(192, 0, 2, 1);
+        assert!(querier.on_source_leave(3, GROUP, source, S));
+        let query = QuerierAction::SendGroupQuery {
+            port: 3,
+            group: GROUP,
+            source: Some(source),
+        };
+        assert_eq!(querier.poll(S), vec![query]);
     }
 
     #[test]

@@ -48,6 +48,31 @@ pub fn group_query(
     frame(source, source_mac, group, &message)
 }
 
+/// A group-and-source-specific query (IGMPv3 only, RFC 3376 §4.1.12) for
+/// `sources` of `group`, sent to the group.
+pub fn group_and_source_query(
+    source: Ipv4Addr,
+    source_mac: [u8; 6],
+    group: Ipv4Addr,
+    sources: &[Ipv4Addr],
+    timers: &Timers,
+) -> Vec<u8> {
+    let mut message = igmp_query(
+        QueryVersion::V3,
+        group,
+        timers.last_member_query_interval,
+        timers,
+    );
+    message[10..12].copy_from_slice(&(sources.len() as u16).to_be_bytes());
+    for address in sources {
+        message.extend_from_slice(&address.octets());
+    }
+    message[2..4].copy_from_slice(&[0, 0]);
+    let sum = checksum(&message);
+    message[2..4].copy_from_slice(&sum.to_be_bytes());
+    frame(source, source_mac, group, &message)
+}
+
 fn igmp_query(
     version: QueryVersion,
     group: Ipv4Addr,
@@ -149,6 +174,17 @@ mod tests {
             );
         }
         assert_eq!(decode(encode_code(128)), 128);
+    }
+
+    #[test]
+    fn group_and_source_query_lists_its_sources() {
+        let (group, listed) = (Ipv4Addr::new(232, 1, 1, 1), Ipv4Addr::new(192, 0, 2, 9));
+        let frame = group_and_source_query(SOURCE, MAC, group, &[listed], &Timers::default());
+        let igmp = &frame[38..];
+        assert_eq!(igmp.len(), 16);
+        assert_eq!(checksum(igmp), 0);
+        assert_eq!(&igmp[10..12], &[0, 1]);
+        assert_eq!(&igmp[12..16], &listed.octets());
     }
 
     #[test]
