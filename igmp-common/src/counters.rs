@@ -209,3 +209,64 @@ const _: () = {
         i += 1;
     }
 };
+
+/// What the fast path did with multicast data frames (all ports, per CPU).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataCounter {
+    /// Registered group: redirected to its member and router ports in XDP.
+    Forwarded = 0,
+    /// The host itself listens: passed to the kernel.
+    LocalListener = 1,
+    /// 224.0.0.0/24: passed to the kernel, which floods it.
+    LinkLocal = 2,
+    /// Unregistered group, flooded by the kernel.
+    UnregisteredFlooded = 3,
+    /// Unregistered group, forwarded to router ports only.
+    UnregisteredToRouters = 4,
+    /// Unregistered group, dropped by policy.
+    UnregisteredDropped = 5,
+    /// IGMP reports and leaves sent to router ports only.
+    ReportsToRouters = 6,
+    /// Copies not sent to a port by the egress filter (not a member, blocked).
+    EgressFiltered = 7,
+}
+
+pub const DATA_COUNTER_SLOTS: usize = 8;
+
+/// Value of the per-CPU `DATA_COUNTERS` array (one entry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataCounters {
+    /// Indexed by [`DataCounter`].
+    pub frames: [u64; DATA_COUNTER_SLOTS],
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for DataCounters {}
+
+impl DataCounter {
+    pub const ALL: [DataCounter; DATA_COUNTER_SLOTS] = [
+        Self::Forwarded,
+        Self::LocalListener,
+        Self::LinkLocal,
+        Self::UnregisteredFlooded,
+        Self::UnregisteredToRouters,
+        Self::UnregisteredDropped,
+        Self::ReportsToRouters,
+        Self::EgressFiltered,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Forwarded => "forwarded",
+            Self::LocalListener => "local_listener",
+            Self::LinkLocal => "link_local",
+            Self::UnregisteredFlooded => "unregistered_flooded",
+            Self::UnregisteredToRouters => "unregistered_to_routers",
+            Self::UnregisteredDropped => "unregistered_dropped",
+            Self::ReportsToRouters => "reports_to_routers",
+            Self::EgressFiltered => "egress_filtered",
+        }
+    }
+}

@@ -10,7 +10,10 @@
 mod counters;
 mod wire;
 
-pub use counters::{Counter, DropReason, PortCounters, COUNTER_SLOTS, DROP_SLOTS};
+pub use counters::{
+    Counter, DataCounter, DataCounters, DropReason, PortCounters, COUNTER_SLOTS,
+    DATA_COUNTER_SLOTS, DROP_SLOTS,
+};
 pub use wire::*;
 
 /// Names of the maps as they appear in the object file and under the pin directory.
@@ -23,7 +26,13 @@ pub mod map_names {
     pub const SETTINGS: &str = "SETTINGS";
     pub const PORTS: &str = "PORTS";
     pub const HOSTS: &str = "HOSTS";
-    pub const ALL: [&str; 8] = [
+    pub const GROUPS: &str = "GROUPS";
+    pub const EGRESS_PORTS: &str = "EGRESS_PORTS";
+    pub const DATA_COUNTERS: &str = "DATA_COUNTERS";
+    pub const ALL: [&str; 11] = [
+        GROUPS,
+        EGRESS_PORTS,
+        DATA_COUNTERS,
         MEMBERSHIP,
         SOURCES,
         ROUTER_PORTS,
@@ -42,6 +51,7 @@ pub mod capacity {
     pub const ROUTER_PORTS: u32 = 1_024;
     pub const PORTS: u32 = 1_024;
     pub const HOSTS: u32 = 65_536;
+    pub const GROUPS: u32 = 65_536;
     /// One counter block per port.
     pub const COUNTERS: u32 = 1_024;
     /// Ring buffer size in bytes (a power of two, a multiple of the page size).

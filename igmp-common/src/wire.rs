@@ -211,6 +211,8 @@ mod pod {
     unsafe impl aya::Pod for SourceEntry {}
     unsafe impl aya::Pod for RouterKey {}
     unsafe impl aya::Pod for RouterPort {}
+    unsafe impl aya::Pod for GroupKey {}
+    unsafe impl aya::Pod for GroupEntry {}
     unsafe impl aya::Pod for PortSettings {}
     unsafe impl aya::Pod for HostKey {}
     unsafe impl aya::Pod for HostEntry {}
@@ -226,6 +228,9 @@ const _: () = {
     assert!(core::mem::size_of::<RouterKey>() == 8);
     assert!(core::mem::size_of::<RouterPort>() == 24);
     assert!(core::mem::size_of::<PortSettings>() == 4);
+    assert!(core::mem::size_of::<GroupKey>() == 8);
+    assert!(core::mem::size_of::<GroupEntry>() == 8);
+    assert!(core::mem::size_of::<Settings>() == 24);
     assert!(core::mem::size_of::<HostKey>() == 16);
     assert!(core::mem::size_of::<HostEntry>() == 8);
     assert!(core::mem::size_of::<Event>() == 32);
@@ -244,6 +249,48 @@ pub struct Settings {
     pub router_timeout_ms: u32,
     /// Non-zero once a daemon has written the entry.
     pub written: u32,
+    /// What happens to multicast data for a group no port joined: `unregistered::*`,
+    /// already resolved by the daemon (its `auto` picks `ROUTERS` once a querier is known).
+    pub unregistered: u8,
+    /// Non-zero: IGMP reports and leaves go to router ports only (RFC 4541
+    /// §2.1.1), which the bridge does once a querier is known; zero: flooded.
+    pub reports_to_routers: u8,
+    pub _pad: [u8; 6],
+}
+
+/// Values of [`Settings::unregistered`].
+pub mod unregistered {
+    /// Pass to the kernel: the bridge floods it.
+    pub const FLOOD: u8 = 0;
+    /// Forward to the router ports only.
+    pub const ROUTERS: u8 = 1;
+    pub const DROP: u8 = 2;
+}
+
+/// Key of the `GROUPS` map: a group some port of the VLAN joined.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub vlan: u16,
+    pub inner_vlan: u16,
+    pub group: [u8; 4],
+}
+
+/// Value of the `GROUPS` map, written by the daemon.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupEntry {
+    /// `group_flags::*`.
+    pub flags: u32,
+    /// Member ports, for the record (the egress decision reads MEMBERSHIP).
+    pub ports: u32,
+}
+
+/// Bits of [`GroupEntry::flags`].
+pub mod group_flags {
+    /// The host itself (the bridge device) listens: frames go through the
+    /// kernel so that local delivery never breaks.
+    pub const LOCAL_LISTENER: u32 = 1 << 0;
 }
 
 #[cfg(feature = "user")]

@@ -1,11 +1,11 @@
 //! IGMP classification: one function per message type (RFC 2236 §2, RFC 3376 §4).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::debug;
 use igmp_common::{igmp_version, Counter, DropReason};
 
 use crate::{
-    checksum,
+    checksum, data,
     frame::Frame,
     headers::{IgmpHeader, V3QueryTail},
     ip::{self, IgmpPacket},
@@ -29,12 +29,28 @@ pub const ALL_V3_ROUTERS: u32 = u32::from_ne_bytes([224, 0, 0, 22]);
 
 const V3_QUERY_MIN_LEN: usize = 12;
 
-pub fn handle(ctx: &XdpContext, frame: &Frame, ifindex: u32, l2: &L2) {
+/// Learns from an IGMP frame and says where it goes: valid reports and
+/// leaves may go to router ports only (`data::report`); everything else,
+/// queries and rejected frames included, to the kernel.
+pub fn handle(ctx: &XdpContext, frame: &Frame, ifindex: u32, l2: &L2) -> u32 {
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::IgmpFrames);
-    if let Err(reason) = classify(ctx, frame, ifindex, l2, &stats) {
-        stats.reject(reason);
+    match classify(ctx, frame, ifindex, l2, &stats) {
+        Ok(Message::Report) => data::report(xdp_action::XDP_PASS),
+        Ok(Message::Other) => xdp_action::XDP_PASS,
+        Err(reason) => {
+            stats.reject(reason);
+            xdp_action::XDP_PASS
+        }
     }
+}
+
+/// What kind of valid message a frame held.
+enum Message {
+    /// A membership report or a leave: meant for routers (RFC 4541 §2.1.1).
+    Report,
+    /// A query or another IGMP type: for every host.
+    Other,
 }
 
 #[inline(always)]
@@ -44,7 +60,7 @@ fn classify(
     ifindex: u32,
     l2: &L2,
     stats: &PortStats,
-) -> Result<(), DropReason> {
+) -> Result<Message, DropReason> {
     let settings = port_settings(ifindex);
     if settings.blocked != 0 {
         return Err(DropReason::PortBlocked);
@@ -60,7 +76,7 @@ fn classify(
         MEMBERSHIP_QUERY | V1_REPORT | V2_REPORT | V2_LEAVE | V3_REPORT
     ) {
         stats.count(Counter::OtherIgmpType);
-        return Ok(());
+        return Ok(Message::Other);
     }
     if packet.len > checksum::MAX_SPAN {
         return Err(DropReason::BadIgmpLength);
@@ -77,11 +93,11 @@ fn classify(
         settings,
     };
     match kind {
-        MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin),
-        V1_REPORT => report(&packet, header, &origin, igmp_version::V1),
-        V2_REPORT => report(&packet, header, &origin, igmp_version::V2),
-        V2_LEAVE => leave(&packet, header, &origin),
-        _ => v3::report(frame, &packet, header, &origin),
+        MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin).map(|()| Message::Other),
+        V1_REPORT => report(&packet, header, &origin, igmp_version::V1).map(|()| Message::Report),
+        V2_REPORT => report(&packet, header, &origin, igmp_version::V2).map(|()| Message::Report),
+        V2_LEAVE => leave(&packet, header, &origin).map(|()| Message::Report),
+        _ => v3::report(frame, &packet, header, &origin).map(|()| Message::Report),
     }
 }
 

@@ -9,6 +9,8 @@
 #![no_main]
 
 mod checksum;
+mod data;
+mod egress;
 mod events;
 mod frame;
 mod headers;
@@ -44,10 +46,19 @@ pub fn igmp_snoop(ctx: XdpContext) -> u32 {
         Some(protocol) if protocol == IpProto::Igmp as u8 => {
             igmp::handle(&ctx, &frame, ifindex, &l2)
         }
-        Some(pim::PROTOCOL) => pim::handle(&frame, ifindex, &l2),
-        _ => {}
+        Some(pim::PROTOCOL) => {
+            pim::handle(&frame, ifindex, &l2);
+            xdp_action::XDP_PASS
+        }
+        Some(_) => data::forward(&frame, &l2),
+        None => xdp_action::XDP_PASS,
     }
-    xdp_action::XDP_PASS
+}
+
+/// Run by the devmap on each copy of a forwarded frame, as it leaves a port.
+#[xdp(map = "devmap")]
+pub fn igmp_snoop_egress(ctx: XdpContext) -> u32 {
+    egress::filter(&ctx)
 }
 
 #[cfg(not(test))]

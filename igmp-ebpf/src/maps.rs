@@ -1,12 +1,13 @@
 //! The maps, declared as BTF maps so that bpftool prints their fields by name.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, PerCpuHashMap, RingBuf},
+    btf_maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
 use igmp_common::{
-    capacity, router_mode, Event, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
-    PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    capacity, router_mode, DataCounters, Event, GroupEntry, GroupKey, HostEntry, HostKey,
+    Membership, MembershipKey, PortCounters, PortSettings, RouterKey, RouterPort, Settings,
+    SourceEntry, SourceKey,
 };
 
 #[btf_map]
@@ -36,6 +37,18 @@ pub static ROUTER_PORTS: HashMap<RouterKey, RouterPort, { capacity::ROUTER_PORTS
 #[btf_map]
 pub static COUNTERS: PerCpuHashMap<u32, PortCounters, { capacity::COUNTERS as usize }> =
     PerCpuHashMap::new();
+
+/// Groups with at least one member port, per VLAN; written by the daemon.
+#[btf_map]
+pub static GROUPS: HashMap<GroupKey, GroupEntry, { capacity::GROUPS as usize }> = HashMap::new();
+
+/// Every snooped port, each with the egress filter program; frames to
+/// forward are broadcast into it and the filter keeps the ports that want them.
+#[btf_map]
+pub static EGRESS_PORTS: DevMapHash<{ capacity::PORTS as usize }> = DevMapHash::new();
+
+#[btf_map]
+pub static DATA_COUNTERS: PerCpuArray<DataCounters, 1> = PerCpuArray::new();
 
 #[btf_map]
 pub static EVENTS: RingBuf<Event, { capacity::EVENTS_BYTES as usize }> = RingBuf::new();

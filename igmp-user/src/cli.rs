@@ -5,6 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    daemon::UnregisteredPolicy,
     loader::{AttachMode, DEFAULT_PIN_DIR},
     timers::Timers,
 };
@@ -79,6 +80,11 @@ pub struct RunArgs {
     /// 0.0.0.0 and never win an election.
     #[arg(long, value_name = "ADDR")]
     pub querier_address: Option<std::net::Ipv4Addr>,
+    /// Multicast data for groups no port joined: auto (the default: to router
+    /// ports once a querier is known, flooded before, like the bridge), flood,
+    /// routers or drop.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub unregistered: Option<UnregisteredPolicy>,
     /// XDP attach mode: native (driver, the default) or generic (any interface, slower).
     #[arg(long, value_enum)]
     pub xdp_mode: Option<AttachMode>,

@@ -11,7 +11,7 @@ use std::{
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::{loader::AttachMode, timers::Timers};
+use crate::{daemon::UnregisteredPolicy, loader::AttachMode, timers::Timers};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -41,6 +41,8 @@ pub struct Config {
     pub xdp_mode: Option<XdpModeName>,
     pub metrics_addr: Option<SocketAddr>,
     pub keep_attached: Option<bool>,
+    /// Multicast data for groups no port joined: "auto", "flood", "routers" or "drop".
+    pub unregistered: Option<UnregisteredPolicy>,
     #[serde(default)]
     pub timers: TimerConfig,
     #[serde(default)]
@@ -270,6 +272,7 @@ mod tests {
                 && config.keep_attached.is_some()
                 && config.pin_dir.is_some()
         );
+        assert_eq!(config.unregistered, Some(UnregisteredPolicy::Auto));
         let timers = &config.timers;
         assert!(timers.robustness.is_some() && timers.query_interval.is_some());
         assert!(timers.query_response_interval.is_some() && timers.last_member_interval.is_some());

@@ -17,14 +17,16 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use igmp_common::{
-    map_names, HostEntry, HostKey, Membership, MembershipKey, PortCounters, PortSettings,
-    RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    map_names, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
+    PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 /// Where the maps are pinned unless `--pin-dir` says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/igmp-snoop";
 /// Name of the XDP function in the object.
 pub const PROGRAM: &str = "igmp_snoop";
+/// Name of the devmap egress filter in the object.
+pub const EGRESS_PROGRAM: &str = "igmp_snoop_egress";
 
 /// The XDP object, built by build.rs from igmp-ebpf.
 pub static OBJECT: &[u8] =
@@ -76,14 +78,25 @@ pub fn load(pin_dir: &Path) -> Result<Ebpf> {
             pin_dir.display()
         )
     })?;
-    let program: &mut Xdp = ebpf
-        .program_mut(PROGRAM)
-        .context("the object has no igmp_snoop program")?
-        .try_into()?;
-    program
-        .load()
-        .context("the kernel refused the XDP program")?;
+    for name in [PROGRAM, EGRESS_PROGRAM] {
+        let program: &mut Xdp = ebpf
+            .program_mut(name)
+            .with_context(|| format!("the object has no {name} program"))?
+            .try_into()?;
+        program
+            .load()
+            .with_context(|| format!("the kernel refused the {name} program"))?;
+    }
     Ok(ebpf)
+}
+
+/// The egress filter's fd, for the `EGRESS_PORTS` devmap entries.
+pub fn egress_program_fd(ebpf: &Ebpf) -> Result<&aya::programs::ProgramFd> {
+    let program: &Xdp = ebpf
+        .program(EGRESS_PROGRAM)
+        .context("the object has no egress program")?
+        .try_into()?;
+    Ok(program.fd()?)
 }
 
 /// Attaches the loaded program to `interface` through a bpf_link pinned
@@ -195,7 +208,7 @@ pub fn interface_name(ifindex: u32) -> String {
 }
 
 /// Key and value sizes this build expects of each pinned map.
-fn expected_layout() -> [(&'static str, usize, usize); 7] {
+fn expected_layout() -> [(&'static str, usize, usize); 8] {
     use std::mem::size_of;
     [
         (
@@ -219,6 +232,11 @@ fn expected_layout() -> [(&'static str, usize, usize); 7] {
             size_of::<PortCounters>(),
         ),
         (map_names::SETTINGS, size_of::<u32>(), size_of::<Settings>()),
+        (
+            map_names::GROUPS,
+            size_of::<GroupKey>(),
+            size_of::<GroupEntry>(),
+        ),
         (
             map_names::PORTS,
             size_of::<u32>(),

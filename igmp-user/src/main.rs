@@ -81,7 +81,8 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)
         .with_ports(port_set)?
-        .with_querier(settings.querier.clone(), status)?;
+        .with_querier(settings.querier.clone(), status)?
+        .with_unregistered(settings.unregistered);
     if let Some(port_set) = daemon.run(events, links, shutdown_signal()?).await? {
         port_set.release(settings.keep_attached)?;
     }

@@ -128,6 +128,13 @@ impl PortSet {
         for ifindex in stale {
             let _ = tables.ports.remove(&ifindex);
         }
+        let stale: Vec<u32> = tables.egress_ports.keys().filter_map(Result::ok).collect();
+        for ifindex in stale {
+            let _ = tables.egress_ports.remove(ifindex);
+        }
+        for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
+            self.add_egress(tables, port.plan.ifindex)?;
+        }
         for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
             write_settings(tables, port)?;
         }
@@ -181,6 +188,7 @@ impl PortSet {
             let _ = attachment.detach();
         }
         let _ = tables.ports.remove(&ifindex);
+        let _ = tables.egress_ports.remove(ifindex);
         port.plan.ifindex = 0;
         PortChange::Gone {
             name: port.plan.name.clone(),
@@ -202,6 +210,9 @@ impl PortSet {
                 if port.plan.router_mode == router_mode::PERMANENT {
                     let _ = make_permanent_router(tables, ifindex);
                 }
+                if let Err(error) = self.add_egress(tables, ifindex) {
+                    warn!("{name}: {error:#}");
+                }
                 Some(PortChange::Back { name, ifindex })
             }
             Err(error) => {
@@ -209,6 +220,15 @@ impl PortSet {
                 None
             }
         }
+    }
+
+    /// Makes port `ifindex` a destination of the fast path, behind the egress filter.
+    fn add_egress(&self, tables: &mut Tables, ifindex: u32) -> Result<()> {
+        let filter = loader::egress_program_fd(&self.ebpf)?;
+        tables
+            .egress_ports
+            .insert(ifindex, ifindex, Some(filter), 0)
+            .with_context(|| format!("adding ifindex {ifindex} to the EGRESS_PORTS devmap"))
     }
 
     /// The bridge changed the STP state of port `ifindex`.

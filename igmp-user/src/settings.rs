@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::{
     cli::RunArgs,
     config::{Config, RouterModeName},
+    daemon::UnregisteredPolicy,
     loader::{AttachMode, DEFAULT_PIN_DIR},
     querier::{QuerierSettings, QueryVersion},
     timers::Timers,
@@ -30,6 +31,7 @@ pub struct RunSettings {
     pub xdp_mode: AttachMode,
     pub keep_attached: bool,
     pub metrics_addr: Option<SocketAddr>,
+    pub unregistered: UnregisteredPolicy,
     pub timers: Timers,
     pub querier: QuerierSettings,
 }
@@ -79,6 +81,10 @@ impl RunSettings {
                 .unwrap_or_default(),
             keep_attached: args.keep_attached || config.keep_attached.unwrap_or(false),
             metrics_addr: args.metrics_addr.or(config.metrics_addr),
+            unregistered: args
+                .unregistered
+                .or(config.unregistered)
+                .unwrap_or_default(),
             querier: querier_settings(&config, args),
             timers,
         })
@@ -98,7 +104,7 @@ impl RunSettings {
         let querier = &self.querier;
         format!(
             "ports:\n{}\npin dir: {}\nxdp mode: {:?}\nkeep attached: {}\nmetrics: {}\n\
-             querier: {} (IGMPv{}, from {})\ntimers: {:?}\n",
+             querier: {} (IGMPv{}, from {})\nunregistered groups: {:?}\ntimers: {:?}\n",
             ports.join("\n"),
             self.pin_dir.display(),
             self.xdp_mode,
@@ -114,6 +120,7 @@ impl RunSettings {
             querier
                 .address
                 .map_or("0.0.0.0".to_string(), |address| address.to_string()),
+            self.unregistered,
             self.timers,
         )
     }

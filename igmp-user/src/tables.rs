@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, RingBuf};
+use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use igmp_common::{
-    map_names, HostEntry, HostKey, Membership, MembershipKey, PortCounters, PortSettings,
-    RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    map_names, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey,
+    PortCounters, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 use crate::timers::Timers;
@@ -21,6 +21,9 @@ pub struct Tables {
     pub settings: Array<MapData, Settings>,
     pub ports: HashMap<MapData, u32, PortSettings>,
     pub hosts: HashMap<MapData, HostKey, HostEntry>,
+    pub groups: HashMap<MapData, GroupKey, GroupEntry>,
+    pub egress_ports: DevMapHash<MapData>,
+    pub data_counters: PerCpuArray<MapData, DataCounters>,
 }
 
 impl Tables {
@@ -33,6 +36,9 @@ impl Tables {
             settings: open(pin_dir, map_names::SETTINGS)?,
             ports: open(pin_dir, map_names::PORTS)?,
             hosts: open(pin_dir, map_names::HOSTS)?,
+            groups: open(pin_dir, map_names::GROUPS)?,
+            egress_ports: open(pin_dir, map_names::EGRESS_PORTS)?,
+            data_counters: open(pin_dir, map_names::DATA_COUNTERS)?,
         })
     }
 
@@ -43,10 +49,37 @@ impl Tables {
             last_member_query_time_ms: millis(timers.last_member_query_time()),
             router_timeout_ms: millis(timers.router_timeout),
             written: 1,
+            ..self.settings()
         };
         self.settings
             .set(0, settings, 0)
             .context("writing the SETTINGS map")
+    }
+
+    /// Publishes what the fast path does with unregistered groups and reports
+    /// (`unregistered::*`), resolved from the policy and the querier state.
+    pub fn write_forwarding(&mut self, unregistered: u8, reports_to_routers: bool) -> Result<()> {
+        let settings = Settings {
+            unregistered,
+            reports_to_routers: u8::from(reports_to_routers),
+            ..self.settings()
+        };
+        self.settings
+            .set(0, settings, 0)
+            .context("writing the SETTINGS map")
+    }
+
+    /// Data-path counters summed over CPUs.
+    pub fn data_counters(&self) -> DataCounters {
+        let mut total = DataCounters::default();
+        if let Ok(per_cpu) = self.data_counters.get(&0, 0) {
+            for block in per_cpu.iter() {
+                for (sum, value) in total.frames.iter_mut().zip(block.frames) {
+                    *sum += value;
+                }
+            }
+        }
+        total
     }
 
     /// The timers the running daemon published, or the RFC defaults.
@@ -59,7 +92,7 @@ impl Tables {
                     group_membership_interval_ms: millis(defaults.group_membership_interval()),
                     last_member_query_time_ms: millis(defaults.last_member_query_time()),
                     router_timeout_ms: millis(defaults.router_timeout),
-                    written: 0,
+                    ..Settings::default()
                 }
             }
         }

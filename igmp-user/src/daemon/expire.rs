@@ -40,6 +40,7 @@ impl Daemon {
                     return false;
                 }
                 if self.tables.membership.remove(&key).is_ok() {
+                    self.unregister_if_unwanted(key);
                     self.announce_expiry(key, reason);
                     return true;
                 }
@@ -146,6 +147,7 @@ impl Daemon {
             return;
         }
         if self.tables.membership.remove(&key).is_ok() {
+            self.unregister_if_unwanted(key);
             self.announce_expiry(key, Reason::FastLeave);
             self.remove_sources_of(&HashSet::from([key]));
         }

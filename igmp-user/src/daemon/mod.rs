@@ -17,9 +17,12 @@ use tokio::{
 };
 
 mod expire;
+mod forwarding;
 mod keys;
 mod ports;
 mod querying;
+
+pub use forwarding::UnregisteredPolicy;
 
 use keys::{group_key, group_of_host, group_of_source, monitor_event, router_key, source_key};
 
@@ -60,6 +63,9 @@ pub struct Daemon {
     query_sender: Option<QuerySender>,
     status: SharedStatus,
     group_queries: GroupQueries,
+    unregistered: UnregisteredPolicy,
+    /// Groups the host itself listens to (flagged in `GROUPS`).
+    local_groups: std::collections::BTreeSet<[u8; 4]>,
 }
 
 impl Daemon {
@@ -82,6 +88,8 @@ impl Daemon {
             query_sender: None,
             status: SharedStatus::default(),
             group_queries: GroupQueries::default(),
+            unregistered: UnregisteredPolicy::default(),
+            local_groups: std::collections::BTreeSet::new(),
         }
     }
 
@@ -120,6 +128,8 @@ impl Daemon {
             .map_err(std::io::Error::from)
             .context("polling the events ring buffer")?;
         tokio::pin!(shutdown);
+        // How often the host's own group memberships are re-read.
+        let mut local_listeners = tokio::time::interval(Duration::from_secs(2));
         loop {
             let sleep = self.sleep_until_next_deadline();
             tokio::select! {
@@ -133,6 +143,7 @@ impl Daemon {
                     self.run_querier();
                 }
                 Some(note) = links.recv() => self.on_link(&note),
+                _ = local_listeners.tick() => self.refresh_local_listeners(),
                 () = &mut shutdown => return Ok(self.port_set.take()),
             }
         }
@@ -160,6 +171,7 @@ impl Daemon {
         for (key, _) in routers {
             self.deadlines.schedule(now, Due::Router(key));
         }
+        self.rebuild_groups();
     }
 
     fn sleep_until_next_deadline(&self) -> tokio::time::Sleep {
@@ -205,6 +217,7 @@ impl Daemon {
                 );
                 self.deadlines
                     .schedule(event.timestamp_ns + gmi, Due::Group(group_key(event)));
+                self.register_group(group_key(event));
             }
             EventKind::LeaveSeen => {
                 info!(

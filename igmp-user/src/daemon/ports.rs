@@ -42,6 +42,7 @@ impl Daemon {
         for key in &groups {
             let _ = self.tables.membership.remove(key);
             self.group_queries.forget(key);
+            self.unregister_if_unwanted(*key);
         }
         self.remove_sources_of(&groups);
         let routers: Vec<RouterKey> = self

@@ -103,9 +103,13 @@ impl Daemon {
         }
     }
 
-    fn update_status(&self) {
-        let mut status = self.status.lock().expect("status lock");
-        status.is_querier = self.querier.is_querier();
-        status.querier = self.querier.current();
+    /// Tells the metrics, and the fast path (whose policies follow whether a querier is known).
+    fn update_status(&mut self) {
+        {
+            let mut status = self.status.lock().expect("status lock");
+            status.is_querier = self.querier.is_querier();
+            status.querier = self.querier.current();
+        }
+        self.publish_forwarding();
     }
 }

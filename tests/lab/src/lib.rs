@@ -109,6 +109,9 @@ impl Lab {
         ip(ns, "link set lo up")?;
         // Multicast leaves through eth0 without a route lookup surprise.
         ip(ns, &format!("route add 224.0.0.0/4 dev {eth}"))?;
+        // A veth receives frames redirected by XDP on its peer only with NAPI
+        // running: GRO on (or an XDP program) on this end.
+        run(&["ip", "netns", "exec", ns, "ethtool", "-K", eth, "gro", "on"])?;
         self.hosts.push(host);
         Ok(())
     }

@@ -1,0 +1,100 @@
+//! The fast path: multicast data to a registered group is redirected in XDP
+//! to the ports that want it (RFC 4541 §2.1.2); everything the fast path
+//! cannot or should not handle goes to the kernel (XDP_PASS).
+
+use aya_ebpf::bindings::{xdp_action, BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS};
+use igmp_common::{group_flags, unregistered, DataCounter, GroupKey, Settings};
+use network_types::ip::Ipv4Hdr;
+
+use crate::{
+    frame::Frame,
+    igmp::{is_link_local, is_multicast},
+    l2::L2,
+    maps::{DATA_COUNTERS, EGRESS_PORTS, GROUPS, SETTINGS},
+};
+
+/// Decides what happens to a non-IGMP IPv4 frame.
+#[inline(always)]
+pub fn forward(frame: &Frame, l2: &L2) -> u32 {
+    let Some(ip) = frame.get::<Ipv4Hdr>(l2.l3_offset) else {
+        return xdp_action::XDP_PASS;
+    };
+    let group = unsafe { (*ip).dst_addr };
+    if !is_multicast(group) {
+        return xdp_action::XDP_PASS;
+    }
+    if is_link_local(group) {
+        count(DataCounter::LinkLocal);
+        return xdp_action::XDP_PASS;
+    }
+    let key = GroupKey {
+        vlan: l2.vlan,
+        inner_vlan: l2.inner_vlan,
+        group,
+    };
+    match GROUPS.get_ptr(key) {
+        Some(entry) if unsafe { (*entry).flags } & group_flags::LOCAL_LISTENER != 0 => {
+            count(DataCounter::LocalListener);
+            xdp_action::XDP_PASS
+        }
+        Some(_) => {
+            count(DataCounter::Forwarded);
+            to_every_wanting_port()
+        }
+        None => unregistered_group(),
+    }
+}
+
+/// A group no port joined, as the daemon's policy says.
+#[inline(always)]
+fn unregistered_group() -> u32 {
+    match settings().map_or(unregistered::FLOOD, |settings| settings.unregistered) {
+        unregistered::ROUTERS => {
+            count(DataCounter::UnregisteredToRouters);
+            to_every_wanting_port()
+        }
+        unregistered::DROP => {
+            count(DataCounter::UnregisteredDropped);
+            xdp_action::XDP_DROP
+        }
+        _ => {
+            count(DataCounter::UnregisteredFlooded);
+            xdp_action::XDP_PASS
+        }
+    }
+}
+
+/// IGMP reports and leaves: to router ports only once a querier is known
+/// (RFC 4541 §2.1.1, the bridge's rule), flooded by the kernel before.
+#[inline(always)]
+pub fn report(action_if_flooded: u32) -> u32 {
+    if settings().is_some_and(|settings| settings.reports_to_routers != 0) {
+        count(DataCounter::ReportsToRouters);
+        return to_every_wanting_port();
+    }
+    action_if_flooded
+}
+
+/// Broadcasts the frame to every port but the one it came in on; the egress
+/// filter (`egress.rs`) keeps only the ports that want it.
+#[inline(always)]
+fn to_every_wanting_port() -> u32 {
+    let flags = u64::from(BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS);
+    EGRESS_PORTS
+        .redirect(0, flags)
+        .unwrap_or(xdp_action::XDP_PASS)
+}
+
+#[inline(always)]
+fn settings() -> Option<Settings> {
+    SETTINGS.get(0).copied()
+}
+
+#[inline(always)]
+pub fn count(counter: DataCounter) {
+    if let Some(counters) = DATA_COUNTERS.get_ptr_mut(0) {
+        if let Some(slot) = unsafe { (*counters).frames.get_mut(counter as usize) } {
+            *slot += 1;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! What the fast path reads from the daemon: which groups are registered
+//! (`GROUPS`), which the host itself listens to, and the policy for the rest.
+
+use std::collections::BTreeSet;
+
+use igmp_common::{group_flags, unregistered, GroupKey};
+
+use super::*;
+
+/// What happens to multicast data for groups no port joined (`--unregistered`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnregisteredPolicy {
+    /// As the bridge: to router ports once a querier is known, flooded before.
+    #[default]
+    Auto,
+    Flood,
+    Routers,
+    Drop,
+}
+
+impl Daemon {
+    /// Sets the policy for unregistered groups and publishes it.
+    pub fn with_unregistered(mut self, policy: UnregisteredPolicy) -> Self {
+        self.unregistered = policy;
+        self.publish_forwarding();
+        self
+    }
+
+    /// Resolves the policy against the querier state, as the bridge does
+    /// (`br_multicast_querier_exists`), and writes it where XDP reads it.
+    pub(super) fn publish_forwarding(&mut self) {
+        let querier_known = self.querier.current().is_some();
+        let policy = match self.unregistered {
+            UnregisteredPolicy::Auto if querier_known => unregistered::ROUTERS,
+            UnregisteredPolicy::Auto | UnregisteredPolicy::Flood => unregistered::FLOOD,
+            UnregisteredPolicy::Routers => unregistered::ROUTERS,
+            UnregisteredPolicy::Drop => unregistered::DROP,
+        };
+        if let Err(error) = self.tables.write_forwarding(policy, querier_known) {
+            warn!("{error:#}");
+        }
+    }
+
+    /// Rebuilds `GROUPS` from the membership table (at start: the table may
+    /// have grown while no daemon ran).
+    pub(super) fn rebuild_groups(&mut self) {
+        let stale: Vec<GroupKey> = self.tables.groups.keys().filter_map(Result::ok).collect();
+        for key in stale {
+            let _ = self.tables.groups.remove(&key);
+        }
+        for (key, _) in self.tables.memberships() {
+            self.register_group(key);
+        }
+        self.local_groups.clear();
+        self.refresh_local_listeners();
+    }
+
+    /// A port joined: data for the group is forwarded in XDP from now on.
+    pub(super) fn register_group(&mut self, key: MembershipKey) {
+        let group = group_key_of(&key);
+        let mut entry = self.tables.groups.get(&group, 0).unwrap_or_default();
+        entry.ports = entry.ports.saturating_add(1);
+        if let Err(error) = self.tables.groups.insert(group, entry, 0) {
+            warn!("GROUPS full? {error}");
+        }
+    }
+
+    /// A member is gone: the group stays registered while another port (or
+    /// the host itself) still wants it.
+    pub(super) fn unregister_if_unwanted(&mut self, key: MembershipKey) {
+        let group = group_key_of(&key);
+        let members = self
+            .ports
+            .iter()
+            .filter(|&&ifindex| {
+                self.tables
+                    .membership
+                    .get(&MembershipKey { ifindex, ..key }, 0)
+                    .is_ok()
+            })
+            .count() as u32;
+        let Ok(mut entry) = self.tables.groups.get(&group, 0) else {
+            return;
+        };
+        if members == 0 && entry.flags & group_flags::LOCAL_LISTENER == 0 {
+            let _ = self.tables.groups.remove(&group);
+        } else {
+            entry.ports = members;
+            let _ = self.tables.groups.insert(group, entry, 0);
+        }
+    }
+
+    /// Marks the groups the host itself joined (on any interface that is not
+    /// a snooped port, the bridge device included): their frames go through
+    /// the kernel so that local delivery never breaks.
+    pub(super) fn refresh_local_listeners(&mut self) {
+        let port_names: Vec<String> = self
+            .ports
+            .iter()
+            .map(|&ifindex| interface_name(ifindex))
+            .collect();
+        let now: BTreeSet<[u8; 4]> = local_groups(&port_names);
+        for group in now.difference(&self.local_groups.clone()) {
+            let key = GroupKey {
+                vlan: 0,
+                inner_vlan: 0,
+                group: *group,
+            };
+            let mut entry = self.tables.groups.get(&key, 0).unwrap_or_default();
+            entry.flags |= group_flags::LOCAL_LISTENER;
+            let _ = self.tables.groups.insert(key, entry, 0);
+        }
+        for group in self.local_groups.clone().difference(&now) {
+            let key = GroupKey {
+                vlan: 0,
+                inner_vlan: 0,
+                group: *group,
+            };
+            if let Ok(mut entry) = self.tables.groups.get(&key, 0) {
+                entry.flags &= !group_flags::LOCAL_LISTENER;
+                let _ = self.tables.groups.insert(key, entry, 0);
+                self.unregister_if_unwanted(MembershipKey {
+                    ifindex: 0,
+                    vlan: 0,
+                    inner_vlan: 0,
+                    group: *group,
+                });
+            }
+        }
+        self.local_groups = now;
+    }
+}
+
+fn group_key_of(key: &MembershipKey) -> GroupKey {
+    GroupKey {
+        vlan: key.vlan,
+        inner_vlan: key.inner_vlan,
+        group: key.group,
+    }
+}
+
+/// Groups joined on interfaces other than `ports` and loopback, from
+/// `/proc/net/igmp` (this network namespace's).
+fn local_groups(ports: &[String]) -> BTreeSet<[u8; 4]> {
+    let Ok(table) = std::fs::read_to_string("/proc/net/igmp") else {
+        return BTreeSet::new();
+    };
+    parse_proc_net_igmp(&table, ports)
+}
+
+/// `/proc/net/igmp` lists each device (`<idx>\t<name> : ...`), then its
+/// groups as tab-indented hex words in host byte order.
+fn parse_proc_net_igmp(table: &str, ports: &[String]) -> BTreeSet<[u8; 4]> {
+    let mut groups = BTreeSet::new();
+    let mut device_is_local = false;
+    for line in table.lines().skip(1) {
+        if !line.starts_with('\t') {
+            let name = line.split_whitespace().nth(1).unwrap_or("");
+            device_is_local = name != "lo" && !ports.iter().any(|port| port == name);
+            continue;
+        }
+        let Some(word) = line
+            .split_whitespace()
+            .next()
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        else {
+            continue;
+        };
+        let group = word.to_ne_bytes();
+        // All-hosts is joined by every interface and is link-local anyway.
+        if device_is_local && !(group[0] == 224 && group[1] == 0 && group[2] == 0) {
+            groups.insert(group);
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n\
+1\tlo        :     1      V3\n\t\t\t\t010000E0     1 0:00000000\t\t0\n\
+2\tbr0       :     2      V3\n\t\t\t\t030201EF     1 0:00000000\t\t0\n\t\t\t\t010000E0     1 0:00000000\t\t0\n\
+3\tp1        :     1      V3\n\t\t\t\t090909EF     1 0:00000000\t\t0\n";
+
+    #[test]
+    fn groups_joined_on_the_bridge_are_local_and_on_ports_or_loopback_not() {
+        let groups = parse_proc_net_igmp(TABLE, &["p1".into()]);
+        assert_eq!(groups.into_iter().collect::<Vec<_>>(), vec![[239, 1, 2, 3]]);
+    }
+}
