@@ -84,17 +84,18 @@ impl Tables {
 
     /// The timers the running daemon published, or the RFC defaults.
     pub fn settings(&self) -> Settings {
-        match self.settings.get(&0, 0) {
-            Ok(settings) if settings.written != 0 => settings,
-            _ => {
-                let defaults = Timers::default();
-                Settings {
-                    group_membership_interval_ms: millis(defaults.group_membership_interval()),
-                    last_member_query_time_ms: millis(defaults.last_member_query_time()),
-                    router_timeout_ms: millis(defaults.router_timeout),
-                    ..Settings::default()
-                }
-            }
+        let stored = self.settings.get(&0, 0).unwrap_or_default();
+        if stored.written != 0 {
+            return stored;
+        }
+        // No daemon published its timers yet: the RFC defaults, and whatever
+        // forwarding policy is stored.
+        let defaults = Timers::default();
+        Settings {
+            group_membership_interval_ms: millis(defaults.group_membership_interval()),
+            last_member_query_time_ms: millis(defaults.last_member_query_time()),
+            router_timeout_ms: millis(defaults.router_timeout),
+            ..stored
         }
     }
 

@@ -159,6 +159,11 @@ impl Lab {
         Capture::start(&self.hosts[index])
     }
 
+    /// Sends `count` UDP datagrams of `size` bytes to `group` from host `index`.
+    pub fn send(&self, index: usize, group: Ipv4Addr, count: usize, size: usize) -> Result<()> {
+        member::send(&self.hosts[index], group, count, size)
+    }
+
     /// Puts a raw Ethernet frame on host `index`'s wire.
     pub fn inject(&self, index: usize, frame: &[u8]) -> Result<()> {
         inject::inject(&self.hosts[index], frame)

@@ -27,6 +27,7 @@ impl Member {
                 // Another member on this host holds the port: any port will do for IGMP.
                 UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
             })?;
+            only_joined_groups(&socket)?;
             match source {
                 None => socket
                     .join_multicast_v4(&group, &address)
@@ -48,6 +49,43 @@ impl Member {
         }
         received
     }
+}
+
+/// By default Linux hands a socket every group any socket of the host
+/// joined (IP_MULTICAST_ALL); a member must count only its own group.
+fn only_joined_groups(socket: &UdpSocket) -> Result<()> {
+    let off: libc::c_int = 0;
+    // SAFETY: a valid socket and an int option value.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_ALL,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        bail!("IP_MULTICAST_ALL: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `count` datagrams of `size` bytes to `group` from `host`.
+pub(crate) fn send(host: &Host, group: Ipv4Addr, count: usize, size: usize) -> Result<()> {
+    let socket = in_netns(&host.netns, || {
+        let socket = UdpSocket::bind((host.address, 0))?;
+        socket.set_multicast_ttl_v4(8)?;
+        socket.set_multicast_loop_v4(false)?;
+        Ok(socket)
+    })?;
+    let payload = vec![0x5a; size];
+    for _ in 0..count {
+        socket.send_to(&payload, (group, DATA_PORT))?;
+        // Paced so that no receive queue on the way overflows.
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
 }
 
 fn join_source(

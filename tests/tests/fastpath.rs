@@ -1,0 +1,145 @@
+//! The data path's decision per frame (BPF_PROG_TEST_RUN): redirect registered
+//! groups, pass what the kernel must see, apply the unregistered policy.
+
+use std::net::Ipv4Addr;
+
+use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, Settings};
+use igmp_tests::{
+    frames::*,
+    harness::{Harness, XDP_PASS},
+};
+use rstest::rstest;
+
+const XDP_DROP: u32 = 1;
+const XDP_REDIRECT: u32 = 4;
+const SENDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 6, 6, 6);
+
+fn register(harness: &mut Harness, vlan: u16, flags: u32) {
+    let key = GroupKey {
+        vlan,
+        inner_vlan: 0,
+        group: GROUP.octets(),
+    };
+    harness
+        .tables
+        .groups
+        .insert(key, GroupEntry { flags, ports: 1 }, 0)
+        .unwrap();
+}
+
+fn set_policy(harness: &mut Harness, policy: u8, reports_to_routers: bool) {
+    harness
+        .tables
+        .write_forwarding(policy, reports_to_routers)
+        .unwrap();
+    let settings: Settings = harness.tables.settings();
+    assert_eq!(settings.unregistered, policy);
+}
+
+fn data_count(harness: &Harness, counter: DataCounter) -> u64 {
+    harness.tables.data_counters().frames[counter as usize]
+}
+
+#[test]
+fn a_registered_group_is_redirected() {
+    let mut harness = Harness::new();
+    register(&mut harness, 0, 0);
+    assert_eq!(
+        harness.run(&udp_data(&[], SENDER, GROUP, 100)),
+        XDP_REDIRECT
+    );
+    assert_eq!(data_count(&harness, DataCounter::Forwarded), 1);
+}
+
+#[test]
+fn registration_is_per_vlan() {
+    let mut harness = Harness::new();
+    register(&mut harness, 10, 0);
+    assert_eq!(
+        harness.run(&udp_data(&[(TPID_8021Q, 10)], SENDER, GROUP, 100)),
+        XDP_REDIRECT
+    );
+    assert_eq!(
+        harness.run(&udp_data(&[(TPID_8021Q, 20)], SENDER, GROUP, 100)),
+        XDP_PASS
+    );
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);
+}
+
+#[test]
+fn a_group_the_host_listens_to_goes_through_the_kernel() {
+    let mut harness = Harness::new();
+    register(&mut harness, 0, group_flags::LOCAL_LISTENER);
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);
+    assert_eq!(data_count(&harness, DataCounter::LocalListener), 1);
+}
+
+#[test]
+fn link_local_and_unicast_pass() {
+    let harness = Harness::new();
+    assert_eq!(
+        harness.run(&udp_data(&[], SENDER, Ipv4Addr::new(224, 0, 0, 251), 100)),
+        XDP_PASS
+    );
+    assert_eq!(data_count(&harness, DataCounter::LinkLocal), 1);
+    let unicast = udp_data(&[], SENDER, Ipv4Addr::new(10, 0, 0, 2), 100);
+    assert_eq!(harness.run(&unicast), XDP_PASS);
+    assert_eq!(
+        harness.tables.data_counters().frames.iter().sum::<u64>(),
+        1,
+        "unicast is not counted"
+    );
+}
+
+#[rstest]
+#[case::flood(unregistered::FLOOD, XDP_PASS, DataCounter::UnregisteredFlooded)]
+#[case::routers(
+    unregistered::ROUTERS,
+    XDP_REDIRECT,
+    DataCounter::UnregisteredToRouters
+)]
+#[case::drop(unregistered::DROP, XDP_DROP, DataCounter::UnregisteredDropped)]
+fn unregistered_groups_follow_the_policy(
+    #[case] policy: u8,
+    #[case] action: u32,
+    #[case] counter: DataCounter,
+) {
+    let mut harness = Harness::new();
+    set_policy(&mut harness, policy, false);
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), action);
+    assert_eq!(data_count(&harness, counter), 1);
+}
+
+#[test]
+fn reports_go_to_router_ports_once_a_querier_is_known_and_queries_are_flooded() {
+    let mut harness = Harness::new();
+    let report = v2_report(SENDER, GROUP);
+    let query = frame(
+        &[],
+        &Ipv4::igmp(
+            SENDER,
+            ALL_HOSTS,
+            igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED),
+        ),
+    );
+    assert_eq!(harness.run(&report), XDP_PASS, "no querier known: flooded");
+    set_policy(&mut harness, unregistered::FLOOD, true);
+    assert_eq!(harness.run(&report), XDP_REDIRECT);
+    assert_eq!(harness.run(&query), XDP_PASS);
+    assert_eq!(data_count(&harness, DataCounter::ReportsToRouters), 1);
+    assert_eq!(
+        harness.memberships().len(),
+        1,
+        "the report was still learned"
+    );
+}
+
+#[test]
+fn a_malformed_report_is_never_redirected() {
+    let mut harness = Harness::new();
+    set_policy(&mut harness, unregistered::FLOOD, true);
+    let mut bad = v2_report(SENDER, GROUP);
+    bad[14 + 24 + 2] ^= 0xff;
+    assert_eq!(harness.run(&bad), XDP_PASS);
+}

@@ -1,0 +1,123 @@
+//! Who receives what: real datagrams from a sender host, counted on every
+//! other host's wire, with igmp-snoop's fast path and with the Linux bridge's
+//! own snooping (the reference), both with a querier on the LAN.
+
+use std::{collections::BTreeMap, net::Ipv4Addr, thread::sleep, time::Duration};
+
+use igmp_lab::{ip, BridgeSnooping, Capture, Lab, Member};
+use igmp_tests::snooped::Snooped;
+
+const N: usize = 20;
+const SENDER: usize = 0;
+const G1: Ipv4Addr = Ipv4Addr::new(239, 20, 0, 1);
+const G2_SSM: Ipv4Addr = Ipv4Addr::new(232, 20, 0, 2);
+const G3_UNREGISTERED: Ipv4Addr = Ipv4Addr::new(239, 20, 0, 3);
+const LINK_LOCAL: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 200);
+const GROUPS: [Ipv4Addr; 4] = [G1, G2_SSM, G3_UNREGISTERED, LINK_LOCAL];
+
+/// (group, receiving host) → datagrams seen on that host's wire.
+type Matrix = BTreeMap<(Ipv4Addr, usize), usize>;
+
+/// h2 (v2) and h3 (v3) join G1, h4 joins (h1, G2), h5 joins nothing; h1 sends.
+fn join_all(lab: &Lab) -> Vec<Member> {
+    lab.force_igmp_version(1, 2).unwrap();
+    let sender = lab.hosts[SENDER].address;
+    vec![
+        lab.join(1, G1).unwrap(),
+        lab.join(2, G1).unwrap(),
+        lab.join_source(3, G2_SSM, sender).unwrap(),
+    ]
+}
+
+fn measure(lab: &Lab) -> Matrix {
+    let captures: Vec<(usize, Capture)> = (1..lab.hosts.len())
+        .map(|host| (host, lab.capture(host).unwrap()))
+        .collect();
+    for group in GROUPS {
+        lab.send(SENDER, group, N, 64).unwrap();
+    }
+    sleep(Duration::from_millis(300));
+    let sender = lab.hosts[SENDER].address;
+    let mut matrix = Matrix::new();
+    for (host, capture) in &captures {
+        let frames = capture.frames_for(Duration::from_millis(100));
+        for group in GROUPS {
+            let seen = frames
+                .iter()
+                .filter(|frame| is_datagram(frame, sender, group))
+                .count();
+            matrix.insert((group, *host), seen);
+        }
+    }
+    matrix
+}
+
+fn is_datagram(frame: &[u8], source: Ipv4Addr, group: Ipv4Addr) -> bool {
+    frame.len() >= 42
+        && frame[12..14] == [0x08, 0x00]
+        && frame[23] == 17
+        && frame[26..30] == source.octets()
+        && frame[30..34] == group.octets()
+}
+
+/// What both must deliver; after h2's leave, G1 reaches h3 only.
+fn expected(h2_left: bool) -> Matrix {
+    let mut matrix = Matrix::new();
+    for host in 1..=4 {
+        let g1_member = (host == 1 && !h2_left) || host == 2;
+        matrix.insert((G1, host), if g1_member { N } else { 0 });
+        matrix.insert((G2_SSM, host), if host == 3 { N } else { 0 });
+        // With a querier known, unregistered groups reach router ports only (there are none).
+        matrix.insert((G3_UNREGISTERED, host), 0);
+        matrix.insert((LINK_LOCAL, host), N);
+    }
+    matrix
+}
+
+/// Joins, measures, has h2 leave G1, measures again.
+fn scenario(lab: &Lab, settle: Duration) -> (Matrix, Matrix) {
+    let mut members = join_all(lab);
+    sleep(settle);
+    let joined = measure(lab);
+    drop(members.remove(0));
+    // The querier's group-specific queries go unanswered: LMQC × LMQI = 2 s.
+    sleep(Duration::from_millis(3000));
+    (joined, measure(lab))
+}
+
+#[test]
+fn the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave() {
+    let reference = Lab::new(5, BridgeSnooping::On).unwrap();
+    // The bridge forwards by its table only once it knows a querier; its own
+    // querier counts only some seconds after it starts (seen: between 5 and 15 s).
+    let querier = "link set br0 type bridge mcast_querier 1 mcast_igmp_version 3 mcast_query_response_interval 100";
+    ip(&reference.switch, querier).unwrap();
+    let bridge = scenario(&reference, Duration::from_secs(15));
+    drop(reference);
+
+    let args = [
+        "--querier",
+        "--querier-version",
+        "3",
+        "--query-interval",
+        "10",
+    ];
+    let snooped = Snooped::new(5, &args);
+    let ours = scenario(&snooped.lab, Duration::from_millis(1500));
+
+    assert_eq!(bridge.0, expected(false), "the reference bridge, joined");
+    assert_eq!(
+        bridge.1,
+        expected(true),
+        "the reference bridge, after the leave"
+    );
+    let log = snooped.lab.daemon_log();
+    assert_eq!(ours.0, expected(false), "igmp-snoop, joined\n{log}");
+    assert_eq!(ours.1, expected(true), "igmp-snoop, after the leave\n{log}");
+    let forwarded =
+        snooped.tables().data_counters().frames[igmp_common::DataCounter::Forwarded as usize];
+    assert!(
+        forwarded >= 4 * N as u64,
+        "G1 and G2 went through XDP twice: {forwarded}"
+    );
+}
