@@ -104,7 +104,7 @@ pub mod router_flags {
 /// The XDP program treats a port absent from the map as router mode `AUTO`
 /// without host tracking, the bridge's defaults.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortSettings {
     /// `router_mode::*`, as the bridge's `multicast_router` port option.
     pub router_mode: u8,
@@ -113,7 +113,27 @@ pub struct PortSettings {
     /// Non-zero while the bridge does not forward on the port (STP blocking,
     /// listening or disabled): nothing is learned from it, as on the bridge.
     pub blocked: u8,
-    pub _pad: u8,
+    /// Non-zero: IGMP reports and leaves are sent out of this port too, not
+    /// only out of router ports (`flood-reports`).
+    pub flood_reports: u8,
+    /// This port's policy for unregistered groups (`unregistered::*`), or
+    /// `unregistered::FOLLOW_GLOBAL`.
+    pub unregistered: u8,
+    pub _pad: [u8; 3],
+}
+
+impl Default for PortSettings {
+    /// The bridge's defaults: a router port when queried, no fast leave, the global policies.
+    fn default() -> Self {
+        Self {
+            router_mode: router_mode::AUTO,
+            fast_leave: 0,
+            blocked: 0,
+            flood_reports: 0,
+            unregistered: unregistered::FOLLOW_GLOBAL,
+            _pad: [0; 3],
+        }
+    }
 }
 
 /// Values of [`PortSettings::router_mode`] (the bridge's multicast_router 0/1/2).
@@ -227,7 +247,7 @@ const _: () = {
     assert!(core::mem::size_of::<SourceEntry>() == 24);
     assert!(core::mem::size_of::<RouterKey>() == 8);
     assert!(core::mem::size_of::<RouterPort>() == 24);
-    assert!(core::mem::size_of::<PortSettings>() == 4);
+    assert!(core::mem::size_of::<PortSettings>() == 8);
     assert!(core::mem::size_of::<GroupKey>() == 8);
     assert!(core::mem::size_of::<GroupEntry>() == 8);
     assert!(core::mem::size_of::<Settings>() == 24);
@@ -255,7 +275,10 @@ pub struct Settings {
     /// Non-zero: IGMP reports and leaves go to router ports only (RFC 4541
     /// §2.1.1), which the bridge does once a querier is known; zero: flooded.
     pub reports_to_routers: u8,
-    pub _pad: [u8; 6],
+    /// Non-zero when some port overrides the report or unregistered policy:
+    /// such frames then go through the egress filter, which applies them.
+    pub port_overrides: u8,
+    pub _pad: [u8; 5],
 }
 
 /// Values of [`Settings::unregistered`].
@@ -265,6 +288,8 @@ pub mod unregistered {
     /// Forward to the router ports only.
     pub const ROUTERS: u8 = 1;
     pub const DROP: u8 = 2;
+    /// In [`PortSettings::unregistered`]: no override, the global policy applies.
+    pub const FOLLOW_GLOBAL: u8 = 0xff;
 }
 
 /// Key of the `GROUPS` map: a group some port of the VLAN joined.

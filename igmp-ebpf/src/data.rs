@@ -45,10 +45,16 @@ pub fn forward(frame: &Frame, l2: &L2) -> u32 {
     }
 }
 
-/// A group no port joined, as the daemon's policy says.
+/// A group no port joined, as the daemon's policy says. When some port has
+/// its own policy, the egress filter applies each port's.
 #[inline(always)]
 fn unregistered_group() -> u32 {
-    match settings().map_or(unregistered::FLOOD, |settings| settings.unregistered) {
+    let settings = settings().unwrap_or_default();
+    if settings.port_overrides != 0 {
+        count(DataCounter::UnregisteredToRouters);
+        return to_every_wanting_port();
+    }
+    match settings.unregistered {
         unregistered::ROUTERS => {
             count(DataCounter::UnregisteredToRouters);
             to_every_wanting_port()
@@ -68,7 +74,8 @@ fn unregistered_group() -> u32 {
 /// (RFC 4541 §2.1.1, the bridge's rule), flooded by the kernel before.
 #[inline(always)]
 pub fn report(action_if_flooded: u32) -> u32 {
-    if settings().is_some_and(|settings| settings.reports_to_routers != 0) {
+    let settings = settings().unwrap_or_default();
+    if settings.reports_to_routers != 0 || settings.port_overrides != 0 {
         count(DataCounter::ReportsToRouters);
         return to_every_wanting_port();
     }

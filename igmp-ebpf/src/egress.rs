@@ -5,7 +5,8 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use igmp_common::{
-    filter_mode, membership_flags, DataCounter, GroupKey, MembershipKey, RouterKey, SourceKey,
+    filter_mode, membership_flags, unregistered, DataCounter, GroupKey, MembershipKey, RouterKey,
+    SourceKey,
 };
 use network_types::ip::{IpProto, Ipv4Hdr};
 
@@ -13,7 +14,7 @@ use crate::{
     data::count,
     frame::Frame,
     l2,
-    maps::{port_settings, GROUPS, MEMBERSHIP, ROUTER_PORTS, SOURCES},
+    maps::{port_settings, GROUPS, MEMBERSHIP, ROUTER_PORTS, SETTINGS, SOURCES},
 };
 
 pub fn filter(ctx: &XdpContext) -> u32 {
@@ -36,7 +37,8 @@ fn wanted(ctx: &XdpContext) -> bool {
         return false;
     };
     let ip = unsafe { &*ip };
-    if port_settings(port).blocked != 0 {
+    let options = port_settings(port);
+    if options.blocked != 0 {
         return false;
     }
     let router_key = RouterKey {
@@ -47,14 +49,24 @@ fn wanted(ctx: &XdpContext) -> bool {
     if ROUTER_PORTS.get_ptr(router_key).is_some() {
         return true;
     }
-    // Reports and leaves, and unregistered groups, go to router ports only.
+    let global = SETTINGS.get(0).copied().unwrap_or_default();
+    if ip.proto == IpProto::Igmp as u8 {
+        // Reports and leaves: router ports, ports that flood reports, or
+        // everyone while no querier is known.
+        return options.flood_reports != 0 || global.reports_to_routers == 0;
+    }
     let group_key = GroupKey {
         vlan: l2.vlan,
         inner_vlan: l2.inner_vlan,
         group: ip.dst_addr,
     };
-    if ip.proto == IpProto::Igmp as u8 || GROUPS.get_ptr(group_key).is_none() {
-        return false;
+    if GROUPS.get_ptr(group_key).is_none() {
+        let policy = match options.unregistered {
+            unregistered::FOLLOW_GLOBAL => global.unregistered,
+            own => own,
+        };
+        // Router ports were let through above; ROUTERS and DROP stop here.
+        return policy == unregistered::FLOOD;
     }
     member_wants(port, &l2, ip)
 }

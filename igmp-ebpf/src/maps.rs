@@ -5,9 +5,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use igmp_common::{
-    capacity, router_mode, DataCounters, Event, GroupEntry, GroupKey, HostEntry, HostKey,
-    Membership, MembershipKey, PortCounters, PortSettings, RouterKey, RouterPort, Settings,
-    SourceEntry, SourceKey,
+    capacity, DataCounters, Event, GroupEntry, GroupKey, HostEntry, HostKey, Membership,
+    MembershipKey, PortCounters, PortSettings, RouterKey, RouterPort, Settings, SourceEntry,
+    SourceKey,
 };
 
 #[btf_map]
@@ -68,11 +68,6 @@ pub static SETTINGS: Array<Settings, 1> = Array::new();
 pub fn port_settings(ifindex: u32) -> PortSettings {
     match PORTS.get_ptr(ifindex) {
         Some(settings) => unsafe { *settings },
-        None => PortSettings {
-            router_mode: router_mode::AUTO,
-            fast_leave: 0,
-            blocked: 0,
-            _pad: 0,
-        },
+        None => PortSettings::default(),
     }
 }

@@ -97,6 +97,11 @@ pub struct PortConfig {
     pub fast_leave: bool,
     #[serde(default)]
     pub router: RouterModeName,
+    /// Send IGMP reports and leaves out of this port too, not only router ports.
+    #[serde(default)]
+    pub flood_reports: bool,
+    /// This port's policy for unregistered groups ("auto": the global one).
+    pub unregistered: Option<UnregisteredPolicy>,
 }
 
 /// The bridge's `multicast_router` 0 / 1 / 2.
@@ -286,6 +291,11 @@ mod tests {
         assert_eq!(config.ports["eth1"].router, RouterModeName::Permanent);
         assert!(config.ports["eth2"].fast_leave);
         assert_eq!(config.ports["eth3"].router, RouterModeName::Off);
+        assert!(config.ports["eth3"].flood_reports);
+        assert_eq!(
+            config.ports["eth3"].unregistered,
+            Some(UnregisteredPolicy::Flood)
+        );
     }
 
     #[test]

@@ -123,6 +123,8 @@ fn port_plan(settings: &RunSettings) -> Result<Vec<PortPlan>> {
                 ifindex: loader::interface_index(&port.name)?,
                 router_mode: port.router_mode,
                 fast_leave: port.fast_leave,
+                flood_reports: port.flood_reports,
+                unregistered: port.unregistered,
             })
         })
         .collect()

@@ -24,6 +24,9 @@ pub struct PortPlan {
     /// `router_mode::*`.
     pub router_mode: u8,
     pub fast_leave: bool,
+    pub flood_reports: bool,
+    /// `unregistered::*`, or `unregistered::FOLLOW_GLOBAL`.
+    pub unregistered: u8,
 }
 
 /// Linux bridge port states (`BR_STATE_*`) in which a port forwards nothing,
@@ -112,6 +115,14 @@ impl PortSet {
             .map(|port| port.plan.ifindex)
             .filter(|index| *index != 0)
             .collect()
+    }
+
+    /// Whether some port has its own report or unregistered-group policy.
+    pub fn has_overrides(&self) -> bool {
+        self.ports.iter().any(|port| {
+            port.plan.flood_reports
+                || port.plan.unregistered != igmp_common::unregistered::FOLLOW_GLOBAL
+        })
     }
 
     pub fn fast_leave_ifindexes(&self) -> Vec<u32> {
@@ -302,7 +313,9 @@ fn write_settings(tables: &mut Tables, port: &Port) -> Result<()> {
         router_mode: port.plan.router_mode,
         fast_leave: u8::from(port.plan.fast_leave),
         blocked: u8::from(port.blocked),
-        _pad: 0,
+        flood_reports: u8::from(port.plan.flood_reports),
+        unregistered: port.plan.unregistered,
+        _pad: [0; 3],
     };
     tables
         .ports

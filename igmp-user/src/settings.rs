@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{bail, Result};
-use igmp_common::router_mode;
+use igmp_common::{router_mode, unregistered};
 use serde::Serialize;
 
 use crate::{
@@ -22,6 +22,9 @@ pub struct PortOptions {
     /// `router_mode::*`.
     pub router_mode: u8,
     pub fast_leave: bool,
+    pub flood_reports: bool,
+    /// `unregistered::*` for this port, or `unregistered::FOLLOW_GLOBAL`.
+    pub unregistered: u8,
 }
 
 #[derive(Debug)]
@@ -141,6 +144,13 @@ fn port_options(name: &str, config: &Config, args: &RunArgs) -> PortOptions {
         name: name.to_string(),
         router_mode,
         fast_leave: file.fast_leave || args.fast_leave.iter().any(|port| port == name),
+        flood_reports: file.flood_reports,
+        unregistered: match file.unregistered {
+            None | Some(UnregisteredPolicy::Auto) => unregistered::FOLLOW_GLOBAL,
+            Some(UnregisteredPolicy::Flood) => unregistered::FLOOD,
+            Some(UnregisteredPolicy::Routers) => unregistered::ROUTERS,
+            Some(UnregisteredPolicy::Drop) => unregistered::DROP,
+        },
     }
 }
 

@@ -58,10 +58,16 @@ impl Tables {
 
     /// Publishes what the fast path does with unregistered groups and reports
     /// (`unregistered::*`), resolved from the policy and the querier state.
-    pub fn write_forwarding(&mut self, unregistered: u8, reports_to_routers: bool) -> Result<()> {
+    pub fn write_forwarding(
+        &mut self,
+        unregistered: u8,
+        reports_to_routers: bool,
+        port_overrides: bool,
+    ) -> Result<()> {
         let settings = Settings {
             unregistered,
             reports_to_routers: u8::from(reports_to_routers),
+            port_overrides: u8::from(port_overrides),
             ..self.settings()
         };
         self.settings

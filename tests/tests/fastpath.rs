@@ -31,7 +31,7 @@ fn register(harness: &mut Harness, vlan: u16, flags: u32) {
 fn set_policy(harness: &mut Harness, policy: u8, reports_to_routers: bool) {
     harness
         .tables
-        .write_forwarding(policy, reports_to_routers)
+        .write_forwarding(policy, reports_to_routers, false)
         .unwrap();
     let settings: Settings = harness.tables.settings();
     assert_eq!(settings.unregistered, policy);

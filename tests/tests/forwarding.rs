@@ -121,3 +121,70 @@ fn the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave() {
         "G1 and G2 went through XDP twice: {forwarded}"
     );
 }
+
+fn igmp_reports_from(frames: &[Vec<u8>], host: Ipv4Addr) -> usize {
+    frames
+        .iter()
+        .filter(|frame| frame.len() >= 42 && frame[23] == 2 && frame[26..30] == host.octets())
+        .filter(|frame| {
+            matches!(
+                frame[14 + usize::from(frame[14] & 0x0f) * 4],
+                0x16 | 0x22 | 0x17
+            )
+        })
+        .count()
+}
+
+#[test]
+fn per_port_options_flood_reports_and_unregistered_groups_where_asked() {
+    let config = std::env::temp_dir().join(format!("igmp-snoop-ports-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[ports.p3]\nflood-reports = true\nunregistered = \"flood\"\n",
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--querier",
+        "--querier-version",
+        "3",
+        "--query-interval",
+        "10",
+    ];
+    let snooped = Snooped::new(4, &args);
+    let lab = &snooped.lab;
+    // Give our querier the start-up time to count as known.
+    snooped.wait_until("our querier", Duration::from_secs(5), || {
+        lab.daemon_log().contains("this switch queries")
+    });
+    let (on_p3, on_p4) = (lab.capture(2).unwrap(), lab.capture(3).unwrap());
+    let _member = lab.join(1, G1).unwrap();
+    lab.send(SENDER, G3_UNREGISTERED, N, 64).unwrap();
+    sleep(Duration::from_millis(500));
+    let (p3_frames, p4_frames) = (
+        on_p3.frames_for(Duration::from_millis(100)),
+        on_p4.frames_for(Duration::from_millis(100)),
+    );
+    let h2 = lab.hosts[1].address;
+    assert!(igmp_reports_from(&p3_frames, h2) > 0, "p3 floods reports");
+    assert_eq!(
+        igmp_reports_from(&p4_frames, h2),
+        0,
+        "reports go to router ports only elsewhere"
+    );
+    let sender = lab.hosts[SENDER].address;
+    let unregistered = |frames: &[Vec<u8>]| {
+        frames
+            .iter()
+            .filter(|f| is_datagram(f, sender, G3_UNREGISTERED))
+            .count()
+    };
+    assert_eq!(unregistered(&p3_frames), N, "p3 floods unregistered groups");
+    assert_eq!(
+        unregistered(&p4_frames),
+        0,
+        "the global policy (routers, a querier is known) elsewhere"
+    );
+    let _ = std::fs::remove_file(config);
+}

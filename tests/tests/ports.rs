@@ -20,8 +20,7 @@ fn set_port(harness: &mut Harness, router_mode: u8, fast_leave: bool) {
     let settings = PortSettings {
         router_mode,
         fast_leave: u8::from(fast_leave),
-        blocked: 0,
-        _pad: 0,
+        ..PortSettings::default()
     };
     harness
         .tables

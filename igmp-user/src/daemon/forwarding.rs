@@ -37,7 +37,11 @@ impl Daemon {
             UnregisteredPolicy::Routers => unregistered::ROUTERS,
             UnregisteredPolicy::Drop => unregistered::DROP,
         };
-        if let Err(error) = self.tables.write_forwarding(policy, querier_known) {
+        let overrides = self.port_set.as_ref().is_some_and(PortSet::has_overrides);
+        if let Err(error) = self
+            .tables
+            .write_forwarding(policy, querier_known, overrides)
+        {
             warn!("{error:#}");
         }
     }
