@@ -18,7 +18,8 @@ const GROUPS: [Ipv4Addr; 4] = [G1, G2_SSM, G3_UNREGISTERED, LINK_LOCAL];
 /// (group, receiving host) → datagrams seen on that host's wire.
 type Matrix = BTreeMap<(Ipv4Addr, usize), usize>;
 
-/// h2 (v2) and h3 (v3) join G1, h4 joins (h1, G2), h5 joins nothing; h1 sends.
+/// h2 (v2) and h3 (v3) join G1, h4 joins (h1, G2) only, h5 joins G1 from
+/// every source but h1 (EXCLUDE {h1}); h1 sends.
 fn join_all(lab: &Lab) -> Vec<Member> {
     lab.force_igmp_version(1, 2).unwrap();
     let sender = lab.hosts[SENDER].address;
@@ -26,6 +27,7 @@ fn join_all(lab: &Lab) -> Vec<Member> {
         lab.join(1, G1).unwrap(),
         lab.join(2, G1).unwrap(),
         lab.join_source(3, G2_SSM, sender).unwrap(),
+        lab.join_excluding(4, G1, sender).unwrap(),
     ]
 }
 
@@ -74,6 +76,17 @@ fn expected(h2_left: bool) -> Matrix {
     matrix
 }
 
+/// The one documented difference. The Linux bridge (seen on 6.18) stops
+/// sending G1 from h1 to h2's port, whose membership came from an IGMPv2
+/// report, once another port excludes h1: its (S,G) entry replicates only
+/// IGMPv3 EXCLUDE ports. RFC 3376 §6.3 has h2's port in EXCLUDE {}, which
+/// admits every source, so igmp-snoop keeps delivering it.
+fn bridge_expected(h2_left: bool) -> Matrix {
+    let mut matrix = expected(h2_left);
+    matrix.insert((G1, 1), 0);
+    matrix
+}
+
 /// Joins, measures, has h2 leave G1, measures again.
 fn scenario(lab: &Lab, settle: Duration) -> (Matrix, Matrix) {
     let mut members = join_all(lab);
@@ -105,10 +118,14 @@ fn the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave() {
     let snooped = Snooped::new(5, &args);
     let ours = scenario(&snooped.lab, Duration::from_millis(1500));
 
-    assert_eq!(bridge.0, expected(false), "the reference bridge, joined");
+    assert_eq!(
+        bridge.0,
+        bridge_expected(false),
+        "the reference bridge, joined"
+    );
     assert_eq!(
         bridge.1,
-        expected(true),
+        bridge_expected(true),
         "the reference bridge, after the leave"
     );
     let log = snooped.lab.daemon_log();

@@ -24,7 +24,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 pub use capture::Capture;
-pub use member::Member;
+pub use member::{Member, SourceFilter};
 pub use netns::{in_netns, run, run_output};
 
 /// How the bridge snoops: its own snooping off (igmp-snoop does it) or on
@@ -176,7 +176,25 @@ impl Lab {
 
     /// Joins (`source`, `group`) from host `index` (IP_ADD_SOURCE_MEMBERSHIP, an IGMPv3 INCLUDE join).
     pub fn join_source(&self, index: usize, group: Ipv4Addr, source: Ipv4Addr) -> Result<Member> {
-        Member::join(&self.hosts[index], group, Some(source))
+        Member::join(
+            &self.hosts[index],
+            group,
+            Some(SourceFilter::Include(source)),
+        )
+    }
+
+    /// Joins `group` from host `index` for every source but `source` (IGMPv3 EXCLUDE {source}).
+    pub fn join_excluding(
+        &self,
+        index: usize,
+        group: Ipv4Addr,
+        source: Ipv4Addr,
+    ) -> Result<Member> {
+        Member::join(
+            &self.hosts[index],
+            group,
+            Some(SourceFilter::Exclude(source)),
+        )
     }
 
     /// The ifindex of a switch port in the switch namespace.

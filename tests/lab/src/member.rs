@@ -20,7 +20,7 @@ pub struct Member {
 }
 
 impl Member {
-    pub(crate) fn join(host: &Host, group: Ipv4Addr, source: Option<Ipv4Addr>) -> Result<Self> {
+    pub(crate) fn join(host: &Host, group: Ipv4Addr, source: Option<SourceFilter>) -> Result<Self> {
         let address = host.address;
         let socket = in_netns(&host.netns, || {
             let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, DATA_PORT)).or_else(|_| {
@@ -32,7 +32,19 @@ impl Member {
                 None => socket
                     .join_multicast_v4(&group, &address)
                     .with_context(|| format!("{address}: joining {group}"))?,
-                Some(source) => join_source(&socket, group, address, source)?,
+                Some(SourceFilter::Include(source)) => source_option(
+                    &socket,
+                    libc::IP_ADD_SOURCE_MEMBERSHIP,
+                    group,
+                    address,
+                    source,
+                )?,
+                Some(SourceFilter::Exclude(source)) => {
+                    socket
+                        .join_multicast_v4(&group, &address)
+                        .with_context(|| format!("{address}: joining {group}"))?;
+                    source_option(&socket, libc::IP_BLOCK_SOURCE, group, address, source)?
+                }
             }
             Ok(socket)
         })?;
@@ -88,36 +100,44 @@ pub(crate) fn send(host: &Host, group: Ipv4Addr, count: usize, size: usize) -> R
     Ok(())
 }
 
-fn join_source(
+/// A source-specific membership (IGMPv3 INCLUDE or EXCLUDE, RFC 3678).
+#[derive(Clone, Copy, Debug)]
+pub enum SourceFilter {
+    /// Receive the group from this source only.
+    Include(Ipv4Addr),
+    /// Receive the group from every source but this one.
+    Exclude(Ipv4Addr),
+}
+
+/// IP_ADD_SOURCE_MEMBERSHIP or IP_BLOCK_SOURCE for (`source`, `group`).
+fn source_option(
     socket: &UdpSocket,
+    option: libc::c_int,
     group: Ipv4Addr,
     interface: Ipv4Addr,
     source: Ipv4Addr,
 ) -> Result<()> {
+    let address = |ip: Ipv4Addr| libc::in_addr {
+        s_addr: u32::from_ne_bytes(ip.octets()),
+    };
     let request = libc::ip_mreq_source {
-        imr_multiaddr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(group.octets()),
-        },
-        imr_interface: libc::in_addr {
-            s_addr: u32::from_ne_bytes(interface.octets()),
-        },
-        imr_sourceaddr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(source.octets()),
-        },
+        imr_multiaddr: address(group),
+        imr_interface: address(interface),
+        imr_sourceaddr: address(source),
     };
     // SAFETY: a valid socket and a correctly sized ip_mreq_source.
     let result = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::IPPROTO_IP,
-            libc::IP_ADD_SOURCE_MEMBERSHIP,
+            option,
             (&request as *const libc::ip_mreq_source).cast(),
             std::mem::size_of::<libc::ip_mreq_source>() as libc::socklen_t,
         )
     };
     if result != 0 {
         bail!(
-            "{interface}: joining ({source}, {group}): {}",
+            "{interface}: ({source}, {group}): {}",
             std::io::Error::last_os_error()
         );
     }
