@@ -278,7 +278,10 @@ pub struct Settings {
     /// Non-zero when some port overrides the report or unregistered policy:
     /// such frames then go through the egress filter, which applies them.
     pub port_overrides: u8,
-    pub _pad: [u8; 5],
+    /// Non-zero: data and reports are left to the kernel (a VLAN-filtering
+    /// bridge, whose VLAN tagging a redirect would bypass). Learning goes on.
+    pub fast_path_off: u8,
+    pub _pad: [u8; 4],
 }
 
 /// Values of [`Settings::unregistered`].

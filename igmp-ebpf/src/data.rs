@@ -23,6 +23,9 @@ pub fn forward(frame: &Frame, l2: &L2) -> u32 {
     if !is_multicast(group) {
         return xdp_action::XDP_PASS;
     }
+    if settings().is_some_and(|settings| settings.fast_path_off != 0) {
+        return xdp_action::XDP_PASS;
+    }
     if is_link_local(group) {
         count(DataCounter::LinkLocal);
         return xdp_action::XDP_PASS;
@@ -75,6 +78,9 @@ fn unregistered_group() -> u32 {
 #[inline(always)]
 pub fn report(action_if_flooded: u32) -> u32 {
     let settings = settings().unwrap_or_default();
+    if settings.fast_path_off != 0 {
+        return action_if_flooded;
+    }
     if settings.reports_to_routers != 0 || settings.port_overrides != 0 {
         count(DataCounter::ReportsToRouters);
         return to_every_wanting_port();

@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
 use netlink_packet_core::{NetlinkPayload, Nla as _};
 use netlink_packet_route::{
-    link::{LinkAttribute, LinkMessage, LinkProtoInfoBridge},
+    link::{InfoBridge, InfoData, LinkAttribute, LinkInfo, LinkMessage, LinkProtoInfoBridge},
     AddressFamily, RouteNetlinkMessage,
 };
 use rtnetlink::MulticastGroup;
@@ -76,4 +76,94 @@ fn bridge_port_state(link: &LinkMessage) -> Option<u8> {
             }),
             _ => None,
         })
+}
+
+/// Whether any of `ports` belongs to a bridge with VLAN filtering on: there
+/// the bridge tags and untags per port, which a redirect in XDP would skip.
+pub async fn on_vlan_filtering_bridge(ports: &[u32]) -> Result<bool> {
+    let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    let task = tokio::spawn(connection);
+    let mut filtering = false;
+    for &port in ports {
+        let Some(master) = link(&handle, port).await.and_then(|link| controller(&link)) else {
+            continue;
+        };
+        if link(&handle, master)
+            .await
+            .is_some_and(|bridge| vlan_filtering(&bridge))
+        {
+            filtering = true;
+            break;
+        }
+    }
+    task.abort();
+    Ok(filtering)
+}
+
+async fn link(handle: &rtnetlink::Handle, ifindex: u32) -> Option<LinkMessage> {
+    handle
+        .link()
+        .get()
+        .match_index(ifindex)
+        .execute()
+        .next()
+        .await?
+        .ok()
+}
+
+fn controller(link: &LinkMessage) -> Option<u32> {
+    link.attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::Controller(master) => Some(*master),
+            _ => None,
+        })
+}
+
+fn vlan_filtering(bridge: &LinkMessage) -> bool {
+    bridge.attributes.iter().any(|attribute| match attribute {
+        LinkAttribute::LinkInfo(infos) => infos.iter().any(|info| match info {
+            LinkInfo::Data(InfoData::Bridge(options)) => {
+                options.contains(&InfoBridge::VlanFiltering(true))
+            }
+            _ => false,
+        }),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_route::link::LinkInfo;
+
+    use super::*;
+
+    fn bridge(options: Vec<InfoBridge>) -> LinkMessage {
+        let mut message = LinkMessage::default();
+        message
+            .attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Data(
+                InfoData::Bridge(options),
+            )]));
+        message
+    }
+
+    #[test]
+    fn vlan_filtering_is_read_from_the_bridge_options() {
+        assert!(vlan_filtering(&bridge(vec![InfoBridge::VlanFiltering(
+            true
+        )])));
+        assert!(!vlan_filtering(&bridge(vec![InfoBridge::VlanFiltering(
+            false
+        )])));
+        assert!(!vlan_filtering(&LinkMessage::default()));
+    }
+
+    #[test]
+    fn the_controller_is_the_port_master() {
+        let mut port = LinkMessage::default();
+        assert_eq!(controller(&port), None);
+        port.attributes.push(LinkAttribute::Controller(7));
+        assert_eq!(controller(&port), Some(7));
+    }
 }

@@ -62,6 +62,7 @@ async fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     let plan = port_plan(&settings)?;
+    let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
     let pin_dir = settings.pin_dir.clone();
     let mut ebpf = loader::load(&pin_dir)?;
     spawn_kernel_log(&mut ebpf);
@@ -82,7 +83,8 @@ async fn run(args: RunArgs) -> Result<()> {
     let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)
         .with_ports(port_set)?
         .with_querier(settings.querier.clone(), status)?
-        .with_unregistered(settings.unregistered);
+        .with_unregistered(settings.unregistered)
+        .with_fast_path(!links::on_vlan_filtering_bridge(&ifindexes).await?);
     if let Some(port_set) = daemon.run(events, links, shutdown_signal()?).await? {
         port_set.release(settings.keep_attached)?;
     }

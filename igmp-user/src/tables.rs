@@ -63,11 +63,13 @@ impl Tables {
         unregistered: u8,
         reports_to_routers: bool,
         port_overrides: bool,
+        fast_path_off: bool,
     ) -> Result<()> {
         let settings = Settings {
             unregistered,
             reports_to_routers: u8::from(reports_to_routers),
             port_overrides: u8::from(port_overrides),
+            fast_path_off: u8::from(fast_path_off),
             ..self.settings()
         };
         self.settings

@@ -16,7 +16,14 @@ pub struct Snooped {
 impl Snooped {
     /// `hosts` hosts on a bridge with its own snooping off, igmp-snoop started with `daemon_args`.
     pub fn new(hosts: usize, daemon_args: &[&str]) -> Self {
-        let mut lab = Lab::new(hosts, BridgeSnooping::Off).expect("lab");
+        Self::on(
+            Lab::new(hosts, BridgeSnooping::Off).expect("lab"),
+            daemon_args,
+        )
+    }
+
+    /// igmp-snoop started on an existing lab (set up by the caller first).
+    pub fn on(mut lab: Lab, daemon_args: &[&str]) -> Self {
         let pin_dir = unique_pin_dir("lab");
         lab.start_daemon(&daemon_binary(), &pin_dir, daemon_args)
             .expect("daemon");

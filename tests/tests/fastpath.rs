@@ -31,7 +31,7 @@ fn register(harness: &mut Harness, vlan: u16, flags: u32) {
 fn set_policy(harness: &mut Harness, policy: u8, reports_to_routers: bool) {
     harness
         .tables
-        .write_forwarding(policy, reports_to_routers, false)
+        .write_forwarding(policy, reports_to_routers, false, false)
         .unwrap();
     let settings: Settings = harness.tables.settings();
     assert_eq!(settings.unregistered, policy);
@@ -142,4 +142,22 @@ fn a_malformed_report_is_never_redirected() {
     let mut bad = v2_report(SENDER, GROUP);
     bad[14 + 24 + 2] ^= 0xff;
     assert_eq!(harness.run(&bad), XDP_PASS);
+}
+
+#[test]
+fn with_the_fast_path_off_data_and_reports_go_to_the_kernel_and_learning_goes_on() {
+    // What the daemon sets on a VLAN-filtering bridge.
+    let mut harness = Harness::new();
+    register(&mut harness, 0, 0);
+    harness
+        .tables
+        .write_forwarding(unregistered::DROP, true, false, true)
+        .unwrap();
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);
+    assert_eq!(
+        harness.run(&udp_data(&[], SENDER, Ipv4Addr::new(239, 9, 9, 9), 100)),
+        XDP_PASS
+    );
+    assert_eq!(harness.run(&v2_report(SENDER, GROUP)), XDP_PASS);
+    assert_eq!(harness.memberships().len(), 1);
 }

@@ -20,6 +20,18 @@ pub enum UnregisteredPolicy {
 }
 
 impl Daemon {
+    /// Turns the fast path off (learning goes on): on a VLAN-filtering bridge.
+    pub fn with_fast_path(mut self, on: bool) -> Self {
+        if !on {
+            warn!(
+                "a port's bridge filters VLANs: forwarding is left to the kernel, snooping goes on"
+            );
+        }
+        self.fast_path_off = !on;
+        self.publish_forwarding();
+        self
+    }
+
     /// Sets the policy for unregistered groups and publishes it.
     pub fn with_unregistered(mut self, policy: UnregisteredPolicy) -> Self {
         self.unregistered = policy;
@@ -38,10 +50,10 @@ impl Daemon {
             UnregisteredPolicy::Drop => unregistered::DROP,
         };
         let overrides = self.port_set.as_ref().is_some_and(PortSet::has_overrides);
-        if let Err(error) = self
-            .tables
-            .write_forwarding(policy, querier_known, overrides)
-        {
+        let written =
+            self.tables
+                .write_forwarding(policy, querier_known, overrides, self.fast_path_off);
+        if let Err(error) = written {
             warn!("{error:#}");
         }
     }

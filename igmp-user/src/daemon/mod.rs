@@ -64,6 +64,7 @@ pub struct Daemon {
     status: SharedStatus,
     group_queries: GroupQueries,
     unregistered: UnregisteredPolicy,
+    fast_path_off: bool,
     /// Groups the host itself listens to (flagged in `GROUPS`).
     local_groups: std::collections::BTreeSet<[u8; 4]>,
 }
@@ -89,6 +90,7 @@ impl Daemon {
             status: SharedStatus::default(),
             group_queries: GroupQueries::default(),
             unregistered: UnregisteredPolicy::default(),
+            fast_path_off: false,
             local_groups: std::collections::BTreeSet::new(),
         }
     }
