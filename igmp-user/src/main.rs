@@ -209,13 +209,16 @@ fn routers(args: &ShowArgs) -> Result<()> {
 fn stats(args: &ShowArgs) -> Result<()> {
     let tables = Tables::open(&args.pin.pin_dir)?;
     let counters = tables.port_counters();
+    let data = tables.data_counters();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&view::counters_json(&counters))?
-        );
+        let json = serde_json::json!({
+            "ports": view::counters_json(&counters),
+            "data": view::data_counters_json(&data),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{}", view::render_counters(&counters));
+        println!("{}", view::render_data_counters(&data));
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use igmp_common::{Counter, DropReason};
+use igmp_common::{Counter, DataCounter, DropReason};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -74,6 +74,20 @@ pub fn render(tables: &Tables, status: &QuerierStatus) -> String {
         let _ = writeln!(out, "igmp_snoop_querier_info{{address=\"{querier}\"}} 1");
     }
     counters(&mut out, tables);
+    let data = tables.data_counters();
+    let _ = writeln!(
+        out,
+        "# HELP igmp_snoop_data_frames_total Multicast data frames by fast-path decision."
+    );
+    let _ = writeln!(out, "# TYPE igmp_snoop_data_frames_total counter");
+    for counter in DataCounter::ALL {
+        let value = data.frames[counter as usize];
+        let _ = writeln!(
+            out,
+            "igmp_snoop_data_frames_total{{decision=\"{}\"}} {value}",
+            counter.name()
+        );
+    }
     out
 }
 

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 
 use comfy_table::{presets::NOTHING, Table};
 use igmp_common::{
-    filter_mode, membership_flags, router_flags, source_flags, Counter, DropReason, Membership,
-    MembershipKey, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    filter_mode, membership_flags, router_flags, source_flags, Counter, DataCounter, DataCounters,
+    DropReason, Membership, MembershipKey, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 use serde::Serialize;
 
@@ -275,6 +275,34 @@ fn router_flag_names(flags: u8) -> Vec<&'static str> {
         names.push("pim");
     }
     names
+}
+
+/// Fast-path counters (all ports), by name.
+pub fn data_counters_json(counters: &DataCounters) -> serde_json::Value {
+    DataCounter::ALL
+        .iter()
+        .map(|counter| {
+            (
+                counter.name().to_string(),
+                counters.frames[*counter as usize].into(),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+pub fn render_data_counters(counters: &DataCounters) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_header(["fast path", "frames"]);
+    for counter in DataCounter::ALL {
+        table.add_row([
+            counter.name().to_string(),
+            counters.frames[counter as usize].to_string(),
+        ]);
+    }
+    table.to_string()
 }
 
 fn vid_text(vid: Option<u16>, inner: Option<u16>) -> String {

@@ -205,3 +205,69 @@ fn per_port_options_flood_reports_and_unregistered_groups_where_asked() {
     );
     let _ = std::fs::remove_file(config);
 }
+
+const G4_SPOOFED: Ipv4Addr = Ipv4Addr::new(239, 20, 0, 4);
+
+/// A member that answers no query (a report put on h3's wire for a host that
+/// does not exist): it stays only as long as its one report lasts.
+fn spoofed_member(lab: &Lab) {
+    let report = igmp_tests::frames::v2_report(Ipv4Addr::new(10, 0, 0, 77), G4_SPOOFED);
+    lab.inject(2, &report).unwrap();
+}
+
+/// Datagrams to G4 seen on h3's wire.
+fn g4_on_h3(lab: &Lab) -> usize {
+    let capture = lab.capture(2).unwrap();
+    lab.send(SENDER, G4_SPOOFED, N, 64).unwrap();
+    sleep(Duration::from_millis(300));
+    let sender = lab.hosts[SENDER].address;
+    capture
+        .frames_for(Duration::from_millis(100))
+        .iter()
+        .filter(|f| is_datagram(f, sender, G4_SPOOFED))
+        .count()
+}
+
+/// (while the report lasts, after it expired, learned again then the port bounced)
+fn expiry_and_port_down(lab: &Lab, expiry: Duration) -> (usize, usize, usize) {
+    spoofed_member(lab);
+    sleep(Duration::from_millis(300));
+    let fresh = g4_on_h3(lab);
+    sleep(expiry);
+    let expired = g4_on_h3(lab);
+    spoofed_member(lab);
+    sleep(Duration::from_millis(300));
+    ip(&lab.switch, "link set p3 down").unwrap();
+    ip(&lab.switch, "link set p3 up").unwrap();
+    sleep(Duration::from_millis(500));
+    (fresh, expired, g4_on_h3(lab))
+}
+
+#[test]
+fn expired_members_and_bounced_ports_stop_receiving_as_on_the_bridge() {
+    // Both forget a member 3 s after its last report.
+    let reference = Lab::new(3, BridgeSnooping::On).unwrap();
+    let bridge_setup =
+        "link set br0 type bridge mcast_querier 1 mcast_query_response_interval 100 \
+                        mcast_membership_interval 300";
+    ip(&reference.switch, bridge_setup).unwrap();
+    sleep(Duration::from_secs(15));
+    let bridge = expiry_and_port_down(&reference, Duration::from_secs(4));
+    drop(reference);
+
+    let args = [
+        "--querier",
+        "--robustness",
+        "1",
+        "--query-interval",
+        "2",
+        "--query-response-interval",
+        "1",
+    ];
+    let snooped = Snooped::new(3, &args);
+    sleep(Duration::from_millis(500));
+    let ours = expiry_and_port_down(&snooped.lab, Duration::from_secs(4));
+
+    assert_eq!(bridge, (N, 0, 0), "the reference bridge");
+    assert_eq!(ours, (N, 0, 0), "igmp-snoop\n{}", snooped.lab.daemon_log());
+}

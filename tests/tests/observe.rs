@@ -73,6 +73,10 @@ fn metrics_count_groups_members_and_messages() {
     assert!(text.contains("igmp_snoop_groups 1"), "{text}");
     assert!(text.contains("igmp_snoop_is_querier 0"), "{text}");
     assert!(
+        text.contains("igmp_snoop_data_frames_total{decision=\"forwarded\"} 0"),
+        "{text}"
+    );
+    assert!(
         text.contains("igmp_snoop_messages_total{port=\"p1\",kind=\"group_created\"} 1"),
         "{text}"
     );
