@@ -1,6 +1,8 @@
 //! The control loop: reads events from the XDP program, keeps a deadline per
-//! entry, and removes what expired. It owns nothing the kernel needs to
-//! forward: killing it leaves the table pinned and the program attached.
+//! entry and removes what expired, queries when elected, follows the ports,
+//! and keeps the maps the fast path reads. Nothing the kernel needs to
+//! forward depends on it staying alive: killing it leaves the table pinned
+//! and the program attached through pinned links.
 
 use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
 
@@ -116,7 +118,6 @@ impl Daemon {
         let _ = self.monitor.send(event);
     }
 
-    /// Runs until `shutdown` completes.
     /// Runs until `shutdown` completes; hands back the ports for release.
     pub async fn run(
         mut self,
