@@ -96,6 +96,9 @@ fn lab_demo(binary: &Path, keep: bool, interrupted: &AtomicBool) -> Result<()> {
         &format!("{PIN_DIR}/MEMBERSHIP"),
     ]));
 
+    step("h4 sends 20 datagrams to 239.1.1.1: XDP forwards them to h1 and h2 only");
+    show_delivery(&lab, 3, IPTV)?;
+
     step("h1 leaves 239.1.1.1 (v2 leave): gone after the last member query time, h2 stays");
     drop(h1_iptv);
     pause(0.2, interrupted)?;
@@ -134,6 +137,32 @@ fn leave_and_show(
     // A v3 host repeats its TO_IN {} (robustness 2, up to 1 s apart): each restarts the leave timer.
     pause(2.5, interrupted)?;
     show(lab, binary)
+}
+
+/// Sends 20 datagrams from host `sender` to `group` and prints what each
+/// other host's wire saw.
+fn show_delivery(lab: &Lab, sender: usize, group: Ipv4Addr) -> Result<()> {
+    let captures: Vec<_> = (0..lab.hosts.len())
+        .filter(|host| *host != sender)
+        .map(|host| Ok((host, lab.capture(host)?)))
+        .collect::<Result<_>>()?;
+    lab.send(sender, group, 20, 64)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let from = lab.hosts[sender].address.octets();
+    for (host, capture) in captures {
+        let seen = capture
+            .frames_for(Duration::from_millis(50))
+            .iter()
+            .filter(|frame| {
+                frame.len() >= 34
+                    && frame[23] == 17
+                    && frame[26..30] == from
+                    && frame[30..34] == group.octets()
+            })
+            .count();
+        println!("  h{}: {seen} datagrams", host + 1);
+    }
+    Ok(())
 }
 
 fn show(lab: &Lab, binary: &Path) -> Result<()> {
