@@ -24,7 +24,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 pub use capture::Capture;
-pub use member::{Member, SourceFilter};
+pub use member::{Member, SourceFilter, DATA_PORT};
 pub use netns::{in_netns, run, run_output};
 
 /// How the bridge snoops: its own snooping off (igmp-snoop does it) or on
