@@ -64,7 +64,7 @@ fn build() -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(&cargo)
-        .args(["test", "--workspace", "--all-targets"])
+        .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .args(extra)
         .stdout(std::process::Stdio::piped())
         .spawn()
