@@ -6,7 +6,7 @@ use std::{
 };
 
 use aya::{
-    programs::{ProgramError, TestRun, TestRunOptions, Xdp},
+    programs::{ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp},
     Ebpf,
 };
 use igmp_common::{
@@ -68,18 +68,17 @@ impl Harness {
     }
 
     pub fn try_run(&self, frame: &[u8], repeat: u32) -> Result<u32, ProgramError> {
-        let mut out = vec![0u8; frame.len() + 256];
-        let options = TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            repeat,
-            ..TestRunOptions::default()
-        };
-        Ok(self.program().test_run(options)?.return_value)
+        Ok(self.test_run(frame, repeat)?.return_value)
     }
 
     /// Runs `frame` `repeat` times and returns the kernel's mean duration per run.
     pub fn time(&self, frame: &[u8], repeat: u32) -> std::time::Duration {
+        self.test_run(frame, repeat)
+            .expect("BPF_PROG_TEST_RUN")
+            .duration
+    }
+
+    fn test_run(&self, frame: &[u8], repeat: u32) -> Result<TestRunResult, ProgramError> {
         let mut out = vec![0u8; frame.len() + 256];
         let options = TestRunOptions {
             data_in: Some(frame),
@@ -87,10 +86,7 @@ impl Harness {
             repeat,
             ..TestRunOptions::default()
         };
-        self.program()
-            .test_run(options)
-            .expect("BPF_PROG_TEST_RUN")
-            .duration
+        self.program().test_run(options)
     }
 
     pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
