@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     cli::RunArgs,
-    config::{Config, RouterModeName},
+    config::{check_timers, Config, RouterModeName, TimerConfig},
     daemon::UnregisteredPolicy,
     loader::{AttachMode, DEFAULT_PIN_DIR},
     querier::{QuerierSettings, QueryVersion},
@@ -65,9 +65,11 @@ impl RunSettings {
                 bail!("{flag} {stranger}: not a port given with --iface");
             }
         }
-        let mut timers = Timers::default();
-        config.apply_timers(&mut timers);
-        args.timers.apply(&mut timers);
+        let timers = config
+            .timers
+            .overridden_by(&TimerConfig::from(&args.timers))
+            .resolve();
+        check_timers(&timers)?;
         Ok(Self {
             ports: interfaces
                 .iter()
@@ -130,7 +132,7 @@ impl RunSettings {
 }
 
 fn port_options(name: &str, config: &Config, args: &RunArgs) -> PortOptions {
-    let file = config.ports.get(name).cloned().unwrap_or_default();
+    let file = config.port(name);
     let router_mode = if args.router_ports.iter().any(|port| port == name) {
         router_mode::PERMANENT
     } else {

@@ -71,10 +71,15 @@ fn v2_and_v3_leaves_remove_only_the_leaver_after_the_last_member_query_time() {
 
 #[test]
 fn v1_members_expire_after_the_group_membership_interval() {
-    // GMI = 2 × 1 s + 1 s = 3 s.
+    // GMI = 2 × 1.25 s + 0.5 s = 3 s.
     let snooped = Snooped::new(
         2,
-        &["--query-interval", "1", "--query-response-interval", "1"],
+        &[
+            "--query-interval",
+            "1.25",
+            "--query-response-interval",
+            "0.5",
+        ],
     );
     let lab = &snooped.lab;
     lab.force_igmp_version(0, 1).unwrap();
@@ -182,10 +187,15 @@ fn v3_include_and_exclude_changes_follow_the_host_filter() {
 
 #[test]
 fn reports_refresh_an_entry_and_without_them_it_expires_after_the_gmi() {
-    // GMI = 2 × 1 s + 1 s = 3 s.
+    // GMI = 2 × 1.25 s + 0.5 s = 3 s.
     let snooped = Snooped::new(
         1,
-        &["--query-interval", "1", "--query-response-interval", "1"],
+        &[
+            "--query-interval",
+            "1.25",
+            "--query-response-interval",
+            "0.5",
+        ],
     );
     let host = Ipv4Addr::new(10, 0, 0, 60);
     let report = igmp_tests::frames::v2_report(host, G2);
