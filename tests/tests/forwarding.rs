@@ -131,6 +131,8 @@ fn the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave() {
         "3",
         "--query-interval",
         "10",
+        "--query-response-interval",
+        "5",
         "--router-port",
         "p6",
     ];
@@ -188,6 +190,8 @@ fn per_port_options_flood_reports_and_unregistered_groups_where_asked() {
         "3",
         "--query-interval",
         "10",
+        "--query-response-interval",
+        "5",
     ];
     let snooped = Snooped::new(4, &args);
     let lab = &snooped.lab;
