@@ -55,6 +55,13 @@ pub fn igmp_snoop(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The benchmark's baseline: an XDP program that only passes. Never attached;
+/// `cargo xtask bench` subtracts its cost from the real program's.
+#[xdp]
+pub fn igmp_snoop_baseline(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 /// Run by the devmap on each copy of a forwarded frame, as it leaves a port.
 #[xdp(map = "devmap")]
 pub fn igmp_snoop_egress(ctx: XdpContext) -> u32 {

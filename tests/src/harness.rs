@@ -50,6 +50,15 @@ impl Harness {
         }
     }
 
+    /// The loaded object, for programs the harness does not wrap (the bench baseline).
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     pub fn pin_dir(&self) -> &std::path::Path {
         &self.pin_dir
     }

@@ -32,6 +32,12 @@ enum Task {
     },
     /// Show igmp-snoop at work: a lab of namespaces, or the NICs named with --iface.
     Demo(demo::DemoArgs),
+    /// Measure the XDP program's per-frame cost against a no-op program
+    /// (writes bench/results.md and .json; --quick: a short run, nothing written).
+    Bench {
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -50,6 +56,22 @@ fn main() -> Result<()> {
             setup::run()?;
             build()?;
             demo::run(&args)
+        }
+        Task::Bench { quick } => {
+            setup::run()?;
+            let mut args = vec![
+                "run",
+                "--release",
+                "--package",
+                "igmp-tests",
+                "--bin",
+                "bench",
+                "--",
+            ];
+            if quick {
+                args.push("--quick");
+            }
+            cargo(&args)
         }
     }
 }
