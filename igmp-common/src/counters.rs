@@ -35,10 +35,14 @@ pub enum Counter {
     EventLost = 19,
     /// PIM hellos (to 224.0.0.13): the port leads to a multicast router.
     PimHello = 20,
+    /// A report for a new group past the port's or the switch's group limit:
+    /// no entry made, existing entries untouched.
+    GroupLimit = 21,
 }
 
 /// Why a frame was passed over without touching the table. Every such frame
-/// is still handed to the kernel untouched (XDP_PASS).
+/// is still handed to the kernel untouched (XDP_PASS), except reports over
+/// the port's rate limit, which are dropped.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
@@ -72,12 +76,14 @@ pub enum DropReason {
     UnknownRecordType = 14,
     /// The bridge does not forward on the port (STP): nothing is learned from it.
     PortBlocked = 15,
+    /// A report or leave over the port's report rate limit: dropped (XDP_DROP).
+    RateLimited = 16,
 }
 
 /// Slots in [`PortCounters::messages`].
-pub const COUNTER_SLOTS: usize = 21;
+pub const COUNTER_SLOTS: usize = 22;
 /// Slots in [`PortCounters::drops`].
-pub const DROP_SLOTS: usize = 16;
+pub const DROP_SLOTS: usize = 17;
 
 /// Value of the per-CPU `COUNTERS` map, keyed by ifindex.
 #[repr(C)]
@@ -124,6 +130,7 @@ impl Counter {
         Self::TableFull,
         Self::EventLost,
         Self::PimHello,
+        Self::GroupLimit,
     ];
 
     /// The name user space prints (snake case, stable: used as JSON keys and metric labels).
@@ -150,6 +157,7 @@ impl Counter {
             Self::TableFull => "table_full",
             Self::EventLost => "event_lost",
             Self::PimHello => "pim_hello",
+            Self::GroupLimit => "group_limit",
         }
     }
 }
@@ -172,6 +180,7 @@ impl DropReason {
         Self::AuxPastEnd,
         Self::UnknownRecordType,
         Self::PortBlocked,
+        Self::RateLimited,
     ];
 
     /// The name user space prints (snake case, stable).
@@ -193,6 +202,7 @@ impl DropReason {
             Self::AuxPastEnd => "aux_past_end",
             Self::UnknownRecordType => "unknown_record_type",
             Self::PortBlocked => "port_blocked",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

@@ -29,7 +29,19 @@ pub mod map_names {
     pub const GROUPS: &str = "GROUPS";
     pub const EGRESS_PORTS: &str = "EGRESS_PORTS";
     pub const DATA_COUNTERS: &str = "DATA_COUNTERS";
-    pub const ALL: [&str; 11] = [
+    /// Per port (ifindex 0: the whole switch), membership entries the XDP
+    /// program made; only the program writes it.
+    pub const GROUPS_ADDED: &str = "GROUPS_ADDED";
+    /// Per port (ifindex 0: the whole switch), entries the daemon removed;
+    /// only the daemon writes it. In use = added - removed: each counter has
+    /// one writer, so neither side loses the other's updates.
+    pub const GROUPS_REMOVED: &str = "GROUPS_REMOVED";
+    /// Per port, the report rate limiter's state.
+    pub const REPORT_RATE: &str = "REPORT_RATE";
+    pub const ALL: [&str; 14] = [
+        GROUPS_ADDED,
+        GROUPS_REMOVED,
+        REPORT_RATE,
         GROUPS,
         EGRESS_PORTS,
         DATA_COUNTERS,
@@ -56,6 +68,18 @@ pub mod capacity {
     pub const COUNTERS: u32 = 1_024;
     /// Ring buffer size in bytes (a power of two, a multiple of the page size).
     pub const EVENTS_BYTES: u32 = 256 * 1024;
+}
+
+/// Default limits against report floods (RFC 4541 §3 leaves them to the
+/// implementation; these sit well above what real ports see).
+pub mod limits {
+    /// Groups one port may hold (the Linux bridge's `mcast_max_groups` is
+    /// off by default; OVS evicts at 2048 for the whole switch).
+    pub const MAX_GROUPS_PER_PORT: u32 = 1_024;
+    /// Reports and leaves per second and port: a port with a thousand hosts
+    /// answering a general query over the 10 s response interval sends ~100.
+    pub const REPORT_RATE: u32 = 1_000;
+    pub const REPORT_BURST: u32 = 1_000;
 }
 
 /// Bounds of the IGMPv3 report walk. The verifier needs constant loop bounds;

@@ -120,11 +120,27 @@ pub struct PortSettings {
     /// `unregistered::FOLLOW_GLOBAL`.
     pub unregistered: u8,
     pub _pad: [u8; 3],
+    /// Most groups the port may hold (0: no limit). A report for one more is
+    /// refused; existing entries are never evicted.
+    pub max_groups: u32,
+    /// Reports and leaves accepted per second on the port (0: no limit);
+    /// the excess is counted and dropped.
+    pub report_rate: u32,
+    /// How many reports may arrive back to back before the rate applies.
+    pub report_burst: u32,
+    pub _reserved: u32,
 }
 
 impl Default for PortSettings {
-    /// The bridge's defaults: a router port when queried, no fast leave, the global policies.
     fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl PortSettings {
+    /// The bridge's defaults: a router port when queried, no fast leave, the
+    /// global policies, no limits (the daemon writes its limits for every port).
+    pub const DEFAULT: Self = {
         Self {
             router_mode: router_mode::AUTO,
             fast_leave: 0,
@@ -132,8 +148,12 @@ impl Default for PortSettings {
             flood_reports: 0,
             unregistered: unregistered::FOLLOW_GLOBAL,
             _pad: [0; 3],
+            max_groups: 0,
+            report_rate: 0,
+            report_burst: 0,
+            _reserved: 0,
         }
-    }
+    };
 }
 
 /// Values of [`PortSettings::router_mode`] (the bridge's multicast_router 0/1/2).
@@ -247,7 +267,7 @@ const _: () = {
     assert!(core::mem::size_of::<SourceEntry>() == 24);
     assert!(core::mem::size_of::<RouterKey>() == 8);
     assert!(core::mem::size_of::<RouterPort>() == 24);
-    assert!(core::mem::size_of::<PortSettings>() == 8);
+    assert!(core::mem::size_of::<PortSettings>() == 24);
     assert!(core::mem::size_of::<GroupKey>() == 8);
     assert!(core::mem::size_of::<GroupEntry>() == 8);
     assert!(core::mem::size_of::<Settings>() == 24);
@@ -281,7 +301,9 @@ pub struct Settings {
     /// Non-zero: data and reports are left to the kernel (a VLAN-filtering
     /// bridge, whose VLAN tagging a redirect would bypass). Learning goes on.
     pub fast_path_off: u8,
-    pub _pad: [u8; 4],
+    /// Most groups on all ports together (0: no limit), below the table's
+    /// capacity so that one port cannot fill it for the others.
+    pub max_groups: u32,
 }
 
 /// Values of [`Settings::unregistered`].

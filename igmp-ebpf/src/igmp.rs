@@ -10,6 +10,7 @@ use crate::{
     headers::{IgmpHeader, V3QueryTail},
     ip::{self, IgmpPacket},
     l2::L2,
+    limits,
     maps::port_settings,
     membership::{self, GroupReport, Heard, Origin, QueryInfo},
     stats::PortStats,
@@ -40,7 +41,11 @@ pub fn handle(ctx: &XdpContext, frame: &Frame, ifindex: u32, l2: &L2) -> u32 {
         Ok(Message::Other) => xdp_action::XDP_PASS,
         Err(reason) => {
             stats.reject(reason);
-            xdp_action::XDP_PASS
+            if reason == DropReason::RateLimited {
+                xdp_action::XDP_DROP
+            } else {
+                xdp_action::XDP_PASS
+            }
         }
     }
 }
@@ -78,20 +83,17 @@ fn classify(
         stats.count(Counter::OtherIgmpType);
         return Ok(Message::Other);
     }
+    // Before the checksum and any table work: a flood pays only this far.
+    if kind != MEMBERSHIP_QUERY && !limits::report_allowed(ifindex, &settings) {
+        return Err(DropReason::RateLimited);
+    }
     if packet.len > checksum::MAX_SPAN {
         return Err(DropReason::BadIgmpLength);
     }
     if !checksum::is_valid(frame.ctx(), packet.offset, packet.len) {
         return Err(DropReason::BadIgmpChecksum);
     }
-    let origin = Origin {
-        ifindex,
-        vlan: l2.vlan,
-        inner_vlan: l2.inner_vlan,
-        sender: packet.source.to_ne_bytes(),
-        stats: *stats,
-        settings,
-    };
+    let origin = Origin::new(ifindex, l2, packet.source.to_ne_bytes(), *stats, &settings);
     match kind {
         MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin).map(|()| Message::Other),
         V1_REPORT => report(&packet, header, &origin, igmp_version::V1).map(|()| Message::Report),

@@ -7,6 +7,9 @@
 //! this program only learns from.
 #![no_std]
 #![no_main]
+// Atomic fetch-and-add on map values: core::sync::atomic has no RMW on this target.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod checksum;
 mod data;
@@ -17,6 +20,7 @@ mod headers;
 mod igmp;
 mod ip;
 mod l2;
+mod limits;
 mod maps;
 mod membership;
 mod pim;

@@ -47,6 +47,18 @@ pub static GROUPS: HashMap<GroupKey, GroupEntry, { capacity::GROUPS as usize }> 
 #[btf_map]
 pub static EGRESS_PORTS: DevMapHash<{ capacity::PORTS as usize }> = DevMapHash::new();
 
+/// Membership entries made, per port and (ifindex 0) in all; see `limits`.
+#[btf_map]
+pub static GROUPS_ADDED: HashMap<u32, u64, { capacity::PORTS as usize + 1 }> = HashMap::new();
+
+/// Membership entries the daemon removed, per port and (ifindex 0) in all.
+#[btf_map]
+pub static GROUPS_REMOVED: HashMap<u32, u64, { capacity::PORTS as usize + 1 }> = HashMap::new();
+
+/// Per port: when the report rate limiter next has a token (see `limits`).
+#[btf_map]
+pub static REPORT_RATE: HashMap<u32, u64, { capacity::PORTS as usize }> = HashMap::new();
+
 #[btf_map]
 pub static DATA_COUNTERS: PerCpuArray<DataCounters, 1> = PerCpuArray::new();
 
@@ -62,12 +74,18 @@ pub const EEXIST: i32 = -17;
 #[btf_map]
 pub static SETTINGS: Array<Settings, 1> = Array::new();
 
+/// The defaults, kept in writable data rather than as constants: the
+/// verifier then sees unknown values on both paths of `port_settings`, and
+/// the paths after it merge instead of being walked once per path.
+static mut UNCONFIGURED_PORT: PortSettings = PortSettings::DEFAULT;
+
 /// The options of port `ifindex`; a port user space did not configure gets
-/// the bridge's defaults (router port when queried, no fast leave).
+/// the bridge's defaults (router port when queried, no fast leave, no limits).
 #[inline(always)]
 pub fn port_settings(ifindex: u32) -> PortSettings {
     match PORTS.get_ptr(ifindex) {
         Some(settings) => unsafe { *settings },
-        None => PortSettings::default(),
+        // SAFETY: nothing writes the static; volatile keeps LLVM from folding it.
+        None => unsafe { core::ptr::read_volatile(&raw const UNCONFIGURED_PORT) },
     }
 }

@@ -9,6 +9,8 @@ use igmp_common::{
 
 use crate::{
     events::{emit, now, Subject},
+    l2::L2,
+    limits,
     maps::{BPF_NOEXIST, EEXIST, HOSTS, MEMBERSHIP, ROUTER_PORTS, SOURCES},
     stats::PortStats,
 };
@@ -21,8 +23,34 @@ pub struct Origin {
     pub inner_vlan: u16,
     pub sender: [u8; 4],
     pub stats: PortStats,
-    /// The port's options (`PORTS` map), or the defaults.
-    pub settings: PortSettings,
+    /// The port's options (`PORTS` map) that learning needs: only these, as
+    /// `Origin` is copied onto the v3 walk's stack too.
+    pub router_mode: u8,
+    pub fast_leave: u8,
+    pub max_groups: u32,
+}
+
+impl Origin {
+    /// Where a message came from, with the options of its port.
+    #[inline(always)]
+    pub fn new(
+        ifindex: u32,
+        l2: &L2,
+        sender: [u8; 4],
+        stats: PortStats,
+        port: &PortSettings,
+    ) -> Self {
+        Self {
+            ifindex,
+            vlan: l2.vlan,
+            inner_vlan: l2.inner_vlan,
+            sender,
+            stats,
+            router_mode: port.router_mode,
+            fast_leave: port.fast_leave,
+            max_groups: port.max_groups,
+        }
+    }
 }
 
 /// What a report says about one group.
@@ -106,6 +134,10 @@ pub fn report_include(origin: &Origin, report: &GroupReport) -> u8 {
 
 #[inline(always)]
 fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
+    if !limits::reserve_group(origin.ifindex, origin.max_groups) {
+        origin.stats.count(Counter::GroupLimit);
+        return;
+    }
     let now = now();
     let entry = Membership {
         last_report_ns: now,
@@ -126,8 +158,14 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
             );
         }
         // Another CPU created it an instant ago: that report stands for this one.
-        Err(EEXIST) => origin.stats.count(Counter::GroupRefreshed),
-        Err(_) => origin.stats.count(Counter::TableFull),
+        Err(EEXIST) => {
+            limits::release_group(origin.ifindex);
+            origin.stats.count(Counter::GroupRefreshed);
+        }
+        Err(_) => {
+            limits::release_group(origin.ifindex);
+            origin.stats.count(Counter::TableFull);
+        }
     }
 }
 
@@ -237,7 +275,7 @@ pub enum Heard<'a> {
 /// router (RFC 4541 §2.1.1). Returns whether the port is new to the map.
 #[inline(always)]
 pub fn router_seen(origin: &Origin, heard: Heard) -> bool {
-    if origin.settings.router_mode == router_mode::OFF {
+    if origin.router_mode == router_mode::OFF {
         return false;
     }
     let key = RouterKey {
@@ -321,7 +359,7 @@ fn host_key(origin: &Origin, group: [u8; 4]) -> HostKey {
 /// leave removes the group only when its last host has gone (RFC 4541 §2.1.1).
 #[inline(always)]
 pub fn host_seen(origin: &Origin, group: [u8; 4]) {
-    if origin.settings.fast_leave == 0 {
+    if origin.fast_leave == 0 {
         return;
     }
     let key = host_key(origin, group);
@@ -341,7 +379,7 @@ pub fn host_seen(origin: &Origin, group: [u8; 4]) {
 /// the group if no other host remains.
 #[inline(always)]
 pub fn host_left(origin: &Origin, group: [u8; 4]) {
-    if origin.settings.fast_leave != 0 {
+    if origin.fast_leave != 0 {
         let _ = HOSTS.remove(host_key(origin, group));
     }
 }

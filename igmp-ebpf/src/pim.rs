@@ -39,13 +39,6 @@ pub fn handle(frame: &Frame, ifindex: u32, l2: &L2) {
     }
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::PimHello);
-    let origin = Origin {
-        ifindex,
-        vlan: l2.vlan,
-        inner_vlan: l2.inner_vlan,
-        sender: ip.src_addr,
-        stats,
-        settings,
-    };
+    let origin = Origin::new(ifindex, l2, ip.src_addr, stats, &settings);
     membership::router_seen(&origin, Heard::PimHello);
 }

@@ -100,6 +100,32 @@ pub struct RunArgs {
     pub pin_dir: Option<PathBuf>,
     #[command(flatten)]
     pub timers: TimerArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits against report floods, enforced in XDP before a report costs
+/// anything more. Past a limit, new groups are refused and counted; existing
+/// entries are never evicted and snooping stays on.
+#[derive(Debug, Default, Args)]
+pub struct LimitArgs {
+    /// Groups one port may hold; 0: no limit [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_groups_per_port: Option<u32>,
+    /// Groups all ports together may hold; 0: no limit [default: 15/16 of the table size].
+    #[arg(long, value_name = "N")]
+    pub max_groups: Option<u32>,
+    /// Reports and leaves accepted per second on each port; the excess is
+    /// counted and dropped; 0: no limit [default: 1000].
+    #[arg(long, value_name = "PER_SEC")]
+    pub report_rate: Option<u32>,
+    /// Reports accepted back to back on a port before the rate applies [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub report_burst: Option<u32>,
+    /// Capacity of the membership table, and of the source, host and group
+    /// maps [default: 65536]. Set when the maps are first pinned.
+    #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    pub table_size: Option<u32>,
 }
 
 /// Protocol timers; defaults are RFC 3376 §8 (the Linux bridge's too).

@@ -57,11 +57,22 @@ impl AttachMode {
     }
 }
 
+/// The maps whose capacity is the table size: one entry per membership,
+/// source, fast-leave host or group.
+const TABLE_MAPS: [&str; 4] = [
+    map_names::MEMBERSHIP,
+    map_names::SOURCES,
+    map_names::HOSTS,
+    map_names::GROUPS,
+];
+
 /// Loads the program with every map pinned under `pin_dir`. Maps already
-/// pinned there are reused, so a restarted daemon keeps the table.
-pub fn load(pin_dir: &Path) -> Result<Ebpf> {
+/// pinned there are reused, so a restarted daemon keeps the table; new ones
+/// get `table_size` entries.
+pub fn load(pin_dir: &Path, table_size: u32) -> Result<Ebpf> {
     prepare_pin_dir(pin_dir)?;
     check_pinned_layout(pin_dir)?;
+    check_pinned_table_size(pin_dir, table_size)?;
     let paths: Vec<(&str, PathBuf)> = map_names::ALL
         .iter()
         .map(|name| (*name, pin_dir.join(name)))
@@ -69,6 +80,9 @@ pub fn load(pin_dir: &Path) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     for (name, path) in &paths {
         loader.map_pin_path(name, path.as_path());
+    }
+    for name in TABLE_MAPS {
+        loader.map_max_entries(name, table_size);
     }
     let mut ebpf = loader.load(OBJECT).with_context(|| {
         format!(
@@ -208,7 +222,7 @@ pub fn interface_name(ifindex: u32) -> String {
 }
 
 /// Key and value sizes this build expects of each pinned map.
-fn expected_layout() -> [(&'static str, usize, usize); 8] {
+fn expected_layout() -> [(&'static str, usize, usize); 11] {
     use std::mem::size_of;
     [
         (
@@ -247,7 +261,36 @@ fn expected_layout() -> [(&'static str, usize, usize); 8] {
             size_of::<HostKey>(),
             size_of::<HostEntry>(),
         ),
+        (map_names::GROUPS_ADDED, size_of::<u32>(), size_of::<u64>()),
+        (
+            map_names::GROUPS_REMOVED,
+            size_of::<u32>(),
+            size_of::<u64>(),
+        ),
+        (map_names::REPORT_RATE, size_of::<u32>(), size_of::<u64>()),
     ]
+}
+
+/// Pinned maps keep the capacity they were made with: a different table size
+/// takes effect only on a fresh table, which the operator must ask for.
+fn check_pinned_table_size(pin_dir: &Path, table_size: u32) -> Result<()> {
+    let path = pin_dir.join(map_names::MEMBERSHIP);
+    if !path.exists() {
+        return Ok(());
+    }
+    let info =
+        MapInfo::from_pin(&path).with_context(|| format!("{}: not a BPF map", path.display()))?;
+    if info.max_entries() != table_size {
+        bail!(
+            "{}: pinned with {} entries, but the table size asked for is {table_size}; \
+             keep --table-size {}, or start a new table with `igmp-snoop detach --pin-dir {}`",
+            path.display(),
+            info.max_entries(),
+            info.max_entries(),
+            pin_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Refuses maps pinned by a build with another layout: reusing them would

@@ -64,7 +64,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let plan = port_plan(&settings)?;
     let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
     let pin_dir = settings.pin_dir.clone();
-    let mut ebpf = loader::load(&pin_dir)?;
+    let mut ebpf = loader::load(&pin_dir, settings.limits.table_size)?;
     spawn_kernel_log(&mut ebpf);
     let port_set = PortSet::attach(ebpf, plan, settings.xdp_mode, pin_dir.clone())?;
     let (tables, events, links) = match prepare(&settings) {
@@ -96,7 +96,8 @@ fn prepare(
     settings: &RunSettings,
 ) -> Result<(Tables, RingBuf<MapData>, UnboundedReceiver<links::LinkNote>)> {
     let mut tables = Tables::open(&settings.pin_dir)?;
-    tables.write_settings(&settings.timers)?;
+    tables.write_settings(&settings.timers, settings.limits.max_groups)?;
+    tables.reconcile_group_counts()?;
     let events = tables::open_events(&settings.pin_dir)?;
     Ok((tables, events, links::watch()?))
 }
@@ -121,12 +122,8 @@ fn port_plan(settings: &RunSettings) -> Result<Vec<PortPlan>> {
         .iter()
         .map(|port| {
             Ok(PortPlan {
-                name: port.name.clone(),
                 ifindex: loader::interface_index(&port.name)?,
-                router_mode: port.router_mode,
-                fast_leave: port.fast_leave,
-                flood_reports: port.flood_reports,
-                unregistered: port.unregistered,
+                options: port.clone(),
             })
         })
         .collect()
@@ -210,15 +207,19 @@ fn stats(args: &ShowArgs) -> Result<()> {
     let tables = Tables::open(&args.pin.pin_dir)?;
     let counters = tables.port_counters();
     let data = tables.data_counters();
+    let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
+    let limits = view::limit_rows(&tables.groups_in_use(), &ports, &tables.settings());
     if args.json {
         let json = serde_json::json!({
             "ports": view::counters_json(&counters),
             "data": view::data_counters_json(&data),
+            "limits": limits,
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{}", view::render_counters(&counters));
         println!("{}", view::render_data_counters(&data));
+        println!("{}", view::render_limits(&limits));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use log::{info, warn};
 
 use crate::{
     loader::{self, AttachMode, Attachment},
+    settings::PortOptions,
     tables::Tables,
     timers::monotonic_ns,
 };
@@ -18,15 +19,9 @@ use crate::{
 /// The options of one snooped port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortPlan {
-    pub name: String,
     /// 0 while the interface does not exist.
     pub ifindex: u32,
-    /// `router_mode::*`.
-    pub router_mode: u8,
-    pub fast_leave: bool,
-    pub flood_reports: bool,
-    /// `unregistered::*`, or `unregistered::FOLLOW_GLOBAL`.
-    pub unregistered: u8,
+    pub options: PortOptions,
 }
 
 /// Linux bridge port states (`BR_STATE_*`) in which a port forwards nothing,
@@ -86,9 +81,9 @@ impl PortSet {
     ) -> Result<Self> {
         let mut ports = Vec::new();
         for port in plan {
-            match loader::attach(&mut ebpf, &port.name, mode, &pin_dir) {
+            match loader::attach(&mut ebpf, &port.options.name, mode, &pin_dir) {
                 Ok(attachment) => {
-                    log_attached(&port.name, &attachment, mode);
+                    log_attached(&port.options.name, &attachment, mode);
                     ports.push(Port {
                         plan: port,
                         attachment: Some(attachment),
@@ -120,15 +115,15 @@ impl PortSet {
     /// Whether some port has its own report or unregistered-group policy.
     pub fn has_overrides(&self) -> bool {
         self.ports.iter().any(|port| {
-            port.plan.flood_reports
-                || port.plan.unregistered != igmp_common::unregistered::FOLLOW_GLOBAL
+            port.plan.options.flood_reports
+                || port.plan.options.unregistered != igmp_common::unregistered::FOLLOW_GLOBAL
         })
     }
 
     pub fn fast_leave_ifindexes(&self) -> Vec<u32> {
         self.ports
             .iter()
-            .filter(|port| port.plan.fast_leave && port.plan.ifindex != 0)
+            .filter(|port| port.plan.options.fast_leave && port.plan.ifindex != 0)
             .map(|port| port.plan.ifindex)
             .collect()
     }
@@ -153,11 +148,14 @@ impl PortSet {
         for port in self
             .ports
             .iter()
-            .filter(|port| port.plan.router_mode == router_mode::PERMANENT)
+            .filter(|port| port.plan.options.router_mode == router_mode::PERMANENT)
         {
             if port.plan.ifindex != 0 {
                 make_permanent_router(tables, port.plan.ifindex).with_context(|| {
-                    format!("{}: making it a permanent router port", port.plan.name)
+                    format!(
+                        "{}: making it a permanent router port",
+                        port.plan.options.name
+                    )
                 })?;
             }
         }
@@ -174,7 +172,7 @@ impl PortSet {
     pub fn resync(&mut self, tables: &mut Tables) -> Vec<PortChange> {
         let mut changes = Vec::new();
         for index in 0..self.ports.len() {
-            let now = loader::interface_index(&self.ports[index].plan.name).unwrap_or(0);
+            let now = loader::interface_index(&self.ports[index].plan.options.name).unwrap_or(0);
             let known = self.ports[index].plan.ifindex;
             if now == known {
                 continue;
@@ -202,13 +200,13 @@ impl PortSet {
         let _ = tables.egress_ports.remove(ifindex);
         port.plan.ifindex = 0;
         PortChange::Gone {
-            name: port.plan.name.clone(),
+            name: port.plan.options.name.clone(),
             ifindex,
         }
     }
 
     fn reattach(&mut self, index: usize, ifindex: u32, tables: &mut Tables) -> Option<PortChange> {
-        let name = self.ports[index].plan.name.clone();
+        let name = self.ports[index].plan.options.name.clone();
         match loader::attach(&mut self.ebpf, &name, self.mode, &self.pin_dir) {
             Ok(attachment) => {
                 let port = &mut self.ports[index];
@@ -218,7 +216,7 @@ impl PortSet {
                 if let Err(error) = write_settings(tables, port) {
                     warn!("{name}: {error:#}");
                 }
-                if port.plan.router_mode == router_mode::PERMANENT {
+                if port.plan.options.router_mode == router_mode::PERMANENT {
                     let _ = make_permanent_router(tables, ifindex);
                 }
                 if let Err(error) = self.add_egress(tables, ifindex) {
@@ -259,9 +257,9 @@ impl PortSet {
         }
         port.blocked = blocked;
         if let Err(error) = write_settings(tables, port) {
-            warn!("{}: {error:#}", port.plan.name);
+            warn!("{}: {error:#}", port.plan.options.name);
         }
-        let name = port.plan.name.clone();
+        let name = port.plan.options.name.clone();
         Some(if blocked {
             PortChange::Blocked { name, ifindex }
         } else {
@@ -276,7 +274,7 @@ impl PortSet {
         } else {
             for port in self.ports {
                 if let Some(attachment) = port.attachment {
-                    info!("detaching from {}", port.plan.name);
+                    info!("detaching from {}", port.plan.options.name);
                     attachment.detach()?;
                 }
             }
@@ -309,25 +307,35 @@ fn detach_new(ports: Vec<Port>) {
 }
 
 fn write_settings(tables: &mut Tables, port: &Port) -> Result<()> {
+    let options = &port.plan.options;
     let settings = PortSettings {
-        router_mode: port.plan.router_mode,
-        fast_leave: u8::from(port.plan.fast_leave),
+        router_mode: options.router_mode,
+        fast_leave: u8::from(options.fast_leave),
         blocked: u8::from(port.blocked),
-        flood_reports: u8::from(port.plan.flood_reports),
-        unregistered: port.plan.unregistered,
-        _pad: [0; 3],
+        flood_reports: u8::from(options.flood_reports),
+        unregistered: options.unregistered,
+        max_groups: options.max_groups,
+        report_rate: options.report_rate,
+        report_burst: options.report_burst,
+        ..PortSettings::default()
     };
     tables
         .ports
         .insert(port.plan.ifindex, settings, 0)
-        .with_context(|| format!("{}: writing its options to the PORTS map", port.plan.name))
+        .with_context(|| {
+            format!(
+                "{}: writing its options to the PORTS map",
+                port.plan.options.name
+            )
+        })
 }
 
 /// A port no longer configured permanent ages out like a learned one.
 fn demote_unlisted_permanent_routers(tables: &mut Tables, plan: &[PortPlan]) -> Result<()> {
     let permanent = |ifindex: u32| {
-        plan.iter()
-            .any(|port| port.ifindex == ifindex && port.router_mode == router_mode::PERMANENT)
+        plan.iter().any(|port| {
+            port.ifindex == ifindex && port.options.router_mode == router_mode::PERMANENT
+        })
     };
     let demoted: Vec<(RouterKey, RouterPort)> = tables
         .router_ports()

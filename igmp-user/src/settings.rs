@@ -3,12 +3,12 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{bail, Result};
-use igmp_common::{router_mode, unregistered};
+use igmp_common::{capacity, limits, router_mode, unregistered};
 use serde::Serialize;
 
 use crate::{
-    cli::RunArgs,
-    config::{check_timers, Config, RouterModeName, TimerConfig},
+    cli::{LimitArgs, RunArgs},
+    config::{check_timers, Config, LimitConfig, RouterModeName, TimerConfig},
     daemon::UnregisteredPolicy,
     loader::{AttachMode, DEFAULT_PIN_DIR},
     querier::{QuerierSettings, QueryVersion},
@@ -25,6 +25,57 @@ pub struct PortOptions {
     pub flood_reports: bool,
     /// `unregistered::*` for this port, or `unregistered::FOLLOW_GLOBAL`.
     pub unregistered: u8,
+    /// Groups the port may hold (0: no limit).
+    pub max_groups: u32,
+    /// Reports per second (0: no limit) and back-to-back burst.
+    pub report_rate: u32,
+    pub report_burst: u32,
+}
+
+/// The limits against report floods, resolved from the defaults, the file and the flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Capacity of the membership, source, host and group maps.
+    pub table_size: u32,
+    /// Groups on all ports together (0: no limit).
+    pub max_groups: u32,
+    pub max_groups_per_port: u32,
+    pub report_rate: u32,
+    pub report_burst: u32,
+}
+
+impl Limits {
+    fn resolve(config: &LimitConfig, flags: &LimitArgs) -> Result<Self> {
+        let table_size = flags
+            .table_size
+            .or(config.table_size.map(|size| size.0))
+            .unwrap_or(capacity::MEMBERSHIP);
+        // Below the capacity, so that the switch-wide limit is what refuses
+        // a flood, counted, before the map itself runs out of room.
+        let max_groups = flags
+            .max_groups
+            .or(config.max_groups)
+            .unwrap_or(table_size - table_size / 16);
+        if max_groups > table_size {
+            bail!("limits: max-groups ({max_groups}) must not exceed table-size ({table_size})");
+        }
+        Ok(Self {
+            table_size,
+            max_groups,
+            max_groups_per_port: flags
+                .max_groups_per_port
+                .or(config.max_groups_per_port)
+                .unwrap_or(limits::MAX_GROUPS_PER_PORT),
+            report_rate: flags
+                .report_rate
+                .or(config.report_rate)
+                .unwrap_or(limits::REPORT_RATE),
+            report_burst: flags
+                .report_burst
+                .or(config.report_burst)
+                .unwrap_or(limits::REPORT_BURST),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -37,6 +88,7 @@ pub struct RunSettings {
     pub unregistered: UnregisteredPolicy,
     pub timers: Timers,
     pub querier: QuerierSettings,
+    pub limits: Limits,
 }
 
 impl RunSettings {
@@ -70,10 +122,11 @@ impl RunSettings {
             .overridden_by(&TimerConfig::from(&args.timers))
             .resolve();
         check_timers(&timers)?;
+        let limits = Limits::resolve(&config.limits, &args.limits)?;
         Ok(Self {
             ports: interfaces
                 .iter()
-                .map(|name| port_options(name, &config, args))
+                .map(|name| port_options(name, &config, args, &limits))
                 .collect(),
             pin_dir: args
                 .pin_dir
@@ -92,6 +145,7 @@ impl RunSettings {
                 .unwrap_or_default(),
             querier: querier_settings(&config, args),
             timers,
+            limits,
         })
     }
 
@@ -109,7 +163,7 @@ impl RunSettings {
         let querier = &self.querier;
         format!(
             "ports:\n{}\npin dir: {}\nxdp mode: {:?}\nkeep attached: {}\nmetrics: {}\n\
-             querier: {} (IGMPv{}, from {})\nunregistered groups: {:?}\ntimers: {:?}\n",
+             querier: {} (IGMPv{}, from {})\nunregistered groups: {:?}\ntimers: {:?}\nlimits: {:?}\n",
             ports.join("\n"),
             self.pin_dir.display(),
             self.xdp_mode,
@@ -127,11 +181,12 @@ impl RunSettings {
                 .map_or("0.0.0.0".to_string(), |address| address.to_string()),
             self.unregistered,
             self.timers,
+            self.limits,
         )
     }
 }
 
-fn port_options(name: &str, config: &Config, args: &RunArgs) -> PortOptions {
+fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) -> PortOptions {
     let file = config.port(name);
     let router_mode = if args.router_ports.iter().any(|port| port == name) {
         router_mode::PERMANENT
@@ -153,6 +208,9 @@ fn port_options(name: &str, config: &Config, args: &RunArgs) -> PortOptions {
             Some(UnregisteredPolicy::Routers) => unregistered::ROUTERS,
             Some(UnregisteredPolicy::Drop) => unregistered::DROP,
         },
+        max_groups: file.max_groups.unwrap_or(limits.max_groups_per_port),
+        report_rate: file.report_rate.unwrap_or(limits.report_rate),
+        report_burst: file.report_burst.unwrap_or(limits.report_burst),
     }
 }
 

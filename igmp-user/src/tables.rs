@@ -24,7 +24,14 @@ pub struct Tables {
     pub groups: HashMap<MapData, GroupKey, GroupEntry>,
     pub egress_ports: DevMapHash<MapData>,
     pub data_counters: PerCpuArray<MapData, DataCounters>,
+    /// Entries the XDP program made, per port (0: all); read only here.
+    pub groups_added: HashMap<MapData, u32, u64>,
+    /// Entries removed, per port (0: all); only the daemon writes it.
+    pub groups_removed: HashMap<MapData, u32, u64>,
 }
+
+/// The key of the whole-switch counts in `groups_added` / `groups_removed`.
+pub const ALL_PORTS: u32 = 0;
 
 impl Tables {
     pub fn open(pin_dir: &Path) -> Result<Self> {
@@ -39,16 +46,68 @@ impl Tables {
             groups: open(pin_dir, map_names::GROUPS)?,
             egress_ports: open(pin_dir, map_names::EGRESS_PORTS)?,
             data_counters: open(pin_dir, map_names::DATA_COUNTERS)?,
+            groups_added: open(pin_dir, map_names::GROUPS_ADDED)?,
+            groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
         })
     }
 
-    /// Publishes the timers in force for the CLI's countdowns.
-    pub fn write_settings(&mut self, timers: &Timers) -> Result<()> {
+    /// Removes a membership entry and counts it as removed, which gives its
+    /// place back under the port's and the switch's group limits.
+    pub fn remove_membership(&mut self, key: &MembershipKey) -> bool {
+        if self.membership.remove(key).is_err() {
+            return false;
+        }
+        for counted in [key.ifindex, ALL_PORTS] {
+            let removed = self.groups_removed.get(&counted, 0).unwrap_or(0);
+            let _ = self.groups_removed.insert(counted, removed + 1, 0);
+        }
+        true
+    }
+
+    /// Groups each port holds against its limit, as the XDP program counts
+    /// them (added - removed), by ifindex; 0 is the whole switch.
+    pub fn groups_in_use(&self) -> Vec<(u32, u64)> {
+        let mut rows: Vec<_> = self
+            .groups_added
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(ifindex, added)| {
+                let removed = self.groups_removed.get(&ifindex, 0).unwrap_or(0);
+                (ifindex, added.saturating_sub(removed))
+            })
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
+    /// Sets the removed counts so that added - removed is what the table
+    /// holds: a daemon killed between a removal and its count would
+    /// otherwise leave a port short of places for good. Run at start-up.
+    pub fn reconcile_group_counts(&mut self) -> Result<()> {
+        let mut held: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        for key in self.membership.keys().filter_map(Result::ok) {
+            *held.entry(key.ifindex).or_default() += 1;
+            *held.entry(ALL_PORTS).or_default() += 1;
+        }
+        let added: Vec<(u32, u64)> = self.groups_added.iter().filter_map(Result::ok).collect();
+        for (ifindex, added) in added {
+            let holds = held.get(&ifindex).copied().unwrap_or(0);
+            self.groups_removed
+                .insert(ifindex, added.saturating_sub(holds), 0)
+                .context("writing the GROUPS_REMOVED map")?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the timers in force for the CLI's countdowns, and the
+    /// switch-wide group limit for the XDP program.
+    pub fn write_settings(&mut self, timers: &Timers, max_groups: u32) -> Result<()> {
         let settings = Settings {
             group_membership_interval_ms: millis(timers.group_membership_interval()),
             last_member_query_time_ms: millis(timers.last_member_query_time()),
             router_timeout_ms: millis(timers.router_timeout),
             written: 1,
+            max_groups,
             ..self.settings()
         };
         self.settings

@@ -266,6 +266,75 @@ pub fn render_counters(counters: &[(u32, igmp_common::PortCounters)]) -> String 
     table.to_string()
 }
 
+/// One port's (or, for ifindex 0, the whole switch's) use of its limits.
+#[derive(Debug, Serialize)]
+pub struct LimitRow {
+    pub port: String,
+    pub ifindex: u32,
+    /// Groups held, as the XDP program counts them against the limit.
+    pub groups: u64,
+    /// 0: no limit.
+    pub max_groups: u32,
+    /// Reports per second accepted (0: no limit); absent for the switch.
+    pub report_rate: Option<u32>,
+    pub report_burst: Option<u32>,
+}
+
+pub fn limit_rows(
+    in_use: &[(u32, u64)],
+    ports: &[(u32, igmp_common::PortSettings)],
+    settings: &Settings,
+) -> Vec<LimitRow> {
+    let groups = |ifindex: u32| {
+        in_use
+            .iter()
+            .find(|(counted, _)| *counted == ifindex)
+            .map_or(0, |(_, groups)| *groups)
+    };
+    let switch = LimitRow {
+        port: "(all)".into(),
+        ifindex: 0,
+        groups: groups(0),
+        max_groups: settings.max_groups,
+        report_rate: None,
+        report_burst: None,
+    };
+    let per_port = ports.iter().map(|(ifindex, port)| LimitRow {
+        port: interface_name(*ifindex),
+        ifindex: *ifindex,
+        groups: groups(*ifindex),
+        max_groups: port.max_groups,
+        report_rate: Some(port.report_rate),
+        report_burst: Some(port.report_burst),
+    });
+    std::iter::once(switch).chain(per_port).collect()
+}
+
+pub fn render_limits(rows: &[LimitRow]) -> String {
+    let limit = |value: u32| {
+        if value == 0 {
+            "none".to_string()
+        } else {
+            value.to_string()
+        }
+    };
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_header(["limits", "groups", "max groups", "reports/s", "burst"]);
+    for row in rows {
+        table.add_row([
+            row.port.clone(),
+            row.groups.to_string(),
+            limit(row.max_groups),
+            row.report_rate.map_or("-".into(), limit),
+            row.report_burst
+                .map_or("-".into(), |burst| burst.to_string()),
+        ]);
+    }
+    table.to_string()
+}
+
 fn router_flag_names(flags: u8) -> Vec<&'static str> {
     let mut names = Vec::new();
     if flags & router_flags::PERMANENT != 0 {

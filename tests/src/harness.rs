@@ -41,7 +41,8 @@ pub struct Harness {
 impl Harness {
     pub fn new() -> Self {
         let pin_dir = unique_pin_dir("run");
-        let ebpf = loader::load(&pin_dir).expect("loading the XDP program");
+        let ebpf = loader::load(&pin_dir, igmp_common::capacity::MEMBERSHIP)
+            .expect("loading the XDP program");
         let tables = Tables::open(&pin_dir).expect("opening the pinned maps");
         Self {
             ebpf,
@@ -57,6 +58,15 @@ impl Harness {
 
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// Groups port `ifindex` (0: the switch) holds against its limit.
+    pub fn in_use(&self, ifindex: u32) -> u64 {
+        self.tables
+            .groups_in_use()
+            .iter()
+            .find(|(counted, _)| *counted == ifindex)
+            .map_or(0, |(_, groups)| *groups)
     }
 
     pub fn pin_dir(&self) -> &std::path::Path {

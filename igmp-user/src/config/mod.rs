@@ -52,6 +52,8 @@ pub struct Config {
     pub timers: TimerConfig,
     #[serde(default)]
     pub querier: QuerierConfig,
+    #[serde(default)]
+    pub limits: LimitConfig,
     /// Per-port options, by interface name.
     #[serde(default)]
     pub ports: BTreeMap<String, PortConfig>,
@@ -107,6 +109,40 @@ pub struct PortConfig {
     pub flood_reports: bool,
     /// This port's policy for unregistered groups ("auto": the global one).
     pub unregistered: Option<UnregisteredPolicy>,
+    /// This port's group limit (0: none), over `limits.max-groups-per-port`.
+    pub max_groups: Option<u32>,
+    /// This port's report rate limit (0: none), over `limits.report-rate`.
+    pub report_rate: Option<u32>,
+    pub report_burst: Option<u32>,
+}
+
+/// Limits against report floods; what is missing keeps its default.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitConfig {
+    pub max_groups_per_port: Option<u32>,
+    pub max_groups: Option<u32>,
+    pub report_rate: Option<u32>,
+    pub report_burst: Option<u32>,
+    pub table_size: Option<TableSize>,
+}
+
+/// A map capacity: from 1024 entries (a few ports' worth) to 16 M.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "i64")]
+pub struct TableSize(pub u32);
+
+impl TryFrom<i64> for TableSize {
+    type Error = String;
+
+    fn try_from(entries: i64) -> Result<Self, String> {
+        match u32::try_from(entries) {
+            Ok(entries) if (1024..=16_777_216).contains(&entries) => Ok(Self(entries)),
+            _ => Err(format!(
+                "{entries} entries is out of range (at least 1024, at most 16777216)"
+            )),
+        }
+    }
 }
 
 /// The bridge's `multicast_router` 0 / 1 / 2.

@@ -39,7 +39,7 @@ impl Daemon {
                     self.switch_to_include(key, entry, now);
                     return false;
                 }
-                if self.tables.membership.remove(&key).is_ok() {
+                if self.tables.remove_membership(&key) {
                     self.unregister_if_unwanted(key);
                     self.announce_expiry(key, reason);
                     return true;
@@ -146,7 +146,7 @@ impl Daemon {
             self.cancel_leave(key);
             return;
         }
-        if self.tables.membership.remove(&key).is_ok() {
+        if self.tables.remove_membership(&key) {
             self.unregister_if_unwanted(key);
             self.announce_expiry(key, Reason::FastLeave);
             self.remove_sources_of(&HashSet::from([key]));

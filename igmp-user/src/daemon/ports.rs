@@ -40,7 +40,7 @@ impl Daemon {
             .filter(|key| key.ifindex == ifindex)
             .collect();
         for key in &groups {
-            let _ = self.tables.membership.remove(key);
+            self.tables.remove_membership(key);
             self.group_queries.forget(key);
             self.unregister_if_unwanted(*key);
         }
