@@ -7,6 +7,7 @@
 //! both drive it, and xtask must build before the XDP toolchain exists.
 
 mod capture;
+mod flood;
 mod inject;
 mod member;
 mod netns;
@@ -112,6 +113,10 @@ impl Lab {
         // A veth receives frames redirected by XDP on its peer only with NAPI
         // running: GRO on (or an XDP program) on this end.
         run(&["ip", "netns", "exec", ns, "ethtool", "-K", eth, "gro", "on"])?;
+        // Checksums computed by the sender's kernel, as on a real wire: with
+        // veth's offload, UDP leaves with only a partial checksum, completed
+        // from skb metadata that a frame redirected by XDP no longer has.
+        run(&["ip", "netns", "exec", ns, "ethtool", "-K", eth, "tx", "off"])?;
         self.hosts.push(host);
         Ok(())
     }
@@ -239,6 +244,21 @@ impl Lab {
             .arg(format!("--net=/run/netns/{}", self.switch))
             .arg(binary);
         command
+    }
+
+    /// The running daemon's process id.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+
+    /// Sends raw frames from host `index` as fast as it can for `duration`.
+    pub fn flood(
+        &self,
+        index: usize,
+        duration: Duration,
+        frame_for: impl FnMut(u64) -> Vec<u8> + Send,
+    ) -> Result<u64> {
+        flood::flood(&self.hosts[index], duration, frame_for)
     }
 
     pub fn daemon_exited(&mut self) -> bool {

@@ -28,6 +28,7 @@ impl Member {
                 UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
             })?;
             only_joined_groups(&socket)?;
+            roomy_receive_buffer(&socket)?;
             match source {
                 None => socket
                     .join_multicast_v4(&group, &address)
@@ -79,6 +80,27 @@ fn only_joined_groups(socket: &UdpSocket) -> Result<()> {
     };
     if result != 0 {
         bail!("IP_MULTICAST_ALL: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A datagram redirected by XDP into a veth lands in a page-sized buffer:
+/// the default receive buffer holds only ~50 of them, fewer than a test
+/// sends before it reads. Root may exceed rmem_max (SO_RCVBUFFORCE).
+fn roomy_receive_buffer(socket: &UdpSocket) -> Result<()> {
+    let bytes: libc::c_int = 8 << 20;
+    // SAFETY: a valid socket and an int option value.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        bail!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
     }
     Ok(())
 }

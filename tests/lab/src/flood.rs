@@ -1,0 +1,66 @@
+//! A host sending raw frames as fast as one socket can: a spoofed report flood.
+
+use std::{
+    ffi::CString,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{netns::in_netns, Host};
+
+/// Sends `frame_for(0)`, `frame_for(1)`, ... out of the host's interface
+/// for `duration`, back to back; returns how many frames went out. Frames the
+/// interface has no room for (ENOBUFS) are retried, not counted.
+pub fn flood(
+    host: &Host,
+    duration: Duration,
+    mut frame_for: impl FnMut(u64) -> Vec<u8> + Send,
+) -> Result<u64> {
+    let interface = host.interface.clone();
+    in_netns(&host.netns, move || {
+        let name = CString::new(interface.as_str())?;
+        // SAFETY: if_nametoindex reads a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            bail!("{interface}: no such interface");
+        }
+        // SAFETY: a plain socket(2) call; the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
+        }
+        // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = ifindex as i32;
+        let end = Instant::now() + duration;
+        let mut sent = 0u64;
+        while Instant::now() < end {
+            let frame = frame_for(sent);
+            // SAFETY: valid buffer and address of the stated lengths.
+            let result = unsafe {
+                libc::sendto(
+                    socket.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&address as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if result >= 0 {
+                sent += 1;
+                continue;
+            }
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::ENOBUFS) {
+                return Err(error).context("flooding raw frames");
+            }
+        }
+        Ok(sent)
+    })
+}
