@@ -59,6 +59,10 @@ fn main() -> Result<()> {
         }
         Task::Bench { quick } => {
             setup::run()?;
+            // The lab sections drive the release daemon, as an operator runs it.
+            cargo(&["build", "--release", "--package", "igmp-user"])?;
+            let daemon = workspace_root().join("target/release/igmp-snoop");
+            std::env::set_var("IGMP_SNOOP_BIN", daemon);
             let mut args = vec![
                 "run",
                 "--release",

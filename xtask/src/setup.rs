@@ -12,8 +12,16 @@ use anyhow::{bail, Context as _, Result};
 
 /// Debian packages the tests and the demo run: bpftool to read the maps,
 /// iproute2 for namespaces, veth and bridges, procps for sysctl, util-linux
-/// for nsenter, ethtool to turn GRO on for veths that receive XDP redirects.
-const PACKAGES: &[&str] = &["bpftool", "iproute2", "procps", "util-linux", "ethtool"];
+/// for nsenter, ethtool to turn GRO on for veths that receive XDP redirects,
+/// netsniff-ng for trafgen, the benchmark's traffic generator.
+const PACKAGES: &[&str] = &[
+    "bpftool",
+    "iproute2",
+    "procps",
+    "util-linux",
+    "ethtool",
+    "netsniff-ng",
+];
 /// bpf-linker's feature matching the LLVM inside the nightly toolchain.
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;

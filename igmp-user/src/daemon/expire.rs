@@ -97,7 +97,7 @@ impl Daemon {
                 if self.tables.sources.remove(&key).is_ok() {
                     let port = interface_name(key.ifindex);
                     let (group, source) = (Ipv4Addr::from(key.group), Ipv4Addr::from(key.source));
-                    info!(
+                    debug!(
                         "expire: port {port} group {group} source {source} ({})",
                         reason.as_str()
                     );
@@ -165,7 +165,7 @@ impl Daemon {
     pub(super) fn announce_expiry(&self, key: MembershipKey, reason: Reason) {
         let port = interface_name(key.ifindex);
         let group = Ipv4Addr::from(key.group);
-        info!(
+        debug!(
             "expire: port {port} vid {} group {group} ({})",
             key.vlan,
             reason.as_str()

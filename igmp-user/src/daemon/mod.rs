@@ -18,6 +18,7 @@ use tokio::{
     sync::{broadcast, mpsc},
 };
 
+mod catch_up;
 mod expire;
 mod forwarding;
 mod keys;
@@ -69,6 +70,7 @@ pub struct Daemon {
     fast_path_off: bool,
     /// Groups the host itself listens to (flagged in `GROUPS`).
     local_groups: std::collections::BTreeSet<[u8; 4]>,
+    lost_events: catch_up::LostEvents,
 }
 
 impl Daemon {
@@ -94,6 +96,7 @@ impl Daemon {
             unregistered: UnregisteredPolicy::default(),
             fast_path_off: false,
             local_groups: std::collections::BTreeSet::new(),
+            lost_events: catch_up::LostEvents::default(),
         }
     }
 
@@ -146,7 +149,10 @@ impl Daemon {
                     self.run_querier();
                 }
                 Some(note) = links.recv() => self.on_link(&note),
-                _ = local_listeners.tick() => self.refresh_local_listeners(),
+                _ = local_listeners.tick() => {
+                    self.refresh_local_listeners();
+                    self.catch_up_lost_events();
+                }
                 () = &mut shutdown => return Ok(self.port_set.take()),
             }
         }
@@ -155,6 +161,7 @@ impl Daemon {
     /// Schedules every entry already in the maps: a restarted daemon picks up
     /// the table its predecessor left pinned.
     fn adopt_table(&mut self) {
+        self.count_lost_events_from_now();
         let now = monotonic_ns();
         let groups = self.tables.memberships();
         let sources = self.tables.source_entries();
@@ -214,7 +221,9 @@ impl Daemon {
         self.publish(monitor_event(kind, event, &port));
         match kind {
             EventKind::NewMembership => {
-                info!(
+                // Per-entry lines are debug: at table scale they would be the
+                // daemon's main work; `igmp-snoop monitor` streams them.
+                debug!(
                     "join: port {port} vid {} group {group} by {address} (v{})",
                     event.vlan, event.version
                 );
@@ -223,7 +232,7 @@ impl Daemon {
                 self.register_group(group_key(event));
             }
             EventKind::LeaveSeen => {
-                info!(
+                debug!(
                     "leave: port {port} vid {} group {group} by {address}",
                     event.vlan
                 );

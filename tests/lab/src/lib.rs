@@ -261,6 +261,11 @@ impl Lab {
         flood::flood(&self.hosts[index], duration, frame_for)
     }
 
+    /// Sends `frames` from host `index`, back to back.
+    pub fn send_frames(&self, index: usize, frames: &[Vec<u8>]) -> Result<()> {
+        flood::send_frames(&self.hosts[index], frames)
+    }
+
     pub fn daemon_exited(&mut self) -> bool {
         match self.daemon.as_mut() {
             Some(child) => !matches!(child.try_wait(), Ok(None)),

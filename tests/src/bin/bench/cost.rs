@@ -1,0 +1,240 @@
+//! The XDP program's per-frame cost: BPF_PROG_TEST_RUN, each frame against a
+//! no-op XDP_PASS program loaded from the same object in the same run.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use anyhow::{Context as _, Result};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use igmp_common::{GroupEntry, GroupKey};
+use igmp_tests::{frames::*, harness::Harness};
+
+use crate::report::{median, spread, Section};
+
+const SENDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// The no-op XDP_PASS program in the same object.
+const BASELINE: &str = "igmp_snoop_baseline";
+const REGISTERED: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+/// Targets from the design card, ns over the no-op program.
+const TARGETS: [(&str, f64); 4] = [
+    ("unicast IPv4/TCP", 3.0),
+    ("multicast data, registered group", 25.0),
+    ("IGMPv2 report, refresh", 50.0),
+    ("IGMPv3 report, 8 records", 250.0),
+];
+
+struct Figure {
+    name: &'static str,
+    ns: Vec<f64>,
+}
+
+/// Runs on a thread pinned to CPU 0, so that the other sections are not.
+pub fn run(quick: bool) -> Result<Section> {
+    std::thread::spawn(move || measure(quick))
+        .join()
+        .map_err(|_| anyhow::anyhow!("the cost thread panicked"))?
+}
+
+fn measure(quick: bool) -> Result<Section> {
+    let (repeat, rounds) = if quick { (100_000, 3) } else { (1_000_000, 7) };
+    pin_to_cpu(0)?;
+    let mut harness = Harness::new();
+    let baseline: &mut Xdp = harness
+        .ebpf_mut()
+        .program_mut(BASELINE)
+        .context("no baseline program")?
+        .try_into()?;
+    baseline.load()?;
+    let key = GroupKey {
+        vlan: 0,
+        inner_vlan: 0,
+        group: REGISTERED.octets(),
+    };
+    harness
+        .tables
+        .groups
+        .insert(key, GroupEntry { flags: 0, ports: 1 }, 0)?;
+    harness.run(&v2_report(SENDER, REGISTERED));
+    let mut figures = Vec::new();
+    for (name, frame) in frames() {
+        let ns = (0..rounds)
+            .map(|_| per_run_ns(&harness, &frame, repeat))
+            .collect::<Result<_>>()?;
+        figures.push(Figure { name, ns });
+    }
+    let baseline: Vec<f64> = (0..rounds)
+        .map(|_| baseline_ns(&harness, repeat))
+        .collect::<Result<_>>()?;
+    let creations = if quick { 2_000 } else { 20_000 };
+    let (created, baseline_once) = creation_ns(&harness, creations)?;
+    Ok(section(
+        &figures,
+        &baseline,
+        (created, baseline_once),
+        repeat,
+        creations,
+    ))
+}
+
+/// The frames of issue 5, by name.
+fn frames() -> Vec<(&'static str, Vec<u8>)> {
+    let records = |n: u8| -> Vec<Record> {
+        (0..n)
+            .map(|i| Record::new(CHANGE_TO_EXCLUDE, Ipv4Addr::new(239, 2, 0, i), &[]))
+            .collect()
+    };
+    let mut tcp = Ipv4::igmp(SENDER, Ipv4Addr::new(10, 0, 0, 2), vec![0; 20]);
+    tcp.protocol = 6;
+    tcp.ttl = 64;
+    tcp.options.clear();
+    let mut malformed = v2_report(SENDER, REGISTERED);
+    malformed[14 + 24 + 2] ^= 0xff;
+    vec![
+        (
+            "unicast IPv4/TCP",
+            ethernet([2, 0, 0, 0, 0, 2], &[], 0x0800, &tcp.encode()),
+        ),
+        (
+            "multicast data, registered group",
+            udp_data(&[], SENDER, REGISTERED, 64),
+        ),
+        (
+            "multicast data, unregistered group",
+            udp_data(&[], SENDER, Ipv4Addr::new(239, 9, 9, 9), 64),
+        ),
+        (
+            "multicast data, VLAN-tagged",
+            udp_data(&[(TPID_8021Q, 10)], SENDER, REGISTERED, 64),
+        ),
+        ("IGMPv2 report, refresh", v2_report(SENDER, REGISTERED)),
+        (
+            "IGMPv3 report, 1 record",
+            v3_report_frame(SENDER, &records(1)),
+        ),
+        (
+            "IGMPv3 report, 8 records",
+            v3_report_frame(SENDER, &records(8)),
+        ),
+        (
+            "IGMPv3 report, 32 records",
+            v3_report_frame(SENDER, &records(32)),
+        ),
+        ("malformed IGMP (bad checksum)", malformed),
+    ]
+}
+
+fn per_run_ns(harness: &Harness, frame: &[u8], repeat: u32) -> Result<f64> {
+    Ok(harness.time(frame, repeat).as_nanos() as f64)
+}
+
+/// The no-op program on a minimal frame: the cost of BPF_PROG_TEST_RUN itself.
+fn baseline_ns(harness: &Harness, repeat: u32) -> Result<f64> {
+    let program: &Xdp = harness
+        .ebpf()
+        .program(BASELINE)
+        .context("no baseline program")?
+        .try_into()?;
+    let frame = udp_data(&[], SENDER, REGISTERED, 64);
+    let mut out = vec![0u8; frame.len() + 256];
+    let options = TestRunOptions {
+        data_in: Some(&frame),
+        data_out: Some(&mut out),
+        repeat,
+        ..TestRunOptions::default()
+    };
+    let duration: Duration = program.test_run(options)?.duration;
+    Ok(duration.as_nanos() as f64)
+}
+
+/// A report creating an entry can run only once per group: `count` reports
+/// for distinct groups, one run each, against the no-op program run once each.
+fn creation_ns(harness: &Harness, count: u32) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut created = Vec::new();
+    let mut baseline = Vec::new();
+    for n in 0..count {
+        let [_, a, b, c] = n.to_be_bytes();
+        let group = Ipv4Addr::new(239, 200 + a, b, c);
+        created.push(harness.time(&v2_report(SENDER, group), 1).as_nanos() as f64);
+        baseline.push(baseline_ns(harness, 1)?);
+    }
+    Ok((created, baseline))
+}
+
+fn section(
+    figures: &[Figure],
+    baseline: &[f64],
+    (created, baseline_once): (Vec<f64>, Vec<f64>),
+    repeat: u32,
+    creations: u32,
+) -> Section {
+    let base = median(baseline);
+    let mut rows = vec![vec![
+        "no-op XDP_PASS program".to_string(),
+        format!("{base:.1}"),
+        "0".into(),
+        format!("{:.1}", spread(baseline)),
+        String::new(),
+    ]];
+    let mut json = Vec::new();
+    let mut add = |name: &str, ns: f64, over: f64, spread: f64| {
+        let target = TARGETS
+            .iter()
+            .find(|(frame, _)| *frame == name)
+            .map(|(_, target)| *target);
+        let verdict = target.map_or(String::new(), |target| {
+            let met = if over <= target { "met" } else { "missed" };
+            format!("<= {target} ns: {met}")
+        });
+        rows.push(vec![
+            name.to_string(),
+            format!("{ns:.1}"),
+            format!("{over:.1}"),
+            format!("{spread:.1}"),
+            verdict,
+        ]);
+        json.push(serde_json::json!({
+            "frame": name, "ns_per_run": ns, "ns_over_noop": over, "spread_ns": spread,
+            "target_ns_over_noop": target,
+        }));
+    };
+    for figure in figures {
+        let ns = median(&figure.ns);
+        add(figure.name, ns, ns - base, spread(&figure.ns));
+    }
+    let once = median(&created);
+    add(
+        "IGMPv2 report, new entry",
+        once,
+        once - median(&baseline_once),
+        spread(&created[..created.len().min(1000)]),
+    );
+    Section {
+        title: "Per-frame cost of the XDP program (BPF_PROG_TEST_RUN)".into(),
+        text: format!(
+            "Median of rounds of {repeat} runs on CPU 0 (spread = max - min over rounds); the no-op \
+             program runs in the same process, so BPF_PROG_TEST_RUN's own cost is in the baseline. \
+             A new entry can be made only once per group: {creations} reports for distinct groups, \
+             one run each, against the no-op program run once each (medians)."
+        ),
+        header: vec![
+            "frame".into(),
+            "ns per run".into(),
+            "over no-op (ns)".into(),
+            "spread (ns)".into(),
+            "target".into(),
+        ],
+        rows,
+        json: serde_json::json!({ "noop_ns": base, "frames": json }),
+    }
+}
+
+fn pin_to_cpu(cpu: usize) -> Result<()> {
+    // SAFETY: cpu_set_t is plain old data; sched_setaffinity on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error()).context("pinning to CPU 0");
+        }
+    }
+    Ok(())
+}

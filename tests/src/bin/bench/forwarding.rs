@@ -1,0 +1,263 @@
+//! Forwarding throughput through a lab switch: one sender, five ports, 1, 2
+//! or 4 members, (a) the Linux bridge with its snooping and querier on and
+//! (b) the bridge with snooping off and igmp-snoop's fast path on the ports.
+//!
+//! The generator is trafgen (netsniff-ng) on the sender's veth: a packet
+//! mmap ring at a fixed frame, the same for both paths, cheap enough that the
+//! switch path, not the generator, is what saturates. Delivered frames are
+//! the members' interface counters, sent frames the sender's.
+
+use std::{
+    net::Ipv4Addr,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use igmp_lab::{ip, wait_for, BridgeSnooping, Lab};
+use igmp_tests::{frames::udp_data, snooped::Snooped};
+
+use crate::report::Section;
+
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 5);
+const PORTS: usize = 6;
+const SENDER: usize = 0;
+const FAN_OUTS: [usize; 3] = [1, 2, 4];
+/// Ethernet frame sizes without the FCS: 64 and 1518 bytes on the wire.
+const SIZES: [(usize, &str); 2] = [(60, "64 B"), (1514, "1518 B")];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Bridge,
+    FastPath,
+}
+
+struct Run {
+    sent: u64,
+    /// Frames each member received, per second, averaged over members.
+    per_member_pps: f64,
+    /// sent × members − received by members.
+    lost: u64,
+    /// Frames that reached ports that did not join.
+    leaked: u64,
+    /// Busy CPU time of the whole machine per frame sent.
+    cpu_ns_per_frame: f64,
+}
+
+pub fn run(quick: bool) -> Result<Section> {
+    let seconds = if quick { 1.0 } else { 4.0 };
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for fan_out in FAN_OUTS {
+        let bridge = measure(Path::Bridge, fan_out, seconds)?;
+        let ours = measure(Path::FastPath, fan_out, seconds)?;
+        for (index, (_, size)) in SIZES.iter().enumerate() {
+            let (b, o) = (&bridge[index], &ours[index]);
+            let ratio = o.per_member_pps / b.per_member_pps;
+            rows.push(vec![
+                fan_out.to_string(),
+                size.to_string(),
+                format!("{:.0}", b.per_member_pps),
+                format!("{:.0}", o.per_member_pps),
+                format!("{ratio:.2}×"),
+                format!("{:.0} / {:.0}", b.cpu_ns_per_frame, o.cpu_ns_per_frame),
+                format!("{} / {}", b.lost, o.lost),
+                format!("{} / {}", b.leaked, o.leaked),
+            ]);
+            json.push(serde_json::json!({
+                "fan_out": fan_out, "frame": size,
+                "bridge": run_json(b), "igmp_snoop": run_json(o), "ratio": ratio,
+            }));
+        }
+    }
+    Ok(Section {
+        title: "Forwarding throughput, lab of namespaces".into(),
+        text: format!(
+            "trafgen sends one group's UDP frames flat out for {seconds} s from one of {PORTS} \
+             ports; the members are veth peers in their own namespaces. Bridge: `mcast_snooping 1` \
+             with its querier on (so that it forwards registered groups to members only). \
+             igmp-snoop: bridge snooping off, the XDP fast path on every port. CPU: the whole \
+             machine's busy time per frame sent. Lost: frames sent × members − frames members \
+             received. Leaked: frames that reached ports that did not join. Target: ≥ 2× the \
+             bridge at fan-out 1 and 2."
+        ),
+        header: [
+            "fan-out",
+            "frame",
+            "bridge (frames/s per member)",
+            "igmp-snoop (frames/s per member)",
+            "igmp-snoop / bridge",
+            "CPU ns per frame (bridge / igmp-snoop)",
+            "lost (bridge / igmp-snoop)",
+            "leaked (bridge / igmp-snoop)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+        json: serde_json::Value::Array(json),
+    })
+}
+
+fn run_json(run: &Run) -> serde_json::Value {
+    serde_json::json!({
+        "sent": run.sent, "per_member_pps": run.per_member_pps, "lost": run.lost,
+        "leaked": run.leaked, "cpu_ns_per_frame": run.cpu_ns_per_frame,
+    })
+}
+
+/// One lab for one path and fan-out, both frame sizes through it.
+fn measure(path: Path, fan_out: usize, seconds: f64) -> Result<Vec<Run>> {
+    let members: Vec<usize> = (1..=fan_out).collect();
+    let (lab, _snooped);
+    let lab_ref = match path {
+        Path::Bridge => {
+            lab = Lab::new(PORTS, BridgeSnooping::On)?;
+            ip(
+                &lab.switch,
+                "link set br0 type bridge mcast_querier 1 mcast_query_response_interval 100",
+            )?;
+            &lab
+        }
+        Path::FastPath => {
+            _snooped = Snooped::new(PORTS, &[]);
+            &_snooped.lab
+        }
+    };
+    let _sockets: Vec<_> = members
+        .iter()
+        .map(|&member| lab_ref.join(member, GROUP))
+        .collect::<Result<_>>()?;
+    wait_until_selective(lab_ref, &members)?;
+    SIZES
+        .iter()
+        .map(|&(size, _)| blast(lab_ref, &members, size, seconds))
+        .collect()
+}
+
+/// Waits until data reaches the members and no other port: the bridge
+/// forwards selectively only once its querier counts as present.
+fn wait_until_selective(lab: &Lab, members: &[usize]) -> Result<()> {
+    let bystander = PORTS - 1;
+    let selective = wait_for(Duration::from_secs(40), || {
+        let before = rx_packets(lab, bystander).unwrap_or(0);
+        let member_before = rx_packets(lab, members[0]).unwrap_or(0);
+        if lab.send(SENDER, GROUP, 20, 64).is_err() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let leaked = rx_packets(lab, bystander).unwrap_or(0) - before;
+        let delivered = rx_packets(lab, members[0]).unwrap_or(0) - member_before;
+        leaked < 5 && delivered >= 20
+    });
+    if !selective {
+        bail!("the switch never forwarded {GROUP} to its members only");
+    }
+    Ok(())
+}
+
+fn blast(lab: &Lab, members: &[usize], size: usize, seconds: f64) -> Result<Run> {
+    let sender = &lab.hosts[SENDER];
+    let frame = udp_data(&[], sender.address, GROUP, size - 42);
+    let config = std::env::temp_dir().join(format!("{}-trafgen.cfg", lab.prefix));
+    std::fs::write(&config, trafgen_config(&frame))?;
+    let bystanders: Vec<usize> = (1..PORTS).filter(|port| !members.contains(port)).collect();
+    let received_before = counts(lab, members)?;
+    let leaked_before = counts(lab, &bystanders)?;
+    let sent_before = tx_packets(lab, SENDER)?;
+    let busy_before = busy_cpu_ns()?;
+    let started = Instant::now();
+    let status = Command::new("timeout")
+        .args(["--signal=INT", &format!("{seconds}")])
+        .args(["ip", "netns", "exec", &sender.netns, "trafgen", "--dev"])
+        .arg(&sender.interface)
+        .arg("--conf")
+        .arg(&config)
+        .args(["--cpus", "1", "--no-sock-mem"])
+        .output()
+        .context("running trafgen (apt install netsniff-ng)")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(200));
+    let busy = busy_cpu_ns()? - busy_before;
+    let sent = tx_packets(lab, SENDER)? - sent_before;
+    // trafgen stopped by SIGINT exits non-zero: what it sent is the verdict.
+    if sent == 0 {
+        bail!(
+            "trafgen sent nothing: {}",
+            String::from_utf8_lossy(&status.stderr).trim()
+        );
+    }
+    let received = counts(lab, members)? - received_before;
+    let leaked = counts(lab, &bystanders)? - leaked_before;
+    let _ = std::fs::remove_file(&config);
+    Ok(Run {
+        sent,
+        per_member_pps: received as f64 / members.len() as f64 / elapsed,
+        lost: (sent * members.len() as u64).saturating_sub(received),
+        leaked,
+        cpu_ns_per_frame: busy as f64 / sent.max(1) as f64,
+    })
+}
+
+/// A trafgen packet: the frame's bytes, as its configuration language wants them.
+fn trafgen_config(frame: &[u8]) -> String {
+    let bytes: Vec<String> = frame.iter().map(|byte| format!("{byte:#04x}")).collect();
+    format!("{{ {} }}\n", bytes.join(", "))
+}
+
+fn counts(lab: &Lab, hosts: &[usize]) -> Result<u64> {
+    hosts.iter().map(|&host| rx_packets(lab, host)).sum()
+}
+
+fn rx_packets(lab: &Lab, host: usize) -> Result<u64> {
+    link_stat(lab, host, "rx")
+}
+
+fn tx_packets(lab: &Lab, host: usize) -> Result<u64> {
+    link_stat(lab, host, "tx")
+}
+
+/// A packet counter of host `host`'s interface (`ip -s -j link`).
+fn link_stat(lab: &Lab, host: usize, direction: &str) -> Result<u64> {
+    let host = &lab.hosts[host];
+    let output = igmp_lab::run_output(&[
+        "ip",
+        "-n",
+        &host.netns,
+        "-s",
+        "-j",
+        "link",
+        "show",
+        "dev",
+        &host.interface,
+    ])?;
+    let links: serde_json::Value = serde_json::from_str(&output)?;
+    links[0]["stats64"][direction]["packets"]
+        .as_u64()
+        .with_context(|| format!("no {direction} packet count in `ip -s -j link`"))
+}
+
+/// Busy time of all CPUs so far (everything in /proc/stat's cpu line but idle and iowait).
+pub fn busy_cpu_ns() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .context("empty /proc/stat")?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let busy: u64 = fields
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != 3 && *index != 4)
+        .map(|(_, ticks)| ticks)
+        .sum();
+    Ok(busy * 1_000_000_000 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).unwrap_or(100)
+}
