@@ -18,7 +18,6 @@ use tokio::{
     sync::{broadcast, mpsc},
 };
 
-mod catch_up;
 mod expire;
 mod forwarding;
 mod keys;
@@ -70,7 +69,6 @@ pub struct Daemon {
     fast_path_off: bool,
     /// Groups the host itself listens to (flagged in `GROUPS`).
     local_groups: std::collections::BTreeSet<[u8; 4]>,
-    lost_events: catch_up::LostEvents,
 }
 
 impl Daemon {
@@ -96,7 +94,6 @@ impl Daemon {
             unregistered: UnregisteredPolicy::default(),
             fast_path_off: false,
             local_groups: std::collections::BTreeSet::new(),
-            lost_events: catch_up::LostEvents::default(),
         }
     }
 
@@ -149,10 +146,7 @@ impl Daemon {
                     self.run_querier();
                 }
                 Some(note) = links.recv() => self.on_link(&note),
-                _ = local_listeners.tick() => {
-                    self.refresh_local_listeners();
-                    self.catch_up_lost_events();
-                }
+                _ = local_listeners.tick() => self.refresh_local_listeners(),
                 () = &mut shutdown => return Ok(self.port_set.take()),
             }
         }
@@ -161,7 +155,6 @@ impl Daemon {
     /// Schedules every entry already in the maps: a restarted daemon picks up
     /// the table its predecessor left pinned.
     fn adopt_table(&mut self) {
-        self.count_lost_events_from_now();
         let now = monotonic_ns();
         let groups = self.tables.memberships();
         let sources = self.tables.source_entries();
