@@ -145,10 +145,13 @@ impl Harness {
     }
 }
 
+/// Map name → the bytes of each entry (key then value), sorted.
+pub type TableSnapshot = Vec<(&'static str, Vec<Vec<u8>>)>;
+
 /// The bytes of every entry of the maps the XDP program learns into
 /// (memberships, sources, router ports, hosts), map by map, sorted: two
 /// snapshots are equal only if the tables are byte for byte the same.
-pub fn table_snapshot(tables: &Tables) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+pub fn table_snapshot(tables: &Tables) -> TableSnapshot {
     fn entries<K: aya::Pod, V: aya::Pod>(
         rows: impl Iterator<Item = Result<(K, V), aya::maps::MapError>>,
     ) -> Vec<Vec<u8>> {
