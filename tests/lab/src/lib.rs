@@ -253,6 +253,11 @@ impl Lab {
         }
     }
 
+    /// The daemon's process id, to signal it without waiting (SIGSTOP, SIGCONT).
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+
     pub fn daemon_log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
