@@ -12,7 +12,7 @@ use aya::{
     programs::{
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
-        Xdp, XdpMode,
+        ProgramError, Xdp, XdpMode,
     },
     Ebpf, EbpfLoader,
 };
@@ -143,12 +143,7 @@ pub fn attach(
     }
     let id = program
         .attach(interface, mode.xdp_mode())
-        .with_context(|| match mode {
-            AttachMode::Native => format!(
-            "{interface}: the driver refused native XDP (use --xdp-mode generic for any interface)"
-        ),
-            AttachMode::Generic => format!("{interface}: attaching generic XDP failed"),
-        })?;
+        .map_err(|error| attach_error(interface, mode, error))?;
     let link = FdLink::try_from(program.take_link(id)?).with_context(|| {
         format!("{interface}: the kernel gave no bpf_link for XDP (Linux 5.9 or later needed)")
     })?;
@@ -161,6 +156,30 @@ pub fn attach(
         adopted: false,
         pinned: Some(pinned),
     })
+}
+
+/// Says why the kernel refused to attach: a program already there (EBUSY for
+/// the same mode, EEXIST for the other) is not the driver's fault.
+fn attach_error(interface: &str, mode: AttachMode, error: ProgramError) -> anyhow::Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut busy = false;
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            busy |= matches!(io.raw_os_error(), Some(libc::EBUSY | libc::EEXIST));
+        }
+        source = cause.source();
+    }
+    let context = match mode {
+        _ if busy => format!(
+            "{interface}: another XDP program is attached already (another igmp-snoop, with another \
+             --pin-dir? `ip link show {interface}` names it)"
+        ),
+        AttachMode::Native => format!(
+            "{interface}: the driver refused native XDP (use --xdp-mode generic for any interface)"
+        ),
+        AttachMode::Generic => format!("{interface}: attaching generic XDP failed"),
+    };
+    anyhow::Error::new(error).context(context)
 }
 
 /// An attached port. Dropping it closes this process's handle only: the pin

@@ -5,7 +5,7 @@ use clap::Parser as _;
 use igmp_user::{
     cli::{Cli, Command, RunArgs, ShowArgs},
     daemon::Daemon,
-    links, loader,
+    instance, links, loader,
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
@@ -23,10 +23,37 @@ use tokio::{
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
+    let cli = parse_args();
     if let Err(error) = dispatch(cli) {
         eprintln!("igmp-snoop: {error:#}");
         std::process::exit(1);
+    }
+}
+
+/// The command line, or one error line and exit status 2: clap's own report
+/// of a usage error adds a blank line and a hint, which scripts and log lines
+/// do not want.
+fn parse_args() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            error.exit()
+        }
+        Err(error) => {
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("igmp-snoop: {message} (see igmp-snoop --help)");
+            std::process::exit(2);
+        }
     }
 }
 
@@ -61,12 +88,24 @@ async fn run(args: RunArgs) -> Result<()> {
         print!("{}", settings.describe());
         return Ok(());
     }
+    instance::check_capabilities()?;
+    let _lock = instance::lock(&settings.pin_dir)?;
     let plan = port_plan(&settings)?;
     let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
     let pin_dir = settings.pin_dir.clone();
+    // Pins this run creates are its own to remove if no port takes the program.
+    let fresh = !pin_dir.join(igmp_common::map_names::MEMBERSHIP).exists();
     let mut ebpf = loader::load(&pin_dir, settings.limits.table_size)?;
     spawn_kernel_log(&mut ebpf);
-    let port_set = PortSet::attach(ebpf, plan, settings.xdp_mode, pin_dir.clone())?;
+    let port_set = match PortSet::attach(ebpf, plan, settings.xdp_mode, pin_dir.clone()) {
+        Ok(port_set) => port_set,
+        Err(error) => {
+            if fresh {
+                let _ = loader::remove_pins(&pin_dir);
+            }
+            return Err(error);
+        }
+    };
     let (tables, events, links) = match prepare(&settings) {
         Ok(prepared) => prepared,
         Err(error) => {

@@ -106,6 +106,13 @@ impl RunSettings {
         if interfaces.is_empty() {
             bail!("no port to snoop on: give --iface IF, or `interfaces` in a --config file");
         }
+        if let Some(twice) = interfaces
+            .iter()
+            .enumerate()
+            .find_map(|(at, name)| interfaces[..at].contains(name).then_some(name))
+        {
+            bail!("{twice}: given twice as a port (--iface or `interfaces`)");
+        }
         if let Some(path) = &args.config {
             config.check(path, &interfaces)?;
         }

@@ -81,6 +81,11 @@ impl<T: Ord> Deadlines<T> {
         self.heap.push(Reverse((deadline_ns, item)));
     }
 
+    /// Every item waiting for its deadline, in no particular order.
+    pub fn pending(&self) -> impl Iterator<Item = &T> {
+        self.heap.iter().map(|Reverse((_, item))| item)
+    }
+
     /// The earliest deadline, if any.
     pub fn next_deadline(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((deadline, _))| *deadline)

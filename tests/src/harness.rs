@@ -10,8 +10,8 @@ use aya::{
     Ebpf,
 };
 use igmp_common::{
-    Counter, DropReason, Membership, MembershipKey, PortCounters, RouterKey, RouterPort,
-    SourceEntry, SourceKey,
+    Counter, DropReason, HostEntry, HostKey, Membership, MembershipKey, PortCounters, RouterKey,
+    RouterPort, SourceEntry, SourceKey,
 };
 use igmp_user::{loader, tables::Tables};
 
@@ -120,6 +120,12 @@ impl Harness {
         self.tables.router_ports()
     }
 
+    pub fn hosts(&self) -> Vec<(HostKey, HostEntry)> {
+        let mut rows: Vec<_> = self.tables.hosts.iter().filter_map(Result::ok).collect();
+        rows.sort_by_key(|(key, _)| *key);
+        rows
+    }
+
     /// Counters of the test-run port, summed over CPUs.
     pub fn counters(&self) -> PortCounters {
         self.tables
@@ -147,6 +153,39 @@ impl Harness {
             .map(|reason| (reason.name(), counters.drops[*reason as usize]))
             .collect()
     }
+}
+
+/// Map name → the bytes of each entry (key then value), sorted.
+pub type TableSnapshot = Vec<(&'static str, Vec<Vec<u8>>)>;
+
+/// The bytes of every entry of the maps the XDP program learns into
+/// (memberships, sources, router ports, hosts), map by map, sorted: two
+/// snapshots are equal only if the tables are byte for byte the same.
+pub fn table_snapshot(tables: &Tables) -> TableSnapshot {
+    fn entries<K: aya::Pod, V: aya::Pod>(
+        rows: impl Iterator<Item = Result<(K, V), aya::maps::MapError>>,
+    ) -> Vec<Vec<u8>> {
+        let mut bytes: Vec<Vec<u8>> = rows
+            .filter_map(Result::ok)
+            .map(|(key, value)| [bytes_of(&key), bytes_of(&value)].concat())
+            .collect();
+        bytes.sort();
+        bytes
+    }
+    vec![
+        ("MEMBERSHIP", entries(tables.membership.iter())),
+        ("SOURCES", entries(tables.sources.iter())),
+        ("ROUTER_PORTS", entries(tables.routers.iter())),
+        ("HOSTS", entries(tables.hosts.iter())),
+    ]
+}
+
+fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
+    // SAFETY: Pod types are plain old data with explicit padding: every byte is initialised.
+    unsafe {
+        std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
+    }
+    .to_vec()
 }
 
 impl Default for Harness {

@@ -1,6 +1,7 @@
 //! Shared helpers of igmp-snoop's tests and benchmarks: frame builders, the
 //! BPF_PROG_TEST_RUN harness and the lab of network namespaces.
 
+pub mod corpus;
 pub mod frames;
 pub mod harness;
 pub mod snooped;
@@ -25,4 +26,14 @@ pub fn daemon_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// The one line a refused `igmp-snoop` command printed: it must have failed,
+/// and said so in exactly one line on stderr (no log line, no usage dump).
+pub fn one_error_line(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "succeeded: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.starts_with("igmp-snoop: "), "{stderr}");
+    stderr.trim_end().to_string()
 }

@@ -25,6 +25,7 @@ fn unknown_interface_is_named_in_the_error() {
     let (ok, stderr) = run_in(&lab, &["run", "--iface", "eth9"]);
     assert!(!ok);
     assert!(stderr.contains("eth9: no such interface"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
 
 #[test]
@@ -38,6 +39,7 @@ fn native_mode_on_a_driver_without_xdp_says_how_to_fall_back() {
         "{stderr}"
     );
     assert!(stderr.contains("--xdp-mode generic"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
 
 #[test]
@@ -85,6 +87,7 @@ fn maps_pinned_by_an_incompatible_version_are_refused_and_kept() {
         "{stderr}"
     );
     assert!(stderr.contains("igmp-snoop detach"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(
         old_map.exists(),
         "the old table was removed without being asked"

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use igmp_common::{group_flags, unregistered, GroupKey};
+use igmp_common::{group_flags, unregistered, GroupEntry, GroupKey};
 
 use super::*;
 
@@ -60,13 +60,31 @@ impl Daemon {
 
     /// Rebuilds `GROUPS` from the membership table (at start: the table may
     /// have grown while no daemon ran).
+    /// Entries are overwritten in place and only then the unwanted removed:
+    /// a group with members never leaves the fast path, even for an instant.
     pub(super) fn rebuild_groups(&mut self) {
-        let stale: Vec<GroupKey> = self.tables.groups.keys().filter_map(Result::ok).collect();
-        for key in stale {
-            let _ = self.tables.groups.remove(&key);
-        }
+        let mut wanted: std::collections::HashMap<GroupKey, u32> = Default::default();
         for (key, _) in self.tables.memberships() {
-            self.register_group(key);
+            *wanted.entry(group_key_of(&key)).or_default() += 1;
+        }
+        for (group, ports) in &wanted {
+            let entry = GroupEntry {
+                ports: *ports,
+                ..GroupEntry::default()
+            };
+            if let Err(error) = self.tables.groups.insert(*group, entry, 0) {
+                warn!("GROUPS full? {error}");
+            }
+        }
+        let unwanted: Vec<GroupKey> = self
+            .tables
+            .groups
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|group| !wanted.contains_key(group))
+            .collect();
+        for group in unwanted {
+            let _ = self.tables.groups.remove(&group);
         }
         self.local_groups.clear();
         self.refresh_local_listeners();

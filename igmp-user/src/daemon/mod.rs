@@ -21,6 +21,7 @@ use tokio::{
 mod expire;
 mod forwarding;
 mod keys;
+mod lost;
 mod ports;
 mod querying;
 
@@ -69,6 +70,8 @@ pub struct Daemon {
     fast_path_off: bool,
     /// Groups the host itself listens to (flagged in `GROUPS`).
     local_groups: std::collections::BTreeSet<[u8; 4]>,
+    /// Events the XDP program could not queue, as last counted.
+    events_lost: u64,
 }
 
 impl Daemon {
@@ -94,6 +97,7 @@ impl Daemon {
             unregistered: UnregisteredPolicy::default(),
             fast_path_off: false,
             local_groups: std::collections::BTreeSet::new(),
+            events_lost: 0,
         }
     }
 
@@ -146,7 +150,10 @@ impl Daemon {
                     self.run_querier();
                 }
                 Some(note) = links.recv() => self.on_link(&note),
-                _ = local_listeners.tick() => self.refresh_local_listeners(),
+                _ = local_listeners.tick() => {
+                    self.refresh_local_listeners();
+                    self.catch_up_lost_events();
+                }
                 () = &mut shutdown => return Ok(self.port_set.take()),
             }
         }
@@ -175,6 +182,7 @@ impl Daemon {
             self.deadlines.schedule(now, Due::Router(key));
         }
         self.rebuild_groups();
+        self.events_lost = self.count_lost_events();
     }
 
     fn sleep_until_next_deadline(&self) -> tokio::time::Sleep {

@@ -174,6 +174,11 @@ impl Lab {
         inject::inject(&self.hosts[index], frame)
     }
 
+    /// Puts every frame of `frames` on host `index`'s wire, paced; returns how many were refused.
+    pub fn inject_all(&self, index: usize, frames: &[Vec<u8>]) -> Result<usize> {
+        inject::inject_all(&self.hosts[index], frames)
+    }
+
     /// Joins `group` from host `index` with a real kernel socket (IP_ADD_MEMBERSHIP).
     pub fn join(&self, index: usize, group: Ipv4Addr) -> Result<Member> {
         Member::join(&self.hosts[index], group, None)
@@ -246,7 +251,7 @@ impl Lab {
         command
     }
 
-    /// The running daemon's process id.
+    /// The running daemon's process id (to read its /proc, or signal it without waiting).
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Child::id)
     }

@@ -1,0 +1,142 @@
+//! A corpus of malformed and hostile IGMP frames, generated rather than
+//! listed: every truncation, every bit of every checksummed byte, every value
+//! of the fields that must have one value, each applied to valid v1/v2/v3
+//! reports, leaves and queries, untagged and tagged.
+//!
+//! Each case breaks one rule and keeps every other one (checksums resealed,
+//! lengths consistent), so that its expected outcome is the reason for that
+//! one rule, whatever order the program checks in.
+
+mod bases;
+mod mutations;
+
+use igmp_common::{Counter, DropReason};
+
+pub use bases::{Base, Shape, TAGGINGS};
+
+/// What the XDP program must do with a corpus frame (always XDP_PASS, table untouched).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// Rejected, and counted under this drop reason.
+    Drop(DropReason),
+    /// Valid but not snooped (224.0.0.0/24 reports, unknown IGMP types):
+    /// counted under this message counter, no drop reason.
+    Counted(Counter),
+    /// Not recognisable as IGMP: the frame ends before the IP protocol field,
+    /// or inside the Ethernet/VLAN headers. Nothing is counted.
+    NotIgmp,
+}
+
+/// One frame of the corpus.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// `<base>/<tagging>/<what is broken>`, unique in the corpus.
+    pub name: String,
+    /// A whole Ethernet frame.
+    pub frame: Vec<u8>,
+    pub expected: Expected,
+}
+
+/// Collects cases as the mutations produce them.
+#[derive(Default)]
+pub(crate) struct Cases(pub(crate) Vec<Case>);
+
+impl Cases {
+    pub(crate) fn add(&mut self, name: String, frame: Vec<u8>, expected: Expected) {
+        self.0.push(Case {
+            name,
+            frame,
+            expected,
+        });
+    }
+
+    pub(crate) fn drop(&mut self, name: String, frame: Vec<u8>, reason: DropReason) {
+        self.add(name, frame, Expected::Drop(reason));
+    }
+}
+
+/// Every malformed or hostile frame whose outcome the program and the RFCs agree on.
+pub fn malformed_corpus() -> Vec<Case> {
+    let mut cases = Cases::default();
+    for base in bases::all() {
+        for (tagging, tags) in TAGGINGS {
+            mutations::frame_cuts(&mut cases, &base, tagging, tags, false);
+            mutations::bit_flips(&mut cases, &base, tagging, tags);
+            mutations::fragments(&mut cases, &base, tagging, tags);
+        }
+        mutations::length_cuts(&mut cases, &base);
+        mutations::checksum_values(&mut cases, &base);
+        mutations::ttls(&mut cases, &base);
+        mutations::ip_shapes(&mut cases, &base);
+        mutations::v3_counts(&mut cases, &base);
+        mutations::unicast_destinations(&mut cases, &base);
+        mutations::stacked_vlans(&mut cases, &base);
+    }
+    mutations::groups(&mut cases);
+    mutations::multicast_destinations(&mut cases);
+    mutations::oversize(&mut cases);
+    cases.0
+}
+
+/// Frames whose outcome the program and this corpus disagree on: an IPv4
+/// header cut short after its protocol field says IGMP. The program counts
+/// nothing (it needs all 20 bytes to call a frame IGMP); a frame that
+/// announces IGMP and ends inside the header it announces is, by the
+/// program's own definition of `Truncated`, truncated.
+pub fn disputed_corpus() -> Vec<Case> {
+    let mut cases = Cases::default();
+    for base in bases::all() {
+        for (tagging, tags) in TAGGINGS {
+            mutations::frame_cuts(&mut cases, &base, tagging, tags, true);
+        }
+    }
+    cases.0
+}
+
+/// How many frames of `cases` each expected outcome has.
+pub fn tally(cases: &[Case]) -> std::collections::BTreeMap<String, u64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for case in cases {
+        *totals.entry(outcome_name(case.expected)).or_default() += 1;
+    }
+    totals
+}
+
+/// `drop:<reason>`, `counted:<counter>` or `not_igmp`.
+pub fn outcome_name(expected: Expected) -> String {
+    match expected {
+        Expected::Drop(reason) => format!("drop:{}", reason.name()),
+        Expected::Counted(counter) => format!("counted:{}", counter.name()),
+        Expected::NotIgmp => "not_igmp".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn the_corpus_is_large_named_uniquely_and_sendable() {
+        let corpus = malformed_corpus();
+        assert!(corpus.len() >= 10_000, "{} frames", corpus.len());
+        let mut names = HashSet::new();
+        for case in corpus.iter().chain(disputed_corpus().iter()) {
+            assert!(names.insert(case.name.clone()), "{} twice", case.name);
+            // Shorter frames are refused by BPF_PROG_TEST_RUN and by AF_PACKET.
+            assert!(case.frame.len() >= 14, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn every_drop_reason_but_port_blocked_is_exercised() {
+        let totals = tally(&malformed_corpus());
+        for reason in DropReason::ALL {
+            if reason != DropReason::PortBlocked {
+                let name = outcome_name(Expected::Drop(reason));
+                assert!(totals.contains_key(&name), "no case for {name}");
+            }
+        }
+    }
+}

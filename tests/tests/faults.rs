@@ -1,0 +1,201 @@
+//! Faults around a running or starting daemon: no bpffs to pin in, a ring
+//! buffer that overflows while the daemon is stopped, and a SIGKILL while
+//! multicast flows. (SIGKILL with adoption of the table, interfaces deleted
+//! under the daemon and incompatible pins are in lifecycle.rs and cli.rs.)
+
+use std::{
+    net::{Ipv4Addr, UdpSocket},
+    process::Command,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use igmp_common::{Counter, DataCounter};
+use igmp_lab::{in_netns, run_output, BridgeSnooping, Lab, DATA_PORT};
+use igmp_tests::{
+    daemon_binary, frames, harness::unique_pin_dir, one_error_line, snooped::Snooped,
+};
+
+fn xdp_attached(lab: &Lab, port: &str) -> bool {
+    run_output(&["ip", "-n", &lab.switch, "link", "show", port])
+        .is_ok_and(|out| out.contains("xdp"))
+}
+
+fn assert_names_bpffs(line: &str) {
+    assert!(line.contains("not on a bpf filesystem"), "{line}");
+    assert!(line.contains("mount -t bpf bpf /sys/fs/bpf"), "{line}");
+}
+
+#[test]
+fn a_pin_dir_outside_bpffs_is_refused_with_the_mount_command() {
+    let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    let pin_dir = std::env::temp_dir().join(format!("igmp-snoop-pins-{}", std::process::id()));
+    let output = lab
+        .command_in_switch(&daemon_binary())
+        .args(["run", "--iface", "p1", "--pin-dir"])
+        .arg(&pin_dir)
+        .output()
+        .unwrap();
+    assert_names_bpffs(&one_error_line(&output));
+    assert!(!pin_dir.exists(), "created {}", pin_dir.display());
+    assert!(!xdp_attached(&lab, "p1"));
+}
+
+#[test]
+fn bpffs_not_mounted_is_refused_with_the_mount_command() {
+    let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    let pin_dir = unique_pin_dir("nobpffs");
+    // A private mount namespace without bpffs at /sys/fs/bpf: the machine's stays mounted.
+    let script = format!(
+        "umount /sys/fs/bpf && exec nsenter --net=/run/netns/{} {} run --iface p1 --pin-dir {}",
+        lab.switch,
+        daemon_binary().display(),
+        pin_dir.display()
+    );
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_names_bpffs(&one_error_line(&output));
+    assert!(!pin_dir.exists());
+    assert!(!xdp_attached(&lab, "p1"));
+}
+
+/// `event_lost` on a port, from `igmp-snoop stats --json`.
+fn events_lost(snooped: &Snooped, port: &str) -> u64 {
+    let output = snooped.cli(&["stats", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    json["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|block| block["port"] == port)
+        .map_or(0, |block| {
+            block["messages"][Counter::EventLost.name()]
+                .as_u64()
+                .unwrap()
+        })
+}
+
+#[test]
+fn a_full_ring_buffer_is_counted_and_the_daemon_catches_up_from_the_table() {
+    // Group membership interval 7 s: long enough to look, short enough to see expiry.
+    let args = [
+        "--robustness",
+        "1",
+        "--query-interval",
+        "6",
+        "--query-response-interval",
+        "1",
+    ];
+    let snooped = Snooped::new(1, &args);
+    let pid = snooped.lab.daemon_pid().unwrap() as i32;
+    // More joins than the 256 KiB ring buffer holds events (40 bytes each).
+    let groups: Vec<Ipv4Addr> = (0..8000u32)
+        .map(|n| Ipv4Addr::from(u32::from(Ipv4Addr::new(239, 50, 0, 0)) + n))
+        .collect();
+    let reports: Vec<Vec<u8>> = groups
+        .iter()
+        .map(|group| frames::v2_report(snooped.lab.hosts[0].address, *group))
+        .collect();
+
+    // SAFETY: plain kill(2) on the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    assert_eq!(snooped.lab.inject_all(0, &reports).unwrap(), 0);
+    let in_table = snooped.pairs().len();
+    let lost = events_lost(&snooped, "p1");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+
+    assert_eq!(in_table, groups.len(), "the XDP program learned every join");
+    assert!(lost > 0, "no event counted as lost");
+    // The daemon reads the table for what the lost events said: every group
+    // gets a fast-path entry and, unrefreshed, expires.
+    snooped.wait_until("every group registered", Duration::from_secs(10), || {
+        snooped.tables().groups.keys().count() == groups.len()
+    });
+    snooped.wait_until("every group expired", Duration::from_secs(20), || {
+        snooped.pairs().is_empty()
+    });
+    assert!(
+        snooped.lab.daemon_log().contains("events lost"),
+        "{}",
+        snooped.lab.daemon_log()
+    );
+}
+
+const STREAM: Ipv4Addr = Ipv4Addr::new(239, 60, 0, 1);
+const DATAGRAMS: usize = 6000;
+
+#[test]
+fn multicast_keeps_flowing_through_the_fast_path_across_a_sigkill_and_restart() {
+    let mut snooped = Snooped::new(2, &[]);
+    let member = snooped.lab.join(1, STREAM).unwrap();
+    let pairs = [(snooped.port(1), STREAM)].into_iter().collect();
+    snooped.wait_for_pairs(&pairs, Duration::from_secs(5));
+    let forwarded_before = snooped.tables().data_counters().frames[DataCounter::Forwarded as usize];
+    let sender = snooped.lab.hosts[0].clone();
+    // A veth leaves the UDP checksum to an offload that never runs on a frame
+    // redirected in XDP: the member's kernel would drop every datagram.
+    let ethtool = [
+        "ip",
+        "netns",
+        "exec",
+        &sender.netns,
+        "ethtool",
+        "-K",
+        "eth0",
+        "tx",
+        "off",
+    ];
+    igmp_lab::run(&ethtool).unwrap();
+    let socket = in_netns(&sender.netns, || {
+        let socket = UdpSocket::bind((sender.address, 0))?;
+        socket.set_multicast_ttl_v4(8)?;
+        Ok(socket)
+    })
+    .unwrap();
+    let sending = AtomicBool::new(true);
+
+    let received = std::thread::scope(|scope| {
+        let sent = scope.spawn(|| {
+            // 6000 datagrams 500 µs apart: three seconds of stream.
+            for n in 0..DATAGRAMS {
+                socket
+                    .send_to(&(n as u32).to_be_bytes(), (STREAM, DATA_PORT))
+                    .unwrap();
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            sending.store(false, Ordering::SeqCst);
+        });
+        let receiver = scope.spawn(|| member.drain());
+        std::thread::sleep(Duration::from_millis(500));
+        snooped.lab.stop_daemon(libc::SIGKILL).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        snooped
+            .lab
+            .start_daemon(&daemon_binary(), &snooped.pin_dir, &[])
+            .unwrap();
+        assert!(
+            sending.load(Ordering::SeqCst),
+            "the stream ended before the restart"
+        );
+        sent.join().unwrap();
+        receiver.join().unwrap()
+    });
+    assert_eq!(
+        received, DATAGRAMS,
+        "datagrams lost across the kill and restart"
+    );
+    let forwarded = snooped.tables().data_counters().frames[DataCounter::Forwarded as usize];
+    assert!(
+        forwarded - forwarded_before >= DATAGRAMS as u64 / 2,
+        "the stream did not go through the fast path: {} of {DATAGRAMS}",
+        forwarded - forwarded_before
+    );
+    assert!(
+        snooped.lab.daemon_log().contains("adopting 1 groups"),
+        "{}",
+        snooped.lab.daemon_log()
+    );
+}
