@@ -87,6 +87,11 @@ fn a_full_ring_buffer_is_counted_and_the_daemon_catches_up_from_the_table() {
         "6",
         "--query-response-interval",
         "1",
+        // The burst is the point here, not the limits against it.
+        "--max-groups-per-port",
+        "0",
+        "--report-rate",
+        "0",
     ];
     let snooped = Snooped::new(1, &args);
     let pid = snooped.lab.daemon_pid().unwrap() as i32;

@@ -225,6 +225,10 @@ impl Lab {
             command.args(["--iface", &host.port]);
         }
         command.arg("--pin-dir").arg(pin_dir).args(extra);
+        // The tests read per-entry lines (joins, expiries), logged at debug.
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info,igmp_user=debug");
+        }
         let log = fs::File::create(&self.log)?;
         command
             .stdout(log.try_clone()?)

@@ -12,6 +12,8 @@ use anyhow::Result;
 
 fn main() -> Result<()> {
     let quick = std::env::args().any(|arg| arg == "--quick");
+    // The lab daemons log at info: a line per join would be their main work at scale.
+    std::env::set_var("RUST_LOG", "info");
     let sections = vec![
         cost::run(quick)?,
         forwarding::run(quick)?,
