@@ -353,13 +353,15 @@ fn scale_run(groups: u32) -> Result<ScaleFigures> {
         std::thread::sleep(wait.saturating_sub(Duration::from_millis(500)));
     }
     let sweep_start = cpu_ns(pid)?;
-    let emptied = wait_for(Duration::from_secs(120), || {
+    let emptied = wait_for(Duration::from_secs(300), || {
         tables.membership.keys().next().is_none()
     });
-    if !emptied {
-        bail!("the table did not empty after the GMI");
-    }
-    let expiry_s = Instant::now().saturating_duration_since(gmi).as_secs_f64();
+    // Reported, not fatal: a table that does not empty is itself the figure.
+    let expiry_s = if emptied {
+        Instant::now().saturating_duration_since(gmi).as_secs_f64()
+    } else {
+        f64::NAN
+    };
     let expiry_cpu_us_per_entry = (cpu_ns(pid)? - sweep_start) as f64 / 1e3 / f64::from(entries);
     Ok(ScaleFigures {
         absorb_s,
