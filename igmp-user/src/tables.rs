@@ -28,6 +28,9 @@ pub struct Tables {
     pub groups_added: HashMap<MapData, u32, u64>,
     /// Entries removed, per port (0: all); only the daemon writes it.
     pub groups_removed: HashMap<MapData, u32, u64>,
+    /// Removals counted but not yet added to `groups_removed`: a sweep of
+    /// many expiries writes each port's count once (`publish_removed`).
+    removed_pending: std::collections::BTreeMap<u32, u64>,
 }
 
 /// The key of the whole-switch counts in `groups_added` / `groups_removed`.
@@ -48,20 +51,29 @@ impl Tables {
             data_counters: open(pin_dir, map_names::DATA_COUNTERS)?,
             groups_added: open(pin_dir, map_names::GROUPS_ADDED)?,
             groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
+            removed_pending: Default::default(),
         })
     }
 
-    /// Removes a membership entry and counts it as removed, which gives its
-    /// place back under the port's and the switch's group limits.
+    /// Removes a membership entry and counts it as removed; the place it
+    /// held under the group limits is given back by `publish_removed`.
     pub fn remove_membership(&mut self, key: &MembershipKey) -> bool {
         if self.membership.remove(key).is_err() {
             return false;
         }
         for counted in [key.ifindex, ALL_PORTS] {
-            let removed = self.groups_removed.get(&counted, 0).unwrap_or(0);
-            let _ = self.groups_removed.insert(counted, removed + 1, 0);
+            *self.removed_pending.entry(counted).or_default() += 1;
         }
         true
+    }
+
+    /// Adds the removals counted since the last call to `groups_removed`,
+    /// where the XDP program sees them.
+    pub fn publish_removed(&mut self) {
+        for (counted, removed) in std::mem::take(&mut self.removed_pending) {
+            let before = self.groups_removed.get(&counted, 0).unwrap_or(0);
+            let _ = self.groups_removed.insert(counted, before + removed, 0);
+        }
     }
 
     /// Groups each port holds against its limit, as the XDP program counts

@@ -4,6 +4,7 @@
 pub mod corpus;
 pub mod frames;
 pub mod harness;
+pub mod process;
 pub mod snooped;
 
 use std::path::PathBuf;

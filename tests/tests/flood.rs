@@ -9,7 +9,7 @@ use std::{
 };
 
 use igmp_common::{limits, Counter, DropReason};
-use igmp_tests::{frames::v2_report, snooped::Snooped};
+use igmp_tests::{frames::v2_report, process::rss_kib, snooped::Snooped};
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const MEMBER: usize = 0;
@@ -23,16 +23,6 @@ fn spoofed_report(n: u64) -> Vec<u8> {
     let [_, a, b, c] = (n as u32).to_be_bytes();
     let host = Ipv4Addr::new(10, 0, 1 + a % 200, b);
     v2_report(host, Ipv4Addr::new(239, 100 + a % 100, b, c))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
 }
 
 #[test]
@@ -49,7 +39,7 @@ fn a_spoofed_report_flood_costs_a_real_member_nothing() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(member.drain(), BATCH, "the stream before the flood");
     let pid = lab.daemon_pid().expect("daemon running");
-    let rss_before = rss_kib(pid);
+    let rss_before = rss_kib(pid).unwrap();
 
     let (mut sent, mut received, mut slowest_show) = (0, 0, Duration::ZERO);
     let flooded = std::thread::scope(|scope| {
@@ -91,7 +81,7 @@ fn a_spoofed_report_flood_costs_a_real_member_nothing() {
         "only {refused} of {flooded} reports rate limited"
     );
     assert!(counters.messages[Counter::GroupLimit as usize] > 0);
-    let growth = rss_kib(pid).saturating_sub(rss_before);
+    let growth = rss_kib(pid).unwrap().saturating_sub(rss_before);
     assert!(
         growth < 16 * 1024,
         "the daemon grew by {growth} KiB during the flood"

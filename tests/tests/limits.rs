@@ -79,6 +79,7 @@ fn a_removed_group_gives_its_place_back() {
     assert_eq!(held_groups(&harness), [group(1), group(2)]);
     let (first, _) = harness.memberships()[0];
     assert!(harness.tables.remove_membership(&first));
+    harness.tables.publish_removed();
     harness.run(&v2_report(HOST, group(3)));
     assert_eq!(held_groups(&harness), [group(2), group(3)]);
     assert_eq!(harness.in_use(TEST_RUN_IFINDEX), 2);

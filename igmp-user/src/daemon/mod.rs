@@ -156,6 +156,8 @@ impl Daemon {
                 }
                 () = &mut shutdown => return Ok(self.port_set.take()),
             }
+            // Once per wake-up, however many entries it removed.
+            self.tables.publish_removed();
         }
     }
 

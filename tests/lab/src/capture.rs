@@ -72,19 +72,46 @@ impl Capture {
         let mut frames = Vec::new();
         let mut buffer = vec![0u8; 9216];
         while Instant::now() < until {
-            // SAFETY: reading into a buffer we own, of the stated length.
-            let read = unsafe {
-                libc::recv(
-                    self.socket.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                    0,
-                )
-            };
-            if read > 0 {
-                frames.push(buffer[..read as usize].to_vec());
+            if let Some(read) = self.receive(&mut buffer, 0) {
+                frames.push(buffer[..read].to_vec());
             }
         }
         frames
+    }
+
+    /// Whether a frame `wanted` accepts arrives within `timeout`; returns
+    /// as soon as one does.
+    pub fn wait_for(&self, timeout: Duration, wanted: impl Fn(&[u8]) -> bool) -> bool {
+        let until = Instant::now() + timeout;
+        let mut buffer = vec![0u8; 9216];
+        while Instant::now() < until {
+            if self
+                .receive(&mut buffer, 0)
+                .is_some_and(|read| wanted(&buffer[..read]))
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Forgets every frame queued so far.
+    pub fn drain(&self) {
+        let mut buffer = vec![0u8; 9216];
+        while self.receive(&mut buffer, libc::MSG_DONTWAIT).is_some() {}
+    }
+
+    /// One frame, or None once the receive timeout passes.
+    fn receive(&self, buffer: &mut [u8], flags: libc::c_int) -> Option<usize> {
+        // SAFETY: reading into a buffer we own, of the stated length.
+        let read = unsafe {
+            libc::recv(
+                self.socket.as_raw_fd(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                flags,
+            )
+        };
+        usize::try_from(read).ok().filter(|read| *read > 0)
     }
 }

@@ -25,6 +25,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 pub use capture::Capture;
+pub use inject::Injector;
 pub use member::{Member, SourceFilter, DATA_PORT};
 pub use netns::{in_netns, run, run_output};
 
@@ -174,6 +175,11 @@ impl Lab {
         inject::inject(&self.hosts[index], frame)
     }
 
+    /// A raw socket on host `index`'s wire, for many frames without reopening it.
+    pub fn injector(&self, index: usize) -> Result<Injector> {
+        Injector::open(&self.hosts[index])
+    }
+
     /// Puts every frame of `frames` on host `index`'s wire, paced; returns how many were refused.
     pub fn inject_all(&self, index: usize, frames: &[Vec<u8>]) -> Result<usize> {
         inject::inject_all(&self.hosts[index], frames)
@@ -265,14 +271,9 @@ impl Lab {
         &self,
         index: usize,
         duration: Duration,
-        frame_for: impl FnMut(u64) -> Vec<u8> + Send,
+        frame_for: impl FnMut(u64) -> Vec<u8>,
     ) -> Result<u64> {
         flood::flood(&self.hosts[index], duration, frame_for)
-    }
-
-    /// Sends `frames` from host `index`, back to back.
-    pub fn send_frames(&self, index: usize, frames: &[Vec<u8>]) -> Result<()> {
-        flood::send_frames(&self.hosts[index], frames)
     }
 
     pub fn daemon_exited(&mut self) -> bool {

@@ -3,7 +3,6 @@
 
 use std::{
     net::{Ipv4Addr, UdpSocket},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     process::Command,
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -18,6 +17,7 @@ use igmp_lab::{in_netns, wait_for, DATA_PORT};
 use igmp_tests::{frames::*, snooped::Snooped};
 
 use crate::report::{percentile, Section};
+use igmp_tests::process::{cpu_ns, rss_kib};
 
 const MEMBER: usize = 0;
 const SENDER: usize = 1;
@@ -63,29 +63,27 @@ pub fn join_latency(quick: bool) -> Result<Section> {
             })
         })
     };
-    let member = lab.hosts[MEMBER].clone();
-    let latencies = in_netns(&member.netns, || {
-        let socket = raw_receiver(&member.interface)?;
-        let mut latencies = Vec::new();
-        for n in 1..=joins {
-            let group = join_group(n);
-            current.store(u32::from(group), Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(2));
-            socket.drain();
-            let report = v2_report(member.address, group);
-            let started = Instant::now();
-            socket.send(&report)?;
-            if socket.wait_for_datagram(group, Duration::from_millis(200)) {
-                latencies.push(started.elapsed().as_secs_f64() * 1e6);
-            }
+    let member = lab.hosts[MEMBER].address;
+    let (injector, capture) = (lab.injector(MEMBER)?, lab.capture(MEMBER)?);
+    let mut latencies = Vec::new();
+    for n in 1..=joins {
+        let group = join_group(n);
+        current.store(u32::from(group), Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(2));
+        capture.drain();
+        let report = v2_report(member, group);
+        let started = Instant::now();
+        injector.send(&report).context("sending the report")?;
+        if capture.wait_for(Duration::from_millis(200), |frame| {
+            is_datagram_to(frame, group)
+        }) {
+            latencies.push(started.elapsed().as_secs_f64() * 1e6);
         }
-        Ok(latencies)
-    });
+    }
     stop.store(true, Ordering::Relaxed);
     stream
         .join()
         .map_err(|_| anyhow::anyhow!("the stream panicked"))??;
-    let latencies = latencies?;
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     let missed = joins as usize - latencies.len();
     Ok(Section {
@@ -120,115 +118,9 @@ pub fn join_latency(quick: bool) -> Result<Section> {
     })
 }
 
-/// A raw socket on the member's interface: sends its reports, sees its data.
-struct RawReceiver {
-    socket: OwnedFd,
-    address: libc::sockaddr_ll,
-}
-
-fn raw_receiver(interface: &str) -> Result<RawReceiver> {
-    let name = std::ffi::CString::new(interface)?;
-    // SAFETY: if_nametoindex reads a NUL-terminated name.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    let protocol = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: a plain socket(2) call; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
-    if fd < 0 || ifindex == 0 {
-        bail!(
-            "raw socket on {interface}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    // SAFETY: fd is fresh and owned by nobody else.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    address.sll_family = libc::AF_PACKET as u16;
-    address.sll_protocol = protocol;
-    address.sll_ifindex = ifindex as i32;
-    // SAFETY: a valid address of the stated length.
-    let bound = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            (&address as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if bound != 0 {
-        bail!(
-            "binding the raw socket: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(RawReceiver { socket, address })
-}
-
-impl RawReceiver {
-    fn send(&self, frame: &[u8]) -> Result<()> {
-        // SAFETY: valid buffer and address of the stated lengths.
-        let sent = unsafe {
-            libc::sendto(
-                self.socket.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&self.address as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(std::io::Error::last_os_error()).context("sending the report");
-        }
-        Ok(())
-    }
-
-    /// One incoming frame, if any arrives within `timeout`.
-    fn receive(&self, buffer: &mut [u8], timeout: Duration) -> Option<usize> {
-        let mut poll = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as i32) } <= 0 {
-            return None;
-        }
-        // SAFETY: sockaddr_ll is plain old data, filled by recvfrom.
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut length = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: buffers we own, of the stated lengths.
-        let read = unsafe {
-            libc::recvfrom(
-                self.socket.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                libc::MSG_DONTWAIT,
-                (&mut from as *mut libc::sockaddr_ll).cast(),
-                &mut length,
-            )
-        };
-        // Our own report goes by as an outgoing frame: not an arrival.
-        (read > 0 && from.sll_pkttype != libc::PACKET_OUTGOING).then_some(read as usize)
-    }
-
-    fn drain(&self) {
-        let mut buffer = [0u8; 2048];
-        while self.receive(&mut buffer, Duration::ZERO).is_some() {}
-    }
-
-    fn wait_for_datagram(&self, group: Ipv4Addr, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        let mut buffer = [0u8; 2048];
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            if let Some(length) = self.receive(&mut buffer, left) {
-                let frame = &buffer[..length];
-                if length >= 34 && frame[23] == 17 && frame[30..34] == group.octets() {
-                    return true;
-                }
-            }
-        }
-        false
-    }
+/// A UDP datagram to `group` (the member's own report goes by too).
+fn is_datagram_to(frame: &[u8], group: Ipv4Addr) -> bool {
+    frame.len() >= 34 && frame[23] == 17 && frame[30..34] == group.octets()
 }
 
 /// Groups joined on every port of a 4-port lab with crafted v3 reports (32
@@ -320,16 +212,20 @@ fn scale_run(groups: u32) -> Result<ScaleFigures> {
         .map(|host| v3_reports(host.address, groups))
         .collect();
     let started = Instant::now();
-    std::thread::scope(|scope| {
+    let refused = std::thread::scope(|scope| {
         let senders: Vec<_> = reports
             .iter()
             .enumerate()
-            .map(|(index, frames)| scope.spawn(move || lab.send_frames(index, frames)))
+            .map(|(index, frames)| scope.spawn(move || lab.inject_all(index, frames)))
             .collect();
         senders
             .into_iter()
-            .try_for_each(|sender| sender.join().expect("sender thread"))
+            .map(|sender| sender.join().expect("sender thread"))
+            .sum::<Result<usize>>()
     })?;
+    if refused > 0 {
+        bail!("{refused} reports refused by the hosts' interfaces");
+    }
     let sent = Instant::now();
     let tables = snooped.tables();
     let absorbed = wait_for(Duration::from_secs(120), || {
@@ -404,26 +300,4 @@ fn map_memory(snooped: &Snooped) -> Result<u64> {
         total += map["bytes_memlock"].as_u64().unwrap_or(0);
     }
     Ok(total)
-}
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .context("no VmRSS")
-}
-
-/// User + system CPU time of process `pid`, in ns.
-fn cpu_ns(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at state.
-    let after = stat.rsplit_once(')').context("malformed stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Ok(ticks * 1_000_000_000 / per_second)
 }

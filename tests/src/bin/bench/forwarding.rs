@@ -18,6 +18,7 @@ use igmp_lab::{ip, wait_for, BridgeSnooping, Lab};
 use igmp_tests::{frames::udp_data, snooped::Snooped};
 
 use crate::report::Section;
+use igmp_tests::process::busy_cpu_ns;
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 5);
 const PORTS: usize = 6;
@@ -234,30 +235,4 @@ fn link_stat(lab: &Lab, host: usize, direction: &str) -> Result<u64> {
     links[0]["stats64"][direction]["packets"]
         .as_u64()
         .with_context(|| format!("no {direction} packet count in `ip -s -j link`"))
-}
-
-/// Busy time of all CPUs so far (everything in /proc/stat's cpu line but idle and iowait).
-pub fn busy_cpu_ns() -> Result<u64> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .context("empty /proc/stat")?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    let busy: u64 = fields
-        .iter()
-        .enumerate()
-        .filter(|(index, _)| *index != 3 && *index != 4)
-        .map(|(_, ticks)| ticks)
-        .sum();
-    Ok(busy * 1_000_000_000 / clock_ticks_per_second())
-}
-
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).unwrap_or(100)
 }
