@@ -10,11 +10,16 @@ const IP_OFFSET_MASK: u16 = 0x1fff;
 /// The smallest IGMP message (v1/v2, RFC 2236 §2).
 pub const IGMP_MIN_LEN: usize = 8;
 
-/// The IP protocol number at `l3_offset`, if a whole IPv4 header is there.
+/// Where the protocol number sits in an IPv4 header.
+const PROTOCOL_OFFSET: usize = 9;
+
+/// The IP protocol number of the IPv4 header at `l3_offset`. Only that byte
+/// has to be there: a header cut after it still says IGMP, and the IGMP path
+/// then counts it as truncated instead of letting it pass unseen.
 #[inline(always)]
 pub fn protocol(frame: &Frame, l3_offset: usize) -> Option<u8> {
-    let ip = frame.get::<Ipv4Hdr>(l3_offset)?;
-    Some(unsafe { (*ip).proto })
+    let protocol = frame.get::<u8>(l3_offset + PROTOCOL_OFFSET)?;
+    Some(unsafe { *protocol })
 }
 
 /// What the IP header says about the IGMP message it carries.

