@@ -16,6 +16,26 @@ use crate::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Where log lines go: stderr, as text or JSON, filtered by level.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format: `text` for people and journald, `json` (one object per line) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Lines to log: a level (error, warn, info, debug, trace) or a filter such as
+    /// `info,igmp_user=debug` [default: $RUST_LOG, else info].
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ pub mod instance;
 pub mod leaves;
 pub mod links;
 pub mod loader;
+pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod ports;

@@ -5,7 +5,7 @@ use clap::Parser as _;
 use igmp_user::{
     cli::{Cli, Command, RunArgs, ShowArgs},
     daemon::Daemon,
-    instance, links, loader,
+    instance, links, loader, logging,
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
@@ -14,16 +14,19 @@ use igmp_user::{
     tables::Tables,
     view,
 };
-use log::warn;
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
     sync::{broadcast, mpsc::UnboundedReceiver},
 };
+use tracing::warn;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = parse_args();
+    if let Err(error) = logging::init(&cli.log) {
+        eprintln!("igmp-snoop: {error:#}");
+        std::process::exit(2);
+    }
     if let Err(error) = dispatch(cli) {
         eprintln!("igmp-snoop: {error:#}");
         std::process::exit(1);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use aya::Ebpf;
 use igmp_common::{router_flags, router_mode, PortSettings, RouterKey, RouterPort};
-use log::{info, warn};
+use tracing::{info, warn};
 
 use crate::{
     loader::{self, AttachMode, Attachment},

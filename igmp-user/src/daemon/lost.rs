@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use igmp_common::Counter;
-use log::warn;
+use tracing::warn;
 
 use super::{Daemon, Due};
 use crate::timers::monotonic_ns;

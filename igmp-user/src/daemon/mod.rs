@@ -12,11 +12,11 @@ use igmp_common::{
     filter_mode, membership_flags, Event, EventKind, HostKey, Membership, MembershipKey, RouterKey,
     SourceKey,
 };
-use log::{debug, info, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::{broadcast, mpsc},
 };
+use tracing::{debug, info, warn};
 
 mod expire;
 mod forwarding;

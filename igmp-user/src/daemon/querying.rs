@@ -1,7 +1,7 @@
 //! The querier's part of the loop: sending what the election decides and
 //! telling the monitors and the metrics who queries.
 
-use log::{info, warn};
+use tracing::{info, warn};
 
 use super::*;
 use crate::querier::{
