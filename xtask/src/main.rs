@@ -37,6 +37,9 @@ enum Task {
     Bench {
         #[arg(long)]
         quick: bool,
+        /// Run one section only (cost, forwarding, latency or scale); nothing is written.
+        #[arg(long, value_name = "SECTION")]
+        only: Option<String>,
     },
 }
 
@@ -57,7 +60,7 @@ fn main() -> Result<()> {
             build()?;
             demo::run(&args)
         }
-        Task::Bench { quick } => {
+        Task::Bench { quick, only } => {
             setup::run()?;
             // The lab sections drive the release daemon, as an operator runs it.
             cargo(&["build", "--release", "--package", "igmp-user"])?;
@@ -74,6 +77,9 @@ fn main() -> Result<()> {
             ];
             if quick {
                 args.push("--quick");
+            }
+            if let Some(section) = &only {
+                args.extend(["--only", section]);
             }
             cargo(&args)
         }

@@ -8,17 +8,44 @@ mod cost;
 mod forwarding;
 mod report;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+
+use report::Section;
+
+/// A section of the report; its argument says `--quick`.
+type Measure = fn(bool) -> Result<Section>;
+
+/// The sections, by the name `--only` takes.
+const SECTIONS: [(&str, Measure); 4] = [
+    ("cost", cost::run),
+    ("forwarding", forwarding::run),
+    ("latency", control::join_latency),
+    ("scale", control::scale),
+];
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|arg| arg == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let only = args
+        .iter()
+        .position(|arg| arg == "--only")
+        .map(|at| args.get(at + 1).cloned().unwrap_or_default());
+    if let Some(name) = &only {
+        if !SECTIONS.iter().any(|(section, _)| section == name) {
+            let names: Vec<&str> = SECTIONS.iter().map(|(section, _)| *section).collect();
+            bail!(
+                "--only {name:?}: not a section (one of {})",
+                names.join(", ")
+            );
+        }
+    }
     // The lab daemons log at info: a line per join would be their main work at scale.
     std::env::set_var("RUST_LOG", "info");
-    let sections = vec![
-        cost::run(quick)?,
-        forwarding::run(quick)?,
-        control::join_latency(quick)?,
-        control::scale(quick)?,
-    ];
-    report::finish(&sections, quick)
+    let sections = SECTIONS
+        .iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|only| only == *name))
+        .map(|(_, section)| section(quick))
+        .collect::<Result<Vec<_>>>()?;
+    // One section alone is a look, not a result: only a whole run is written.
+    report::finish(&sections, !quick && only.is_none())
 }

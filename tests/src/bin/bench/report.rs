@@ -53,13 +53,13 @@ pub fn spread(values: &[f64]) -> f64 {
     max - min
 }
 
-/// Prints every section; unless `quick`, writes them to bench/.
-pub fn finish(sections: &[Section], quick: bool) -> Result<()> {
+/// Prints every section; writes them to bench/ if this was a whole run.
+pub fn finish(sections: &[Section], whole_run: bool) -> Result<()> {
     let context = machine_context();
     let body: String = sections.iter().map(Section::markdown).collect();
     println!("{context}\n\n{body}");
-    if quick {
-        println!("(--quick: shorter runs, nothing written)");
+    if !whole_run {
+        println!("(--quick or --only: nothing written)");
         return Ok(());
     }
     std::fs::create_dir_all("bench")?;
