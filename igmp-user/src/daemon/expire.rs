@@ -52,15 +52,11 @@ impl Daemon {
     /// Whether sources of the group were asked for within the group membership interval.
     pub(super) fn has_wanted_sources(&self, key: MembershipKey, now: u64) -> bool {
         let gmi = nanos(self.timers.group_membership_interval());
-        self.tables
-            .sources
-            .iter()
-            .filter_map(Result::ok)
-            .any(|(source, entry)| {
-                group_of_source(&source) == key
-                    && entry.mode == filter_mode::INCLUDE
-                    && entry.last_report_ns + gmi > now
+        self.sources.of_group(&key).any(|source| {
+            self.tables.sources.get(source, 0).is_ok_and(|entry| {
+                entry.mode == filter_mode::INCLUDE && entry.last_report_ns + gmi > now
             })
+        })
     }
 
     /// An EXCLUDE group whose timer ran out while sources are still asked
@@ -88,12 +84,14 @@ impl Daemon {
 
     pub(super) fn check_source(&mut self, key: SourceKey, now: u64) {
         let Ok(entry) = self.tables.sources.get(&key, 0) else {
+            self.sources.remove(&key);
             return;
         };
         match expiry::source(&entry, now, &self.timers) {
             Verdict::KeepUntil(deadline) => self.deadlines.schedule(deadline, Due::Source(key)),
             Verdict::KeepForever => {}
             Verdict::Expire(reason) => {
+                self.sources.remove(&key);
                 if self.tables.sources.remove(&key).is_ok() {
                     let port = interface_name(key.ifindex);
                     let (group, source) = (Ipv4Addr::from(key.group), Ipv4Addr::from(key.source));
@@ -177,8 +175,17 @@ impl Daemon {
         self.publish(event);
     }
 
-    /// One pass over the source and host maps for a whole batch of expired groups.
+    /// Removes the sources and hosts of a batch of removed groups: sources
+    /// by the index, hosts in one pass over `HOSTS`, if it may hold any.
     pub(super) fn remove_sources_of(&mut self, groups: &HashSet<MembershipKey>) {
+        for group in groups {
+            for key in self.sources.take_group(group) {
+                let _ = self.tables.sources.remove(&key);
+            }
+        }
+        if !self.hosts_possible {
+            return;
+        }
         let hosts: Vec<HostKey> = self
             .tables
             .hosts
@@ -188,16 +195,6 @@ impl Daemon {
             .collect();
         for key in hosts {
             let _ = self.tables.hosts.remove(&key);
-        }
-        let orphans: Vec<SourceKey> = self
-            .tables
-            .sources
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|source| groups.contains(&group_of_source(source)))
-            .collect();
-        for key in orphans {
-            let _ = self.tables.sources.remove(&key);
         }
     }
 }

@@ -46,6 +46,7 @@ impl Daemon {
             }
         }
         for (key, _) in self.tables.source_entries() {
+            self.sources.insert(key);
             if !followed.contains(&Due::Source(key)) {
                 self.deadlines.schedule(now, Due::Source(key));
             }

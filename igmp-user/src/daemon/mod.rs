@@ -24,10 +24,13 @@ mod keys;
 mod lost;
 mod ports;
 mod querying;
+mod sources;
 
 pub use forwarding::UnregisteredPolicy;
 
-use keys::{group_key, group_of_host, group_of_source, monitor_event, router_key, source_key};
+use sources::SourceIndex;
+
+use keys::{group_key, group_of_host, monitor_event, router_key, source_key};
 
 use crate::{
     expiry::{self, Reason, Verdict},
@@ -72,6 +75,11 @@ pub struct Daemon {
     local_groups: std::collections::BTreeSet<[u8; 4]>,
     /// Events the XDP program could not queue, as last counted.
     events_lost: u64,
+    /// The sources of each group, so that an expiring group needs no scan of `SOURCES`.
+    sources: SourceIndex,
+    /// Whether `HOSTS` may hold entries: only fast-leave ports write it, so
+    /// without one the daemon never pays for reading it.
+    hosts_possible: bool,
 }
 
 impl Daemon {
@@ -98,6 +106,8 @@ impl Daemon {
             fast_path_off: false,
             local_groups: std::collections::BTreeSet::new(),
             events_lost: 0,
+            sources: SourceIndex::default(),
+            hosts_possible: false,
         }
     }
 
@@ -115,6 +125,8 @@ impl Daemon {
             self.ports = port_set.ifindexes();
             self.fast_leave_ports = port_set.fast_leave_ifindexes().into_iter().collect();
         }
+        // A port that stops being fast-leave may leave its hosts behind.
+        self.hosts_possible |= !self.fast_leave_ports.is_empty();
     }
 
     /// Tells the monitors; nobody listening is fine.
@@ -179,7 +191,9 @@ impl Daemon {
         }
         for (key, _) in sources {
             self.deadlines.schedule(now, Due::Source(key));
+            self.sources.insert(key);
         }
+        self.hosts_possible |= self.tables.hosts.keys().next().is_some();
         for (key, _) in routers {
             self.deadlines.schedule(now, Due::Router(key));
         }
@@ -259,6 +273,7 @@ impl Daemon {
                 debug!("source: port {port} group {group} source {address}");
                 self.deadlines
                     .schedule(event.timestamp_ns + gmi, Due::Source(source_key(event)));
+                self.sources.insert(source_key(event));
             }
             EventKind::SourceLeaveSeen => {
                 debug!("block: port {port} group {group} source {address}");

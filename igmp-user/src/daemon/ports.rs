@@ -7,6 +7,7 @@ impl Daemon {
     /// that came back are attached again, blocked ports are flushed.
     pub(super) fn on_link(&mut self, note: &LinkNote) {
         debug!("link note: {note:?}");
+        crate::loader::forget_interface_names();
         let Some(port_set) = self.port_set.as_mut() else {
             return;
         };
