@@ -17,6 +17,8 @@ use igmp_user::{loader, tables::Tables};
 
 /// `XDP_PASS`.
 pub const XDP_PASS: u32 = 2;
+/// The no-op XDP_PASS program in the same object: the benchmarks' baseline.
+pub const BASELINE_PROGRAM: &str = "igmp_snoop_baseline";
 /// Frames run through BPF_PROG_TEST_RUN arrive on the loopback device.
 pub const TEST_RUN_IFINDEX: u32 = 1;
 
@@ -58,6 +60,16 @@ impl Harness {
 
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// Loads the no-op baseline program (the daemon never loads it).
+    pub fn load_baseline(&mut self) -> Result<(), ProgramError> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(BASELINE_PROGRAM)
+            .expect("the object has the baseline program")
+            .try_into()?;
+        program.load()
     }
 
     /// Groups port `ifindex` (0: the switch) holds against its limit.

@@ -6,13 +6,14 @@ use std::{net::Ipv4Addr, time::Duration};
 use anyhow::{Context as _, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use igmp_common::{GroupEntry, GroupKey};
-use igmp_tests::{frames::*, harness::Harness};
+use igmp_tests::{
+    frames::*,
+    harness::{Harness, BASELINE_PROGRAM},
+};
 
 use crate::report::{median, spread, Section};
 
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-/// The no-op XDP_PASS program in the same object.
-const BASELINE: &str = "igmp_snoop_baseline";
 const REGISTERED: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 /// Targets from the design card, ns over the no-op program.
 const TARGETS: [(&str, f64); 4] = [
@@ -38,12 +39,7 @@ fn measure(quick: bool) -> Result<Section> {
     let (repeat, rounds) = if quick { (100_000, 3) } else { (1_000_000, 7) };
     pin_to_cpu(0)?;
     let mut harness = Harness::new();
-    let baseline: &mut Xdp = harness
-        .ebpf_mut()
-        .program_mut(BASELINE)
-        .context("no baseline program")?
-        .try_into()?;
-    baseline.load()?;
+    harness.load_baseline()?;
     let key = GroupKey {
         vlan: 0,
         inner_vlan: 0,
@@ -130,7 +126,7 @@ fn per_run_ns(harness: &Harness, frame: &[u8], repeat: u32) -> Result<f64> {
 fn baseline_ns(harness: &Harness, repeat: u32) -> Result<f64> {
     let program: &Xdp = harness
         .ebpf()
-        .program(BASELINE)
+        .program(BASELINE_PROGRAM)
         .context("no baseline program")?
         .try_into()?;
     let frame = udp_data(&[], SENDER, REGISTERED, 64);

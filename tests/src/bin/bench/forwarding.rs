@@ -2,10 +2,16 @@
 //! or 4 members, (a) the Linux bridge with its snooping and querier on and
 //! (b) the bridge with snooping off and igmp-snoop's fast path on the ports.
 //!
-//! The generator is trafgen (netsniff-ng) on the sender's veth: a packet
-//! mmap ring at a fixed frame, the same for both paths, cheap enough that the
-//! switch path, not the generator, is what saturates. Delivered frames are
-//! the members' interface counters, sent frames the sender's.
+//! Two generators, each the same for both paths:
+//! - trafgen (netsniff-ng) on the sender's veth: a packet mmap ring at a fixed
+//!   frame. The frames cross a veth as skbs, so the XDP program runs on a
+//!   copy of each (veth's XDP needs headroom an skb lacks).
+//! - BPF_PROG_TEST_RUN live frames on the sender's port: frames start as
+//!   XDP buffers, as a NIC driver hands them over. On the bridge path a
+//!   no-op program passes each to the stack (the bridge's input); on the
+//!   fast path igmp-snoop's own program, on the daemon's maps, redirects it.
+//!
+//! Delivered frames are the members' interface counters.
 
 use std::{
     net::Ipv4Addr,
@@ -14,8 +20,19 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
-use igmp_lab::{ip, wait_for, BridgeSnooping, Lab};
-use igmp_tests::{frames::udp_data, snooped::Snooped};
+use aya::{
+    maps::MapInfo,
+    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
+    Ebpf,
+};
+use igmp_common::map_names;
+use igmp_lab::{in_netns, ip, wait_for, BridgeSnooping, Lab};
+use igmp_tests::{
+    frames::udp_data,
+    harness::{Harness, BASELINE_PROGRAM},
+    snooped::Snooped,
+};
+use igmp_user::loader;
 
 use crate::report::Section;
 use igmp_tests::process::busy_cpu_ns;
@@ -33,6 +50,17 @@ enum Path {
     FastPath,
 }
 
+/// Where the frames come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Generator {
+    Trafgen,
+    LiveFrames,
+}
+
+/// Live frames per BPF_PROG_TEST_RUN call, and per batch inside it.
+const LIVE_FRAMES_PER_CALL: u32 = 200_000;
+const LIVE_BATCH: u32 = 64;
+
 struct Run {
     sent: u64,
     /// Frames each member received, per second, averaged over members.
@@ -45,13 +73,23 @@ struct Run {
     cpu_ns_per_frame: f64,
 }
 
+/// Throughput with trafgen on the sender's veth.
 pub fn run(quick: bool) -> Result<Section> {
+    throughput(Generator::Trafgen, quick)
+}
+
+/// Throughput with live frames starting on the sender's port.
+pub fn run_live(quick: bool) -> Result<Section> {
+    throughput(Generator::LiveFrames, quick)
+}
+
+fn throughput(generator: Generator, quick: bool) -> Result<Section> {
     let seconds = if quick { 1.0 } else { 4.0 };
     let mut rows = Vec::new();
     let mut json = Vec::new();
     for fan_out in FAN_OUTS {
-        let bridge = measure(Path::Bridge, fan_out, seconds)?;
-        let ours = measure(Path::FastPath, fan_out, seconds)?;
+        let bridge = measure(Path::Bridge, generator, fan_out, seconds)?;
+        let ours = measure(Path::FastPath, generator, fan_out, seconds)?;
         for (index, (_, size)) in SIZES.iter().enumerate() {
             let (b, o) = (&bridge[index], &ours[index]);
             let ratio = o.per_member_pps / b.per_member_pps;
@@ -71,16 +109,30 @@ pub fn run(quick: bool) -> Result<Section> {
             }));
         }
     }
+    let (title, source) = match generator {
+        Generator::Trafgen => (
+            "Forwarding throughput, lab of namespaces (trafgen on a veth)",
+            "trafgen sends one group's UDP frames flat out from the sender's veth, so every \
+             frame reaches the switch as an skb (and XDP on a veth runs on a copy of it)",
+        ),
+        Generator::LiveFrames => (
+            "Forwarding throughput, lab of namespaces (live frames, as from a NIC driver)",
+            "BPF_PROG_TEST_RUN in live-frames mode starts one group's UDP frames on the \
+             sender's port as XDP buffers, as a NIC driver would: the bridge path gets them \
+             from a no-op XDP_PASS program (an skb into the bridge), the fast path from \
+             igmp-snoop's program on the daemon's maps",
+        ),
+    };
     Ok(Section {
-        title: "Forwarding throughput, lab of namespaces".into(),
+        title: title.into(),
         text: format!(
-            "trafgen sends one group's UDP frames flat out for {seconds} s from one of {PORTS} \
-             ports; the members are veth peers in their own namespaces. Bridge: `mcast_snooping 1` \
-             with its querier on (so that it forwards registered groups to members only). \
-             igmp-snoop: bridge snooping off, the XDP fast path on every port. CPU: the whole \
-             machine's busy time per frame sent. Lost: frames sent × members − frames members \
-             received. Leaked: frames that reached ports that did not join. Target: ≥ 2× the \
-             bridge at fan-out 1 and 2."
+            "{source}, flat out for {seconds} s, from one of {PORTS} ports; the members are \
+             veth peers in their own namespaces. Bridge: `mcast_snooping 1` with its querier \
+             on (so that it forwards registered groups to members only). igmp-snoop: bridge \
+             snooping off, the XDP fast path on every port. CPU: the whole machine's busy \
+             time per frame sent. Lost: frames sent × members − frames members received. \
+             Leaked: frames that reached ports that did not join. Target: ≥ 2× the bridge at \
+             fan-out 1 and 2."
         ),
         header: [
             "fan-out",
@@ -107,32 +159,77 @@ fn run_json(run: &Run) -> serde_json::Value {
 }
 
 /// One lab for one path and fan-out, both frame sizes through it.
-fn measure(path: Path, fan_out: usize, seconds: f64) -> Result<Vec<Run>> {
+fn measure(path: Path, generator: Generator, fan_out: usize, seconds: f64) -> Result<Vec<Run>> {
     let members: Vec<usize> = (1..=fan_out).collect();
-    let (lab, _snooped);
-    let lab_ref = match path {
+    let (bridge_lab, snooped, live);
+    let lab = match path {
         Path::Bridge => {
-            lab = Lab::new(PORTS, BridgeSnooping::On)?;
+            bridge_lab = Lab::new(PORTS, BridgeSnooping::On)?;
             ip(
-                &lab.switch,
+                &bridge_lab.switch,
                 "link set br0 type bridge mcast_querier 1 mcast_query_response_interval 100",
             )?;
-            &lab
+            live = match generator {
+                Generator::Trafgen => None,
+                Generator::LiveFrames => Some(LiveProgram::Noop(noop_harness()?)),
+            };
+            &bridge_lab
         }
         Path::FastPath => {
-            _snooped = Snooped::new(PORTS, &[]);
-            &_snooped.lab
+            snooped = Snooped::new(PORTS, &[]);
+            live = match generator {
+                Generator::Trafgen => None,
+                Generator::LiveFrames => Some(LiveProgram::Ours(load_beside_daemon(&snooped)?)),
+            };
+            &snooped.lab
         }
     };
     let _sockets: Vec<_> = members
         .iter()
-        .map(|&member| lab_ref.join(member, GROUP))
+        .map(|&member| lab.join(member, GROUP))
         .collect::<Result<_>>()?;
-    wait_until_selective(lab_ref, &members)?;
+    wait_until_selective(lab, &members)?;
     SIZES
         .iter()
-        .map(|&(size, _)| blast(lab_ref, &members, size, seconds))
+        .map(|&(size, _)| match &live {
+            None => blast(lab, &members, size, seconds),
+            Some(program) => live_blast(lab, program.xdp()?, &members, size, seconds),
+        })
         .collect()
+}
+
+/// The program live frames run through.
+enum LiveProgram {
+    /// XDP_PASS: every frame goes to the stack, where the bridge takes it.
+    Noop(Harness),
+    /// igmp-snoop's program, loaded again on the running daemon's maps.
+    Ours(Ebpf),
+}
+
+impl LiveProgram {
+    fn xdp(&self) -> Result<&Xdp> {
+        let (ebpf, name) = match self {
+            Self::Noop(harness) => (harness.ebpf(), BASELINE_PROGRAM),
+            Self::Ours(ebpf) => (ebpf, loader::PROGRAM),
+        };
+        Ok(ebpf
+            .program(name)
+            .with_context(|| format!("no {name} program"))?
+            .try_into()?)
+    }
+}
+
+fn noop_harness() -> Result<Harness> {
+    let mut harness = Harness::new();
+    harness.load_baseline()?;
+    Ok(harness)
+}
+
+/// The daemon's program, loaded once more on its pinned maps: the same code
+/// on the same table as the copy attached to the ports.
+fn load_beside_daemon(snooped: &Snooped) -> Result<Ebpf> {
+    let membership = MapInfo::from_pin(snooped.pin_dir.join(map_names::MEMBERSHIP))?;
+    loader::load(&snooped.pin_dir, membership.max_entries())
 }
 
 /// Waits until data reaches the members and no other port: the bridge
@@ -197,6 +294,64 @@ fn blast(lab: &Lab, members: &[usize], size: usize, seconds: f64) -> Result<Run>
         leaked,
         cpu_ns_per_frame: busy as f64 / sent.max(1) as f64,
     })
+}
+
+/// Runs live frames through `program` on the sender's port for `seconds`.
+fn live_blast(
+    lab: &Lab,
+    program: &Xdp,
+    members: &[usize],
+    size: usize,
+    seconds: f64,
+) -> Result<Run> {
+    let frame = udp_data(&[], lab.hosts[SENDER].address, GROUP, size - 42);
+    let ingress = lab.port_ifindex(&lab.hosts[SENDER].port)?;
+    let bystanders: Vec<usize> = (1..PORTS).filter(|port| !members.contains(port)).collect();
+    let received_before = counts(lab, members)?;
+    let leaked_before = counts(lab, &bystanders)?;
+    let busy_before = busy_cpu_ns()?;
+    // The ingress ifindex is looked up in the caller's namespace.
+    let context = xdp_md(frame.len(), ingress);
+    let (sent, elapsed) = in_netns(&lab.switch, || {
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while started.elapsed().as_secs_f64() < seconds {
+            let options = TestRunOptions {
+                data_in: Some(&frame),
+                ctx_in: Some(&context),
+                repeat: LIVE_FRAMES_PER_CALL,
+                attrs: TestRunAttrs::new().xdp_live_frames(LIVE_BATCH),
+                ..TestRunOptions::default()
+            };
+            program
+                .test_run(options)
+                .context("BPF_PROG_TEST_RUN with live frames")?;
+            sent += u64::from(LIVE_FRAMES_PER_CALL);
+        }
+        Ok((sent, started.elapsed().as_secs_f64()))
+    })?;
+    std::thread::sleep(Duration::from_millis(200));
+    let busy = busy_cpu_ns()? - busy_before;
+    let received = counts(lab, members)? - received_before;
+    let leaked = counts(lab, &bystanders)? - leaked_before;
+    Ok(Run {
+        sent,
+        per_member_pps: received as f64 / members.len() as f64 / elapsed,
+        lost: (sent * members.len() as u64).saturating_sub(received),
+        leaked,
+        cpu_ns_per_frame: busy as f64 / sent.max(1) as f64,
+    })
+}
+
+/// The `xdp_md` a driver would hand the program: the frame from 0 to its
+/// length, arriving on `ingress`, queue 0.
+fn xdp_md(frame_len: usize, ingress: u32) -> [u8; 24] {
+    let fields = [0, frame_len as u32, 0, ingress, 0, 0];
+    let mut context = [0; 24];
+    for (bytes, field) in context.chunks_exact_mut(4).zip(fields) {
+        bytes.copy_from_slice(&field.to_ne_bytes());
+    }
+    context
 }
 
 /// A trafgen packet: the frame's bytes, as its configuration language wants them.

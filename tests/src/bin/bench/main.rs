@@ -16,9 +16,10 @@ use report::Section;
 type Measure = fn(bool) -> Result<Section>;
 
 /// The sections, by the name `--only` takes.
-const SECTIONS: [(&str, Measure); 4] = [
+const SECTIONS: [(&str, Measure); 5] = [
     ("cost", cost::run),
     ("forwarding", forwarding::run),
+    ("live", forwarding::run_live),
     ("latency", control::join_latency),
     ("scale", control::scale),
 ];
