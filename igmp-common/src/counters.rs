@@ -240,9 +240,12 @@ pub enum DataCounter {
     ReportsToRouters = 6,
     /// Copies not sent to a port by the egress filter (not a member, blocked).
     EgressFiltered = 7,
+    /// Of the forwarded frames, those redirected to the group's only port
+    /// rather than broadcast.
+    ForwardedSolePort = 8,
 }
 
-pub const DATA_COUNTER_SLOTS: usize = 8;
+pub const DATA_COUNTER_SLOTS: usize = 9;
 
 /// Value of the per-CPU `DATA_COUNTERS` array (one entry).
 #[repr(C)]
@@ -265,6 +268,7 @@ impl DataCounter {
         Self::UnregisteredDropped,
         Self::ReportsToRouters,
         Self::EgressFiltered,
+        Self::ForwardedSolePort,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -277,6 +281,7 @@ impl DataCounter {
             Self::UnregisteredDropped => "unregistered_dropped",
             Self::ReportsToRouters => "reports_to_routers",
             Self::EgressFiltered => "egress_filtered",
+            Self::ForwardedSolePort => "forwarded_sole_port",
         }
     }
 }

@@ -38,7 +38,11 @@ pub mod map_names {
     pub const GROUPS_REMOVED: &str = "GROUPS_REMOVED";
     /// Per port, the report rate limiter's state.
     pub const REPORT_RATE: &str = "REPORT_RATE";
-    pub const ALL: [&str; 14] = [
+    /// Router ports the XDP program learned so far (one count, only it
+    /// writes): `GroupEntry::sole_port` holds only while it stays the same.
+    pub const ROUTER_EPOCH: &str = "ROUTER_EPOCH";
+    pub const ALL: [&str; 15] = [
+        ROUTER_EPOCH,
         GROUPS_ADDED,
         GROUPS_REMOVED,
         REPORT_RATE,

@@ -269,7 +269,7 @@ const _: () = {
     assert!(core::mem::size_of::<RouterPort>() == 24);
     assert!(core::mem::size_of::<PortSettings>() == 24);
     assert!(core::mem::size_of::<GroupKey>() == 8);
-    assert!(core::mem::size_of::<GroupEntry>() == 8);
+    assert!(core::mem::size_of::<GroupEntry>() == 16);
     assert!(core::mem::size_of::<Settings>() == 24);
     assert!(core::mem::size_of::<HostKey>() == 16);
     assert!(core::mem::size_of::<HostEntry>() == 8);
@@ -334,6 +334,15 @@ pub struct GroupEntry {
     pub flags: u32,
     /// Member ports, for the record (the egress decision reads MEMBERSHIP).
     pub ports: u32,
+    /// The only port the group's data can go to (its one member port, no
+    /// router port anywhere), or 0. With one, the fast path redirects there
+    /// alone instead of broadcasting to every port for the egress filter to
+    /// drop all copies but one. The XDP program clears it when it adds a
+    /// second member port.
+    pub sole_port: u32,
+    /// `ROUTER_EPOCH` when `sole_port` was worked out: a router port learned
+    /// since then is a destination too, so the fast path broadcasts again.
+    pub router_epoch: u32,
 }
 
 /// Bits of [`GroupEntry::flags`].

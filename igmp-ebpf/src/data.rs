@@ -3,19 +3,19 @@
 //! cannot or should not handle goes to the kernel (XDP_PASS).
 
 use aya_ebpf::bindings::{xdp_action, BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS};
-use igmp_common::{group_flags, unregistered, DataCounter, GroupKey, Settings};
+use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, Settings};
 use network_types::ip::Ipv4Hdr;
 
 use crate::{
     frame::Frame,
     igmp::{is_link_local, is_multicast},
     l2::L2,
-    maps::{DATA_COUNTERS, EGRESS_PORTS, GROUPS, SETTINGS},
+    maps::{DATA_COUNTERS, EGRESS_PORTS, GROUPS, ROUTER_EPOCH, SETTINGS},
 };
 
-/// Decides what happens to a non-IGMP IPv4 frame.
+/// Decides what happens to a non-IGMP IPv4 frame arriving on port `ingress`.
 #[inline(always)]
-pub fn forward(frame: &Frame, l2: &L2) -> u32 {
+pub fn forward(frame: &Frame, ingress: u32, l2: &L2) -> u32 {
     let Some(ip) = frame.get::<Ipv4Hdr>(l2.l3_offset) else {
         return xdp_action::XDP_PASS;
     };
@@ -40,12 +40,40 @@ pub fn forward(frame: &Frame, l2: &L2) -> u32 {
             count(DataCounter::LocalListener);
             xdp_action::XDP_PASS
         }
-        Some(_) => {
+        Some(entry) => {
             count(DataCounter::Forwarded);
-            to_every_wanting_port()
+            match sole_port(unsafe { &*entry }) {
+                Some(port) => to_sole_port(port, ingress),
+                None => to_every_wanting_port(),
+            }
         }
         None => unregistered_group(),
     }
+}
+
+/// The group's only destination, as the daemon worked it out, unless a
+/// router port was learned since (it is a destination too).
+#[inline(always)]
+fn sole_port(entry: &GroupEntry) -> Option<u32> {
+    if entry.sole_port == 0 {
+        return None;
+    }
+    let epoch = ROUTER_EPOCH.get(0).copied().unwrap_or_default();
+    (entry.router_epoch == epoch).then_some(entry.sole_port)
+}
+
+/// Redirects to `port` alone; its egress filter still has the last word. A
+/// frame from the only member goes nowhere, as a broadcast that leaves out
+/// its ingress would. A port no longer in the devmap leaves it to the kernel.
+#[inline(always)]
+fn to_sole_port(port: u32, ingress: u32) -> u32 {
+    if port == ingress {
+        return xdp_action::XDP_DROP;
+    }
+    count(DataCounter::ForwardedSolePort);
+    EGRESS_PORTS
+        .redirect(port, u64::from(xdp_action::XDP_PASS))
+        .unwrap_or(xdp_action::XDP_PASS)
 }
 
 /// A group no port joined, as the daemon's policy says. When some port has

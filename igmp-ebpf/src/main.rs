@@ -54,7 +54,7 @@ pub fn igmp_snoop(ctx: XdpContext) -> u32 {
             pim::handle(&frame, ifindex, &l2);
             xdp_action::XDP_PASS
         }
-        Some(_) => data::forward(&frame, &l2),
+        Some(_) => data::forward(&frame, ifindex, &l2),
         None => xdp_action::XDP_PASS,
     }
 }

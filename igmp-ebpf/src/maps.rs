@@ -62,6 +62,10 @@ pub static REPORT_RATE: HashMap<u32, u64, { capacity::PORTS as usize }> = HashMa
 #[btf_map]
 pub static DATA_COUNTERS: PerCpuArray<DataCounters, 1> = PerCpuArray::new();
 
+/// Router ports learned so far; see `map_names::ROUTER_EPOCH`.
+#[btf_map]
+pub static ROUTER_EPOCH: Array<u32, 1> = Array::new();
+
 #[btf_map]
 pub static EVENTS: RingBuf<Event, { capacity::EVENTS_BYTES as usize }> = RingBuf::new();
 

@@ -1,9 +1,11 @@
 //! Table updates. An existing entry is refreshed in place through the lookup
 //! pointer: a refresh never allocates and never goes through the hash again.
 
+use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
+
 use igmp_common::{
     filter_mode, membership_flags, router_flags, router_mode, source_flags, Counter, EventKind,
-    HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey, RouterPort,
+    GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey, RouterPort,
     SourceEntry, SourceKey,
 };
 
@@ -11,7 +13,7 @@ use crate::{
     events::{emit, now, Subject},
     l2::L2,
     limits,
-    maps::{BPF_NOEXIST, EEXIST, HOSTS, MEMBERSHIP, ROUTER_PORTS, SOURCES},
+    maps::{BPF_NOEXIST, EEXIST, GROUPS, HOSTS, MEMBERSHIP, ROUTER_EPOCH, ROUTER_PORTS, SOURCES},
     stats::PortStats,
 };
 
@@ -151,6 +153,7 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
     match MEMBERSHIP.insert(key, entry, BPF_NOEXIST) {
         Ok(()) => {
             origin.stats.count(Counter::GroupCreated);
+            widen_destinations(&key);
             emit(
                 EventKind::NewMembership,
                 &origin.subject(report, origin.sender),
@@ -165,6 +168,24 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
         Err(_) => {
             limits::release_group(origin.ifindex);
             origin.stats.count(Counter::TableFull);
+        }
+    }
+}
+
+/// A new member port: unless it is the group's sole port already, the
+/// group's data goes back to the broadcast (`GroupEntry::sole_port`) at
+/// once, before the daemon hears of the join.
+#[inline(always)]
+fn widen_destinations(key: &MembershipKey) {
+    let group = GroupKey {
+        vlan: key.vlan,
+        inner_vlan: key.inner_vlan,
+        group: key.group,
+    };
+    if let Some(entry) = GROUPS.get_ptr_mut(group) {
+        let entry = unsafe { &mut *entry };
+        if entry.sole_port != key.ifindex {
+            entry.sole_port = 0;
         }
     }
 }
@@ -329,6 +350,12 @@ fn insert_router_port(origin: &Origin, key: RouterKey, value: RouterPort, versio
     };
     match ROUTER_PORTS.insert(key, value, BPF_NOEXIST) {
         Ok(()) => {
+            // Every group's data goes to this port too: no sole ports hold.
+            if let Some(epoch) = ROUTER_EPOCH.get_ptr_mut(0) {
+                // A plain atomic add (BPF v1 has no fetch-and-add); SAFETY:
+                // a pointer into the array's only value, which always exists.
+                unsafe { atomic_xadd::<u32, u32, { Relaxed }>(epoch, 1) };
+            }
             emit(
                 EventKind::NewRouterPort,
                 &origin.subject(&report, origin.sender),

@@ -28,6 +28,8 @@ pub struct Tables {
     pub groups_added: HashMap<MapData, u32, u64>,
     /// Entries removed, per port (0: all); only the daemon writes it.
     pub groups_removed: HashMap<MapData, u32, u64>,
+    /// Router ports the XDP program learned; read only here.
+    pub router_epoch: Array<MapData, u32>,
     /// Removals counted but not yet added to `groups_removed`: a sweep of
     /// many expiries writes each port's count once (`publish_removed`).
     removed_pending: std::collections::BTreeMap<u32, u64>,
@@ -51,6 +53,7 @@ impl Tables {
             data_counters: open(pin_dir, map_names::DATA_COUNTERS)?,
             groups_added: open(pin_dir, map_names::GROUPS_ADDED)?,
             groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
+            router_epoch: open(pin_dir, map_names::ROUTER_EPOCH)?,
             removed_pending: Default::default(),
         })
     }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, Settings};
 use igmp_tests::{
     frames::*,
-    harness::{Harness, XDP_PASS},
+    harness::{Harness, TEST_RUN_IFINDEX, XDP_PASS},
 };
 use rstest::rstest;
 
@@ -15,17 +15,56 @@ const XDP_REDIRECT: u32 = 4;
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 6, 6, 6);
 
-fn register(harness: &mut Harness, vlan: u16, flags: u32) {
-    let key = GroupKey {
+/// What the devmap knows a port other than the test-run one by (it leads to lo).
+const OTHER_PORT: u32 = 7;
+
+fn group_key(vlan: u16) -> GroupKey {
+    GroupKey {
         vlan,
         inner_vlan: 0,
         group: GROUP.octets(),
+    }
+}
+
+fn register(harness: &mut Harness, vlan: u16, flags: u32) {
+    let entry = GroupEntry {
+        flags,
+        ports: 2,
+        ..GroupEntry::default()
     };
     harness
         .tables
         .groups
-        .insert(key, GroupEntry { flags, ports: 1 }, 0)
+        .insert(group_key(vlan), entry, 0)
         .unwrap();
+}
+
+/// Registers the group with `port` as its only destination, worked out at router epoch 0.
+fn register_sole_port(harness: &mut Harness, port: u32) {
+    let entry = GroupEntry {
+        ports: 1,
+        sole_port: port,
+        ..GroupEntry::default()
+    };
+    harness
+        .tables
+        .groups
+        .insert(group_key(0), entry, 0)
+        .unwrap();
+    harness
+        .tables
+        .egress_ports
+        .insert(OTHER_PORT, TEST_RUN_IFINDEX, None, 0)
+        .unwrap();
+}
+
+fn sole_port_now(harness: &Harness) -> u32 {
+    harness
+        .tables
+        .groups
+        .get(&group_key(0), 0)
+        .unwrap()
+        .sole_port
 }
 
 fn set_policy(harness: &mut Harness, policy: u8, reports_to_routers: bool) {
@@ -50,6 +89,82 @@ fn a_registered_group_is_redirected() {
         XDP_REDIRECT
     );
     assert_eq!(data_count(&harness, DataCounter::Forwarded), 1);
+}
+
+#[test]
+fn a_group_with_one_destination_is_redirected_to_it_alone() {
+    let mut harness = Harness::new();
+    register_sole_port(&mut harness, OTHER_PORT);
+    assert_eq!(
+        harness.run(&udp_data(&[], SENDER, GROUP, 100)),
+        XDP_REDIRECT
+    );
+    assert_eq!(data_count(&harness, DataCounter::Forwarded), 1);
+    assert_eq!(data_count(&harness, DataCounter::ForwardedSolePort), 1);
+}
+
+#[test]
+fn data_from_the_only_member_port_goes_nowhere() {
+    let mut harness = Harness::new();
+    register_sole_port(&mut harness, TEST_RUN_IFINDEX);
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_DROP);
+    assert_eq!(data_count(&harness, DataCounter::ForwardedSolePort), 0);
+}
+
+#[test]
+fn a_sole_port_gone_from_the_devmap_leaves_the_frame_to_the_kernel() {
+    let mut harness = Harness::new();
+    register_sole_port(&mut harness, OTHER_PORT + 1);
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);
+}
+
+#[test]
+fn a_router_port_learned_since_brings_the_broadcast_back() {
+    let mut harness = Harness::new();
+    register_sole_port(&mut harness, OTHER_PORT);
+    let query = frame(
+        &[],
+        &Ipv4::igmp(
+            Ipv4Addr::new(10, 0, 0, 254),
+            ALL_HOSTS,
+            igmp_message(QUERY, 100, Ipv4Addr::UNSPECIFIED),
+        ),
+    );
+    harness.run(&query);
+    assert_eq!(harness.tables.router_epoch.get(&0, 0).unwrap(), 1);
+    assert_eq!(
+        harness.run(&udp_data(&[], SENDER, GROUP, 100)),
+        XDP_REDIRECT
+    );
+    assert_eq!(
+        data_count(&harness, DataCounter::ForwardedSolePort),
+        0,
+        "broadcast, not to the sole port"
+    );
+    // Refreshing the known router port changes nothing more.
+    harness.run(&query);
+    assert_eq!(harness.tables.router_epoch.get(&0, 0).unwrap(), 1);
+}
+
+#[test]
+fn a_second_member_port_clears_the_sole_port_at_once() {
+    let mut harness = Harness::new();
+    register_sole_port(&mut harness, OTHER_PORT);
+    harness.run(&v2_report(SENDER, GROUP));
+    assert_eq!(sole_port_now(&harness), 0);
+    assert_eq!(
+        harness.run(&udp_data(&[], SENDER, GROUP, 100)),
+        XDP_REDIRECT
+    );
+    assert_eq!(data_count(&harness, DataCounter::ForwardedSolePort), 0);
+}
+
+#[test]
+fn a_report_from_the_sole_port_keeps_it() {
+    let mut harness = Harness::new();
+    register_sole_port(&mut harness, TEST_RUN_IFINDEX);
+    harness.run(&v2_report(SENDER, GROUP));
+    assert_eq!(sole_port_now(&harness), TEST_RUN_IFINDEX);
 }
 
 #[test]

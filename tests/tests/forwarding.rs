@@ -4,7 +4,8 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr, thread::sleep, time::Duration};
 
-use igmp_lab::{ip, BridgeSnooping, Capture, Lab, Member};
+use igmp_common::{DataCounter, GroupKey};
+use igmp_lab::{ip, wait_for, BridgeSnooping, Capture, Lab, Member};
 use igmp_tests::snooped::Snooped;
 
 const N: usize = 20;
@@ -337,4 +338,60 @@ fn a_group_the_host_itself_joined_goes_through_the_kernel_and_reaches_it() {
     let passed =
         snooped.tables().data_counters().frames[igmp_common::DataCounter::LocalListener as usize];
     assert_eq!(passed, N as u64);
+}
+
+fn sole_port_of(snooped: &Snooped, group: Ipv4Addr) -> Option<u32> {
+    let key = GroupKey {
+        vlan: 0,
+        inner_vlan: 0,
+        group: group.octets(),
+    };
+    snooped
+        .tables()
+        .groups
+        .get(&key, 0)
+        .ok()
+        .map(|entry| entry.sole_port)
+}
+
+fn sole_port_frames(snooped: &Snooped) -> u64 {
+    snooped.tables().data_counters().frames[DataCounter::ForwardedSolePort as usize]
+}
+
+/// A group one port joined, with no router port anywhere, goes to that port
+/// alone without a broadcast; a second member gets the data from its join on,
+/// and when it leaves the group goes back to one port.
+#[test]
+fn a_group_with_one_member_port_is_sent_to_it_alone_until_another_joins() {
+    let snooped = Snooped::new(3, &["--last-member-interval", "0.2"]);
+    let lab = &snooped.lab;
+    let first = lab.join(0, G1).unwrap();
+    let one_port = wait_for(Duration::from_secs(5), || {
+        sole_port_of(&snooped, G1) == Some(snooped.port(0))
+    });
+    assert!(
+        one_port,
+        "{:?}\n{}",
+        sole_port_of(&snooped, G1),
+        lab.daemon_log()
+    );
+    lab.send(2, G1, N, 64).unwrap();
+    assert_eq!(first.drain(), N);
+    assert_eq!(sole_port_frames(&snooped), N as u64);
+
+    let second = lab.join(1, G1).unwrap();
+    let both = wait_for(Duration::from_secs(5), || {
+        snooped.pairs().contains(&(snooped.port(1), G1))
+    });
+    assert!(both, "{}", lab.daemon_log());
+    assert_eq!(sole_port_of(&snooped, G1), Some(0));
+    lab.send(2, G1, N, 64).unwrap();
+    assert_eq!((first.drain(), second.drain()), (N, N));
+    assert_eq!(sole_port_frames(&snooped), N as u64, "broadcast this time");
+
+    drop(second);
+    let back_to_one = wait_for(Duration::from_secs(5), || {
+        sole_port_of(&snooped, G1) == Some(snooped.port(0))
+    });
+    assert!(back_to_one, "{}", lab.daemon_log());
 }

@@ -124,6 +124,7 @@ impl Daemon {
                     let mut event = MonitorEvent::new("router-expire", port);
                     event.vid = Some(key.vlan);
                     self.publish(event);
+                    self.refresh_all_groups();
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! What the fast path reads from the daemon: which groups are registered
 //! (`GROUPS`), which the host itself listens to, and the policy for the rest.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use igmp_common::{group_flags, unregistered, GroupEntry, GroupKey};
 
@@ -63,15 +63,17 @@ impl Daemon {
     /// Entries are overwritten in place and only then the unwanted removed:
     /// a group with members never leaves the fast path, even for an instant.
     pub(super) fn rebuild_groups(&mut self) {
-        let mut wanted: std::collections::HashMap<GroupKey, u32> = Default::default();
+        let routes = self.routes();
+        let mut wanted: HashMap<GroupKey, Vec<u32>> = HashMap::new();
         for (key, _) in self.tables.memberships() {
-            *wanted.entry(group_key_of(&key)).or_default() += 1;
+            wanted
+                .entry(group_key_of(&key))
+                .or_default()
+                .push(key.ifindex);
         }
-        for (group, ports) in &wanted {
-            let entry = GroupEntry {
-                ports: *ports,
-                ..GroupEntry::default()
-            };
+        for (group, members) in &wanted {
+            let mut entry = GroupEntry::default();
+            routes.describe(&mut entry, members);
             if let Err(error) = self.tables.groups.insert(*group, entry, 0) {
                 warn!("GROUPS full? {error}");
             }
@@ -92,36 +94,62 @@ impl Daemon {
 
     /// A port joined: data for the group is forwarded in XDP from now on.
     pub(super) fn register_group(&mut self, key: MembershipKey) {
-        let group = group_key_of(&key);
-        let mut entry = self.tables.groups.get(&group, 0).unwrap_or_default();
-        entry.ports = entry.ports.saturating_add(1);
-        if let Err(error) = self.tables.groups.insert(group, entry, 0) {
-            warn!("GROUPS full? {error}");
-        }
+        self.refresh_group(key);
     }
 
     /// A member is gone: the group stays registered while another port (or
     /// the host itself) still wants it.
     pub(super) fn unregister_if_unwanted(&mut self, key: MembershipKey) {
+        self.refresh_group(key);
+    }
+
+    /// Writes the group's entry from the membership table, or removes it
+    /// when no port and not the host wants the group.
+    fn refresh_group(&mut self, key: MembershipKey) {
         let group = group_key_of(&key);
-        let members = self
+        // Read before the members: a router port learned meanwhile then
+        // makes the entry stale, never wrong.
+        let routes = self.routes();
+        let members: Vec<u32> = self
             .ports
             .iter()
-            .filter(|&&ifindex| {
+            .copied()
+            .filter(|&ifindex| {
                 self.tables
                     .membership
                     .get(&MembershipKey { ifindex, ..key }, 0)
                     .is_ok()
             })
-            .count() as u32;
-        let Ok(mut entry) = self.tables.groups.get(&group, 0) else {
-            return;
-        };
-        if members == 0 && entry.flags & group_flags::LOCAL_LISTENER == 0 {
+            .collect();
+        let mut entry = self.tables.groups.get(&group, 0).unwrap_or_default();
+        if members.is_empty() && entry.flags & group_flags::LOCAL_LISTENER == 0 {
             let _ = self.tables.groups.remove(&group);
-        } else {
-            entry.ports = members;
-            let _ = self.tables.groups.insert(group, entry, 0);
+            return;
+        }
+        routes.describe(&mut entry, &members);
+        if let Err(error) = self.tables.groups.insert(group, entry, 0) {
+            warn!("GROUPS full? {error}");
+        }
+    }
+
+    /// Works out every group's sole port again: a router port went away,
+    /// or the daemon wrote one (the XDP program's epoch counts only its own).
+    pub(super) fn refresh_all_groups(&mut self) {
+        let groups: Vec<GroupKey> = self.tables.groups.keys().filter_map(Result::ok).collect();
+        for group in groups {
+            self.refresh_group(MembershipKey {
+                ifindex: 0,
+                vlan: group.vlan,
+                inner_vlan: group.inner_vlan,
+                group: group.group,
+            });
+        }
+    }
+
+    fn routes(&self) -> Routes {
+        Routes {
+            epoch: self.tables.router_epoch.get(&0, 0).unwrap_or_default(),
+            any_router: self.tables.routers.keys().next().is_some(),
         }
     }
 
@@ -223,5 +251,25 @@ mod tests {
     fn groups_joined_on_the_bridge_are_local_and_on_ports_or_loopback_not() {
         let groups = parse_proc_net_igmp(TABLE, &["p1".into()]);
         assert_eq!(groups.into_iter().collect::<Vec<_>>(), vec![[239, 1, 2, 3]]);
+    }
+}
+
+/// What decides a group's sole port besides its members: the router ports.
+struct Routes {
+    /// `ROUTER_EPOCH`, read before anything else.
+    epoch: u32,
+    any_router: bool,
+}
+
+impl Routes {
+    /// Fills in the entry's member count and, with one member port and no
+    /// router port anywhere, that port (see `GroupEntry::sole_port`).
+    fn describe(&self, entry: &mut GroupEntry, members: &[u32]) {
+        entry.ports = members.len() as u32;
+        entry.sole_port = match members {
+            [only] if !self.any_router => *only,
+            _ => 0,
+        };
+        entry.router_epoch = self.epoch;
     }
 }

@@ -15,6 +15,7 @@ impl Daemon {
         if let Some(state) = note.stp_state.filter(|_| !note.removed) {
             changes.extend(port_set.stp_state(note.ifindex, state, &mut self.tables));
         }
+        let ports_changed = !changes.is_empty();
         for change in changes {
             info!("port change: {change:?}");
             match change {
@@ -28,6 +29,10 @@ impl Daemon {
             }
         }
         self.refresh_port_lists();
+        if ports_changed {
+            // Router ports went or came back with their ports.
+            self.refresh_all_groups();
+        }
     }
 
     /// Removes every entry of port `ifindex`, as the bridge does for a port

@@ -48,7 +48,7 @@ fn measure(quick: bool) -> Result<Section> {
     harness
         .tables
         .groups
-        .insert(key, GroupEntry { flags: 0, ports: 1 }, 0)?;
+        .insert(key, GroupEntry::default(), 0)?;
     harness.run(&v2_report(SENDER, REGISTERED));
     let mut figures = Vec::new();
     for (name, frame) in frames() {
