@@ -1,11 +1,14 @@
 //! The Internet checksum (RFC 1071) over a span of the frame.
 //!
-//! The span is first copied into a per-CPU scratch buffer with
+//! The spans nearly every IGMP frame has (an IPv4 header of 20 or 24 bytes,
+//! an 8-byte IGMPv1/v2 message) are summed in place, a few additions. Any
+//! other span is first copied into a per-CPU scratch buffer with
 //! `bpf_xdp_load_bytes`, then summed by `bpf_csum_diff` in at most three calls.
-//! Summing the frame in place needs a separately bounds-checked call per
-//! power-of-two chunk; each of those branches multiplies the paths the
-//! verifier walks through the rest of the program, past its budget.
+//! Summing a span of any length in place needs a separately bounds-checked
+//! call per power-of-two chunk; each of those branches multiplies the paths
+//! the verifier walks through the rest of the program, past its budget.
 
+use crate::frame::Frame;
 use aya_ebpf::{
     bindings::xdp_md,
     btf_maps::PerCpuArray,
@@ -31,11 +34,28 @@ static CHECKSUM_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
 /// Whether the 16-bit ones' complement sum of `len` bytes at `offset`,
 /// checksum field included, is 0xffff (RFC 1071 §1).
 #[inline(always)]
-pub fn is_valid(ctx: *mut xdp_md, offset: usize, len: usize) -> bool {
-    match sum(ctx, offset, len) {
+pub fn is_valid(frame: &Frame, offset: usize, len: usize) -> bool {
+    let sum = match len {
+        8 => sum_in_place::<8>(frame, offset),
+        20 => sum_in_place::<20>(frame, offset),
+        24 => sum_in_place::<24>(frame, offset),
+        _ => sum(frame.ctx(), offset, len),
+    };
+    match sum {
         Some(sum) => fold(sum) == 0xffff,
         None => false,
     }
+}
+
+/// The sum of `N` bytes (`N` even) at `offset`, read from the frame itself.
+#[inline(always)]
+fn sum_in_place<const N: usize>(frame: &Frame, offset: usize) -> Option<u32> {
+    let bytes = unsafe { *frame.get::<[u8; N]>(offset)? };
+    let mut sum = 0u32;
+    for pair in bytes.chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    Some(sum)
 }
 
 #[inline(always)]

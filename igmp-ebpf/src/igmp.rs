@@ -90,7 +90,7 @@ fn classify(
     if packet.len > checksum::MAX_SPAN {
         return Err(DropReason::BadIgmpLength);
     }
-    if !checksum::is_valid(frame.ctx(), packet.offset, packet.len) {
+    if !checksum::is_valid(frame, packet.offset, packet.len) {
         return Err(DropReason::BadIgmpChecksum);
     }
     let origin = Origin::new(ifindex, l2, packet.source.to_ne_bytes(), *stats, &settings);

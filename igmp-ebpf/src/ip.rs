@@ -59,7 +59,7 @@ pub fn igmp_packet(frame: &Frame, l3_offset: usize) -> Result<IgmpPacket, DropRe
     if ip.ttl != 1 {
         return Err(DropReason::BadTtl);
     }
-    if !checksum::is_valid(frame.ctx(), l3_offset, header_len) {
+    if !checksum::is_valid(frame, l3_offset, header_len) {
         return Err(DropReason::BadIpChecksum);
     }
     Ok(IgmpPacket {

@@ -8,13 +8,17 @@ use aya::programs::{TestRun, TestRunOptions, Xdp};
 use igmp_common::{GroupEntry, GroupKey};
 use igmp_tests::{
     frames::*,
-    harness::{Harness, BASELINE_PROGRAM},
+    harness::{Harness, BASELINE_PROGRAM, TEST_RUN_IFINDEX},
 };
 
 use crate::report::{median, spread, Section};
 
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const REGISTERED: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+/// A registered group with a sole port: redirected there without a broadcast.
+const ONE_PORT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 2);
+/// The devmap key of that port (it leads to lo, the test-run device).
+const SOLE_PORT: u32 = 7;
 /// Targets from the design card, ns over the no-op program.
 const TARGETS: [(&str, f64); 4] = [
     ("unicast IPv4/TCP", 3.0),
@@ -50,6 +54,7 @@ fn measure(quick: bool) -> Result<Section> {
         .groups
         .insert(key, GroupEntry::default(), 0)?;
     harness.run(&v2_report(SENDER, REGISTERED));
+    register_with_sole_port(&mut harness)?;
     let mut figures = Vec::new();
     for (name, frame) in frames() {
         let ns = (0..rounds)
@@ -94,6 +99,10 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
             udp_data(&[], SENDER, REGISTERED, 64),
         ),
         (
+            "multicast data, registered group, one port",
+            udp_data(&[], SENDER, ONE_PORT_GROUP, 64),
+        ),
+        (
             "multicast data, unregistered group",
             udp_data(&[], SENDER, Ipv4Addr::new(239, 9, 9, 9), 64),
         ),
@@ -116,6 +125,25 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("malformed IGMP (bad checksum)", malformed),
     ]
+}
+
+fn register_with_sole_port(harness: &mut Harness) -> Result<()> {
+    let key = GroupKey {
+        vlan: 0,
+        inner_vlan: 0,
+        group: ONE_PORT_GROUP.octets(),
+    };
+    let entry = GroupEntry {
+        ports: 1,
+        sole_port: SOLE_PORT,
+        ..GroupEntry::default()
+    };
+    harness.tables.groups.insert(key, entry, 0)?;
+    harness
+        .tables
+        .egress_ports
+        .insert(SOLE_PORT, TEST_RUN_IFINDEX, None, 0)?;
+    Ok(())
 }
 
 fn per_run_ns(harness: &Harness, frame: &[u8], repeat: u32) -> Result<f64> {
