@@ -243,9 +243,12 @@ pub enum DataCounter {
     /// Of the forwarded frames, those redirected to the group's only port
     /// rather than broadcast.
     ForwardedSolePort = 8,
+    /// Of the forwarded frames, those broadcast into the group's destination
+    /// set rather than to every port.
+    ForwardedToSet = 9,
 }
 
-pub const DATA_COUNTER_SLOTS: usize = 9;
+pub const DATA_COUNTER_SLOTS: usize = 10;
 
 /// Value of the per-CPU `DATA_COUNTERS` array (one entry).
 #[repr(C)]
@@ -269,6 +272,7 @@ impl DataCounter {
         Self::ReportsToRouters,
         Self::EgressFiltered,
         Self::ForwardedSolePort,
+        Self::ForwardedToSet,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -282,6 +286,7 @@ impl DataCounter {
             Self::ReportsToRouters => "reports_to_routers",
             Self::EgressFiltered => "egress_filtered",
             Self::ForwardedSolePort => "forwarded_sole_port",
+            Self::ForwardedToSet => "forwarded_to_set",
         }
     }
 }

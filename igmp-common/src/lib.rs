@@ -41,8 +41,11 @@ pub mod map_names {
     /// Router ports the XDP program learned so far (one count, only it
     /// writes): `GroupEntry::sole_port` holds only while it stays the same.
     pub const ROUTER_EPOCH: &str = "ROUTER_EPOCH";
-    pub const ALL: [&str; 15] = [
+    /// Devmaps of the destination ports groups share (`GroupEntry::dest_set`).
+    pub const DEST_SETS: &str = "DEST_SETS";
+    pub const ALL: [&str; 16] = [
         ROUTER_EPOCH,
+        DEST_SETS,
         GROUPS_ADDED,
         GROUPS_REMOVED,
         REPORT_RATE,
@@ -70,6 +73,10 @@ pub mod capacity {
     pub const GROUPS: u32 = 65_536;
     /// One counter block per port.
     pub const COUNTERS: u32 = 1_024;
+    /// Distinct destination sets; groups past them are broadcast.
+    pub const DEST_SETS: u32 = 4_096;
+    /// Ports in one destination set; a larger set is broadcast.
+    pub const SET_PORTS: u32 = 64;
     /// Ring buffer size in bytes (a power of two, a multiple of the page size).
     pub const EVENTS_BYTES: u32 = 256 * 1024;
 }

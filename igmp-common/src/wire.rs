@@ -269,7 +269,7 @@ const _: () = {
     assert!(core::mem::size_of::<RouterPort>() == 24);
     assert!(core::mem::size_of::<PortSettings>() == 24);
     assert!(core::mem::size_of::<GroupKey>() == 8);
-    assert!(core::mem::size_of::<GroupEntry>() == 16);
+    assert!(core::mem::size_of::<GroupEntry>() == 20);
     assert!(core::mem::size_of::<Settings>() == 24);
     assert!(core::mem::size_of::<HostKey>() == 16);
     assert!(core::mem::size_of::<HostEntry>() == 8);
@@ -340,9 +340,14 @@ pub struct GroupEntry {
     /// drop all copies but one. The XDP program clears it when it adds a
     /// second member port.
     pub sole_port: u32,
-    /// `ROUTER_EPOCH` when `sole_port` was worked out: a router port learned
-    /// since then is a destination too, so the fast path broadcasts again.
+    /// `ROUTER_EPOCH` when `sole_port` and `dest_set` were worked out: a
+    /// router port learned since then is a destination too, so the fast path
+    /// broadcasts again.
     pub router_epoch: u32,
+    /// With several destination ports, 1 + the `DEST_SETS` slot holding a
+    /// devmap of exactly them, or 0: the broadcast then copies the frame for
+    /// those ports only. Cleared by the XDP program with `sole_port`.
+    pub dest_set: u32,
 }
 
 /// Bits of [`GroupEntry::flags`].

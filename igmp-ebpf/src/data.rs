@@ -10,7 +10,7 @@ use crate::{
     frame::Frame,
     igmp::{is_link_local, is_multicast},
     l2::L2,
-    maps::{DATA_COUNTERS, EGRESS_PORTS, GROUPS, ROUTER_EPOCH, SETTINGS},
+    maps::{DATA_COUNTERS, DEST_SETS, EGRESS_PORTS, GROUPS, ROUTER_EPOCH, SETTINGS},
 };
 
 /// Decides what happens to a non-IGMP IPv4 frame arriving on port `ingress`.
@@ -42,24 +42,54 @@ pub fn forward(frame: &Frame, ingress: u32, l2: &L2) -> u32 {
         }
         Some(entry) => {
             count(DataCounter::Forwarded);
-            match sole_port(unsafe { &*entry }) {
-                Some(port) => to_sole_port(port, ingress),
-                None => to_every_wanting_port(),
+            match destinations(unsafe { &*entry }) {
+                Destinations::Port(port) => to_sole_port(port, ingress),
+                Destinations::Set(slot) => to_set(slot),
+                Destinations::Unknown => to_every_wanting_port(),
             }
         }
         None => unregistered_group(),
     }
 }
 
-/// The group's only destination, as the daemon worked it out, unless a
-/// router port was learned since (it is a destination too).
+/// Where a registered group's data goes, as far as the fast path knows.
+enum Destinations {
+    /// One port.
+    Port(u32),
+    /// The ports of a `DEST_SETS` slot.
+    Set(u32),
+    /// Every port, for the egress filter to choose.
+    Unknown,
+}
+
+/// The group's destinations as the daemon worked them out, unless a router
+/// port was learned since (it is a destination too).
 #[inline(always)]
-fn sole_port(entry: &GroupEntry) -> Option<u32> {
-    if entry.sole_port == 0 {
-        return None;
+fn destinations(entry: &GroupEntry) -> Destinations {
+    if entry.sole_port == 0 && entry.dest_set == 0 {
+        return Destinations::Unknown;
     }
     let epoch = ROUTER_EPOCH.get(0).copied().unwrap_or_default();
-    (entry.router_epoch == epoch).then_some(entry.sole_port)
+    if entry.router_epoch != epoch {
+        return Destinations::Unknown;
+    }
+    if entry.sole_port != 0 {
+        Destinations::Port(entry.sole_port)
+    } else {
+        Destinations::Set(entry.dest_set - 1)
+    }
+}
+
+/// Broadcasts into the group's destination set: copies for its ports only,
+/// each still through the egress filter. An empty slot falls back to every port.
+#[inline(always)]
+fn to_set(slot: u32) -> u32 {
+    let Some(set) = DEST_SETS.get(slot) else {
+        return to_every_wanting_port();
+    };
+    count(DataCounter::ForwardedToSet);
+    let flags = u64::from(BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS);
+    set.redirect(0, flags).unwrap_or(xdp_action::XDP_PASS)
 }
 
 /// Redirects to `port` alone; its egress filter still has the last word. A

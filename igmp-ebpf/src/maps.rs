@@ -1,7 +1,7 @@
 //! The maps, declared as BTF maps so that bpftool prints their fields by name.
 
 use aya_ebpf::{
-    btf_maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    btf_maps::{Array, ArrayOfMaps, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
 use igmp_common::{
@@ -61,6 +61,13 @@ pub static REPORT_RATE: HashMap<u32, u64, { capacity::PORTS as usize }> = HashMa
 
 #[btf_map]
 pub static DATA_COUNTERS: PerCpuArray<DataCounters, 1> = PerCpuArray::new();
+
+/// Destination sets, written by the daemon; see `GroupEntry::dest_set`.
+#[btf_map]
+pub static DEST_SETS: ArrayOfMaps<
+    DevMapHash<{ capacity::SET_PORTS as usize }>,
+    { capacity::DEST_SETS as usize },
+> = ArrayOfMaps::new();
 
 /// Router ports learned so far; see `map_names::ROUTER_EPOCH`.
 #[btf_map]

@@ -187,6 +187,8 @@ fn widen_destinations(key: &MembershipKey) {
         if entry.sole_port != key.ifindex {
             entry.sole_port = 0;
         }
+        // The set was worked out without this member port.
+        entry.dest_set = 0;
     }
 }
 

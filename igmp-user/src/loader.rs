@@ -268,7 +268,7 @@ fn look_up_interface_name(ifindex: u32) -> Option<String> {
 }
 
 /// Key and value sizes this build expects of each pinned map.
-fn expected_layout() -> [(&'static str, usize, usize); 12] {
+fn expected_layout() -> [(&'static str, usize, usize); 13] {
     use std::mem::size_of;
     [
         (
@@ -315,6 +315,8 @@ fn expected_layout() -> [(&'static str, usize, usize); 12] {
         ),
         (map_names::REPORT_RATE, size_of::<u32>(), size_of::<u64>()),
         (map_names::ROUTER_EPOCH, size_of::<u32>(), size_of::<u32>()),
+        // Values are inner map fds.
+        (map_names::DEST_SETS, size_of::<u32>(), size_of::<u32>()),
     ]
 }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use aya::Ebpf;
+use aya::{programs::ProgramFd, Ebpf};
 use igmp_common::{router_flags, router_mode, PortSettings, RouterKey, RouterPort};
 use tracing::{info, warn};
 
@@ -229,6 +229,11 @@ impl PortSet {
                 None
             }
         }
+    }
+
+    /// The egress filter every devmap entry carries.
+    pub fn egress_filter(&self) -> Result<&ProgramFd> {
+        loader::egress_program_fd(&self.ebpf)
     }
 
     /// Makes port `ifindex` a destination of the fast path, behind the egress filter.

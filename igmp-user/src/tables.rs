@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{
+    Array, ArrayOfMaps, DevMapHash, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf,
+};
 use igmp_common::{
     map_names, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey,
     PortCounters, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
@@ -30,6 +32,8 @@ pub struct Tables {
     pub groups_removed: HashMap<MapData, u32, u64>,
     /// Router ports the XDP program learned; read only here.
     pub router_epoch: Array<MapData, u32>,
+    /// Devmaps of destination ports, shared by groups; only the daemon writes it.
+    pub dest_sets: ArrayOfMaps<MapData, DevMapHash<MapData>>,
     /// Removals counted but not yet added to `groups_removed`: a sweep of
     /// many expiries writes each port's count once (`publish_removed`).
     removed_pending: std::collections::BTreeMap<u32, u64>,
@@ -54,6 +58,7 @@ impl Tables {
             groups_added: open(pin_dir, map_names::GROUPS_ADDED)?,
             groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
             router_epoch: open(pin_dir, map_names::ROUTER_EPOCH)?,
+            dest_sets: open(pin_dir, map_names::DEST_SETS)?,
             removed_pending: Default::default(),
         })
     }

@@ -168,6 +168,44 @@ fn a_report_from_the_sole_port_keeps_it() {
 }
 
 #[test]
+fn a_destination_set_slot_left_empty_falls_back_to_every_port() {
+    let mut harness = Harness::new();
+    let entry = GroupEntry {
+        ports: 2,
+        dest_set: 5,
+        ..GroupEntry::default()
+    };
+    harness
+        .tables
+        .groups
+        .insert(group_key(0), entry, 0)
+        .unwrap();
+    assert_eq!(
+        harness.run(&udp_data(&[], SENDER, GROUP, 100)),
+        XDP_REDIRECT
+    );
+    assert_eq!(data_count(&harness, DataCounter::ForwardedToSet), 0);
+}
+
+#[test]
+fn a_new_member_port_voids_the_destination_set() {
+    let mut harness = Harness::new();
+    let entry = GroupEntry {
+        ports: 2,
+        dest_set: 5,
+        ..GroupEntry::default()
+    };
+    harness
+        .tables
+        .groups
+        .insert(group_key(0), entry, 0)
+        .unwrap();
+    harness.run(&v2_report(SENDER, GROUP));
+    let entry = harness.tables.groups.get(&group_key(0), 0).unwrap();
+    assert_eq!(entry.dest_set, 0);
+}
+
+#[test]
 fn registration_is_per_vlan() {
     let mut harness = Harness::new();
     register(&mut harness, 10, 0);

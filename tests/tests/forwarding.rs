@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr, thread::sleep, time::Duration};
 
-use igmp_common::{DataCounter, GroupKey};
+use igmp_common::{DataCounter, GroupEntry, GroupKey};
 use igmp_lab::{ip, wait_for, BridgeSnooping, Capture, Lab, Member};
 use igmp_tests::snooped::Snooped;
 
@@ -340,58 +340,73 @@ fn a_group_the_host_itself_joined_goes_through_the_kernel_and_reaches_it() {
     assert_eq!(passed, N as u64);
 }
 
-fn sole_port_of(snooped: &Snooped, group: Ipv4Addr) -> Option<u32> {
+fn entry_of(snooped: &Snooped, group: Ipv4Addr) -> Option<GroupEntry> {
     let key = GroupKey {
         vlan: 0,
         inner_vlan: 0,
         group: group.octets(),
     };
-    snooped
-        .tables()
-        .groups
-        .get(&key, 0)
-        .ok()
-        .map(|entry| entry.sole_port)
+    snooped.tables().groups.get(&key, 0).ok()
 }
 
-fn sole_port_frames(snooped: &Snooped) -> u64 {
-    snooped.tables().data_counters().frames[DataCounter::ForwardedSolePort as usize]
+fn data_frames(snooped: &Snooped, counter: DataCounter) -> u64 {
+    snooped.tables().data_counters().frames[counter as usize]
 }
 
 /// A group one port joined, with no router port anywhere, goes to that port
-/// alone without a broadcast; a second member gets the data from its join on,
-/// and when it leaves the group goes back to one port.
+/// alone; with two member ports, to a devmap of those two only. A new member
+/// gets the data from its join on, and a bystander never does.
 #[test]
-fn a_group_with_one_member_port_is_sent_to_it_alone_until_another_joins() {
-    let snooped = Snooped::new(3, &["--last-member-interval", "0.2"]);
+fn groups_go_to_their_sole_port_or_their_destination_set_only() {
+    let snooped = Snooped::new(4, &["--last-member-interval", "0.2"]);
     let lab = &snooped.lab;
+    let bystander = lab.capture(3).unwrap();
     let first = lab.join(0, G1).unwrap();
     let one_port = wait_for(Duration::from_secs(5), || {
-        sole_port_of(&snooped, G1) == Some(snooped.port(0))
+        entry_of(&snooped, G1).map(|entry| entry.sole_port) == Some(snooped.port(0))
     });
     assert!(
         one_port,
         "{:?}\n{}",
-        sole_port_of(&snooped, G1),
+        entry_of(&snooped, G1),
         lab.daemon_log()
     );
     lab.send(2, G1, N, 64).unwrap();
     assert_eq!(first.drain(), N);
-    assert_eq!(sole_port_frames(&snooped), N as u64);
+    assert_eq!(
+        data_frames(&snooped, DataCounter::ForwardedSolePort),
+        N as u64
+    );
 
     let second = lab.join(1, G1).unwrap();
-    let both = wait_for(Duration::from_secs(5), || {
-        snooped.pairs().contains(&(snooped.port(1), G1))
+    let in_a_set = wait_for(Duration::from_secs(5), || {
+        entry_of(&snooped, G1).is_some_and(|entry| entry.sole_port == 0 && entry.dest_set != 0)
     });
-    assert!(both, "{}", lab.daemon_log());
-    assert_eq!(sole_port_of(&snooped, G1), Some(0));
+    assert!(
+        in_a_set,
+        "{:?}\n{}",
+        entry_of(&snooped, G1),
+        lab.daemon_log()
+    );
     lab.send(2, G1, N, 64).unwrap();
     assert_eq!((first.drain(), second.drain()), (N, N));
-    assert_eq!(sole_port_frames(&snooped), N as u64, "broadcast this time");
+    assert_eq!(data_frames(&snooped, DataCounter::ForwardedToSet), N as u64);
+    assert_eq!(
+        data_frames(&snooped, DataCounter::ForwardedSolePort),
+        N as u64
+    );
+    let sender = lab.hosts[2].address;
+    let leaked = bystander
+        .frames_for(Duration::from_millis(100))
+        .iter()
+        .filter(|frame| is_datagram(frame, sender, G1))
+        .count();
+    assert_eq!(leaked, 0, "the bystander got the group's data");
 
     drop(second);
     let back_to_one = wait_for(Duration::from_secs(5), || {
-        sole_port_of(&snooped, G1) == Some(snooped.port(0))
+        entry_of(&snooped, G1).map(|entry| (entry.sole_port, entry.dest_set))
+            == Some((snooped.port(0), 0))
     });
     assert!(back_to_one, "{}", lab.daemon_log());
 }

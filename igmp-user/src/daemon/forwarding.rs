@@ -62,18 +62,18 @@ impl Daemon {
     /// have grown while no daemon ran).
     /// Entries are overwritten in place and only then the unwanted removed:
     /// a group with members never leaves the fast path, even for an instant.
+    /// They are first written with no destinations (broadcast, always
+    /// right), which voids a previous daemon's sets; then worked out anew.
     pub(super) fn rebuild_groups(&mut self) {
-        let routes = self.routes();
-        let mut wanted: HashMap<GroupKey, Vec<u32>> = HashMap::new();
+        let mut wanted: HashMap<GroupKey, u32> = HashMap::new();
         for (key, _) in self.tables.memberships() {
-            wanted
-                .entry(group_key_of(&key))
-                .or_default()
-                .push(key.ifindex);
+            *wanted.entry(group_key_of(&key)).or_default() += 1;
         }
-        for (group, members) in &wanted {
-            let mut entry = GroupEntry::default();
-            routes.describe(&mut entry, members);
+        for (group, ports) in &wanted {
+            let entry = GroupEntry {
+                ports: *ports,
+                ..GroupEntry::default()
+            };
             if let Err(error) = self.tables.groups.insert(*group, entry, 0) {
                 warn!("GROUPS full? {error}");
             }
@@ -88,28 +88,29 @@ impl Daemon {
         for group in unwanted {
             let _ = self.tables.groups.remove(&group);
         }
+        self.destinations.clear();
+        self.refresh_all_groups();
         self.local_groups.clear();
         self.refresh_local_listeners();
     }
 
     /// A port joined: data for the group is forwarded in XDP from now on.
     pub(super) fn register_group(&mut self, key: MembershipKey) {
-        self.refresh_group(key);
+        let routes = self.routes();
+        self.refresh_group(key, &routes);
     }
 
     /// A member is gone: the group stays registered while another port (or
     /// the host itself) still wants it.
     pub(super) fn unregister_if_unwanted(&mut self, key: MembershipKey) {
-        self.refresh_group(key);
+        let routes = self.routes();
+        self.refresh_group(key, &routes);
     }
 
-    /// Writes the group's entry from the membership table, or removes it
-    /// when no port and not the host wants the group.
-    fn refresh_group(&mut self, key: MembershipKey) {
+    /// Writes the group's entry from the membership table and `routes`, or
+    /// removes it when no port and not the host wants the group.
+    fn refresh_group(&mut self, key: MembershipKey, routes: &Routes) {
         let group = group_key_of(&key);
-        // Read before the members: a router port learned meanwhile then
-        // makes the entry stale, never wrong.
-        let routes = self.routes();
         let members: Vec<u32> = self
             .ports
             .iter()
@@ -124,32 +125,65 @@ impl Daemon {
         let mut entry = self.tables.groups.get(&group, 0).unwrap_or_default();
         if members.is_empty() && entry.flags & group_flags::LOCAL_LISTENER == 0 {
             let _ = self.tables.groups.remove(&group);
+            self.assign_destination_set(group, &[]);
             return;
         }
-        routes.describe(&mut entry, &members);
+        let destinations = routes.destinations(&members);
+        entry.ports = members.len() as u32;
+        entry.router_epoch = routes.epoch;
+        entry.sole_port = match destinations[..] {
+            [only] => only,
+            _ => 0,
+        };
+        entry.dest_set = self.assign_destination_set(group, &destinations);
         if let Err(error) = self.tables.groups.insert(group, entry, 0) {
             warn!("GROUPS full? {error}");
         }
     }
 
-    /// Works out every group's sole port again: a router port went away,
+    fn assign_destination_set(&mut self, group: GroupKey, ports: &[u32]) -> u32 {
+        let egress = self
+            .port_set
+            .as_ref()
+            .and_then(|port_set| port_set.egress_filter().ok());
+        self.destinations
+            .assign(&mut self.tables, egress, group, ports)
+    }
+
+    /// Works out every group's destinations again: a router port came, went,
     /// or the daemon wrote one (the XDP program's epoch counts only its own).
     pub(super) fn refresh_all_groups(&mut self) {
+        let routes = self.routes();
         let groups: Vec<GroupKey> = self.tables.groups.keys().filter_map(Result::ok).collect();
         for group in groups {
-            self.refresh_group(MembershipKey {
+            let key = MembershipKey {
                 ifindex: 0,
                 vlan: group.vlan,
                 inner_vlan: group.inner_vlan,
                 group: group.group,
-            });
+            };
+            self.refresh_group(key, &routes);
         }
+        debug!("destination sets in use: {}", self.destinations.len());
     }
 
+    /// The router ports and the epoch they stand for. The epoch is read
+    /// first: a router port learned meanwhile makes the entries written from
+    /// this stale, never wrong.
     fn routes(&self) -> Routes {
+        let epoch = self.tables.router_epoch.get(&0, 0).unwrap_or_default();
+        let mut router_ports: Vec<u32> = self
+            .tables
+            .routers
+            .keys()
+            .filter_map(Result::ok)
+            .map(|key| key.ifindex)
+            .collect();
+        router_ports.sort_unstable();
+        router_ports.dedup();
         Routes {
-            epoch: self.tables.router_epoch.get(&0, 0).unwrap_or_default(),
-            any_router: self.tables.routers.keys().next().is_some(),
+            epoch,
+            router_ports,
         }
     }
 
@@ -238,6 +272,23 @@ fn parse_proc_net_igmp(table: &str, ports: &[String]) -> BTreeSet<[u8; 4]> {
     groups
 }
 
+/// Where every group's data goes besides its members: the router ports.
+struct Routes {
+    /// `ROUTER_EPOCH`, read before the router ports.
+    epoch: u32,
+    router_ports: Vec<u32>,
+}
+
+impl Routes {
+    /// The ports a group with `members` sends to, sorted, each once.
+    fn destinations(&self, members: &[u32]) -> Vec<u32> {
+        let mut ports: Vec<u32> = members.iter().chain(&self.router_ports).copied().collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,25 +302,5 @@ mod tests {
     fn groups_joined_on_the_bridge_are_local_and_on_ports_or_loopback_not() {
         let groups = parse_proc_net_igmp(TABLE, &["p1".into()]);
         assert_eq!(groups.into_iter().collect::<Vec<_>>(), vec![[239, 1, 2, 3]]);
-    }
-}
-
-/// What decides a group's sole port besides its members: the router ports.
-struct Routes {
-    /// `ROUTER_EPOCH`, read before anything else.
-    epoch: u32,
-    any_router: bool,
-}
-
-impl Routes {
-    /// Fills in the entry's member count and, with one member port and no
-    /// router port anywhere, that port (see `GroupEntry::sole_port`).
-    fn describe(&self, entry: &mut GroupEntry, members: &[u32]) {
-        entry.ports = members.len() as u32;
-        entry.sole_port = match members {
-            [only] if !self.any_router => *only,
-            _ => 0,
-        };
-        entry.router_epoch = self.epoch;
     }
 }

@@ -18,6 +18,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+mod destinations;
 mod expire;
 mod forwarding;
 mod keys;
@@ -28,6 +29,7 @@ mod sources;
 
 pub use forwarding::UnregisteredPolicy;
 
+use destinations::DestinationSets;
 use sources::SourceIndex;
 
 use keys::{group_key, group_of_host, monitor_event, router_key, source_key};
@@ -80,6 +82,8 @@ pub struct Daemon {
     /// Whether `HOSTS` may hold entries: only fast-leave ports write it, so
     /// without one the daemon never pays for reading it.
     hosts_possible: bool,
+    /// The devmaps of the groups' destination ports.
+    destinations: DestinationSets,
 }
 
 impl Daemon {
@@ -108,6 +112,7 @@ impl Daemon {
             events_lost: 0,
             sources: SourceIndex::default(),
             hosts_possible: false,
+            destinations: DestinationSets::default(),
         }
     }
 
@@ -291,6 +296,8 @@ impl Daemon {
                 let timeout = nanos(self.timers.router_timeout);
                 self.deadlines
                     .schedule(event.timestamp_ns + timeout, Due::Router(router_key(event)));
+                // The program voided every group's destinations: with this port, anew.
+                self.refresh_all_groups();
             }
             EventKind::QuerySeen => {
                 debug!(

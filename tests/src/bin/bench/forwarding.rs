@@ -171,7 +171,7 @@ fn measure(path: Path, generator: Generator, fan_out: usize, seconds: f64) -> Re
             )?;
             live = match generator {
                 Generator::Trafgen => None,
-                Generator::LiveFrames => Some(LiveProgram::Noop(noop_harness()?)),
+                Generator::LiveFrames => Some(LiveProgram::Noop(Box::new(noop_harness()?))),
             };
             &bridge_lab
         }
@@ -201,7 +201,7 @@ fn measure(path: Path, generator: Generator, fan_out: usize, seconds: f64) -> Re
 /// The program live frames run through.
 enum LiveProgram {
     /// XDP_PASS: every frame goes to the stack, where the bridge takes it.
-    Noop(Harness),
+    Noop(Box<Harness>),
     /// igmp-snoop's program, loaded again on the running daemon's maps.
     Ours(Ebpf),
 }

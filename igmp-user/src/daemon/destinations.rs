@@ -1,0 +1,163 @@
+//! Destination sets: one devmap per distinct set of ports that groups' data
+//! goes to (members and router ports), shared by every group going there
+//! (`GroupEntry::dest_set`). A broadcast into a set copies the frame for its
+//! ports only, where a broadcast into `EGRESS_PORTS` copies it for every port
+//! and lets the egress filter drop the copies nobody wants. Each entry still
+//! carries the egress filter, which keeps the last word (IGMPv3 sources, STP).
+//!
+//! Only the daemon writes `DEST_SETS`; the XDP program voids a group's set
+//! when it adds a member port, and all of them when it learns a router port.
+
+use std::collections::HashMap;
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::{DevMapHash, Map, MapData},
+    programs::ProgramFd,
+};
+use aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH;
+use igmp_common::{capacity, GroupKey};
+use tracing::warn;
+
+use crate::tables::Tables;
+
+/// A slot of `DEST_SETS` in use.
+#[derive(Debug)]
+struct Slot {
+    index: u32,
+    /// Groups whose entry names the slot.
+    users: u32,
+}
+
+#[derive(Debug)]
+pub(super) struct DestinationSets {
+    by_ports: HashMap<Vec<u32>, Slot>,
+    ports_of: HashMap<u32, Vec<u32>>,
+    /// Each group's `dest_set` as last given. Kept here, not read back from
+    /// `GROUPS`: the XDP program may have zeroed it there since.
+    of_group: HashMap<GroupKey, u32>,
+    /// Slots to hand out, the lowest last.
+    free: Vec<u32>,
+}
+
+impl Default for DestinationSets {
+    fn default() -> Self {
+        Self {
+            by_ports: HashMap::new(),
+            ports_of: HashMap::new(),
+            of_group: HashMap::new(),
+            free: (0..capacity::DEST_SETS).rev().collect(),
+        }
+    }
+}
+
+impl DestinationSets {
+    /// The `dest_set` for `group` sending to `ports` (sorted; a set only for
+    /// two or more), which the caller writes at once: the group's previous
+    /// slot is free for reuse from the next call on. 0 means broadcast to
+    /// every port: one port or none, no egress filter to hand, no slot left.
+    pub(super) fn assign(
+        &mut self,
+        tables: &mut Tables,
+        egress: Option<&ProgramFd>,
+        group: GroupKey,
+        ports: &[u32],
+    ) -> u32 {
+        let set = match egress {
+            Some(egress) if ports.len() > 1 => {
+                self.acquire(tables, egress, ports).unwrap_or_else(|error| {
+                    warn!("{error:#}");
+                    0
+                })
+            }
+            _ => 0,
+        };
+        let previous = if set == 0 {
+            self.of_group.remove(&group)
+        } else {
+            self.of_group.insert(group, set)
+        };
+        self.release(previous.unwrap_or(0));
+        set
+    }
+
+    /// The `GroupEntry::dest_set` value for `ports` (sorted, at least two),
+    /// one more user of it; 0 (broadcast to every port) when the set is too
+    /// large or every slot is taken.
+    fn acquire(&mut self, tables: &mut Tables, egress: &ProgramFd, ports: &[u32]) -> Result<u32> {
+        if ports.len() > capacity::SET_PORTS as usize {
+            return Ok(0);
+        }
+        if let Some(slot) = self.by_ports.get_mut(ports) {
+            slot.users += 1;
+            return Ok(slot.index + 1);
+        }
+        let Some(index) = self.free.pop() else {
+            return Ok(0);
+        };
+        if let Err(error) = write_set(tables, egress, index, ports) {
+            self.free.push(index);
+            return Err(error);
+        }
+        self.by_ports
+            .insert(ports.to_vec(), Slot { index, users: 1 });
+        self.ports_of.insert(index, ports.to_vec());
+        Ok(index + 1)
+    }
+
+    /// One user less of `dest_set` (a `GroupEntry` value; 0 is none). The
+    /// last user's entry no longer names the slot, so it is free again; its
+    /// devmap stays until the slot is reused (set() replaces it whole).
+    fn release(&mut self, dest_set: u32) {
+        let Some(index) = dest_set.checked_sub(1) else {
+            return;
+        };
+        let Some(ports) = self.ports_of.get(&index) else {
+            return;
+        };
+        let Some(slot) = self.by_ports.get_mut(ports) else {
+            return;
+        };
+        slot.users -= 1;
+        if slot.users > 0 {
+            return;
+        }
+        let ports = self.ports_of.remove(&index).unwrap_or_default();
+        self.by_ports.remove(&ports);
+        self.free.push(index);
+    }
+
+    /// Forgets every set: at start, the slots of a previous daemon are free
+    /// once the caller voided the entries naming them.
+    pub(super) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Slots in use.
+    pub(super) fn len(&self) -> usize {
+        self.by_ports.len()
+    }
+}
+
+/// Makes a devmap of `ports`, each behind the egress filter, and puts it in slot `index`.
+fn write_set(tables: &mut Tables, egress: &ProgramFd, index: u32, ports: &[u32]) -> Result<()> {
+    // Key: ifindex; value: ifindex and program fd (`bpf_devmap_val`).
+    let definition = aya_obj::Map::new_from_params(
+        BPF_MAP_TYPE_DEVMAP_HASH as u32,
+        4,
+        8,
+        capacity::SET_PORTS,
+        0,
+    );
+    let data = MapData::create(definition, "igmp_dest_set", None)
+        .context("creating a destination set devmap")?;
+    let mut set = DevMapHash::try_from(Map::DevMapHash(data))?;
+    for &port in ports {
+        set.insert(port, port, Some(egress), 0)
+            .with_context(|| format!("adding ifindex {port} to a destination set"))?;
+    }
+    tables
+        .dest_sets
+        .set(index, &set, 0)
+        .with_context(|| format!("DEST_SETS slot {index}"))
+}
