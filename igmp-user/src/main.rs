@@ -3,9 +3,9 @@ use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
 use igmp_user::{
-    cli::{Cli, Command, RunArgs, ShowArgs},
+    cli::{Cli, Command, Generated, RunArgs, ShowArgs},
     daemon::Daemon,
-    instance, links, loader, logging,
+    generate, instance, links, loader, logging,
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
@@ -79,6 +79,16 @@ fn dispatch(cli: Cli) -> Result<()> {
                 "removed {removed} pins (links and maps) from {}",
                 args.pin_dir.display()
             );
+            Ok(())
+        }
+        Command::Generate(args) => {
+            let written = match args.what {
+                Generated::Man(out) => generate::man_pages(&out.out)?,
+                Generated::Completions(out) => generate::completions(&out.out)?,
+            };
+            for path in written {
+                println!("{}", path.display());
+            }
             Ok(())
         }
     }
