@@ -101,7 +101,7 @@ async fn run(args: RunArgs) -> Result<()> {
         print!("{}", settings.describe());
         return Ok(());
     }
-    instance::check_capabilities()?;
+    instance::check_capabilities(settings.querier.enabled)?;
     let _lock = instance::lock(&settings.pin_dir)?;
     let plan = port_plan(&settings)?;
     let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
