@@ -11,6 +11,12 @@ use crate::{
 };
 
 /// IGMP snooping fast path: learns multicast membership in XDP on every port.
+///
+/// An XDP program on every port parses IGMP v1, v2 and v3 (over 802.1Q and
+/// 802.1ad too), keeps a BPF map of group-to-port membership and sends
+/// multicast data only to the ports that want it. `run` loads and attaches it
+/// and runs the RFC 3376 timers and the querier; `show`, `routers`, `stats`
+/// and `monitor` read the maps it pins; `detach` removes them.
 #[derive(Debug, Parser)]
 #[command(name = "igmp-snoop", version, about)]
 pub struct Cli {
@@ -52,6 +58,30 @@ pub enum Command {
     Monitor(ShowArgs),
     /// Detach the program from every port and remove the pinned table.
     Detach(PinArgs),
+    /// Write the manual pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: Generated,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Generated {
+    /// Manual pages: igmp-snoop.8 and igmp-snoop-<command>.8 for each command.
+    Man(OutArgs),
+    /// Completions for bash, zsh and fish.
+    Completions(OutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutArgs {
+    /// Directory to write into (made if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +270,30 @@ mod tests {
             error.contains("\"soon\" is not a number of seconds"),
             "{error}"
         );
+    }
+
+    /// `--help` and the manual pages are made of these strings: an argument
+    /// without one would show as a bare flag.
+    #[test]
+    fn every_command_and_argument_is_documented() {
+        fn walk(command: &clap::Command, path: &str, undocumented: &mut Vec<String>) {
+            if command.get_about().is_none() {
+                undocumented.push(path.to_string());
+            }
+            for arg in command.get_arguments().filter(|arg| !arg.is_hide_set()) {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undocumented.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), undocumented);
+            }
+        }
+        let mut command = <Cli as clap::CommandFactory>::command();
+        command.build();
+        let mut undocumented = Vec::new();
+        walk(&command, "igmp-snoop", &mut undocumented);
+        assert!(undocumented.is_empty(), "undocumented: {undocumented:?}");
     }
 
     #[test]

@@ -16,34 +16,68 @@ use anyhow::{bail, Context as _, Result};
 use crate::monitor;
 
 const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-/// Refuses to go on without CAP_BPF (or CAP_SYS_ADMIN) for the maps and the
-/// program, and CAP_NET_ADMIN to attach it: the kernel's own refusal comes
-/// later, after the pin directory is made, and names neither.
-pub fn check_capabilities() -> Result<()> {
+/// Refuses to go on without the capabilities `run` needs, naming each one
+/// missing: the kernel's own refusals come later, after the pin directory is
+/// made (or a port attached), and name none.
+///
+/// - CAP_BPF (or CAP_SYS_ADMIN): maps, BTF, the program, the pins.
+/// - CAP_PERFMON (or CAP_SYS_ADMIN): without it the verifier refuses the
+///   packet-pointer arithmetic the parser does with a variable offset
+///   ("pointer arithmetic with it prohibited for !root").
+/// - CAP_NET_ADMIN: XDP links and the devmap of egress ports.
+/// - CAP_NET_RAW, with the querier only: the AF_PACKET socket queries leave by.
+pub fn check_capabilities(querier: bool) -> Result<()> {
     let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let effective = status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .context("/proc/self/status: no CapEff line")?;
+    let missing = missing_capabilities(effective, querier);
+    if !missing.is_empty() {
+        let noun = if missing.len() == 1 {
+            "capability"
+        } else {
+            "capabilities"
+        };
+        bail!(
+            "missing {noun} {} (run igmp-snoop as root)",
+            english_list(&missing)
+        );
+    }
+    Ok(())
+}
+
+fn missing_capabilities(effective: u64, querier: bool) -> Vec<&'static str> {
     let has = |capability: u32| effective & (1 << capability) != 0;
     let mut missing = Vec::new();
     if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
         missing.push("CAP_BPF");
     }
+    if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_PERFMON");
+    }
     if !has(CAP_NET_ADMIN) {
         missing.push("CAP_NET_ADMIN");
     }
-    if !missing.is_empty() {
-        bail!(
-            "missing capabilities {} to load and attach XDP (run igmp-snoop as root)",
-            missing.join(" and ")
-        );
+    if querier && !has(CAP_NET_RAW) {
+        missing.push("CAP_NET_RAW");
     }
-    Ok(())
+    missing
+}
+
+/// "A", "A and B", "A, B and C".
+fn english_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// Held for the daemon's life: an exclusive `flock` on a file next to the
@@ -81,4 +115,33 @@ pub fn lock(pin_dir: &Path) -> Result<InstanceLock> {
     file.set_len(0)?;
     writeln!(file, "{}", std::process::id())?;
     Ok(InstanceLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_RUN_NEEDS: u64 =
+        1 << CAP_BPF | 1 << CAP_PERFMON | 1 << CAP_NET_ADMIN | 1 << CAP_NET_RAW;
+
+    #[test]
+    fn the_querier_alone_needs_cap_net_raw() {
+        let without_raw = ALL_RUN_NEEDS & !(1 << CAP_NET_RAW);
+        assert!(missing_capabilities(without_raw, false).is_empty());
+        assert_eq!(missing_capabilities(without_raw, true), ["CAP_NET_RAW"]);
+    }
+
+    #[test]
+    fn cap_sys_admin_stands_for_cap_bpf_and_cap_perfmon() {
+        let admin = 1 << CAP_SYS_ADMIN | 1 << CAP_NET_ADMIN;
+        assert!(missing_capabilities(admin, false).is_empty());
+    }
+
+    #[test]
+    fn none_names_all_in_one_list() {
+        assert_eq!(
+            english_list(&missing_capabilities(0, true)),
+            "CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW"
+        );
+    }
 }

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod expiry;
+pub mod generate;
 pub mod instance;
 pub mod leaves;
 pub mod links;

@@ -3,9 +3,9 @@ use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
 use igmp_user::{
-    cli::{Cli, Command, RunArgs, ShowArgs},
+    cli::{Cli, Command, Generated, RunArgs, ShowArgs},
     daemon::Daemon,
-    instance, links, loader, logging,
+    generate, instance, links, loader, logging,
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
@@ -81,6 +81,16 @@ fn dispatch(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Generate(args) => {
+            let written = match args.what {
+                Generated::Man(out) => generate::man_pages(&out.out)?,
+                Generated::Completions(out) => generate::completions(&out.out)?,
+            };
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -91,7 +101,7 @@ async fn run(args: RunArgs) -> Result<()> {
         print!("{}", settings.describe());
         return Ok(());
     }
-    instance::check_capabilities()?;
+    instance::check_capabilities(settings.querier.enabled)?;
     let _lock = instance::lock(&settings.pin_dir)?;
     let plan = port_plan(&settings)?;
     let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();

@@ -1,7 +1,7 @@
 //! The configuration file: accepted as documented, refused with its line and
 //! key, overridden by flags, and driving a real daemon.
 
-use std::path::PathBuf;
+use std::{collections::BTreeSet, path::PathBuf};
 
 use igmp_common::{router_flags, router_mode};
 use igmp_lab::{BridgeSnooping, Lab};
@@ -108,5 +108,83 @@ fn an_unreadable_file_is_named() {
     assert!(
         stderr.contains("/nonexistent/igmp.toml: cannot read"),
         "{stderr}"
+    );
+}
+
+/// The configuration reference in README.md: (table, key) pairs named in
+/// the first cell of its rows, the table being `[timers]`, `[ports.<name>]`,
+/// ... or "" for the top level.
+fn readme_keys() -> BTreeSet<(String, String)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("\n## Configuration file\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a Configuration file section");
+    let mut keys = BTreeSet::new();
+    for row in section.lines().filter(|line| line.starts_with("| `")) {
+        let first_cell = row.split('|').nth(1).unwrap();
+        let names: Vec<&str> = first_cell.split('`').skip(1).step_by(2).collect();
+        let (table, names) = match names.split_first() {
+            Some((table, rest)) if table.starts_with('[') => (*table, rest),
+            _ => ("", &names[..]),
+        };
+        for name in names {
+            keys.insert((table.to_string(), name.to_string()));
+        }
+    }
+    keys
+}
+
+/// Every (table, key) the example sets; the ports' names become `<name>`.
+fn example_keys() -> BTreeSet<(String, String)> {
+    let example: toml::Table = toml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../igmp-snoop.example.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut keys = BTreeSet::new();
+    for (key, value) in &example {
+        match (key.as_str(), value) {
+            ("ports", toml::Value::Table(ports)) => {
+                for options in ports.values() {
+                    for option in options.as_table().unwrap().keys() {
+                        keys.insert(("[ports.<name>]".to_string(), option.clone()));
+                    }
+                }
+            }
+            (table, toml::Value::Table(entries)) => {
+                for entry in entries.keys() {
+                    keys.insert((format!("[{table}]"), entry.clone()));
+                }
+            }
+            _ => {
+                keys.insert((String::new(), key.clone()));
+            }
+        }
+    }
+    keys
+}
+
+/// The example is loaded whole by `check_config_prints_the_merged_settings_and_touches_nothing`
+/// and the loader refuses unknown keys at every level, so each key it sets is
+/// accepted; here each must also be in README.md's reference, and the
+/// reference must name no key the example leaves out.
+#[test]
+fn the_readme_documents_exactly_the_keys_of_the_example() {
+    let (readme, example) = (readme_keys(), example_keys());
+    let undocumented: Vec<_> = example.difference(&readme).collect();
+    let not_in_example: Vec<_> = readme.difference(&example).collect();
+    assert!(
+        undocumented.is_empty(),
+        "in igmp-snoop.example.toml, not in README.md: {undocumented:?}"
+    );
+    assert!(
+        not_in_example.is_empty(),
+        "in README.md, not in igmp-snoop.example.toml: {not_in_example:?}"
     );
 }

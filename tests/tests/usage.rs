@@ -46,7 +46,7 @@ fn run_without_capabilities_names_the_ones_missing(#[case] setpriv: &[&str]) {
         .unwrap();
     let line = one_error_line(&output);
     assert!(
-        line.contains("missing capabilities CAP_BPF and CAP_NET_ADMIN"),
+        line.contains("missing capabilities CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"),
         "{line}"
     );
     assert!(line.contains("run igmp-snoop as root"), "{line}");

@@ -1,9 +1,11 @@
-//! Project tasks: `cargo xtask setup | build | test | demo`.
+//! Project tasks: `cargo xtask setup | build | test | demo | bench | dist | install | deb`.
 //!
 //! xtask depends on nothing that needs the XDP toolchain, so `setup` can
 //! build and run on a machine that has none of it yet.
 
 mod demo;
+mod dist;
+mod install;
 mod setup;
 
 use std::process::Command;
@@ -41,6 +43,13 @@ enum Task {
         #[arg(long, value_name = "SECTION")]
         only: Option<String>,
     },
+    /// Build the release binary and write target/dist/{bin,man,completions}.
+    Dist(dist::DistArgs),
+    /// Install a fresh dist, the systemd unit and the example configuration
+    /// (as /etc/igmp-snoop/igmp-snoop.toml, never over an existing one).
+    Install(install::InstallArgs),
+    /// Build a Debian package from a fresh dist (installs cargo-deb if missing).
+    Deb,
 }
 
 fn main() -> Result<()> {
@@ -82,6 +91,18 @@ fn main() -> Result<()> {
                 args.extend(["--only", section]);
             }
             cargo(&args)
+        }
+        Task::Dist(args) => {
+            setup::run()?;
+            dist::dist(args).map(drop)
+        }
+        Task::Install(args) => {
+            setup::run()?;
+            install::install(&args)
+        }
+        Task::Deb => {
+            setup::run()?;
+            dist::deb()
         }
     }
 }
@@ -154,6 +175,14 @@ fn cargo(args: &[&str]) -> Result<()> {
         bail!("cargo {} failed", args.join(" "));
     }
     Ok(())
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else the workspace's.
+fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
 }
 
 /// The workspace root (xtask lives one level below it).
