@@ -13,7 +13,8 @@ use anyhow::{bail, Context as _, Result};
 /// Debian packages the tests and the demo run: bpftool to read the maps,
 /// iproute2 for namespaces, veth and bridges, procps for sysctl, util-linux
 /// for nsenter, ethtool to turn GRO on for veths that receive XDP redirects,
-/// netsniff-ng for trafgen, the benchmark's traffic generator.
+/// netsniff-ng for trafgen, the benchmark's traffic generator, systemd for
+/// `systemd-analyze verify`, which checks the unit file.
 const PACKAGES: &[&str] = &[
     "bpftool",
     "iproute2",
@@ -21,6 +22,7 @@ const PACKAGES: &[&str] = &[
     "util-linux",
     "ethtool",
     "netsniff-ng",
+    "systemd",
 ];
 /// bpf-linker's feature matching the LLVM inside the nightly toolchain.
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
