@@ -7,8 +7,14 @@
 //!
 //! Only the daemon writes `DEST_SETS`; the XDP program voids a group's set
 //! when it adds a member port, and all of them when it learns a router port.
+//!
+//! Writing a slot is slow: the kernel waits for an RCU grace period on every
+//! update of a map of maps (milliseconds on a VM). So a set nobody uses any
+//! more keeps its slot, ready for the next group going to the same ports,
+//! and a slot is rewritten only when no unused one is left; as groups lose
+//! and gain members the same few sets come back again and again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -36,8 +42,11 @@ pub(super) struct DestinationSets {
     /// Each group's `dest_set` as last given. Kept here, not read back from
     /// `GROUPS`: the XDP program may have zeroed it there since.
     of_group: HashMap<GroupKey, u32>,
-    /// Slots to hand out, the lowest last.
+    /// Slots never written, the lowest last.
     free: Vec<u32>,
+    /// Slots whose set lost its last user, oldest first; a slot here may
+    /// have been taken up again since (then its set has users).
+    unused: VecDeque<u32>,
 }
 
 impl Default for DestinationSets {
@@ -47,6 +56,7 @@ impl Default for DestinationSets {
             ports_of: HashMap::new(),
             of_group: HashMap::new(),
             free: (0..capacity::DEST_SETS).rev().collect(),
+            unused: VecDeque::new(),
         }
     }
 }
@@ -92,7 +102,7 @@ impl DestinationSets {
             slot.users += 1;
             return Ok(slot.index + 1);
         }
-        let Some(index) = self.free.pop() else {
+        let Some(index) = self.free.pop().or_else(|| self.reclaim()) else {
             return Ok(0);
         };
         if let Err(error) = write_set(tables, egress, index, ports) {
@@ -105,9 +115,23 @@ impl DestinationSets {
         Ok(index + 1)
     }
 
-    /// One user less of `dest_set` (a `GroupEntry` value; 0 is none). The
-    /// last user's entry no longer names the slot, so it is free again; its
-    /// devmap stays until the slot is reused (set() replaces it whole).
+    /// The oldest slot whose set nobody uses, forgotten so it can be rewritten.
+    fn reclaim(&mut self) -> Option<u32> {
+        while let Some(index) = self.unused.pop_front() {
+            let Some(ports) = self.ports_of.get(&index) else {
+                continue;
+            };
+            if self.by_ports.get(ports).is_some_and(|slot| slot.users == 0) {
+                let ports = self.ports_of.remove(&index).unwrap_or_default();
+                self.by_ports.remove(&ports);
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    /// One user less of `dest_set` (a `GroupEntry` value; 0 is none). A set
+    /// without users keeps its slot until `reclaim` needs it.
     fn release(&mut self, dest_set: u32) {
         let Some(index) = dest_set.checked_sub(1) else {
             return;
@@ -119,12 +143,9 @@ impl DestinationSets {
             return;
         };
         slot.users -= 1;
-        if slot.users > 0 {
-            return;
+        if slot.users == 0 {
+            self.unused.push_back(index);
         }
-        let ports = self.ports_of.remove(&index).unwrap_or_default();
-        self.by_ports.remove(&ports);
-        self.free.push(index);
     }
 
     /// Forgets every set: at start, the slots of a previous daemon are free
@@ -133,7 +154,7 @@ impl DestinationSets {
         *self = Self::default();
     }
 
-    /// Slots in use.
+    /// Slots holding a set.
     pub(super) fn len(&self) -> usize {
         self.by_ports.len()
     }
