@@ -10,6 +10,7 @@ use igmp_tests::{
     frames::*,
     harness::{Harness, BASELINE_PROGRAM, TEST_RUN_IFINDEX},
 };
+use igmp_user::loader;
 
 use crate::report::{median, spread, Section};
 
@@ -67,13 +68,45 @@ fn measure(quick: bool) -> Result<Section> {
         .collect::<Result<_>>()?;
     let creations = if quick { 2_000 } else { 20_000 };
     let (created, baseline_once) = creation_ns(&harness, creations)?;
-    Ok(section(
+    let mut section = section(
         &figures,
         &baseline,
         (created, baseline_once),
         repeat,
         creations,
-    ))
+    );
+    describe_programs(&harness, &mut section)?;
+    Ok(section)
+}
+
+/// Adds the programs' sizes as the kernel reports them (what `bpftool prog
+/// show` prints): where a cost is missed, how much code runs is the first clue.
+fn describe_programs(harness: &Harness, section: &mut Section) -> Result<()> {
+    let mut sizes = Vec::new();
+    let mut json = serde_json::Map::new();
+    for name in [loader::PROGRAM, loader::EGRESS_PROGRAM] {
+        let info = harness
+            .ebpf()
+            .program(name)
+            .with_context(|| format!("no {name} program"))?
+            .info()?;
+        let translated = info.size_translated().unwrap_or(0) / 8;
+        let jitted = info.size_jitted();
+        let verified = info.verified_instruction_count().unwrap_or(0);
+        sizes.push(format!(
+            "`{name}` {translated} instructions after the verifier ({jitted} bytes JITed; \
+             the verifier walked {verified})"
+        ));
+        json.insert(
+            name.into(),
+            serde_json::json!({
+                "instructions": translated, "jited_bytes": jitted, "verified_instructions": verified,
+            }),
+        );
+    }
+    section.text = format!("{} Programs: {}.", section.text, sizes.join("; "));
+    section.json["programs"] = json.into();
+    Ok(())
 }
 
 /// The frames of issue 5, by name.
