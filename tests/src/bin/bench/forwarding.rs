@@ -87,11 +87,11 @@ fn throughput(generator: Generator, quick: bool) -> Result<Section> {
     let seconds = if quick { 1.0 } else { 4.0 };
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    for fan_out in FAN_OUTS {
-        let bridge = measure(Path::Bridge, generator, fan_out, seconds)?;
-        let ours = measure(Path::FastPath, generator, fan_out, seconds)?;
+    let bridge = measure(Path::Bridge, generator, seconds)?;
+    let ours = measure(Path::FastPath, generator, seconds)?;
+    for (at, fan_out) in FAN_OUTS.into_iter().enumerate() {
         for (index, (_, size)) in SIZES.iter().enumerate() {
-            let (b, o) = (&bridge[index], &ours[index]);
+            let (b, o) = (&bridge[at][index], &ours[at][index]);
             let ratio = o.per_member_pps / b.per_member_pps;
             rows.push(vec![
                 fan_out.to_string(),
@@ -158,9 +158,9 @@ fn run_json(run: &Run) -> serde_json::Value {
     })
 }
 
-/// One lab for one path and fan-out, both frame sizes through it.
-fn measure(path: Path, generator: Generator, fan_out: usize, seconds: f64) -> Result<Vec<Run>> {
-    let members: Vec<usize> = (1..=fan_out).collect();
+/// One lab for one path: members join one fan-out after the other, both
+/// frame sizes through each. Runs by fan-out, then by size.
+fn measure(path: Path, generator: Generator, seconds: f64) -> Result<Vec<Vec<Run>>> {
     let (bridge_lab, snooped, live);
     let lab = match path {
         Path::Bridge => {
@@ -184,18 +184,24 @@ fn measure(path: Path, generator: Generator, fan_out: usize, seconds: f64) -> Re
             &snooped.lab
         }
     };
-    let _sockets: Vec<_> = members
-        .iter()
-        .map(|&member| lab.join(member, GROUP))
-        .collect::<Result<_>>()?;
-    wait_until_selective(lab, &members)?;
-    SIZES
-        .iter()
-        .map(|&(size, _)| match &live {
-            None => blast(lab, &members, size, seconds),
-            Some(program) => live_blast(lab, program.xdp()?, &members, size, seconds),
-        })
-        .collect()
+    let mut sockets = Vec::new();
+    let mut runs = Vec::new();
+    for fan_out in FAN_OUTS {
+        let members: Vec<usize> = (1..=fan_out).collect();
+        for &member in &members[sockets.len()..] {
+            sockets.push(lab.join(member, GROUP)?);
+        }
+        wait_until_selective(lab, &members)?;
+        let by_size = SIZES
+            .iter()
+            .map(|&(size, _)| match &live {
+                None => blast(lab, &members, size, seconds),
+                Some(program) => live_blast(lab, program.xdp()?, &members, size, seconds),
+            })
+            .collect::<Result<_>>()?;
+        runs.push(by_size);
+    }
+    Ok(runs)
 }
 
 /// The program live frames run through.
@@ -232,20 +238,26 @@ fn load_beside_daemon(snooped: &Snooped) -> Result<Ebpf> {
     loader::load(&snooped.pin_dir, membership.max_entries())
 }
 
-/// Waits until data reaches the members and no other port: the bridge
+/// Waits until data reaches every member and no other port: the bridge
 /// forwards selectively only once its querier counts as present.
 fn wait_until_selective(lab: &Lab, members: &[usize]) -> Result<()> {
     let bystander = PORTS - 1;
     let selective = wait_for(Duration::from_secs(40), || {
         let before = rx_packets(lab, bystander).unwrap_or(0);
-        let member_before = rx_packets(lab, members[0]).unwrap_or(0);
+        let members_before: Vec<u64> = members
+            .iter()
+            .map(|&member| rx_packets(lab, member).unwrap_or(0))
+            .collect();
         if lab.send(SENDER, GROUP, 20, 64).is_err() {
             return false;
         }
         std::thread::sleep(Duration::from_millis(100));
         let leaked = rx_packets(lab, bystander).unwrap_or(0) - before;
-        let delivered = rx_packets(lab, members[0]).unwrap_or(0) - member_before;
-        leaked < 5 && delivered >= 20
+        let all_served = members
+            .iter()
+            .zip(&members_before)
+            .all(|(&member, before)| rx_packets(lab, member).unwrap_or(0) - before >= 20);
+        leaked < 5 && all_served
     });
     if !selective {
         bail!("the switch never forwarded {GROUP} to its members only");

@@ -45,7 +45,15 @@ fn main() -> Result<()> {
     let sections = SECTIONS
         .iter()
         .filter(|(name, _)| only.as_deref().is_none_or(|only| only == *name))
-        .map(|(_, section)| section(quick))
+        .map(|(name, section)| {
+            let started = std::time::Instant::now();
+            let measured = section(quick);
+            eprintln!(
+                "bench: {name} took {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            measured
+        })
         .collect::<Result<Vec<_>>>()?;
     // One section alone is a look, not a result: only a whole run is written.
     report::finish(&sections, !quick && only.is_none())
