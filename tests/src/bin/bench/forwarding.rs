@@ -4,8 +4,8 @@
 //!
 //! Two generators, each the same for both paths:
 //! - trafgen (netsniff-ng) on the sender's veth: a packet mmap ring at a fixed
-//!   frame. The frames cross a veth as skbs, so the XDP program runs on a
-//!   copy of each (veth's XDP needs headroom an skb lacks).
+//!   frame. The frames cross a veth as skbs, which veth turns into XDP
+//!   buffers before the program runs (a copy when an skb lacks the headroom).
 //! - BPF_PROG_TEST_RUN live frames on the sender's port: frames start as
 //!   XDP buffers, as a NIC driver hands them over. On the bridge path a
 //!   no-op program passes each to the stack (the bridge's input); on the
@@ -113,7 +113,7 @@ fn throughput(generator: Generator, quick: bool) -> Result<Section> {
         Generator::Trafgen => (
             "Forwarding throughput, lab of namespaces (trafgen on a veth)",
             "trafgen sends one group's UDP frames flat out from the sender's veth, so every \
-             frame reaches the switch as an skb (and XDP on a veth runs on a copy of it)",
+             frame reaches the switch as an skb (which veth turns into an XDP buffer for the program)",
         ),
         Generator::LiveFrames => (
             "Forwarding throughput, lab of namespaces (live frames, as from a NIC driver)",
