@@ -39,7 +39,8 @@ pub mod map_names {
     /// Per port, the report rate limiter's state.
     pub const REPORT_RATE: &str = "REPORT_RATE";
     /// Router ports the XDP program learned so far (one count, only it
-    /// writes): `GroupEntry::sole_port` holds only while it stays the same.
+    /// writes): a `GroupEntry`'s `sole_port` and `dest_set` hold only while
+    /// it stays what it was when the daemon wrote them.
     pub const ROUTER_EPOCH: &str = "ROUTER_EPOCH";
     /// Devmaps of the destination ports groups share (`GroupEntry::dest_set`).
     pub const DEST_SETS: &str = "DEST_SETS";

@@ -334,11 +334,11 @@ pub struct GroupEntry {
     pub flags: u32,
     /// Member ports, for the record (the egress decision reads MEMBERSHIP).
     pub ports: u32,
-    /// The only port the group's data can go to (its one member port, no
-    /// router port anywhere), or 0. With one, the fast path redirects there
-    /// alone instead of broadcasting to every port for the egress filter to
-    /// drop all copies but one. The XDP program clears it when it adds a
-    /// second member port.
+    /// The only port the group's data can go to (one member port, and no
+    /// router port but that one), or 0. With one, the fast path redirects
+    /// there alone instead of broadcasting to every port for the egress
+    /// filter to drop all copies but one. The XDP program clears it when it
+    /// adds another member port.
     pub sole_port: u32,
     /// `ROUTER_EPOCH` when `sole_port` and `dest_set` were worked out: a
     /// router port learned since then is a destination too, so the fast path

@@ -173,8 +173,8 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
 }
 
 /// A new member port: unless it is the group's sole port already, the
-/// group's data goes back to the broadcast (`GroupEntry::sole_port`) at
-/// once, before the daemon hears of the join.
+/// group's data goes back to the broadcast to every port at once, before the
+/// daemon hears of the join (`GroupEntry::sole_port`, `dest_set`).
 #[inline(always)]
 fn widen_destinations(key: &MembershipKey) {
     let group = GroupKey {
@@ -352,7 +352,8 @@ fn insert_router_port(origin: &Origin, key: RouterKey, value: RouterPort, versio
     };
     match ROUTER_PORTS.insert(key, value, BPF_NOEXIST) {
         Ok(()) => {
-            // Every group's data goes to this port too: no sole ports hold.
+            // Every group's data goes to this port too: the destinations the
+            // daemon worked out without it no longer hold.
             if let Some(epoch) = ROUTER_EPOCH.get_ptr_mut(0) {
                 // A plain atomic add (BPF v1 has no fetch-and-add); SAFETY:
                 // a pointer into the array's only value, which always exists.
