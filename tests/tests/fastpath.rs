@@ -26,17 +26,21 @@ fn group_key(vlan: u16) -> GroupKey {
     }
 }
 
+fn write_entry(harness: &mut Harness, vlan: u16, entry: GroupEntry) {
+    harness
+        .tables
+        .groups
+        .insert(group_key(vlan), entry, 0)
+        .unwrap();
+}
+
 fn register(harness: &mut Harness, vlan: u16, flags: u32) {
     let entry = GroupEntry {
         flags,
         ports: 2,
         ..GroupEntry::default()
     };
-    harness
-        .tables
-        .groups
-        .insert(group_key(vlan), entry, 0)
-        .unwrap();
+    write_entry(harness, vlan, entry);
 }
 
 /// Registers the group with `port` as its only destination, worked out at router epoch 0.
@@ -46,11 +50,7 @@ fn register_sole_port(harness: &mut Harness, port: u32) {
         sole_port: port,
         ..GroupEntry::default()
     };
-    harness
-        .tables
-        .groups
-        .insert(group_key(0), entry, 0)
-        .unwrap();
+    write_entry(harness, 0, entry);
     harness
         .tables
         .egress_ports
@@ -58,13 +58,18 @@ fn register_sole_port(harness: &mut Harness, port: u32) {
         .unwrap();
 }
 
-fn sole_port_now(harness: &Harness) -> u32 {
-    harness
-        .tables
-        .groups
-        .get(&group_key(0), 0)
-        .unwrap()
-        .sole_port
+/// Registers the group with two ports behind `DEST_SETS` slot `slot`, left empty here.
+fn register_dest_set(harness: &mut Harness, slot: u32) {
+    let entry = GroupEntry {
+        ports: 2,
+        dest_set: slot + 1,
+        ..GroupEntry::default()
+    };
+    write_entry(harness, 0, entry);
+}
+
+fn entry_now(harness: &Harness) -> GroupEntry {
+    harness.tables.groups.get(&group_key(0), 0).unwrap()
 }
 
 fn set_policy(harness: &mut Harness, policy: u8, reports_to_routers: bool) {
@@ -151,7 +156,7 @@ fn a_second_member_port_clears_the_sole_port_at_once() {
     let mut harness = Harness::new();
     register_sole_port(&mut harness, OTHER_PORT);
     harness.run(&v2_report(SENDER, GROUP));
-    assert_eq!(sole_port_now(&harness), 0);
+    assert_eq!(entry_now(&harness).sole_port, 0);
     assert_eq!(
         harness.run(&udp_data(&[], SENDER, GROUP, 100)),
         XDP_REDIRECT
@@ -164,22 +169,13 @@ fn a_report_from_the_sole_port_keeps_it() {
     let mut harness = Harness::new();
     register_sole_port(&mut harness, TEST_RUN_IFINDEX);
     harness.run(&v2_report(SENDER, GROUP));
-    assert_eq!(sole_port_now(&harness), TEST_RUN_IFINDEX);
+    assert_eq!(entry_now(&harness).sole_port, TEST_RUN_IFINDEX);
 }
 
 #[test]
 fn a_destination_set_slot_left_empty_falls_back_to_every_port() {
     let mut harness = Harness::new();
-    let entry = GroupEntry {
-        ports: 2,
-        dest_set: 5,
-        ..GroupEntry::default()
-    };
-    harness
-        .tables
-        .groups
-        .insert(group_key(0), entry, 0)
-        .unwrap();
+    register_dest_set(&mut harness, 4);
     assert_eq!(
         harness.run(&udp_data(&[], SENDER, GROUP, 100)),
         XDP_REDIRECT
@@ -190,19 +186,9 @@ fn a_destination_set_slot_left_empty_falls_back_to_every_port() {
 #[test]
 fn a_new_member_port_voids_the_destination_set() {
     let mut harness = Harness::new();
-    let entry = GroupEntry {
-        ports: 2,
-        dest_set: 5,
-        ..GroupEntry::default()
-    };
-    harness
-        .tables
-        .groups
-        .insert(group_key(0), entry, 0)
-        .unwrap();
+    register_dest_set(&mut harness, 4);
     harness.run(&v2_report(SENDER, GROUP));
-    let entry = harness.tables.groups.get(&group_key(0), 0).unwrap();
-    assert_eq!(entry.dest_set, 0);
+    assert_eq!(entry_now(&harness).dest_set, 0);
 }
 
 #[test]

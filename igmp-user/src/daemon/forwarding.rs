@@ -97,29 +97,31 @@ impl Daemon {
     /// A port joined: data for the group is forwarded in XDP from now on.
     pub(super) fn register_group(&mut self, key: MembershipKey) {
         let routes = self.routes();
-        self.refresh_group(key, &routes);
+        self.refresh_group(group_key_of(&key), &routes);
     }
 
     /// A member is gone: the group stays registered while another port (or
     /// the host itself) still wants it.
     pub(super) fn unregister_if_unwanted(&mut self, key: MembershipKey) {
         let routes = self.routes();
-        self.refresh_group(key, &routes);
+        self.refresh_group(group_key_of(&key), &routes);
     }
 
     /// Writes the group's entry from the membership table and `routes`, or
     /// removes it when no port and not the host wants the group.
-    fn refresh_group(&mut self, key: MembershipKey, routes: &Routes) {
-        let group = group_key_of(&key);
+    fn refresh_group(&mut self, group: GroupKey, routes: &Routes) {
         let members: Vec<u32> = self
             .ports
             .iter()
             .copied()
             .filter(|&ifindex| {
-                self.tables
-                    .membership
-                    .get(&MembershipKey { ifindex, ..key }, 0)
-                    .is_ok()
+                let key = MembershipKey {
+                    ifindex,
+                    vlan: group.vlan,
+                    inner_vlan: group.inner_vlan,
+                    group: group.group,
+                };
+                self.tables.membership.get(&key, 0).is_ok()
             })
             .collect();
         let mut entry = self.tables.groups.get(&group, 0).unwrap_or_default();
@@ -156,13 +158,7 @@ impl Daemon {
         let routes = self.routes();
         let groups: Vec<GroupKey> = self.tables.groups.keys().filter_map(Result::ok).collect();
         for group in groups {
-            let key = MembershipKey {
-                ifindex: 0,
-                vlan: group.vlan,
-                inner_vlan: group.inner_vlan,
-                group: group.group,
-            };
-            self.refresh_group(key, &routes);
+            self.refresh_group(group, &routes);
         }
         debug!("destination sets in use: {}", self.destinations.len());
     }

@@ -270,11 +270,8 @@ fn blast(lab: &Lab, members: &[usize], size: usize, seconds: f64) -> Result<Run>
     let frame = udp_data(&[], sender.address, GROUP, size - 42);
     let config = std::env::temp_dir().join(format!("{}-trafgen.cfg", lab.prefix));
     std::fs::write(&config, trafgen_config(&frame))?;
-    let bystanders: Vec<usize> = (1..PORTS).filter(|port| !members.contains(port)).collect();
-    let received_before = counts(lab, members)?;
-    let leaked_before = counts(lab, &bystanders)?;
+    let tally = Tally::start(lab, members)?;
     let sent_before = tx_packets(lab, SENDER)?;
-    let busy_before = busy_cpu_ns()?;
     let started = Instant::now();
     let status = Command::new("timeout")
         .args(["--signal=INT", &format!("{seconds}")])
@@ -287,25 +284,57 @@ fn blast(lab: &Lab, members: &[usize], size: usize, seconds: f64) -> Result<Run>
         .context("running trafgen (apt install netsniff-ng)")?;
     let elapsed = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(200));
-    let busy = busy_cpu_ns()? - busy_before;
-    let sent = tx_packets(lab, SENDER)? - sent_before;
-    // trafgen stopped by SIGINT exits non-zero: what it sent is the verdict.
-    if sent == 0 {
-        bail!(
-            "trafgen sent nothing: {}",
-            String::from_utf8_lossy(&status.stderr).trim()
-        );
-    }
-    let received = counts(lab, members)? - received_before;
-    let leaked = counts(lab, &bystanders)? - leaked_before;
     let _ = std::fs::remove_file(&config);
-    Ok(Run {
-        sent,
-        per_member_pps: received as f64 / members.len() as f64 / elapsed,
-        lost: (sent * members.len() as u64).saturating_sub(received),
-        leaked,
-        cpu_ns_per_frame: busy as f64 / sent.max(1) as f64,
+    tally.finish(lab, elapsed, || {
+        let sent = tx_packets(lab, SENDER)? - sent_before;
+        // trafgen stopped by SIGINT exits non-zero: what it sent is the verdict.
+        if sent == 0 {
+            bail!(
+                "trafgen sent nothing: {}",
+                String::from_utf8_lossy(&status.stderr).trim()
+            );
+        }
+        Ok(sent)
     })
+}
+
+/// The counters a run is measured by, read before it starts.
+struct Tally<'a> {
+    members: &'a [usize],
+    bystanders: Vec<usize>,
+    received_before: u64,
+    leaked_before: u64,
+    busy_before: u64,
+}
+
+impl<'a> Tally<'a> {
+    fn start(lab: &Lab, members: &'a [usize]) -> Result<Self> {
+        let bystanders: Vec<usize> = (1..PORTS).filter(|port| !members.contains(port)).collect();
+        Ok(Self {
+            received_before: counts(lab, members)?,
+            leaked_before: counts(lab, &bystanders)?,
+            busy_before: busy_cpu_ns()?,
+            members,
+            bystanders,
+        })
+    }
+
+    /// The run over `elapsed` seconds, from the counters now; `sent` counts
+    /// the frames sent, after the CPU time is read (it may run a command).
+    fn finish(self, lab: &Lab, elapsed: f64, sent: impl FnOnce() -> Result<u64>) -> Result<Run> {
+        let busy = busy_cpu_ns()? - self.busy_before;
+        let sent = sent()?;
+        let received = counts(lab, self.members)? - self.received_before;
+        let leaked = counts(lab, &self.bystanders)? - self.leaked_before;
+        let members = self.members.len() as u64;
+        Ok(Run {
+            sent,
+            per_member_pps: received as f64 / members as f64 / elapsed,
+            lost: (sent * members).saturating_sub(received),
+            leaked,
+            cpu_ns_per_frame: busy as f64 / sent.max(1) as f64,
+        })
+    }
 }
 
 /// Runs live frames through `program` on the sender's port for `seconds`.
@@ -318,10 +347,7 @@ fn live_blast(
 ) -> Result<Run> {
     let frame = udp_data(&[], lab.hosts[SENDER].address, GROUP, size - 42);
     let ingress = lab.port_ifindex(&lab.hosts[SENDER].port)?;
-    let bystanders: Vec<usize> = (1..PORTS).filter(|port| !members.contains(port)).collect();
-    let received_before = counts(lab, members)?;
-    let leaked_before = counts(lab, &bystanders)?;
-    let busy_before = busy_cpu_ns()?;
+    let tally = Tally::start(lab, members)?;
     // The ingress ifindex is looked up in the caller's namespace.
     let context = xdp_md(frame.len(), ingress);
     let (sent, elapsed) = in_netns(&lab.switch, || {
@@ -343,16 +369,7 @@ fn live_blast(
         Ok((sent, started.elapsed().as_secs_f64()))
     })?;
     std::thread::sleep(Duration::from_millis(200));
-    let busy = busy_cpu_ns()? - busy_before;
-    let received = counts(lab, members)? - received_before;
-    let leaked = counts(lab, &bystanders)? - leaked_before;
-    Ok(Run {
-        sent,
-        per_member_pps: received as f64 / members.len() as f64 / elapsed,
-        lost: (sent * members.len() as u64).saturating_sub(received),
-        leaked,
-        cpu_ns_per_frame: busy as f64 / sent.max(1) as f64,
-    })
+    tally.finish(lab, elapsed, || Ok(sent))
 }
 
 /// The `xdp_md` a driver would hand the program: the frame from 0 to its
