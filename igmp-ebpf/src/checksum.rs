@@ -8,7 +8,7 @@
 //! call per power-of-two chunk; each of those branches multiplies the paths
 //! the verifier walks through the rest of the program, past its budget.
 
-use crate::frame::Frame;
+use crate::{frame::Frame, verifier::masked};
 use aya_ebpf::{
     bindings::xdp_md,
     btf_maps::PerCpuArray,
@@ -20,12 +20,26 @@ use aya_ebpf::{
 pub const MAX_SPAN: usize = 1536;
 /// `bpf_csum_diff` sums at most 512 bytes per call.
 const CSUM_CALL_MAX: usize = 512;
+/// The verifier's bound on one call's size (`verifier::masked`): at least
+/// `CSUM_CALL_MAX`, a multiple of 4, all ones below that.
+const CSUM_CALL_MASK: usize = 0x3fc;
+/// The verifier's bound on a span less one (`verifier::masked`): all ones,
+/// at least `MAX_SPAN - 1`.
+const SPAN_MASK: usize = 0x7ff;
+/// The scratch buffer is as long as the verifier's bounds reach, not only as
+/// long as a real span: older verifiers walk branches LLVM proved dead with
+/// ranges no frame has, and check every access on them.
+const SCRATCH_LEN: usize = SPAN_MASK + 1;
+const _: () = assert!(SCRATCH_LEN >= MAX_SPAN + 4);
+const _: () = assert!(SPAN_MASK >= MAX_SPAN - 1);
+const _: () =
+    assert!(SCRATCH_LEN > (MAX_SPAN / CSUM_CALL_MAX - 1) * CSUM_CALL_MAX + CSUM_CALL_MASK);
 
 /// Room for the largest span plus the zero padding of its last word.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Scratch {
-    bytes: [u8; MAX_SPAN + 4],
+    bytes: [u8; SCRATCH_LEN],
 }
 
 #[btf_map]
@@ -63,18 +77,26 @@ fn sum(ctx: *mut xdp_md, offset: usize, len: usize) -> Option<u32> {
     if len > MAX_SPAN {
         return None;
     }
-    // Callers pass at least 8 bytes; the max() makes that visible to the
-    // verifier, which needs a non-zero size for bpf_xdp_load_bytes (an
-    // explicit `len == 0` test is folded by LLVM into a form it cannot use).
-    let len = len.max(4);
+    // Callers pass at least 8 bytes. bpf_xdp_load_bytes needs a size the
+    // verifier knows to be non-zero and inside the buffer: a compare is folded
+    // by LLVM, which knows the callers, and 6.1 never saw the length bounded.
+    if len == 0 {
+        return None;
+    }
+    let len = masked(len - 1, SPAN_MASK) + 1;
     let scratch = CHECKSUM_SCRATCH.get_ptr_mut(0)?;
     let bytes = unsafe { &mut (*scratch).bytes };
     // Zero the word the span ends in (or the one after it): a span whose
     // length is not a multiple of 4 sums as if padded with zeros.
-    let last_word = len & !3;
-    if let Some(word) = bytes.get_mut(last_word..last_word + 4) {
-        word.copy_from_slice(&[0; 4]);
-    }
+    let last_word = masked(len, SPAN_MASK & !3);
+    // SAFETY: `last_word + 4 <= SPAN_MASK + 1`, the buffer's length.
+    unsafe {
+        bytes
+            .as_mut_ptr()
+            .add(last_word)
+            .cast::<[u8; 4]>()
+            .write_unaligned([0; 4])
+    };
     let padded = (len + 3) & !3;
     let copied =
         unsafe { bpf_xdp_load_bytes(ctx, offset as u32, bytes.as_mut_ptr().cast(), len as u32) };
@@ -82,27 +104,22 @@ fn sum(ctx: *mut xdp_md, offset: usize, len: usize) -> Option<u32> {
         return None;
     }
     let mut seed = 0u32;
-    let mut done = 0usize;
-    for _ in 0..MAX_SPAN / CSUM_CALL_MAX {
-        if done >= padded {
+    // Chunks at constant offsets: a running offset plus a size is a sum the
+    // 6.1 verifier cannot bound against the scratch buffer.
+    for chunk in 0..MAX_SPAN / CSUM_CALL_MAX {
+        let start = chunk * CSUM_CALL_MAX;
+        if start >= padded {
             break;
         }
-        let size = (padded - done).min(CSUM_CALL_MAX);
-        let chunk = bytes.get_mut(done..done + size)?;
-        let sum = unsafe {
-            bpf_csum_diff(
-                core::ptr::null_mut(),
-                0,
-                chunk.as_mut_ptr().cast(),
-                size as u32,
-                seed,
-            )
-        };
+        let size = masked((padded - start).min(CSUM_CALL_MAX), CSUM_CALL_MASK);
+        // SAFETY: `start + size <= padded <= MAX_SPAN + 4`, inside `bytes`.
+        let from = unsafe { bytes.as_mut_ptr().add(start) };
+        let sum =
+            unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, from.cast(), size as u32, seed) };
         if sum < 0 {
             return None;
         }
         seed = sum as u32;
-        done += size;
     }
     Some(seed)
 }

@@ -18,9 +18,15 @@ pub struct Subject {
     pub max_resp_code: u8,
 }
 
+/// Writes the event straight into the ring buffer: no copy of it on the
+/// stack, which the program and its `bpf_loop` callbacks share (512 bytes).
 #[inline(always)]
 pub fn emit(kind: EventKind, subject: &Subject, stats: &PortStats) {
-    let event = Event {
+    let Some(mut entry) = EVENTS.reserve(0) else {
+        stats.count(Counter::EventLost);
+        return;
+    };
+    entry.write(Event {
         timestamp_ns: now(),
         kind: kind as u32,
         ifindex: subject.ifindex,
@@ -32,10 +38,8 @@ pub fn emit(kind: EventKind, subject: &Subject, stats: &PortStats) {
         record_type: subject.record_type,
         max_resp_code: subject.max_resp_code,
         _pad: 0,
-    };
-    if EVENTS.output(event, 0).is_err() {
-        stats.count(Counter::EventLost);
-    }
+    });
+    entry.submit(0);
 }
 
 /// CLOCK_MONOTONIC, the clock of every timestamp in the maps.

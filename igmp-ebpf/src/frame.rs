@@ -2,9 +2,12 @@
 
 use aya_ebpf::{bindings::xdp_md, helpers::bpf_xdp_load_bytes, programs::XdpContext};
 
-/// Offsets past this are refused before any pointer is formed, so that the
-/// verifier always sees a bounded offset (and no frame is larger: 9 KiB jumbo
-/// frames fit).
+use crate::verifier::masked;
+
+/// Offsets past this are refused before any pointer is formed (no frame is
+/// larger: 9 KiB jumbo frames fit). A length read from the frame is also
+/// masked with it (`verifier::masked`), as verifiers before 6.8 lose its
+/// bounds: a power of two less one.
 const MAX_OFFSET: usize = 0x3fff;
 
 pub struct Frame {
@@ -46,7 +49,7 @@ impl Frame {
     /// Whether the frame holds at least `len` bytes.
     #[inline(always)]
     pub fn holds(&self, len: usize) -> bool {
-        self.start + len <= self.end()
+        len <= MAX_OFFSET && self.start + masked(len, MAX_OFFSET) <= self.end()
     }
 
     /// Reads a big-endian `u16` at `offset`.

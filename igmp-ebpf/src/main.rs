@@ -9,6 +9,8 @@
 #![no_main]
 // Atomic fetch-and-add on map values: core::sync::atomic has no RMW on this target.
 #![feature(core_intrinsics)]
+// Inline asm on the BPF target, for the verifier-visible masks (`verifier`).
+#![feature(asm_experimental_arch)]
 #![allow(internal_features)]
 
 mod checksum;
@@ -26,6 +28,7 @@ mod membership;
 mod pim;
 mod stats;
 mod v3;
+mod verifier;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use igmp_common::DropReason;

@@ -1,14 +1,20 @@
 //! IGMPv3 reports (RFC 3376 §4.2): validated whole first, then applied, so a
 //! malformed report never changes the table halfway.
 //!
-//! Records are walked with `bpf_loop`: the verifier checks the callback once
+//! Records are walked with `bpf_loop`: the verifier checks the callback
 //! instead of every unrolled iteration of a records × sources nest, which
-//! exceeds its million-instruction budget. Callbacks carry no packet pointer;
-//! they read the frame with `bpf_xdp_load_bytes`.
+//! exceeds its million-instruction budget. The apply pass takes one *item*
+//! per iteration, a record header or one of its sources, so that its callback
+//! holds no loop. Verifiers from 6.8 on check a callback again and again
+//! until the state it is entered with repeats, so what changes from one
+//! iteration to the next (the walk's cursor) lives in a per-CPU scratch map,
+//! whose contents the verifier does not track, and the stack the callbacks
+//! see stays the same. Callbacks carry no packet pointer; they read the frame
+//! with `bpf_xdp_load_bytes`.
 
 use core::ffi::c_void;
 
-use aya_ebpf::{bindings::xdp_md, helpers::bpf_loop};
+use aya_ebpf::{bindings::xdp_md, btf_maps::PerCpuArray, helpers::bpf_loop, macros::btf_map};
 use igmp_common::{
     filter_mode, igmp_version, Counter, DropReason, MAX_V3_RECORDS, MAX_V3_SOURCES_PER_RECORD,
 };
@@ -47,17 +53,55 @@ struct Record {
     next: usize,
 }
 
-/// State of a walk over the records, shared with the `bpf_loop` callbacks.
+/// What the callbacks share, on the stack: the same at every iteration.
 #[repr(C)]
 struct RecordWalk {
     ctx: *mut xdp_md,
     origin: Origin,
-    /// Offset of the next record to read.
+    /// This CPU's `V3_WALK` entry.
+    cursor: *mut WalkCursor,
+}
+
+/// Where a walk is, changed at every iteration.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WalkCursor {
+    /// Offset of the next record (or, while `sources.left > 0`, source) to read.
     at: usize,
     /// End of the IGMP message.
     end: usize,
     /// 0, or 1 + the `DropReason` that stopped validation.
     error: u32,
+    /// Records still to apply.
+    records_left: u32,
+    /// Items the apply pass takes: each walked record and its walked sources.
+    items: u32,
+    _pad: u32,
+    /// The record whose sources the apply pass is reading.
+    sources: SourceCursor,
+}
+
+#[btf_map]
+static V3_WALK: PerCpuArray<WalkCursor, 1> = PerCpuArray::new();
+
+/// The sources of the record being applied, read one per `bpf_loop` iteration.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SourceCursor {
+    /// Offset of the record after this one.
+    next_record: usize,
+    group: [u8; 4],
+    /// Sources still to read (at most `MAX_V3_SOURCES_PER_RECORD`).
+    left: u16,
+    /// Sources past that bound: counted, not read.
+    cut: u16,
+    record_type: u8,
+    /// What each source does (`SourceAction`).
+    action: SourceAction,
+    /// TO_IN that left EXCLUDE mode: the group is queried once the sources
+    /// are in (RFC 3376 §6.4.2).
+    leave_after: bool,
+    _pad: u8,
 }
 
 pub fn report(
@@ -71,16 +115,31 @@ pub fn report(
     }
     let records = header.v3_records();
     let walked = records.min(MAX_V3_RECORDS) as u32;
+    let Some(cursor) = V3_WALK.get_ptr_mut(0) else {
+        return Err(DropReason::Truncated);
+    };
+    let first = packet.offset + FIRST_RECORD;
+    // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
+    unsafe {
+        *cursor = WalkCursor {
+            at: first,
+            end: packet.offset + packet.len,
+            error: 0,
+            records_left: walked,
+            items: 0,
+            _pad: 0,
+            sources: SourceCursor::default(),
+        };
+    }
     let mut walk = RecordWalk {
         ctx: frame.ctx(),
         origin: *origin,
-        at: packet.offset + FIRST_RECORD,
-        end: packet.offset + packet.len,
-        error: 0,
+        cursor,
     };
     run(walked, validate_record, &mut walk);
-    if walk.error != 0 {
-        return Err(drop_reason(walk.error - 1));
+    let (error, items) = unsafe { ((*cursor).error, (*cursor).items) };
+    if error != 0 {
+        return Err(drop_reason(error - 1));
     }
     origin.stats.count(Counter::V3Report);
     if records > MAX_V3_RECORDS {
@@ -88,8 +147,8 @@ pub fn report(
             .stats
             .add(Counter::RecordsCut, (records - MAX_V3_RECORDS) as u64);
     }
-    walk.at = packet.offset + FIRST_RECORD;
-    run(walked, apply_record, &mut walk);
+    unsafe { (*cursor).at = first };
+    run(items, apply_item, &mut walk);
     Ok(())
 }
 
@@ -130,126 +189,167 @@ fn record_at(ctx: *mut xdp_md, at: usize, end: usize) -> Result<Record, DropReas
 }
 
 extern "C" fn validate_record(_index: u64, state: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *state.cast::<RecordWalk>() };
-    match check_record(walk) {
-        Ok(next) => {
-            walk.at = next;
+    let walk = unsafe { &*state.cast::<RecordWalk>() };
+    let cursor = unsafe { &mut *walk.cursor };
+    match check_record(walk.ctx, cursor) {
+        Ok(record) => {
+            cursor.at = record.next;
+            // An upper bound: records whose sources are not read take fewer.
+            cursor.items += 1 + record.sources.min(MAX_V3_SOURCES_PER_RECORD) as u32;
             CONTINUE
         }
         Err(reason) => {
-            walk.error = reason as u32 + 1;
+            cursor.error = reason as u32 + 1;
             STOP
         }
     }
 }
 
 #[inline(always)]
-fn check_record(walk: &RecordWalk) -> Result<usize, DropReason> {
-    let record = record_at(walk.ctx, walk.at, walk.end)?;
+fn check_record(ctx: *mut xdp_md, cursor: &WalkCursor) -> Result<Record, DropReason> {
+    let record = record_at(ctx, cursor.at, cursor.end)?;
     if !(MODE_IS_INCLUDE..=BLOCK_OLD_SOURCES).contains(&record.kind) {
         return Err(DropReason::UnknownRecordType);
     }
     if !is_multicast(record.group) {
         return Err(DropReason::NotMulticastGroup);
     }
-    Ok(record.next)
+    Ok(record)
 }
 
-extern "C" fn apply_record(_index: u64, state: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *state.cast::<RecordWalk>() };
+/// One item of the apply pass: the next source of the current record, or
+/// the next record's header.
+extern "C" fn apply_item(_index: u64, state: *mut c_void) -> i64 {
+    let walk = unsafe { &*state.cast::<RecordWalk>() };
+    let cursor = unsafe { &mut *walk.cursor };
+    if cursor.sources.left > 0 {
+        return apply_source(walk, cursor);
+    }
+    if cursor.records_left == 0 {
+        return STOP;
+    }
+    cursor.records_left -= 1;
     // Validated already; a failure here is only the verifier's view of it.
-    let Ok(record) = record_at(walk.ctx, walk.at, walk.end) else {
+    let Ok(record) = record_at(walk.ctx, cursor.at, cursor.end) else {
         return STOP;
     };
-    apply(walk.ctx, &walk.origin, &record);
-    walk.at = record.next;
+    cursor.sources = apply(&walk.origin, &record);
+    cursor.at = record.sources_at;
+    if cursor.sources.left == 0 {
+        finish_record(&walk.origin, cursor);
+    }
     CONTINUE
 }
 
-/// One record, as the router side of RFC 3376 §6.4 reads it; timers and
+/// One record, as the router side of RFC 3376 §6.4 reads it: the group's
+/// update now, its sources in the items that follow. Timers and
 /// group-specific queries are user space's part.
 #[inline(always)]
-fn apply(ctx: *mut xdp_md, origin: &Origin, record: &Record) {
+fn apply(origin: &Origin, record: &Record) -> SourceCursor {
     origin.stats.count(Counter::V3Record);
+    let mut cursor = SourceCursor {
+        next_record: record.next,
+        group: record.group,
+        record_type: record.kind,
+        ..SourceCursor::default()
+    };
     if is_link_local(record.group) {
         origin.stats.count(Counter::LinkLocalReport);
-        return;
+        return cursor;
     }
     let report = GroupReport {
         group: record.group,
         version: igmp_version::V3,
         record_type: record.kind,
     };
-    match record.kind {
+    cursor.action = match record.kind {
         MODE_IS_EXCLUDE | CHANGE_TO_EXCLUDE => {
             membership::report_exclude(origin, &report);
-            sources(ctx, origin, &report, record, SourceAction::Exclude);
+            SourceAction::Exclude
         }
         MODE_IS_INCLUDE | ALLOW_NEW_SOURCES => {
             // IS_IN {} and ALLOW {} ask for nothing.
-            if record.sources > 0 {
-                membership::report_include(origin, &report);
-                sources(ctx, origin, &report, record, SourceAction::Include);
+            if record.sources == 0 {
+                return cursor;
             }
+            membership::report_include(origin, &report);
+            SourceAction::Include
         }
         CHANGE_TO_INCLUDE => {
             if record.sources == 0 {
                 membership::leave(origin, &report);
-                return;
+                return cursor;
             }
             let mode = membership::report_include(origin, &report);
-            sources(ctx, origin, &report, record, SourceAction::Include);
-            // Leaving EXCLUDE mode: the sources not named must be queried (RFC 3376 §6.4.2).
-            if mode == filter_mode::EXCLUDE {
-                membership::leave(origin, &report);
-            }
+            cursor.leave_after = mode == filter_mode::EXCLUDE;
+            SourceAction::Include
         }
-        _ => sources(ctx, origin, &report, record, SourceAction::Block),
-    }
+        _ => SourceAction::Block,
+    };
+    cursor.left = record.sources.min(MAX_V3_SOURCES_PER_RECORD) as u16;
+    cursor.cut = record.sources.saturating_sub(MAX_V3_SOURCES_PER_RECORD) as u16;
+    cursor
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The next source of the current record.
+#[inline(always)]
+fn apply_source(walk: &RecordWalk, cursor: &mut WalkCursor) -> i64 {
+    let Some(source) = frame::load::<[u8; 4]>(walk.ctx, cursor.at) else {
+        return STOP;
+    };
+    let report = GroupReport {
+        group: cursor.sources.group,
+        version: igmp_version::V3,
+        record_type: cursor.sources.record_type,
+    };
+    let origin = &walk.origin;
+    match cursor.sources.action {
+        SourceAction::Include => {
+            membership::source_seen(origin, &report, source, filter_mode::INCLUDE)
+        }
+        SourceAction::Exclude => {
+            membership::source_seen(origin, &report, source, filter_mode::EXCLUDE)
+        }
+        SourceAction::Block => membership::source_leave(origin, &report, source),
+    }
+    cursor.at += 4;
+    cursor.sources.left -= 1;
+    if cursor.sources.left == 0 {
+        finish_record(origin, cursor);
+    }
+    CONTINUE
+}
+
+/// After a record's last source: what waits for the sources, then on to
+/// the next record.
+#[inline(always)]
+fn finish_record(origin: &Origin, cursor: &mut WalkCursor) {
+    let sources = cursor.sources;
+    if sources.cut > 0 {
+        origin
+            .stats
+            .add(Counter::SourcesCut, u64::from(sources.cut));
+        membership::mark_sources_truncated(origin, sources.group);
+    }
+    if sources.leave_after {
+        let report = GroupReport {
+            group: sources.group,
+            version: igmp_version::V3,
+            record_type: sources.record_type,
+        };
+        membership::leave(origin, &report);
+    }
+    cursor.at = sources.next_record;
+}
+
+/// What the sources of a record do to the table.
+#[repr(u8)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 enum SourceAction {
+    #[default]
     Include,
     Exclude,
     Block,
-}
-
-/// Walks the record's sources. A plain bounded loop: it runs inside the
-/// record callback, and a nested `bpf_loop` frame would not fit the
-/// 512-byte stack shared by the call chain.
-#[inline(always)]
-fn sources(
-    ctx: *mut xdp_md,
-    origin: &Origin,
-    report: &GroupReport,
-    record: &Record,
-    action: SourceAction,
-) {
-    let mut at = record.sources_at;
-    for index in 0..MAX_V3_SOURCES_PER_RECORD {
-        if index >= record.sources {
-            break;
-        }
-        let Some(source) = frame::load::<[u8; 4]>(ctx, at) else {
-            return;
-        };
-        match action {
-            SourceAction::Include => {
-                membership::source_seen(origin, report, source, filter_mode::INCLUDE)
-            }
-            SourceAction::Exclude => {
-                membership::source_seen(origin, report, source, filter_mode::EXCLUDE)
-            }
-            SourceAction::Block => membership::source_leave(origin, report, source),
-        }
-        at += 4;
-    }
-    if record.sources > MAX_V3_SOURCES_PER_RECORD {
-        let cut = (record.sources - MAX_V3_SOURCES_PER_RECORD) as u64;
-        origin.stats.add(Counter::SourcesCut, cut);
-        membership::mark_sources_truncated(origin, report.group);
-    }
 }
 
 /// Inverse of `reason as u32` for the reasons validation can return.

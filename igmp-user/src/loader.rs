@@ -102,8 +102,23 @@ pub fn load(pin_dir: &Path, table_size: u32) -> Result<Ebpf> {
         program
             .load()
             .with_context(|| format!("the kernel refused the {name} program"))?;
+        log_verifier_figures(name, program);
     }
     Ok(ebpf)
+}
+
+/// How much work the kernel's verifier did: the figure that nears its
+/// million-instruction budget first as the program grows or the kernel changes.
+fn log_verifier_figures(name: &str, program: &Xdp) {
+    let Ok(info) = program.info() else {
+        return;
+    };
+    tracing::debug!(
+        program = name,
+        verified_instructions = info.verified_instruction_count().unwrap_or(0),
+        instructions = info.size_translated().unwrap_or(0) / 8,
+        "verifier accepted the program"
+    );
 }
 
 /// The egress filter's fd, for the `EGRESS_PORTS` devmap entries.
