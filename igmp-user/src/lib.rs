@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod expiry;
 pub mod generate;
 pub mod instance;
+pub mod kernel;
 pub mod leaves;
 pub mod links;
 pub mod loader;

@@ -5,7 +5,7 @@ use clap::Parser as _;
 use igmp_user::{
     cli::{Cli, Command, Generated, RunArgs, ShowArgs},
     daemon::Daemon,
-    generate, instance, links, loader, logging,
+    generate, instance, kernel, links, loader, logging,
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
@@ -102,6 +102,7 @@ async fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     instance::check_capabilities(settings.querier.enabled)?;
+    kernel::check()?;
     let _lock = instance::lock(&settings.pin_dir)?;
     let plan = port_plan(&settings)?;
     let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
