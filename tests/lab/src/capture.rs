@@ -10,6 +10,8 @@ use anyhow::{Context as _, Result};
 use crate::{netns::in_netns, Host};
 
 const ETH_P_ALL: u16 = 0x0003;
+/// The capture's receive buffer.
+const CAPTURE_BUFFER_BYTES: libc::c_int = 16 << 20;
 
 /// A raw socket receiving every frame arriving at a host's interface.
 pub struct Capture {
@@ -63,17 +65,36 @@ impl Capture {
                 std::mem::size_of::<libc::timeval>() as libc::socklen_t,
             )
         };
+        // Room for every frame of a test's burst: on 6.1 each frame a veth
+        // received from an XDP redirect is charged a whole page, and the
+        // default buffer (208 KiB) overflowed at a router port's 80 frames.
+        let buffer: libc::c_int = CAPTURE_BUFFER_BYTES;
+        // SAFETY: a valid int for SO_RCVBUFFORCE (the tests run as root).
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&buffer as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
         Ok(Self { socket })
     }
 
-    /// Every frame received during `duration` (incoming and outgoing).
+    /// Every frame received during `duration` (incoming and outgoing), and
+    /// every frame still queued then: on a slow machine (a guest kernel under
+    /// emulation) reading the queue takes longer than filling it did. A wire
+    /// that never falls silent is read for ten times `duration` at most.
     pub fn frames_for(&self, duration: Duration) -> Vec<Vec<u8>> {
-        let until = Instant::now() + duration;
+        let start = Instant::now();
         let mut frames = Vec::new();
         let mut buffer = vec![0u8; 9216];
-        while Instant::now() < until {
-            if let Some(read) = self.receive(&mut buffer, 0) {
-                frames.push(buffer[..read].to_vec());
+        while start.elapsed() < duration * 10 {
+            match self.receive(&mut buffer, 0) {
+                Some(read) => frames.push(buffer[..read].to_vec()),
+                None if start.elapsed() >= duration => break,
+                None => {}
             }
         }
         frames
