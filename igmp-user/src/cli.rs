@@ -135,7 +135,8 @@ pub struct RunArgs {
     /// routers or drop.
     #[arg(long, value_enum, value_name = "POLICY")]
     pub unregistered: Option<UnregisteredPolicy>,
-    /// XDP attach mode: native (driver, the default) or generic (any interface, slower).
+    /// XDP attach mode: auto (the default: native when every port is a NIC,
+    /// generic on all when some port is virtual), native or generic.
     #[arg(long, value_enum)]
     pub xdp_mode: Option<AttachMode>,
     /// On SIGINT/SIGTERM leave the program attached and the table pinned

@@ -100,6 +100,35 @@ pub async fn on_vlan_filtering_bridge(ports: &[u32]) -> Result<bool> {
     Ok(filtering)
 }
 
+/// Each port's rtnetlink link kind (`veth`, `tun`, `vlan`, ...), or `None`
+/// for a device driver's NIC (physical or virtio), which has none; by name.
+pub async fn link_kinds(ports: &[(String, u32)]) -> Result<Vec<(String, Option<String>)>> {
+    let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    let task = tokio::spawn(connection);
+    let mut kinds = Vec::new();
+    for (name, ifindex) in ports {
+        let kind = match *ifindex {
+            0 => None,
+            ifindex => link(&handle, ifindex).await.as_ref().and_then(link_kind),
+        };
+        kinds.push((name.clone(), kind));
+    }
+    task.abort();
+    Ok(kinds)
+}
+
+fn link_kind(link: &LinkMessage) -> Option<String> {
+    link.attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|info| match info {
+                LinkInfo::Kind(kind) => Some(kind.to_string()),
+                _ => None,
+            }),
+            _ => None,
+        })
+}
+
 async fn link(handle: &rtnetlink::Handle, ifindex: u32) -> Option<LinkMessage> {
     handle
         .link()

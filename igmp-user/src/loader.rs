@@ -40,21 +40,85 @@ const LINKS_DIR: &str = "links";
 /// `statfs(2)` magic of bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-/// How the program is attached: native (driver) unless asked otherwise.
+/// How the program is to be attached, as the flags and the file ask.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
-    /// Driver (native) XDP: the fast path. Fails on drivers without XDP support.
+    /// Native XDP when every port is a NIC, generic XDP on every port when
+    /// some port is virtual (veth, tap, ...): see [`PortMode::choose`].
     #[default]
+    Auto,
+    /// Driver (native) XDP: the fast path. Fails on drivers without XDP support.
     Native,
     /// Generic (skb) XDP: works on any interface, at kernel-stack speed.
     Generic,
 }
 
-impl AttachMode {
+/// How the program is attached to every port, once `auto` is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortMode {
+    Native,
+    Generic,
+}
+
+impl PortMode {
+    /// The mode for ports whose rtnetlink link kinds are `kinds` (`None`: a
+    /// device driver's NIC, physical or virtio; `Some("veth")`, `Some("tun")`,
+    /// ...: a virtual port), and why.
+    ///
+    /// A virtual port cannot take a frame redirected by native XDP as its
+    /// sender's stack left it: a veth drops it unless its peer runs NAPI (GRO
+    /// or XDP on in the container), and a frame whose UDP checksum the sender
+    /// left to offload arrives with the checksum never completed. Generic XDP
+    /// redirects the skb itself, checksum state included, so `auto` takes it
+    /// on every port of a set with a virtual one: native and generic ports
+    /// never redirect to each other.
+    pub fn choose(asked: AttachMode, kinds: &[(String, Option<String>)]) -> (Self, String) {
+        let virtual_ports: Vec<String> = kinds
+            .iter()
+            .filter_map(|(name, kind)| kind.as_ref().map(|kind| format!("{name} ({kind})")))
+            .collect();
+        match asked {
+            AttachMode::Native => (Self::Native, "asked for".into()),
+            AttachMode::Generic => (Self::Generic, "asked for".into()),
+            AttachMode::Auto if virtual_ports.is_empty() => {
+                (Self::Native, "auto: every port is a NIC".into())
+            }
+            AttachMode::Auto => (
+                Self::Generic,
+                format!(
+                    "auto: virtual ports take no native XDP redirects: {}",
+                    virtual_ports.join(", ")
+                ),
+            ),
+        }
+    }
+
+    /// Refuses a bridge device as a port: what crosses a bridge goes through
+    /// its ports, where the program must be.
+    pub fn refuse_bridges(kinds: &[(String, Option<String>)]) -> Result<()> {
+        if let Some((name, _)) = kinds
+            .iter()
+            .find(|(_, kind)| kind.as_deref() == Some("bridge"))
+        {
+            bail!(
+                "{name} is a bridge: snoop on its ports instead (`bridge link show master {name}` lists them)"
+            );
+        }
+        Ok(())
+    }
+
     fn xdp_mode(self) -> XdpMode {
         match self {
             Self::Native => XdpMode::Driver,
             Self::Generic => XdpMode::Skb,
+        }
+    }
+
+    /// As the configuration file and `stats` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
         }
     }
 }
@@ -138,7 +202,7 @@ pub fn egress_program_fd(ebpf: &Ebpf) -> Result<&aya::programs::ProgramFd> {
 pub fn attach(
     ebpf: &mut Ebpf,
     interface: &str,
-    mode: AttachMode,
+    mode: PortMode,
     pin_dir: &Path,
 ) -> Result<Attachment> {
     interface_index(interface)?;
@@ -177,7 +241,7 @@ pub fn attach(
 
 /// Says why the kernel refused to attach: a program already there (EBUSY for
 /// the same mode, EEXIST for the other) is not the driver's fault.
-fn attach_error(interface: &str, mode: AttachMode, error: ProgramError) -> anyhow::Error {
+fn attach_error(interface: &str, mode: PortMode, error: ProgramError) -> anyhow::Error {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     let mut busy = false;
     while let Some(cause) = source {
@@ -191,10 +255,10 @@ fn attach_error(interface: &str, mode: AttachMode, error: ProgramError) -> anyho
             "{interface}: another XDP program is attached already (another igmp-snoop, with another \
              --pin-dir? `ip link show {interface}` names it)"
         ),
-        AttachMode::Native => format!(
+        PortMode::Native => format!(
             "{interface}: the driver refused native XDP (use --xdp-mode generic for any interface)"
         ),
-        AttachMode::Generic => format!("{interface}: attaching generic XDP failed"),
+        PortMode::Generic => format!("{interface}: attaching generic XDP failed"),
     };
     anyhow::Error::new(error).context(context)
 }
@@ -430,4 +494,54 @@ pub fn remove_pins(pin_dir: &Path) -> Result<usize> {
     }
     let _ = fs::remove_dir(pin_dir);
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(kinds: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        kinds
+            .iter()
+            .map(|(name, kind)| (name.to_string(), kind.map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn auto_is_native_only_when_every_port_is_a_nic() {
+        let nics = ports(&[("eth1", None), ("eth2", None)]);
+        assert_eq!(
+            PortMode::choose(AttachMode::Auto, &nics).0,
+            PortMode::Native
+        );
+        let mixed = ports(&[("eth1", None), ("p1", Some("veth")), ("tap0", Some("tun"))]);
+        let (mode, why) = PortMode::choose(AttachMode::Auto, &mixed);
+        assert_eq!(mode, PortMode::Generic);
+        assert!(why.contains("p1 (veth), tap0 (tun)"), "{why}");
+    }
+
+    #[test]
+    fn an_explicit_mode_wins_over_the_port_kinds() {
+        let veths = ports(&[("p1", Some("veth"))]);
+        assert_eq!(
+            PortMode::choose(AttachMode::Native, &veths).0,
+            PortMode::Native
+        );
+        let nics = ports(&[("eth1", None)]);
+        assert_eq!(
+            PortMode::choose(AttachMode::Generic, &nics).0,
+            PortMode::Generic
+        );
+    }
+
+    #[test]
+    fn a_bridge_device_is_refused_with_a_pointer_to_its_ports() {
+        let kinds = ports(&[("p1", Some("veth")), ("br0", Some("bridge"))]);
+        let error = PortMode::refuse_bridges(&kinds).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "br0 is a bridge: snoop on its ports instead (`bridge link show master br0` lists them)"
+        );
+        assert!(PortMode::refuse_bridges(&kinds[..1]).is_ok());
+    }
 }

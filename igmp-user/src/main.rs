@@ -5,7 +5,9 @@ use clap::Parser as _;
 use igmp_user::{
     cli::{Cli, Command, Generated, RunArgs, ShowArgs},
     daemon::Daemon,
-    generate, instance, kernel, links, loader, logging,
+    generate, instance, kernel, links,
+    loader::{self, PortMode},
+    logging,
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
@@ -19,7 +21,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
     sync::{broadcast, mpsc::UnboundedReceiver},
 };
-use tracing::warn;
+use tracing::{info, warn};
 
 fn main() {
     let cli = parse_args();
@@ -109,9 +111,16 @@ async fn run(args: RunArgs) -> Result<()> {
     let pin_dir = settings.pin_dir.clone();
     // Pins this run creates are its own to remove if no port takes the program.
     let fresh = !pin_dir.join(igmp_common::map_names::MEMBERSHIP).exists();
+    let named: Vec<(String, u32)> = plan
+        .iter()
+        .map(|port| (port.options.name.clone(), port.ifindex))
+        .collect();
+    let kinds = links::link_kinds(&named).await?;
+    PortMode::refuse_bridges(&kinds)?;
+    let (mode, why) = PortMode::choose(settings.xdp_mode, &kinds);
     let mut ebpf = loader::load(&pin_dir, settings.limits.table_size)?;
     spawn_kernel_log(&mut ebpf);
-    let port_set = match PortSet::attach(ebpf, plan, settings.xdp_mode, pin_dir.clone()) {
+    let port_set = match PortSet::attach(ebpf, plan, mode, pin_dir.clone()) {
         Ok(port_set) => port_set,
         Err(error) => {
             if fresh {
@@ -120,6 +129,7 @@ async fn run(args: RunArgs) -> Result<()> {
             return Err(error);
         }
     };
+    info!(mode = mode.name(), why = %why, "attach mode");
     let (tables, events, links) = match prepare(&settings) {
         Ok(prepared) => prepared,
         Err(error) => {

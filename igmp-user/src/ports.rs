@@ -10,7 +10,7 @@ use igmp_common::{router_flags, router_mode, PortSettings, RouterKey, RouterPort
 use tracing::{info, warn};
 
 use crate::{
-    loader::{self, AttachMode, Attachment},
+    loader::{self, Attachment, PortMode},
     settings::PortOptions,
     tables::Tables,
     timers::monotonic_ns,
@@ -65,7 +65,7 @@ struct Port {
 /// Owns the loaded program and its attachments for the daemon's lifetime.
 pub struct PortSet {
     ebpf: Ebpf,
-    mode: AttachMode,
+    mode: PortMode,
     pin_dir: PathBuf,
     ports: Vec<Port>,
 }
@@ -76,7 +76,7 @@ impl PortSet {
     pub fn attach(
         mut ebpf: Ebpf,
         plan: Vec<PortPlan>,
-        mode: AttachMode,
+        mode: PortMode,
         pin_dir: PathBuf,
     ) -> Result<Self> {
         let mut ports = Vec::new();
@@ -294,11 +294,11 @@ impl PortSet {
     }
 }
 
-fn log_attached(name: &str, attachment: &Attachment, mode: AttachMode) {
+fn log_attached(name: &str, attachment: &Attachment, mode: PortMode) {
     if attachment.adopted {
         info!("took over the XDP link of {name} left by a previous daemon");
     } else {
-        info!("attached to {name} ({mode:?} XDP)");
+        info!("attached to {name} ({} XDP)", mode.name());
     }
 }
 

@@ -30,15 +30,27 @@ fn unknown_interface_is_named_in_the_error() {
 
 #[test]
 fn native_mode_on_a_driver_without_xdp_says_how_to_fall_back() {
-    // The bridge device has no native XDP support.
+    // Loopback has no native XDP support.
+    let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    let (ok, stderr) = run_in(&lab, &["run", "--iface", "lo", "--xdp-mode", "native"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("lo: the driver refused native XDP"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--xdp-mode generic"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn the_bridge_device_itself_is_refused_with_a_pointer_to_its_ports() {
     let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
     let (ok, stderr) = run_in(&lab, &["run", "--iface", "br0"]);
     assert!(!ok);
     assert!(
-        stderr.contains("br0: the driver refused native XDP"),
+        stderr.contains("br0 is a bridge: snoop on its ports instead"),
         "{stderr}"
     );
-    assert!(stderr.contains("--xdp-mode generic"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
 

@@ -14,7 +14,8 @@ use anyhow::{bail, Context as _, Result};
 /// iproute2 for namespaces, veth and bridges, procps for sysctl, util-linux
 /// for nsenter, ethtool to turn GRO on for veths that receive XDP redirects,
 /// netsniff-ng for trafgen, the benchmark's traffic generator, systemd for
-/// `systemd-analyze verify`, which checks the unit file.
+/// `systemd-analyze verify`, which checks the unit file, iperf (iperf2) as a
+/// multicast client the project did not write.
 const PACKAGES: &[&str] = &[
     "bpftool",
     "iproute2",
@@ -23,6 +24,7 @@ const PACKAGES: &[&str] = &[
     "ethtool",
     "netsniff-ng",
     "systemd",
+    "iperf",
 ];
 /// bpf-linker's feature matching the LLVM inside the nightly toolchain.
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";

@@ -62,6 +62,7 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum XdpModeName {
+    Auto,
     Native,
     Generic,
 }
@@ -69,6 +70,7 @@ pub enum XdpModeName {
 impl From<XdpModeName> for AttachMode {
     fn from(mode: XdpModeName) -> Self {
         match mode {
+            XdpModeName::Auto => AttachMode::Auto,
             XdpModeName::Native => AttachMode::Native,
             XdpModeName::Generic => AttachMode::Generic,
         }
