@@ -26,8 +26,8 @@ pub struct DemoArgs {
     /// Run on these interfaces instead of a lab (repeat for each port).
     #[arg(long = "iface", value_name = "IF")]
     interfaces: Vec<String>,
-    /// XDP mode for --iface (native or generic).
-    #[arg(long, default_value = "native")]
+    /// XDP mode for --iface (auto, native or generic).
+    #[arg(long, default_value = "auto")]
     xdp_mode: String,
     /// Leave the lab up at the end, with the commands to explore it.
     #[arg(long)]
