@@ -1,12 +1,15 @@
-//! Project tasks: `cargo xtask setup | build | test | demo | bench | dist | install | deb`.
+//! Project tasks: `cargo xtask setup | build | test | vm | demo | bench | dist | install | deb`.
 //!
 //! xtask depends on nothing that needs the XDP toolchain, so `setup` can
 //! build and run on a machine that has none of it yet.
 
 mod demo;
 mod dist;
+mod initramfs;
 mod install;
+mod kernels;
 mod setup;
+mod vm;
 
 use std::process::Command;
 
@@ -22,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what building and testing need (idempotent; quick when done).
+    /// Install what building and testing need, the guest kernels included
+    /// (idempotent; quick when done).
     Setup,
     /// Build the daemon with its XDP program.
     Build,
@@ -32,6 +36,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run a command as root in a guest booted on a stock kernel (qemu), with
+    /// the host root read-only under a tmpfs overlay; exits with its status.
+    Vm(vm::VmArgs),
     /// Show igmp-snoop at work: a lab of namespaces, or the NICs named with --iface.
     Demo(demo::DemoArgs),
     /// Measure the XDP program's per-frame cost against a no-op program
@@ -54,7 +61,13 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Setup => setup::run(),
+        Task::Setup => {
+            setup::run()?;
+            for series in kernels::Series::ALL {
+                kernels::ensure(series)?;
+            }
+            Ok(())
+        }
         Task::Build => {
             setup::run()?;
             build()
@@ -63,6 +76,11 @@ fn main() -> Result<()> {
             setup::run()?;
             build()?;
             test(&args)
+        }
+        Task::Vm(args) => {
+            setup::run()?;
+            let code = vm::run(&args)?;
+            std::process::exit(code)
         }
         Task::Demo(args) => {
             setup::run()?;
