@@ -8,6 +8,7 @@ mod dist;
 mod initramfs;
 mod install;
 mod kernels;
+mod matrix;
 mod setup;
 mod vm;
 
@@ -32,7 +33,16 @@ enum Task {
     Build,
     /// Set up, build, and run every test (needs root: XDP, namespaces, bpffs).
     Test {
-        /// Extra arguments for `cargo test` (a filter, `--nocapture`, ...).
+        /// Run the guest selection (xtask/src/matrix.rs) inside this stock
+        /// kernel instead, under qemu.
+        #[arg(long, value_enum, conflicts_with = "matrix")]
+        kernel: Option<kernels::Series>,
+        /// Run every test on the host, then the guest selection in each kernel.
+        #[arg(long, conflicts_with = "args")]
+        matrix: bool,
+        /// Extra arguments for `cargo test` (a filter, `--nocapture`, ...);
+        /// with --kernel: name filters narrow the selection, options go to
+        /// each test executable.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -72,10 +82,22 @@ fn main() -> Result<()> {
             setup::run()?;
             build()
         }
-        Task::Test { args } => {
+        Task::Test {
+            kernel,
+            matrix,
+            args,
+        } => {
             setup::run()?;
             build()?;
-            test(&args)
+            let success = match kernel {
+                _ if matrix => matrix::run_matrix()?,
+                Some(series) => matrix::run_kernel(series, &args)?.success,
+                None => test(&args)?.1,
+            };
+            if !success {
+                bail!("tests failed");
+            }
+            Ok(())
         }
         Task::Vm(args) => {
             setup::run()?;
@@ -131,8 +153,9 @@ fn build() -> Result<()> {
 }
 
 /// Runs the tests of every crate and closes with one line of totals (cargo's
-/// own last line is that of whichever test binary ran last).
-fn test(extra: &[String]) -> Result<()> {
+/// own last line is that of whichever test binary ran last); returns them and
+/// whether everything passed.
+fn test(extra: &[String]) -> Result<(Totals, bool)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(&cargo)
         .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
@@ -149,10 +172,8 @@ fn test(extra: &[String]) -> Result<()> {
     }
     let status = child.wait()?;
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
-    if !status.success() || totals.failed > 0 {
-        bail!("cargo test failed");
-    }
-    Ok(())
+    let success = status.success() && totals.failed == 0;
+    Ok((totals, success))
 }
 
 #[derive(Default)]

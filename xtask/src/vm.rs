@@ -73,7 +73,11 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         let _ = stdout.flush();
     })?;
     if let Some(problem) = outcome.problem(&guest) {
-        eprintln!("vm: {problem}");
+        let hint = match outcome {
+            Outcome::TimedOut(_) => "; raise --timeout if it was only slow",
+            _ => "",
+        };
+        eprintln!("vm: {problem}{hint}");
     }
     Ok(outcome.code())
 }
@@ -120,7 +124,7 @@ impl Outcome {
             Outcome::Exited(_) => None,
             Outcome::Panicked(line) => Some(format!("the {kernel} guest panicked: {line}")),
             Outcome::TimedOut(after) => Some(format!(
-                "the {kernel} guest timed out after {} s; raise --timeout if it was only slow",
+                "the {kernel} guest timed out after {} s",
                 after.as_secs()
             )),
             Outcome::Lost(None) => Some(format!(
