@@ -184,6 +184,9 @@ pub fn run_kernel(series: Series, extra: &[String]) -> Result<Part> {
             }
             seen.add(text);
         })?;
+        if matches!(outcome, Outcome::Interrupted) {
+            bail!("interrupted");
+        }
         if let Some(problem) = outcome.problem(&guest) {
             let hint = match outcome {
                 Outcome::TimedOut(_) => {

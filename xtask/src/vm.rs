@@ -35,7 +35,7 @@ pub struct VmArgs {
     kernel: Series,
     /// virtio-net NICs, wired in pairs: the 1st and 2nd share a qemu hub (a
     /// cable between them), the 3rd and 4th, and so on.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=16))]
     nics: u8,
     /// Guest memory, as qemu's -m takes it.
     #[arg(long, default_value = "4G")]
