@@ -38,19 +38,28 @@ pub const GUEST_SUITES: &[Suite] = &[
     Suite {
         file: "parse",
         tests: &[],
-        minutes: 10,
+        minutes: 5,
         why: "every parse branch through BPF_PROG_TEST_RUN: the verifier takes the program",
     },
     Suite {
         file: "fastpath",
         tests: &[],
-        minutes: 10,
+        minutes: 5,
         why: "the per-frame forwarding decision: redirects and devmap broadcasts",
     },
+    // Not the_rate_refills_with_time: it needs two BPF_PROG_TEST_RUNs within the
+    // millisecond of one token, and under TCG one takes longer.
     Suite {
         file: "limits",
-        tests: &[],
-        minutes: 10,
+        tests: &[
+            "a_port_at_its_limit_refuses_new_groups_and_keeps_the_old_ones",
+            "a_removed_group_gives_its_place_back",
+            "the_switch_limit_holds_whatever_the_port_allows",
+            "without_limits_every_group_is_taken",
+            "reports_past_the_burst_are_counted_and_dropped",
+            "the_rate_limit_spares_queries_and_data",
+        ],
+        minutes: 5,
         why: "group limits and the report rate inside the program",
     },
     Suite {
@@ -62,19 +71,19 @@ pub const GUEST_SUITES: &[Suite] = &[
             "fast_leave_ports_track_each_reporting_host",
             "ports_without_fast_leave_track_no_hosts",
         ],
-        minutes: 10,
+        minutes: 5,
         why: "per-port options as the program applies them (its BPF_PROG_TEST_RUN tests)",
     },
     Suite {
         file: "corpus",
         tests: &["every_malformed_frame_is_passed_counted_by_reason_and_changes_no_table"],
-        minutes: 20,
+        minutes: 5,
         why: "the malformed-frame corpus through BPF_PROG_TEST_RUN: no frame slips past a bound",
     },
     Suite {
         file: "bpftool",
         tests: &[],
-        minutes: 10,
+        minutes: 5,
         why: "the pinned maps' BTF as the kernel's bpftool support reads it",
     },
     Suite {
@@ -85,7 +94,7 @@ pub const GUEST_SUITES: &[Suite] = &[
             "v3_source_specific_join_records_an_include_source",
             "v3_include_and_exclude_changes_follow_the_host_filter",
         ],
-        minutes: 15,
+        minutes: 5,
         why: "load, attach and learning from the kernel's own v1/v2/v3 clients",
     },
     Suite {
@@ -94,13 +103,13 @@ pub const GUEST_SUITES: &[Suite] = &[
             "the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave",
             "groups_go_to_their_sole_port_or_their_destination_set_only",
         ],
-        minutes: 15,
+        minutes: 5,
         why: "who receives what, against the bridge's own snooping; sole port and devmap broadcast",
     },
     Suite {
         file: "differential",
         tests: &[],
-        minutes: 15,
+        minutes: 5,
         why: "the table the kernel's clients give, against the bridge's own snooping",
     },
     Suite {
@@ -109,13 +118,13 @@ pub const GUEST_SUITES: &[Suite] = &[
             "sigkill_keeps_forwarding_state_and_a_restart_adopts_it",
             "keep_attached_survives_sigterm_and_detach_removes_everything",
         ],
-        minutes: 15,
+        minutes: 5,
         why: "pins and attachments kept across a crash and adopted by a restart",
     },
     Suite {
         file: "faults",
         tests: &["multicast_keeps_flowing_through_the_fast_path_across_a_sigkill_and_restart"],
-        minutes: 15,
+        minutes: 5,
         why: "adoption while multicast flows through the fast path",
     },
 ];
