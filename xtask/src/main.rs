@@ -1,12 +1,16 @@
-//! Project tasks: `cargo xtask setup | build | test | demo | bench | dist | install | deb`.
+//! Project tasks: `cargo xtask setup | build | test | vm | demo | bench | dist | install | deb`.
 //!
 //! xtask depends on nothing that needs the XDP toolchain, so `setup` can
 //! build and run on a machine that has none of it yet.
 
 mod demo;
 mod dist;
+mod initramfs;
 mod install;
+mod kernels;
+mod matrix;
 mod setup;
+mod vm;
 
 use std::process::Command;
 
@@ -22,16 +26,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what building and testing need (idempotent; quick when done).
+    /// Install what building and testing need, the guest kernels included
+    /// (idempotent; quick when done).
     Setup,
     /// Build the daemon with its XDP program.
     Build,
     /// Set up, build, and run every test (needs root: XDP, namespaces, bpffs).
     Test {
-        /// Extra arguments for `cargo test` (a filter, `--nocapture`, ...).
+        /// Run the guest selection (xtask/src/matrix.rs) inside this stock
+        /// kernel instead, under qemu.
+        #[arg(long, value_enum, conflicts_with = "matrix")]
+        kernel: Option<kernels::Series>,
+        /// Run every test on the host, then the guest selection in each kernel.
+        #[arg(long, conflicts_with = "args")]
+        matrix: bool,
+        /// Extra arguments for `cargo test` (a filter, `--nocapture`, ...);
+        /// with --kernel: name filters narrow the selection, options go to
+        /// each test executable.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run a command as root in a guest booted on a stock kernel (qemu), with
+    /// the host root read-only under a tmpfs overlay; exits with its status.
+    Vm(vm::VmArgs),
     /// Show igmp-snoop at work: a lab of namespaces, or the NICs named with --iface.
     Demo(demo::DemoArgs),
     /// Measure the XDP program's per-frame cost against a no-op program
@@ -54,15 +71,38 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Setup => setup::run(),
+        Task::Setup => {
+            setup::run()?;
+            for series in kernels::Series::ALL {
+                kernels::ensure(series)?;
+            }
+            Ok(())
+        }
         Task::Build => {
             setup::run()?;
             build()
         }
-        Task::Test { args } => {
+        Task::Test {
+            kernel,
+            matrix,
+            args,
+        } => {
             setup::run()?;
             build()?;
-            test(&args)
+            let success = match kernel {
+                _ if matrix => matrix::run_matrix()?,
+                Some(series) => matrix::run_kernel(series, &args)?.success,
+                None => test(&args)?.1,
+            };
+            if !success {
+                bail!("tests failed");
+            }
+            Ok(())
+        }
+        Task::Vm(args) => {
+            setup::run()?;
+            let code = vm::run(&args)?;
+            std::process::exit(code)
         }
         Task::Demo(args) => {
             setup::run()?;
@@ -113,8 +153,9 @@ fn build() -> Result<()> {
 }
 
 /// Runs the tests of every crate and closes with one line of totals (cargo's
-/// own last line is that of whichever test binary ran last).
-fn test(extra: &[String]) -> Result<()> {
+/// own last line is that of whichever test binary ran last); returns them and
+/// whether everything passed.
+fn test(extra: &[String]) -> Result<(Totals, bool)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(&cargo)
         .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
@@ -131,10 +172,8 @@ fn test(extra: &[String]) -> Result<()> {
     }
     let status = child.wait()?;
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
-    if !status.success() || totals.failed > 0 {
-        bail!("cargo test failed");
-    }
-    Ok(())
+    let success = status.success() && totals.failed == 0;
+    Ok((totals, success))
 }
 
 #[derive(Default)]

@@ -15,7 +15,10 @@ use anyhow::{bail, Context as _, Result};
 /// for nsenter, ethtool to turn GRO on for veths that receive XDP redirects,
 /// netsniff-ng for trafgen, the benchmark's traffic generator, systemd for
 /// `systemd-analyze verify`, which checks the unit file, iperf (iperf2) as a
-/// multicast client the project did not write.
+/// multicast client the project did not write; qemu-system-x86,
+/// busybox-static (the guest's initramfs), kmod (the guest kernel's module
+/// dependencies), xz-utils and zstd (its compressed modules and images) for
+/// the guest kernels of `cargo xtask vm` and `test --kernel`.
 const PACKAGES: &[&str] = &[
     "bpftool",
     "iproute2",
@@ -25,6 +28,11 @@ const PACKAGES: &[&str] = &[
     "netsniff-ng",
     "systemd",
     "iperf",
+    "qemu-system-x86",
+    "busybox-static",
+    "kmod",
+    "xz-utils",
+    "zstd",
 ];
 /// bpf-linker's feature matching the LLVM inside the nightly toolchain.
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";

@@ -1,0 +1,380 @@
+//! `cargo xtask test --kernel 6.1|6.12` and `cargo xtask test --matrix`: the
+//! test executables built on the host, run inside guest kernels (vm.rs), one
+//! boot per suite. GUEST_SUITES is the one place that says which tests the
+//! guests run; everything else follows from it. The guests run no cargo: the
+//! executables and the daemon are the host's build, at the host's paths.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{
+    kernels::{self, Series},
+    vm::{Guest, Outcome},
+    workspace_root, Totals,
+};
+
+/// Tests of one file of tests/tests that the guests run.
+pub struct Suite {
+    /// The file's stem: tests/tests/<file>.rs.
+    file: &'static str,
+    /// Test names (exact); empty: every test of the file.
+    tests: &'static [&'static str],
+    /// Minutes the guest gets, boot included, before it is stopped and failed.
+    minutes: u64,
+    /// Why the guests run it.
+    why: &'static str,
+}
+
+/// What each guest kernel runs: TCG is slow, so the whole BPF_PROG_TEST_RUN
+/// tier and the lab tests whose outcome depends on the kernel, not timers.
+pub const GUEST_SUITES: &[Suite] = &[
+    Suite {
+        file: "parse",
+        tests: &[],
+        minutes: 5,
+        why: "every parse branch through BPF_PROG_TEST_RUN: the verifier takes the program",
+    },
+    Suite {
+        file: "fastpath",
+        tests: &[],
+        minutes: 5,
+        why: "the per-frame forwarding decision: redirects and devmap broadcasts",
+    },
+    // Not the_rate_refills_with_time: it needs two BPF_PROG_TEST_RUNs within the
+    // millisecond of one token, and under TCG one takes longer.
+    Suite {
+        file: "limits",
+        tests: &[
+            "a_port_at_its_limit_refuses_new_groups_and_keeps_the_old_ones",
+            "a_removed_group_gives_its_place_back",
+            "the_switch_limit_holds_whatever_the_port_allows",
+            "without_limits_every_group_is_taken",
+            "reports_past_the_burst_are_counted_and_dropped",
+            "the_rate_limit_spares_queries_and_data",
+        ],
+        minutes: 5,
+        why: "group limits and the report rate inside the program",
+    },
+    Suite {
+        file: "ports",
+        tests: &[
+            "pim_hello_makes_a_router_port",
+            "router_mode_off_learns_no_router_port",
+            "a_query_on_a_permanent_router_port_keeps_it_permanent",
+            "fast_leave_ports_track_each_reporting_host",
+            "ports_without_fast_leave_track_no_hosts",
+        ],
+        minutes: 5,
+        why: "per-port options as the program applies them (its BPF_PROG_TEST_RUN tests)",
+    },
+    Suite {
+        file: "corpus",
+        tests: &["every_malformed_frame_is_passed_counted_by_reason_and_changes_no_table"],
+        minutes: 5,
+        why: "the malformed-frame corpus through BPF_PROG_TEST_RUN: no frame slips past a bound",
+    },
+    Suite {
+        file: "bpftool",
+        tests: &[],
+        minutes: 5,
+        why: "the pinned maps' BTF as the kernel's bpftool support reads it",
+    },
+    Suite {
+        file: "lab",
+        tests: &[
+            "kernel_clients_of_every_version_fill_the_table_with_exactly_their_joins",
+            "v2_and_v3_leaves_remove_only_the_leaver_after_the_last_member_query_time",
+            "v3_source_specific_join_records_an_include_source",
+            "v3_include_and_exclude_changes_follow_the_host_filter",
+        ],
+        minutes: 5,
+        why: "load, attach and learning from the kernel's own v1/v2/v3 clients",
+    },
+    Suite {
+        file: "forwarding",
+        tests: &[
+            "the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave",
+            "groups_go_to_their_sole_port_or_their_destination_set_only",
+        ],
+        minutes: 5,
+        why: "who receives what, against the bridge's own snooping; sole port and devmap broadcast",
+    },
+    Suite {
+        file: "differential",
+        tests: &[],
+        minutes: 5,
+        why: "the table the kernel's clients give, against the bridge's own snooping",
+    },
+    Suite {
+        file: "lifecycle",
+        tests: &[
+            "sigkill_keeps_forwarding_state_and_a_restart_adopts_it",
+            "keep_attached_survives_sigterm_and_detach_removes_everything",
+        ],
+        minutes: 5,
+        why: "pins and attachments kept across a crash and adopted by a restart",
+    },
+    Suite {
+        file: "faults",
+        tests: &["multicast_keeps_flowing_through_the_fast_path_across_a_sigkill_and_restart"],
+        minutes: 5,
+        why: "adoption while multicast flows through the fast path",
+    },
+];
+
+/// One part of a run (the host suite, or one guest kernel): its counts and time.
+pub struct Part {
+    pub name: String,
+    pub totals: Totals,
+    pub success: bool,
+    pub elapsed: Duration,
+}
+
+/// Builds the test executables and runs GUEST_SUITES in the series' kernel.
+/// `extra`: words narrow the selection to tests whose name holds one of them;
+/// options (`--nocapture`, `--test-threads=1`, ...) go to every executable.
+pub fn run_kernel(series: Series, extra: &[String]) -> Result<Part> {
+    let started = Instant::now();
+    let kernel = kernels::ensure(series)?;
+    let executables = build_tests()?;
+    let (options, filters) = split_extra(extra);
+    let mut totals = Totals::default();
+    let mut success = true;
+    for suite in GUEST_SUITES {
+        let source = workspace_root().join(format!("tests/tests/{}.rs", suite.file));
+        let exe = executables.get(&source).with_context(|| {
+            format!(
+                "GUEST_SUITES: {} is not a test target; update the table in xtask/src/matrix.rs",
+                source.display()
+            )
+        })?;
+        let tests = select(suite, &exe.path, &filters)?;
+        if tests.is_empty() {
+            continue;
+        }
+        eprintln!(
+            "     Running tests/tests/{}.rs in {} ({} of its tests: {})",
+            suite.file,
+            kernel.version,
+            tests.len(),
+            suite.why
+        );
+        let guest = Guest {
+            kernel: kernel.clone(),
+            nics: 0,
+            memory: "4G".into(),
+            cpus: 2,
+            timeout: Duration::from_secs(suite.minutes * 60),
+            console: false,
+        };
+        let mut command = vec![exe.path.to_string_lossy().into_owned(), "--exact".into()];
+        command.extend(options.iter().cloned());
+        command.extend(tests.iter().cloned());
+        let suite_started = Instant::now();
+        let mut seen = Totals::default();
+        let mut summary = false;
+        let mut ok_lines = 0u64;
+        let mut stdout = std::io::stdout();
+        let outcome = guest.run(&exe.manifest_dir, &command, &mut |line| {
+            let _ = stdout.write_all(line);
+            let _ = stdout.flush();
+            let text = String::from_utf8_lossy(line);
+            let text = text.trim_end();
+            summary |= text.starts_with("test result: ");
+            if text.starts_with("test ") && text.ends_with(" ... ok") {
+                ok_lines += 1;
+            }
+            seen.add(text);
+        })?;
+        if matches!(outcome, Outcome::Interrupted) {
+            bail!("interrupted");
+        }
+        if let Some(problem) = outcome.problem(&guest) {
+            let hint = match outcome {
+                Outcome::TimedOut(_) => {
+                    "; raise its minutes in GUEST_SUITES (xtask/src/matrix.rs) if it was only slow"
+                }
+                _ => "",
+            };
+            eprintln!(
+                "test --kernel: tests/tests/{}.rs: {problem}{hint}",
+                suite.file
+            );
+        }
+        if !summary {
+            // The guest died under the suite: what did not pass has failed.
+            seen.passed = ok_lines;
+            seen.failed = tests.len() as u64 - ok_lines.min(tests.len() as u64);
+        }
+        eprintln!(
+            "     tests/tests/{}.rs in {}: {} passed, {} failed, {}",
+            suite.file,
+            series,
+            seen.passed,
+            seen.failed,
+            minutes_seconds(suite_started.elapsed())
+        );
+        success &= matches!(outcome, Outcome::Exited(0)) && seen.failed == 0;
+        totals.passed += seen.passed;
+        totals.failed += seen.failed;
+    }
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    Ok(Part {
+        name: series.name().into(),
+        totals,
+        success,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The host suite, then every guest kernel; one line per part and the totals.
+pub fn run_matrix() -> Result<bool> {
+    let started = Instant::now();
+    let host_started = Instant::now();
+    let host = crate::test(&[])?;
+    let mut parts = vec![Part {
+        name: "host".into(),
+        totals: host.0,
+        success: host.1,
+        elapsed: host_started.elapsed(),
+    }];
+    for series in Series::ALL {
+        parts.push(run_kernel(series, &[])?);
+    }
+    let mut totals = Totals::default();
+    for part in &parts {
+        println!(
+            "matrix: {:<4} {:>9}  {} passed, {} failed",
+            part.name,
+            minutes_seconds(part.elapsed),
+            part.totals.passed,
+            part.totals.failed
+        );
+        totals.passed += part.totals.passed;
+        totals.failed += part.totals.failed;
+    }
+    println!("matrix: all  {:>9}", minutes_seconds(started.elapsed()));
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    Ok(parts.iter().all(|part| part.success))
+}
+
+fn minutes_seconds(elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs();
+    format!("{} min {:02} s", seconds / 60, seconds % 60)
+}
+
+/// A test executable and the directory cargo would run it in (its package's).
+struct Executable {
+    path: PathBuf,
+    manifest_dir: PathBuf,
+}
+
+/// `cargo test --no-run`: the integration-test executables by source file.
+fn build_tests() -> Result<BTreeMap<PathBuf, Executable>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(&cargo)
+        .args(["test", "--workspace", "--no-run"])
+        .arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running cargo test --no-run")?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut executables = BTreeMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" || message["profile"]["test"] != true {
+            continue;
+        }
+        let is_test = message["target"]["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|kind| kind == "test"));
+        let (Some(path), Some(source), Some(manifest)) = (
+            message["executable"].as_str(),
+            message["target"]["src_path"].as_str(),
+            message["manifest_path"].as_str(),
+        ) else {
+            continue;
+        };
+        if is_test {
+            let manifest_dir = Path::new(manifest)
+                .parent()
+                .context("a manifest path without a directory")?
+                .to_path_buf();
+            executables.insert(
+                PathBuf::from(source),
+                Executable {
+                    path: PathBuf::from(path),
+                    manifest_dir,
+                },
+            );
+        }
+    }
+    if !child.wait()?.success() {
+        bail!("cargo test --no-run failed");
+    }
+    Ok(executables)
+}
+
+/// The suite's test names, checked against the executable's own list (run on
+/// the host: listing loads nothing), narrowed to those holding a filter.
+fn select(suite: &Suite, exe: &Path, filters: &[String]) -> Result<Vec<String>> {
+    let output = Command::new(exe)
+        .args(["--list", "--format", "terse"])
+        .output()
+        .with_context(|| format!("listing the tests of {}", exe.display()))?;
+    if !output.status.success() {
+        bail!("{} --list failed", exe.display());
+    }
+    let listed: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect();
+    let mut chosen = Vec::new();
+    if suite.tests.is_empty() {
+        chosen = listed;
+    } else {
+        for name in suite.tests {
+            if !listed.iter().any(|listed| listed == name) {
+                bail!(
+                    "GUEST_SUITES: tests/tests/{}.rs has no test {name}; update the table in xtask/src/matrix.rs",
+                    suite.file
+                );
+            }
+            chosen.push((*name).to_owned());
+        }
+    }
+    if !filters.is_empty() {
+        chosen.retain(|name| filters.iter().any(|filter| name.contains(filter.as_str())));
+    }
+    Ok(chosen)
+}
+
+/// Splits the extra arguments into libtest options and name filters.
+fn split_extra(extra: &[String]) -> (Vec<String>, Vec<String>) {
+    /// libtest options whose value may be the next argument.
+    const WITH_VALUE: &[&str] = &["--test-threads", "--skip", "--color", "--format", "-Z"];
+    let (mut options, mut filters) = (Vec::new(), Vec::new());
+    let mut words = extra.iter().filter(|word| *word != "--");
+    while let Some(word) = words.next() {
+        if word.starts_with('-') {
+            options.push(word.clone());
+            if WITH_VALUE.contains(&word.as_str()) {
+                options.extend(words.next().cloned());
+            }
+        } else {
+            filters.push(word.clone());
+        }
+    }
+    (options, filters)
+}
