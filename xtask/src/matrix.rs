@@ -107,6 +107,12 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "who receives what, against the bridge's own snooping; sole port and devmap broadcast",
     },
     Suite {
+        file: "lab_containers",
+        tests: &[],
+        minutes: 5,
+        why: "container ports at veth defaults: datagrams at real sockets and iperf2, checksums whole",
+    },
+    Suite {
         file: "differential",
         tests: &[],
         minutes: 5,
