@@ -63,6 +63,13 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
+impl Command {
+    /// Whether the command prints and exits (everything but the daemon).
+    pub fn prints_to_a_pipe(&self) -> bool {
+        !matches!(self, Self::Run(_))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     #[command(subcommand)]

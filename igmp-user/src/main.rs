@@ -63,6 +63,9 @@ fn parse_args() -> Cli {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
+    if cli.command.prints_to_a_pipe() {
+        die_quietly_on_a_closed_pipe();
+    }
     match cli.command {
         Command::Run(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -94,6 +97,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// As `ls | head` does: a reader that stopped reading ends the command by
+/// SIGPIPE, with no word. Rust ignores SIGPIPE, so a print would fail with
+/// EPIPE and panic instead. Only for commands that print and exit: the
+/// daemon keeps ignoring it, so a monitor client that goes away costs it nothing.
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 async fn run(args: RunArgs) -> Result<()> {

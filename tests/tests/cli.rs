@@ -107,3 +107,33 @@ fn maps_pinned_by_an_incompatible_version_are_refused_and_kept() {
     let _ = std::fs::remove_file(&old_map);
     let _ = std::fs::remove_dir(&pin_dir);
 }
+
+/// `igmp-snoop stats | head -1`: the reader goes away, the command ends by
+/// SIGPIPE as `ls` would, with no panic. The pipe's read end is closed
+/// before the command starts, so every run writes into a closed pipe.
+#[test]
+fn a_view_piped_into_a_reader_that_stops_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    let snooped = igmp_tests::snooped::Snooped::new(2, &[]);
+    for view in [&["stats"][..], &["show", "--json"], &["routers"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = snooped
+            .lab
+            .command_in_switch(&daemon_binary())
+            .args(view)
+            .arg("--pin-dir")
+            .arg(&snooped.pin_dir)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{view:?}: {stderr}");
+        assert_eq!(
+            output.status.signal(),
+            Some(libc::SIGPIPE),
+            "{view:?}: {stderr}"
+        );
+    }
+}

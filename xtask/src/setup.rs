@@ -34,8 +34,6 @@ const PACKAGES: &[&str] = &[
     "xz-utils",
     "zstd",
 ];
-/// bpf-linker's feature matching the LLVM inside the nightly toolchain.
-const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 pub fn run() -> Result<()> {
@@ -92,15 +90,48 @@ fn install_packages() -> Result<()> {
     Ok(())
 }
 
+/// The nightly toolchain's sysroot, installing the toolchain (with rust-src)
+/// first when this machine has none: the eBPF crate is built with it.
 fn nightly_sysroot() -> Result<PathBuf> {
+    if !succeeds("rustc", &["+nightly", "--version"]) {
+        eprintln!("setup: installing the nightly toolchain");
+        run_command(
+            "rustup",
+            &[
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ],
+        )?;
+    }
     let output = Command::new("rustc")
         .args(["+nightly", "--print", "sysroot"])
         .output()
-        .context("running rustc +nightly (is the nightly toolchain installed?)")?;
+        .context("running rustc +nightly")?;
     if !output.status.success() {
-        bail!("no nightly toolchain: `rustup toolchain install nightly`");
+        bail!("rustc +nightly failed after installing the toolchain");
     }
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+}
+
+/// bpf-linker's feature for the LLVM inside the nightly (`llvm-22` for
+/// "LLVM version: 22.1.4"): the linker must read the bitcode that rustc emits.
+fn bpf_linker_llvm_feature() -> Result<String> {
+    let output = Command::new("rustc")
+        .args(["+nightly", "-vV"])
+        .output()
+        .context("running rustc +nightly -vV")?;
+    let text = String::from_utf8(output.stdout)?;
+    let major = text
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version: "))
+        .and_then(|version| version.split('.').next())
+        .context("rustc +nightly -vV names no LLVM version")?;
+    Ok(format!("llvm-{major}"))
 }
 
 /// `-Z build-std=core` for the BPF target needs the standard library sources.
@@ -124,13 +155,14 @@ fn install_bpf_linker() -> Result<()> {
         return Ok(());
     }
     let llvm_prefix = link_nightly_llvm()?;
+    let feature = bpf_linker_llvm_feature()?;
     eprintln!(
         "setup: building bpf-linker against {}",
         llvm_prefix.display()
     );
     let status = Command::new("cargo")
         .args(["install", "bpf-linker", "--no-default-features"])
-        .args(["--features", BPF_LINKER_LLVM_FEATURE])
+        .args(["--features", &feature])
         .env("LLVM_PREFIX", &llvm_prefix)
         .status()?;
     if !status.success() {
