@@ -104,6 +104,18 @@ struct SourceCursor {
     _pad: u8,
 }
 
+impl SourceCursor {
+    /// What the record says about its group, for each of its sources.
+    #[inline(always)]
+    fn report(&self) -> GroupReport {
+        GroupReport {
+            group: self.group,
+            version: igmp_version::V3,
+            record_type: self.record_type,
+        }
+    }
+}
+
 pub fn report(
     frame: &Frame,
     packet: &IgmpPacket,
@@ -298,11 +310,7 @@ fn apply_source(walk: &RecordWalk, cursor: &mut WalkCursor) -> i64 {
     let Some(source) = frame::load::<[u8; 4]>(walk.ctx, cursor.at) else {
         return STOP;
     };
-    let report = GroupReport {
-        group: cursor.sources.group,
-        version: igmp_version::V3,
-        record_type: cursor.sources.record_type,
-    };
+    let report = cursor.sources.report();
     let origin = &walk.origin;
     match cursor.sources.action {
         SourceAction::Include => {
@@ -333,12 +341,7 @@ fn finish_record(origin: &Origin, cursor: &mut WalkCursor) {
         membership::mark_sources_truncated(origin, sources.group);
     }
     if sources.leave_after {
-        let report = GroupReport {
-            group: sources.group,
-            version: igmp_version::V3,
-            record_type: sources.record_type,
-        };
-        membership::leave(origin, &report);
+        membership::leave(origin, &sources.report());
     }
     cursor.at = sources.next_record;
 }
