@@ -164,35 +164,18 @@ impl Guest {
         // The guest's stderr and qemu's own messages, passed on as they come.
         let stderr = qemu.stderr.take().expect("piped stderr");
         let stderr_copier = std::thread::spawn(move || {
-            let mut stderr = BufReader::new(stderr);
-            loop {
-                let mut line = Vec::new();
-                match stderr.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    // Hubs are the cables between NICs, on purpose unconnected to the host.
-                    Ok(_) if line.ends_with(b"is not connected to host network\n") => {}
-                    Ok(_) => {
-                        let _ = std::io::stderr().write_all(&line);
-                    }
+            for_each_line(stderr, |line| {
+                // Hubs are the cables between NICs, on purpose unconnected to the host.
+                if !line.ends_with(b"is not connected to host network\n") {
+                    let _ = std::io::stderr().write_all(&line);
                 }
-            }
+                true
+            })
         });
         let stdout = qemu.stdout.take().expect("piped stdout");
         let (lines, received) = mpsc::channel::<Vec<u8>>();
-        let reader = std::thread::spawn(move || {
-            let mut stdout = BufReader::new(stdout);
-            loop {
-                let mut line = Vec::new();
-                match stdout.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if lines.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let reader =
+            std::thread::spawn(move || for_each_line(stdout, |line| lines.send(line).is_ok()));
 
         let started = Instant::now();
         let mut stopped = None;
@@ -399,5 +382,19 @@ impl RunDir {
 impl Drop for RunDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Hands each line of `input` (its newline kept) to `each` until the input
+/// ends or `each` returns false.
+fn for_each_line(input: impl std::io::Read, mut each: impl FnMut(Vec<u8>) -> bool) {
+    let mut input = BufReader::new(input);
+    loop {
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if !each(line) => return,
+            Ok(_) => {}
+        }
     }
 }
