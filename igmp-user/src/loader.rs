@@ -114,7 +114,7 @@ impl PortMode {
         }
     }
 
-    /// As the configuration file and `stats` spell it.
+    /// As `--xdp-mode`, the configuration file and the start log spell it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Native => "native",
