@@ -40,5 +40,12 @@ fn a_querying_bridge_makes_a_router_port_that_expires_when_it_stops() {
         "{}",
         lab.daemon_log()
     );
-    assert!(lab.daemon_log().contains("expire: router port p3"));
+    // The daemon removes the entry, then logs it: wait for the line.
+    assert!(
+        wait_for(Duration::from_secs(2), || lab
+            .daemon_log()
+            .contains("expire: router port p3")),
+        "{}",
+        lab.daemon_log()
+    );
 }
