@@ -44,7 +44,15 @@ pub mod map_names {
     pub const ROUTER_EPOCH: &str = "ROUTER_EPOCH";
     /// Devmaps of the destination ports groups share (`GroupEntry::dest_set`).
     pub const DEST_SETS: &str = "DEST_SETS";
-    pub const ALL: [&str; 16] = [
+    /// The same sets as port lists, slot for slot, for the tc classifier,
+    /// which cannot broadcast into a devmap; only the daemon writes it.
+    pub const SET_PORT_LISTS: &str = "SET_PORT_LISTS";
+    /// Every snooped port's ifindex from index 0 on, 0 after the last: the
+    /// ports the tc classifier asks when a frame may go anywhere.
+    pub const PORT_LIST: &str = "PORT_LIST";
+    pub const ALL: [&str; 18] = [
+        SET_PORT_LISTS,
+        PORT_LIST,
         ROUTER_EPOCH,
         DEST_SETS,
         GROUPS_ADDED,

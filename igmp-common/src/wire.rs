@@ -242,9 +242,25 @@ pub struct Event {
     pub _pad: u8,
 }
 
+/// The ports of one destination set (`map_names::SET_PORT_LISTS`), 0 after the last.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortList {
+    pub ports: [u32; crate::capacity::SET_PORTS as usize],
+}
+
+impl Default for PortList {
+    fn default() -> Self {
+        Self {
+            ports: [0; crate::capacity::SET_PORTS as usize],
+        }
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
+    unsafe impl aya::Pod for PortList {}
     unsafe impl aya::Pod for MembershipKey {}
     unsafe impl aya::Pod for Membership {}
     unsafe impl aya::Pod for SourceKey {}

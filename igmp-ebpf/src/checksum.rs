@@ -3,18 +3,18 @@
 //! The spans nearly every IGMP frame has (an IPv4 header of 20 or 24 bytes,
 //! an 8-byte IGMPv1/v2 message) are summed in place, a few additions. Any
 //! other span is first copied into a per-CPU scratch buffer with
-//! `bpf_xdp_load_bytes`, then summed by `bpf_csum_diff` in at most three calls.
+//! the hook's load helper, then summed by `bpf_csum_diff` in at most three calls.
 //! Summing a span of any length in place needs a separately bounds-checked
 //! call per power-of-two chunk; each of those branches multiplies the paths
 //! the verifier walks through the rest of the program, past its budget.
 
-use crate::{frame::Frame, verifier::masked};
-use aya_ebpf::{
-    bindings::xdp_md,
-    btf_maps::PerCpuArray,
-    helpers::{bpf_csum_diff, bpf_xdp_load_bytes},
-    macros::btf_map,
+use crate::{
+    frame::{Frame, Hook},
+    verifier::masked,
 };
+use core::ffi::c_void;
+
+use aya_ebpf::{btf_maps::PerCpuArray, helpers::bpf_csum_diff, macros::btf_map};
 
 /// Largest span summed: an IGMP message never exceeds an Ethernet MTU.
 pub const MAX_SPAN: usize = 1536;
@@ -48,12 +48,12 @@ static CHECKSUM_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
 /// Whether the 16-bit ones' complement sum of `len` bytes at `offset`,
 /// checksum field included, is 0xffff (RFC 1071 §1).
 #[inline(always)]
-pub fn is_valid(frame: &Frame, offset: usize, len: usize) -> bool {
+pub fn is_valid<H: Hook>(frame: &Frame<H>, offset: usize, len: usize) -> bool {
     let sum = match len {
-        8 => sum_in_place::<8>(frame, offset),
-        20 => sum_in_place::<20>(frame, offset),
-        24 => sum_in_place::<24>(frame, offset),
-        _ => sum(frame.ctx(), offset, len),
+        8 => sum_in_place::<8, H>(frame, offset),
+        20 => sum_in_place::<20, H>(frame, offset),
+        24 => sum_in_place::<24, H>(frame, offset),
+        _ => sum::<H>(frame.ctx(), offset, len),
     };
     match sum {
         Some(sum) => fold(sum) == 0xffff,
@@ -63,7 +63,7 @@ pub fn is_valid(frame: &Frame, offset: usize, len: usize) -> bool {
 
 /// The sum of `N` bytes (`N` even) at `offset`, read from the frame itself.
 #[inline(always)]
-fn sum_in_place<const N: usize>(frame: &Frame, offset: usize) -> Option<u32> {
+fn sum_in_place<const N: usize, H: Hook>(frame: &Frame<H>, offset: usize) -> Option<u32> {
     let bytes = unsafe { *frame.get::<[u8; N]>(offset)? };
     let mut sum = 0u32;
     for pair in bytes.chunks_exact(2) {
@@ -73,11 +73,11 @@ fn sum_in_place<const N: usize>(frame: &Frame, offset: usize) -> Option<u32> {
 }
 
 #[inline(always)]
-fn sum(ctx: *mut xdp_md, offset: usize, len: usize) -> Option<u32> {
+fn sum<H: Hook>(ctx: *mut c_void, offset: usize, len: usize) -> Option<u32> {
     if len > MAX_SPAN {
         return None;
     }
-    // Callers pass at least 8 bytes. bpf_xdp_load_bytes needs a size the
+    // Callers pass at least 8 bytes. The load helpers need a size the
     // verifier knows to be non-zero and inside the buffer: a compare is folded
     // by LLVM, which knows the callers, and 6.1 never saw the length bounded.
     if len == 0 {
@@ -99,7 +99,7 @@ fn sum(ctx: *mut xdp_md, offset: usize, len: usize) -> Option<u32> {
     };
     let padded = (len + 3) & !3;
     let copied =
-        unsafe { bpf_xdp_load_bytes(ctx, offset as u32, bytes.as_mut_ptr().cast(), len as u32) };
+        unsafe { H::load_bytes(ctx, offset as u32, bytes.as_mut_ptr().cast(), len as u32) };
     if copied != 0 {
         return None;
     }

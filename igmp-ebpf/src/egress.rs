@@ -1,24 +1,30 @@
-//! The egress filter, run by the devmap for each copy of a broadcast frame
-//! on its way out of a port: it keeps the copy only if that port wants it
-//! (RFC 4541 §2.1.2). Member ports get the groups they joined, filtered by
-//! their IGMPv3 source lists; router ports get every group and every report.
+//! Whether a port wants a copy of a forwarded frame (RFC 4541 §2.1.2):
+//! member ports get the groups they joined, filtered by their IGMPv3 source
+//! lists; router ports get every group and every report. XDP asks it in the
+//! devmap's egress program, run on each copy of a broadcast on its way out of
+//! a port; tc asks it before cloning the frame to a port.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use igmp_common::{
-    filter_mode, membership_flags, unregistered, DataCounter, GroupKey, MembershipKey, RouterKey,
-    SourceKey,
+    filter_mode, membership_flags, unregistered, DataCounter, GroupKey, MembershipKey,
+    PortSettings, RouterKey, SourceKey,
 };
-use network_types::ip::{IpProto, Ipv4Hdr};
+use network_types::ip::IpProto;
 
 use crate::{
     data::count,
-    frame::Frame,
-    l2,
+    frame::{Frame, Xdp},
     maps::{port_settings, GROUPS, MEMBERSHIP, ROUTER_PORTS, SETTINGS, SOURCES},
+    verdict::Headers,
 };
 
+/// The devmap egress program's verdict on one copy.
 pub fn filter(ctx: &XdpContext) -> u32 {
-    if wanted(ctx) {
+    let port = unsafe { (*ctx.ctx).egress_ifindex };
+    let frame = Frame::<Xdp>::new(ctx);
+    let wanted = Headers::read(&frame)
+        .is_some_and(|headers| port_wants(port, &port_settings(port), &headers));
+    if wanted {
         xdp_action::XDP_PASS
     } else {
         count(DataCounter::EgressFiltered);
@@ -26,39 +32,30 @@ pub fn filter(ctx: &XdpContext) -> u32 {
     }
 }
 
+/// Whether port `port`, with options `options`, wants a frame with `headers`.
 #[inline(always)]
-fn wanted(ctx: &XdpContext) -> bool {
-    let port = unsafe { (*ctx.ctx).egress_ifindex };
-    let frame = Frame::new(ctx);
-    let Ok(Some(l2)) = l2::parse(&frame) else {
-        return false;
-    };
-    let Some(ip) = frame.get::<Ipv4Hdr>(l2.l3_offset) else {
-        return false;
-    };
-    let ip = unsafe { &*ip };
-    let options = port_settings(port);
+pub fn port_wants(port: u32, options: &PortSettings, headers: &Headers) -> bool {
     if options.blocked != 0 {
         return false;
     }
     let router_key = RouterKey {
         ifindex: port,
-        vlan: l2.vlan,
-        inner_vlan: l2.inner_vlan,
+        vlan: headers.vlan,
+        inner_vlan: headers.inner_vlan,
     };
     if ROUTER_PORTS.get_ptr(router_key).is_some() {
         return true;
     }
     let global = SETTINGS.get(0).copied().unwrap_or_default();
-    if ip.proto == IpProto::Igmp as u8 {
+    if headers.protocol == IpProto::Igmp as u8 {
         // Reports and leaves: router ports, ports that flood reports, or
         // everyone while no querier is known.
         return options.flood_reports != 0 || global.reports_to_routers == 0;
     }
     let group_key = GroupKey {
-        vlan: l2.vlan,
-        inner_vlan: l2.inner_vlan,
-        group: ip.dst_addr,
+        vlan: headers.vlan,
+        inner_vlan: headers.inner_vlan,
+        group: headers.group,
     };
     if GROUPS.get_ptr(group_key).is_none() {
         let policy = match options.unregistered {
@@ -68,17 +65,17 @@ fn wanted(ctx: &XdpContext) -> bool {
         // Router ports were let through above; ROUTERS and DROP stop here.
         return policy == unregistered::FLOOD;
     }
-    member_wants(port, &l2, ip)
+    member_wants(port, headers)
 }
 
 /// Whether port `port` joined the group and admits the source (RFC 3376 §6.3).
 #[inline(always)]
-fn member_wants(port: u32, l2: &l2::L2, ip: &Ipv4Hdr) -> bool {
+fn member_wants(port: u32, headers: &Headers) -> bool {
     let key = MembershipKey {
         ifindex: port,
-        vlan: l2.vlan,
-        inner_vlan: l2.inner_vlan,
-        group: ip.dst_addr,
+        vlan: headers.vlan,
+        inner_vlan: headers.inner_vlan,
+        group: headers.group,
     };
     let Some(entry) = MEMBERSHIP.get_ptr(key) else {
         return false;
@@ -90,10 +87,10 @@ fn member_wants(port: u32, l2: &l2::L2, ip: &Ipv4Hdr) -> bool {
     }
     let source_key = SourceKey {
         ifindex: port,
-        vlan: l2.vlan,
-        inner_vlan: l2.inner_vlan,
-        group: ip.dst_addr,
-        source: ip.src_addr,
+        vlan: headers.vlan,
+        inner_vlan: headers.inner_vlan,
+        group: headers.group,
+        source: headers.source,
     };
     let listed = SOURCES
         .get_ptr(source_key)

@@ -1,6 +1,17 @@
 //! Bounds-checked access to the frame: the one place that does pointer arithmetic.
+//!
+//! The same parser and tables serve two hooks ([`Hook`]): XDP, on ports whose
+//! driver hands over raw frames, and the tc ingress classifier, on ports where
+//! frames already are skbs (veth, tap). Only how the frame is reached differs.
 
-use aya_ebpf::{bindings::xdp_md, helpers::bpf_xdp_load_bytes, programs::XdpContext};
+use core::{ffi::c_void, marker::PhantomData};
+
+use aya_ebpf::{
+    bindings::{__sk_buff, xdp_md},
+    helpers::{bpf_skb_load_bytes, bpf_skb_pull_data, bpf_xdp_load_bytes},
+    programs::{TcContext, XdpContext},
+    EbpfContext,
+};
 
 use crate::verifier::masked;
 
@@ -10,17 +21,120 @@ use crate::verifier::masked;
 /// bounds: a power of two less one.
 const MAX_OFFSET: usize = 0x3fff;
 
-pub struct Frame {
-    start: usize,
-    ctx: *const xdp_md,
+/// A program type the packet path runs in: how its context reaches the frame.
+pub trait Hook {
+    type Context: EbpfContext;
+    /// The first byte of the frame.
+    fn data(ctx: &Self::Context) -> usize;
+    /// The end of the frame, read afresh through the raw context.
+    ///
+    /// # Safety
+    /// `ctx` is this hook's context pointer.
+    unsafe fn data_end(ctx: *const c_void) -> usize;
+    /// Copies `len` bytes at `offset` into `to`; 0 on success.
+    ///
+    /// # Safety
+    /// `ctx` is this hook's context pointer and `to` holds `len` bytes.
+    unsafe fn load_bytes(ctx: *mut c_void, offset: u32, to: *mut c_void, len: u32) -> i64;
+    /// The VLAN id of the frame's outermost tag when the kernel took the tag
+    /// out of the frame into metadata, as its receive path does before tc.
+    fn offloaded_vlan(ctx: &Self::Context) -> Option<u16>;
+    /// Makes the first `len` bytes of the frame (all of it, when shorter)
+    /// readable in place, as [`Frame::get`] reads. Frames made before are void.
+    fn make_readable(ctx: &Self::Context, len: u32);
 }
 
-impl Frame {
+/// XDP: native on NICs, generic where asked for.
+pub enum Xdp {}
+
+impl Hook for Xdp {
+    type Context = XdpContext;
+
     #[inline(always)]
-    pub fn new(ctx: &XdpContext) -> Self {
+    fn data(ctx: &XdpContext) -> usize {
+        ctx.data()
+    }
+
+    #[inline(always)]
+    unsafe fn data_end(ctx: *const c_void) -> usize {
+        unsafe { core::ptr::read_volatile(&(*ctx.cast::<xdp_md>()).data_end) as usize }
+    }
+
+    #[inline(always)]
+    unsafe fn load_bytes(ctx: *mut c_void, offset: u32, to: *mut c_void, len: u32) -> i64 {
+        unsafe { bpf_xdp_load_bytes(ctx.cast(), offset, to, len) }
+    }
+
+    /// Generic XDP runs before the kernel takes the tag out; a driver that
+    /// offloads it keeps it where this program does not look yet.
+    #[inline(always)]
+    fn offloaded_vlan(_ctx: &XdpContext) -> Option<u16> {
+        None
+    }
+
+    /// An XDP frame is one buffer already.
+    #[inline(always)]
+    fn make_readable(_ctx: &XdpContext, _len: u32) {}
+}
+
+/// The tc ingress classifier (clsact), on ports whose frames arrive as skbs.
+pub enum Tc {}
+
+impl Hook for Tc {
+    type Context = TcContext;
+
+    #[inline(always)]
+    fn data(ctx: &TcContext) -> usize {
+        ctx.data()
+    }
+
+    #[inline(always)]
+    unsafe fn data_end(ctx: *const c_void) -> usize {
+        unsafe { core::ptr::read_volatile(&(*ctx.cast::<__sk_buff>()).data_end) as usize }
+    }
+
+    #[inline(always)]
+    unsafe fn load_bytes(ctx: *mut c_void, offset: u32, to: *mut c_void, len: u32) -> i64 {
+        unsafe { bpf_skb_load_bytes(ctx.cast_const(), offset, to, len) }
+    }
+
+    #[inline(always)]
+    fn offloaded_vlan(ctx: &TcContext) -> Option<u16> {
+        let skb = ctx.skb.skb;
+        let present = unsafe { (*skb).vlan_present };
+        (present != 0).then(|| unsafe { (*skb).vlan_tci } as u16 & 0x0fff)
+    }
+
+    /// An skb may hold its frame partly in pages (a packet socket's ring
+    /// sends all but the link-layer header that way): those bytes are pulled
+    /// into the linear part, a copy only when they are not there yet.
+    #[inline(always)]
+    fn make_readable(ctx: &TcContext, len: u32) {
+        let skb = ctx.skb.skb;
+        let len = len.min(unsafe { (*skb).len });
+        let readable = ctx.data_end() - ctx.data();
+        if readable < len as usize {
+            unsafe { bpf_skb_pull_data(skb.cast(), len) };
+        }
+    }
+}
+
+pub struct Frame<H: Hook> {
+    start: usize,
+    ctx: *mut c_void,
+    /// See [`Hook::offloaded_vlan`].
+    pub offloaded_vlan: Option<u16>,
+    hook: PhantomData<H>,
+}
+
+impl<H: Hook> Frame<H> {
+    #[inline(always)]
+    pub fn new(ctx: &H::Context) -> Self {
         Self {
-            start: ctx.data(),
-            ctx: ctx.ctx,
+            start: H::data(ctx),
+            ctx: ctx.as_ptr(),
+            offloaded_vlan: H::offloaded_vlan(ctx),
+            hook: PhantomData,
         }
     }
 
@@ -30,10 +144,11 @@ impl Frame {
     /// them, and the verifier then rejects the access.
     #[inline(always)]
     fn end(&self) -> usize {
-        unsafe { core::ptr::read_volatile(&(*self.ctx).data_end) as usize }
+        unsafe { H::data_end(self.ctx) }
     }
 
-    /// A pointer to a `T` at `offset`, or `None` when the frame ends before it does.
+    /// A pointer to a `T` at `offset`, or `None` when the frame ends before it
+    /// does (for an skb: before its linear part does).
     #[inline(always)]
     pub fn get<T>(&self, offset: usize) -> Option<*const T> {
         if offset > MAX_OFFSET {
@@ -59,23 +174,23 @@ impl Frame {
         Some(u16::from_be_bytes(unsafe { *bytes }))
     }
 
-    /// The XDP context, for code that reads through helpers (loop callbacks).
+    /// The raw context, for code that reads through helpers (loop callbacks).
     #[inline(always)]
-    pub fn ctx(&self) -> *mut xdp_md {
-        self.ctx as *mut xdp_md
+    pub fn ctx(&self) -> *mut c_void {
+        self.ctx
     }
 }
 
-/// Copies a `T` from `offset` in the frame of `ctx` through `bpf_xdp_load_bytes`.
-/// Used where no packet pointer can be carried, as in `bpf_loop` callbacks.
+/// Copies a `T` from `offset` in the frame of `ctx` through the hook's load
+/// helper. Used where no packet pointer can be carried, as in `bpf_loop` callbacks.
 #[inline(always)]
-pub fn load<T: Copy>(ctx: *mut xdp_md, offset: usize) -> Option<T> {
+pub fn load<H: Hook, T: Copy>(ctx: *mut c_void, offset: usize) -> Option<T> {
     if offset > MAX_OFFSET {
         return None;
     }
     let mut value = core::mem::MaybeUninit::<T>::uninit();
     let size = core::mem::size_of::<T>() as u32;
-    let loaded = unsafe { bpf_xdp_load_bytes(ctx, offset as u32, value.as_mut_ptr().cast(), size) };
+    let loaded = unsafe { H::load_bytes(ctx, offset as u32, value.as_mut_ptr().cast(), size) };
     // SAFETY: on success the helper wrote all `size` bytes of `value`.
     (loaded == 0).then(|| unsafe { value.assume_init() })
 }

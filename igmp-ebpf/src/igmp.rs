@@ -1,12 +1,11 @@
 //! IGMP classification: one function per message type (RFC 2236 §2, RFC 3376 §4).
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::debug;
 use igmp_common::{igmp_version, Counter, DropReason};
 
 use crate::{
     checksum, data,
-    frame::Frame,
+    frame::{Frame, Hook},
     headers::{IgmpHeader, V3QueryTail},
     ip::{self, IgmpPacket},
     l2::L2,
@@ -15,6 +14,7 @@ use crate::{
     membership::{self, GroupReport, Heard, Origin, QueryInfo},
     stats::PortStats,
     v3,
+    verdict::Verdict,
 };
 
 const MEMBERSHIP_QUERY: u8 = 0x11;
@@ -33,18 +33,18 @@ const V3_QUERY_MIN_LEN: usize = 12;
 /// Learns from an IGMP frame and says where it goes: valid reports and
 /// leaves may go to router ports only (`data::report`); everything else,
 /// queries and rejected frames included, to the kernel.
-pub fn handle(ctx: &XdpContext, frame: &Frame, ifindex: u32, l2: &L2) -> u32 {
+pub fn handle<H: Hook>(ctx: &H::Context, frame: &Frame<H>, ifindex: u32, l2: &L2) -> Verdict {
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::IgmpFrames);
     match classify(ctx, frame, ifindex, l2, &stats) {
-        Ok(Message::Report) => data::report(xdp_action::XDP_PASS),
-        Ok(Message::Other) => xdp_action::XDP_PASS,
+        Ok(Message::Report) => data::report(),
+        Ok(Message::Other) => Verdict::Pass,
         Err(reason) => {
             stats.reject(reason);
             if reason == DropReason::RateLimited {
-                xdp_action::XDP_DROP
+                Verdict::Drop
             } else {
-                xdp_action::XDP_PASS
+                Verdict::Pass
             }
         }
     }
@@ -59,9 +59,9 @@ enum Message {
 }
 
 #[inline(always)]
-fn classify(
-    ctx: &XdpContext,
-    frame: &Frame,
+fn classify<H: Hook>(
+    ctx: &H::Context,
+    frame: &Frame<H>,
     ifindex: u32,
     l2: &L2,
     stats: &PortStats,
@@ -178,9 +178,9 @@ fn leave(packet: &IgmpPacket, header: &IgmpHeader, origin: &Origin) -> Result<()
 /// (RFC 3376 §7.1): 8 octets and code 0 is v1, 8 octets otherwise v2, 12 or
 /// more v3; 9 to 11 octets are ignored.
 #[inline(always)]
-fn query(
-    ctx: &XdpContext,
-    frame: &Frame,
+fn query<H: Hook>(
+    ctx: &H::Context,
+    frame: &Frame<H>,
     packet: &IgmpPacket,
     header: &IgmpHeader,
     origin: &Origin,

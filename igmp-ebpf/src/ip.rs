@@ -3,7 +3,10 @@
 use igmp_common::DropReason;
 use network_types::ip::Ipv4Hdr;
 
-use crate::{checksum, frame::Frame};
+use crate::{
+    checksum,
+    frame::{Frame, Hook},
+};
 
 const IP_MF: u16 = 0x2000;
 const IP_OFFSET_MASK: u16 = 0x1fff;
@@ -17,7 +20,7 @@ const PROTOCOL_OFFSET: usize = 9;
 /// has to be there: a header cut after it still says IGMP, and the IGMP path
 /// then counts it as truncated instead of letting it pass unseen.
 #[inline(always)]
-pub fn protocol(frame: &Frame, l3_offset: usize) -> Option<u8> {
+pub fn protocol<H: Hook>(frame: &Frame<H>, l3_offset: usize) -> Option<u8> {
     let protocol = frame.get::<u8>(l3_offset + PROTOCOL_OFFSET)?;
     Some(unsafe { *protocol })
 }
@@ -35,7 +38,7 @@ pub struct IgmpPacket {
 
 /// Checks the IPv4 header at `l3_offset` and locates the IGMP message.
 #[inline(always)]
-pub fn igmp_packet(frame: &Frame, l3_offset: usize) -> Result<IgmpPacket, DropReason> {
+pub fn igmp_packet<H: Hook>(frame: &Frame<H>, l3_offset: usize) -> Result<IgmpPacket, DropReason> {
     let ip = frame
         .get::<Ipv4Hdr>(l3_offset)
         .ok_or(DropReason::Truncated)?;

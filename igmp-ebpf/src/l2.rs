@@ -2,7 +2,7 @@
 
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
-use crate::frame::Frame;
+use crate::frame::{Frame, Hook};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_8021Q: u16 = 0x8100;
@@ -18,9 +18,11 @@ pub struct L2 {
 /// A third tag: more than this switch keeps membership for.
 pub struct TooManyTags;
 
-/// Parses the Ethernet header and its tags. `Ok(None)` for anything that is not IPv4.
+/// Parses the Ethernet header and its tags, the outermost first: one the
+/// kernel took out of the frame ([`Frame::offloaded_vlan`]), then those in
+/// it. `Ok(None)` for anything that is not IPv4.
 #[inline(always)]
-pub fn parse(frame: &Frame) -> Result<Option<L2>, TooManyTags> {
+pub fn parse<H: Hook>(frame: &Frame<H>) -> Result<Option<L2>, TooManyTags> {
     let Some(ether_type) = frame.be16(12) else {
         return Ok(None);
     };
@@ -29,6 +31,10 @@ pub fn parse(frame: &Frame) -> Result<Option<L2>, TooManyTags> {
         inner_vlan: 0,
         l3_offset: EthHdr::LEN,
     };
+    let offloaded = frame.offloaded_vlan;
+    if let Some(vid) = offloaded {
+        l2.vlan = vid;
+    }
     if ether_type == ETH_P_IP {
         return Ok(Some(l2));
     }
@@ -38,8 +44,16 @@ pub fn parse(frame: &Frame) -> Result<Option<L2>, TooManyTags> {
     let Some((vid, ether_type)) = tag(frame, EthHdr::LEN) else {
         return Ok(None);
     };
-    l2.vlan = vid;
     l2.l3_offset += VlanHdr::LEN;
+    if offloaded.is_some() {
+        // The tag in the frame is the second one.
+        if is_vlan(ether_type) {
+            return Err(TooManyTags);
+        }
+        l2.inner_vlan = vid;
+        return Ok((ether_type == ETH_P_IP).then_some(l2));
+    }
+    l2.vlan = vid;
     if is_vlan(ether_type) {
         let Some((inner, inner_type)) = tag(frame, EthHdr::LEN + VlanHdr::LEN) else {
             return Ok(None);
@@ -61,7 +75,7 @@ fn is_vlan(ether_type: u16) -> bool {
 
 /// The VLAN id of the tag at `offset` and the EtherType that follows it.
 #[inline(always)]
-fn tag(frame: &Frame, offset: usize) -> Option<(u16, u16)> {
+fn tag<H: Hook>(frame: &Frame<H>, offset: usize) -> Option<(u16, u16)> {
     let tci = frame.be16(offset)?;
     let ether_type = frame.be16(offset + 2)?;
     Some((tci & 0x0fff, ether_type))

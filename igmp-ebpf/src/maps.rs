@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use igmp_common::{
     capacity, DataCounters, Event, GroupEntry, GroupKey, HostEntry, HostKey, Membership,
-    MembershipKey, PortCounters, PortSettings, RouterKey, RouterPort, Settings, SourceEntry,
-    SourceKey,
+    MembershipKey, PortCounters, PortList, PortSettings, RouterKey, RouterPort, Settings,
+    SourceEntry, SourceKey,
 };
 
 #[btf_map]
@@ -68,6 +68,14 @@ pub static DEST_SETS: ArrayOfMaps<
     DevMapHash<{ capacity::SET_PORTS as usize }>,
     { capacity::DEST_SETS as usize },
 > = ArrayOfMaps::new();
+
+/// `DEST_SETS` as port lists, for tc; see `map_names::SET_PORT_LISTS`.
+#[btf_map]
+pub static SET_PORT_LISTS: Array<PortList, { capacity::DEST_SETS as usize }> = Array::new();
+
+/// Every snooped port, for tc; see `map_names::PORT_LIST`.
+#[btf_map]
+pub static PORT_LIST: Array<u32, { capacity::PORTS as usize }> = Array::new();
 
 /// Router ports learned so far; see `map_names::ROUTER_EPOCH`.
 #[btf_map]

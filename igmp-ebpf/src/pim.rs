@@ -6,7 +6,7 @@ use igmp_common::Counter;
 use network_types::ip::Ipv4Hdr;
 
 use crate::{
-    frame::Frame,
+    frame::{Frame, Hook},
     l2::L2,
     maps::port_settings,
     membership::{self, Heard, Origin},
@@ -18,7 +18,7 @@ const ALL_PIM_ROUTERS: [u8; 4] = [224, 0, 0, 13];
 /// PIM version 2 (high nibble), message type 0: Hello.
 const V2_HELLO: u8 = 0x20;
 
-pub fn handle(frame: &Frame, ifindex: u32, l2: &L2) {
+pub fn handle<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2) {
     let Some(ip) = frame.get::<Ipv4Hdr>(l2.l3_offset) else {
         return;
     };

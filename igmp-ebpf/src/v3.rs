@@ -10,17 +10,17 @@
 //! iteration to the next (the walk's cursor) lives in a per-CPU scratch map,
 //! whose contents the verifier does not track, and the stack the callbacks
 //! see stays the same. Callbacks carry no packet pointer; they read the frame
-//! with `bpf_xdp_load_bytes`.
+//! with the hook's load helper (`frame::load`).
 
 use core::ffi::c_void;
 
-use aya_ebpf::{bindings::xdp_md, btf_maps::PerCpuArray, helpers::bpf_loop, macros::btf_map};
+use aya_ebpf::{btf_maps::PerCpuArray, helpers::bpf_loop, macros::btf_map};
 use igmp_common::{
     filter_mode, igmp_version, Counter, DropReason, MAX_V3_RECORDS, MAX_V3_SOURCES_PER_RECORD,
 };
 
 use crate::{
-    frame::{self, Frame},
+    frame::{self, Frame, Hook},
     headers::{IgmpHeader, RecordHeader},
     igmp::{is_link_local, is_multicast, ALL_V3_ROUTERS},
     ip::IgmpPacket,
@@ -56,7 +56,7 @@ struct Record {
 /// What the callbacks share, on the stack: the same at every iteration.
 #[repr(C)]
 struct RecordWalk {
-    ctx: *mut xdp_md,
+    ctx: *mut c_void,
     origin: Origin,
     /// This CPU's `V3_WALK` entry.
     cursor: *mut WalkCursor,
@@ -116,8 +116,8 @@ impl SourceCursor {
     }
 }
 
-pub fn report(
-    frame: &Frame,
+pub fn report<H: Hook>(
+    frame: &Frame<H>,
     packet: &IgmpPacket,
     header: &IgmpHeader,
     origin: &Origin,
@@ -149,7 +149,7 @@ pub fn report(
         origin: *origin,
         cursor,
     };
-    run(walked, validate_record, &mut walk);
+    run(walked, validate_record::<H>, &mut walk);
     let (error, items) = unsafe { ((*cursor).error, (*cursor).items) };
     if error != 0 {
         return Err(drop_reason(error - 1));
@@ -161,7 +161,7 @@ pub fn report(
             .add(Counter::RecordsCut, (records - MAX_V3_RECORDS) as u64);
     }
     unsafe { (*cursor).at = first };
-    run(items, apply_item, &mut walk);
+    run(items, apply_item::<H>, &mut walk);
     Ok(())
 }
 
@@ -177,11 +177,11 @@ fn run<T>(count: u32, callback: extern "C" fn(u64, *mut c_void) -> i64, state: &
 
 /// Reads the record header at `at`; `end` is the end of the IGMP message.
 #[inline(always)]
-fn record_at(ctx: *mut xdp_md, at: usize, end: usize) -> Result<Record, DropReason> {
+fn record_at<H: Hook>(ctx: *mut c_void, at: usize, end: usize) -> Result<Record, DropReason> {
     if at + RECORD_HEADER_LEN > end {
         return Err(DropReason::RecordPastEnd);
     }
-    let header: RecordHeader = frame::load(ctx, at).ok_or(DropReason::Truncated)?;
+    let header: RecordHeader = frame::load::<H, _>(ctx, at).ok_or(DropReason::Truncated)?;
     let sources = usize::from(u16::from_be_bytes(header.sources));
     let sources_at = at + RECORD_HEADER_LEN;
     let sources_end = sources_at + sources * 4;
@@ -201,10 +201,10 @@ fn record_at(ctx: *mut xdp_md, at: usize, end: usize) -> Result<Record, DropReas
     })
 }
 
-extern "C" fn validate_record(_index: u64, state: *mut c_void) -> i64 {
+extern "C" fn validate_record<H: Hook>(_index: u64, state: *mut c_void) -> i64 {
     let walk = unsafe { &*state.cast::<RecordWalk>() };
     let cursor = unsafe { &mut *walk.cursor };
-    match check_record(walk.ctx, cursor) {
+    match check_record::<H>(walk.ctx, cursor) {
         Ok(record) => {
             cursor.at = record.next;
             // An upper bound: records whose sources are not read take fewer.
@@ -219,8 +219,8 @@ extern "C" fn validate_record(_index: u64, state: *mut c_void) -> i64 {
 }
 
 #[inline(always)]
-fn check_record(ctx: *mut xdp_md, cursor: &WalkCursor) -> Result<Record, DropReason> {
-    let record = record_at(ctx, cursor.at, cursor.end)?;
+fn check_record<H: Hook>(ctx: *mut c_void, cursor: &WalkCursor) -> Result<Record, DropReason> {
+    let record = record_at::<H>(ctx, cursor.at, cursor.end)?;
     if !(MODE_IS_INCLUDE..=BLOCK_OLD_SOURCES).contains(&record.kind) {
         return Err(DropReason::UnknownRecordType);
     }
@@ -232,18 +232,18 @@ fn check_record(ctx: *mut xdp_md, cursor: &WalkCursor) -> Result<Record, DropRea
 
 /// One item of the apply pass: the next source of the current record, or
 /// the next record's header.
-extern "C" fn apply_item(_index: u64, state: *mut c_void) -> i64 {
+extern "C" fn apply_item<H: Hook>(_index: u64, state: *mut c_void) -> i64 {
     let walk = unsafe { &*state.cast::<RecordWalk>() };
     let cursor = unsafe { &mut *walk.cursor };
     if cursor.sources.left > 0 {
-        return apply_source(walk, cursor);
+        return apply_source::<H>(walk, cursor);
     }
     if cursor.records_left == 0 {
         return STOP;
     }
     cursor.records_left -= 1;
     // Validated already; a failure here is only the verifier's view of it.
-    let Ok(record) = record_at(walk.ctx, cursor.at, cursor.end) else {
+    let Ok(record) = record_at::<H>(walk.ctx, cursor.at, cursor.end) else {
         return STOP;
     };
     cursor.sources = apply(&walk.origin, &record);
@@ -306,8 +306,8 @@ fn apply(origin: &Origin, record: &Record) -> SourceCursor {
 
 /// The next source of the current record.
 #[inline(always)]
-fn apply_source(walk: &RecordWalk, cursor: &mut WalkCursor) -> i64 {
-    let Some(source) = frame::load::<[u8; 4]>(walk.ctx, cursor.at) else {
+fn apply_source<H: Hook>(walk: &RecordWalk, cursor: &mut WalkCursor) -> i64 {
+    let Some(source) = frame::load::<H, [u8; 4]>(walk.ctx, cursor.at) else {
         return STOP;
     };
     let report = cursor.sources.report();
