@@ -46,7 +46,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load the XDP program, attach it to the ports and run the control loop until SIGINT/SIGTERM.
+    /// Load the program, attach it to the ports and run the control loop until SIGINT/SIGTERM.
     Run(Box<RunArgs>),
     /// Print the snooping table (like `bridge mdb show`).
     Show(ShowArgs),
@@ -142,10 +142,16 @@ pub struct RunArgs {
     /// routers or drop.
     #[arg(long, value_enum, value_name = "POLICY")]
     pub unregistered: Option<UnregisteredPolicy>,
-    /// XDP attach mode: auto (the default: native when every port is a NIC,
-    /// generic on all when some port is virtual), native or generic.
-    #[arg(long, value_enum)]
-    pub xdp_mode: Option<AttachMode>,
+    /// How the program is attached: auto (the default: native XDP when every
+    /// port is a NIC, the tc classifier on all when some port is virtual),
+    /// native, generic (XDP) or tc.
+    #[arg(
+        long = "attach",
+        visible_alias = "xdp-mode",
+        value_enum,
+        value_name = "MODE"
+    )]
+    pub attach: Option<AttachMode>,
     /// On SIGINT/SIGTERM leave the program attached and the table pinned
     /// (a later `run` takes them over; `detach` removes them).
     #[arg(long)]

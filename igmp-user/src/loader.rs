@@ -1,4 +1,5 @@
-//! Loading the XDP program, pinning its maps and attaching it to ports.
+//! Loading the programs, pinning their maps and attaching them to ports:
+//! XDP through bpf_links pinned per port, tc through clsact filters.
 
 use std::{
     collections::BTreeMap,
@@ -13,14 +14,15 @@ use aya::{
     maps::MapInfo,
     programs::{
         links::{FdLink, PinnedLink},
+        tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcAttachType, TcHandle},
         xdp::XdpLink,
-        ProgramError, Xdp, XdpMode,
+        ProgramError, SchedClassifier, Xdp, XdpMode,
     },
     Ebpf, EbpfLoader,
 };
 use igmp_common::{
     map_names, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
-    PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    PortList, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 /// Where the maps are pinned unless `--pin-dir` says otherwise.
@@ -29,6 +31,15 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/igmp-snoop";
 pub const PROGRAM: &str = "igmp_snoop";
 /// Name of the devmap egress filter in the object.
 pub const EGRESS_PROGRAM: &str = "igmp_snoop_egress";
+/// Name of the tc ingress classifier in the object; also the name its
+/// clsact filters carry (`tc filter show dev <port> ingress`).
+pub const TC_PROGRAM: &str = "igmp_snoop_tc";
+/// Where the classifier sits among a port's ingress filters: first, so the
+/// bridge sees no frame it forwards. Frames it does not forward it returns
+/// as TC_ACT_UNSPEC, so the filters after it still see those.
+const TC_PRIORITY: u16 = 1;
+/// The filter's handle, fixed so that a restarted daemon finds and replaces it.
+const TC_HANDLE: u32 = 0x16;
 
 /// The XDP object, built by build.rs from igmp-ebpf.
 pub static OBJECT: &[u8] =
@@ -36,6 +47,10 @@ pub static OBJECT: &[u8] =
 
 /// Subdirectory of the pin directory holding one XDP link per port.
 const LINKS_DIR: &str = "links";
+/// Subdirectory of the pin directory marking each port with a tc filter: the
+/// classifier is pinned there under the port's name, as clsact filters
+/// themselves cannot be pinned, so that `detach` knows where to remove them.
+const TC_DIR: &str = "tc";
 
 /// `statfs(2)` magic of bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -43,14 +58,17 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// How the program is to be attached, as the flags and the file ask.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
-    /// Native XDP when every port is a NIC, generic XDP on every port when
-    /// some port is virtual (veth, tap, ...): see [`PortMode::choose`].
+    /// Native XDP when every port is a NIC, the tc classifier on every port
+    /// when some port is virtual (veth, tap, ...): see [`PortMode::choose`].
     #[default]
     Auto,
-    /// Driver (native) XDP: the fast path. Fails on drivers without XDP support.
+    /// Driver (native) XDP: the fast path for NICs. Fails on drivers without XDP support.
     Native,
     /// Generic (skb) XDP: works on any interface, at kernel-stack speed.
     Generic,
+    /// The tc ingress classifier (clsact): the fast path for ports whose
+    /// frames arrive as skbs (veth, tap); works on any interface.
+    Tc,
 }
 
 /// How the program is attached to every port, once `auto` is resolved.
@@ -58,6 +76,7 @@ pub enum AttachMode {
 pub enum PortMode {
     Native,
     Generic,
+    Tc,
 }
 
 impl PortMode {
@@ -68,10 +87,11 @@ impl PortMode {
     /// A virtual port cannot take a frame redirected by native XDP as its
     /// sender's stack left it: a veth drops it unless its peer runs NAPI (GRO
     /// or XDP on in the container), and a frame whose UDP checksum the sender
-    /// left to offload arrives with the checksum never completed. Generic XDP
-    /// redirects the skb itself, checksum state included, so `auto` takes it
-    /// on every port of a set with a virtual one: native and generic ports
-    /// never redirect to each other.
+    /// left to offload arrives with the checksum never completed. The tc
+    /// classifier redirects the skb itself, checksum state included, and
+    /// skips the conversion to an XDP buffer and back that generic XDP pays,
+    /// so `auto` takes it on every port of a set with a virtual one: one hook
+    /// per set, so no frame crosses from one hook's redirect to the other's.
     pub fn choose(asked: AttachMode, kinds: &[(String, Option<String>)]) -> (Self, String) {
         let virtual_ports: Vec<String> = kinds
             .iter()
@@ -80,13 +100,14 @@ impl PortMode {
         match asked {
             AttachMode::Native => (Self::Native, "asked for".into()),
             AttachMode::Generic => (Self::Generic, "asked for".into()),
+            AttachMode::Tc => (Self::Tc, "asked for".into()),
             AttachMode::Auto if virtual_ports.is_empty() => {
                 (Self::Native, "auto: every port is a NIC".into())
             }
             AttachMode::Auto => (
-                Self::Generic,
+                Self::Tc,
                 format!(
-                    "auto: virtual ports take no native XDP redirects: {}",
+                    "auto: frames on virtual ports are skbs already: {}",
                     virtual_ports.join(", ")
                 ),
             ),
@@ -107,18 +128,21 @@ impl PortMode {
         Ok(())
     }
 
-    fn xdp_mode(self) -> XdpMode {
-        match self {
-            Self::Native => XdpMode::Driver,
-            Self::Generic => XdpMode::Skb,
-        }
-    }
-
-    /// As `--xdp-mode`, the configuration file and the start log spell it.
+    /// As `--attach`, the configuration file and the start log spell it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Native => "native",
             Self::Generic => "generic",
+            Self::Tc => "tc",
+        }
+    }
+
+    /// What the start log says a port runs.
+    pub fn hook(self) -> &'static str {
+        match self {
+            Self::Native => "native XDP",
+            Self::Generic => "generic XDP",
+            Self::Tc => "the tc ingress classifier",
         }
     }
 }
@@ -132,10 +156,11 @@ const TABLE_MAPS: [&str; 4] = [
     map_names::GROUPS,
 ];
 
-/// Loads the program with every map pinned under `pin_dir`. Maps already
-/// pinned there are reused, so a restarted daemon keeps the table; new ones
-/// get `table_size` entries.
-pub fn load(pin_dir: &Path, table_size: u32) -> Result<Ebpf> {
+/// Loads the programs `mode` runs with every map pinned under `pin_dir`.
+/// Maps already pinned there are reused, so a restarted daemon keeps the
+/// table; new ones get `table_size` entries. The egress filter is loaded in
+/// every mode: destination sets carry it, whichever hook reads them.
+pub fn load(pin_dir: &Path, table_size: u32, mode: PortMode) -> Result<Ebpf> {
     prepare_pin_dir(pin_dir)?;
     check_pinned_layout(pin_dir)?;
     check_pinned_table_size(pin_dir, table_size)?;
@@ -158,7 +183,11 @@ pub fn load(pin_dir: &Path, table_size: u32) -> Result<Ebpf> {
             pin_dir.display()
         )
     })?;
-    for name in [PROGRAM, EGRESS_PROGRAM] {
+    let xdp: &[&str] = match mode {
+        PortMode::Native | PortMode::Generic => &[PROGRAM, EGRESS_PROGRAM],
+        PortMode::Tc => &[EGRESS_PROGRAM],
+    };
+    for &name in xdp {
         let program: &mut Xdp = ebpf
             .program_mut(name)
             .with_context(|| format!("the object has no {name} program"))?
@@ -166,15 +195,25 @@ pub fn load(pin_dir: &Path, table_size: u32) -> Result<Ebpf> {
         program
             .load()
             .with_context(|| format!("the kernel refused the {name} program"))?;
-        log_verifier_figures(name, program);
+        log_verifier_figures(name, program.info());
+    }
+    if mode == PortMode::Tc {
+        let classifier = tc_program(&mut ebpf)?;
+        classifier
+            .load()
+            .with_context(|| format!("the kernel refused the {TC_PROGRAM} program"))?;
+        log_verifier_figures(TC_PROGRAM, classifier.info());
     }
     Ok(ebpf)
 }
 
 /// How much work the kernel's verifier did: the figure that nears its
 /// million-instruction budget first as the program grows or the kernel changes.
-fn log_verifier_figures(name: &str, program: &Xdp) {
-    let Ok(info) = program.info() else {
+fn log_verifier_figures(
+    name: &str,
+    info: std::result::Result<aya::programs::ProgramInfo, ProgramError>,
+) {
+    let Ok(info) = info else {
         return;
     };
     tracing::debug!(
@@ -194,11 +233,11 @@ pub fn egress_program_fd(ebpf: &Ebpf) -> Result<&aya::programs::ProgramFd> {
     Ok(program.fd()?)
 }
 
-/// Attaches the loaded program to `interface` through a bpf_link pinned
-/// under `<pin_dir>/links/`, so that the program stays attached when the
-/// daemon dies. A link already pinned there (left by a previous daemon) is
-/// adopted: its program is swapped for this one atomically, and forwarding
-/// never stops.
+/// Attaches the loaded program to `interface` in `mode`. A previous
+/// daemon's attachment in the same hook is adopted: its program is swapped
+/// for this one atomically, and forwarding never stops. One in the other
+/// hook is removed first (the bridge floods meanwhile), so that no frame is
+/// forwarded twice.
 pub fn attach(
     ebpf: &mut Ebpf,
     interface: &str,
@@ -206,6 +245,26 @@ pub fn attach(
     pin_dir: &Path,
 ) -> Result<Attachment> {
     interface_index(interface)?;
+    match mode {
+        PortMode::Tc => {
+            remove_xdp_link(pin_dir, interface)?;
+            attach_tc(ebpf, interface, pin_dir)
+        }
+        PortMode::Native | PortMode::Generic => {
+            remove_tc_filter(pin_dir, interface)?;
+            attach_xdp(ebpf, interface, mode, pin_dir)
+        }
+    }
+}
+
+/// XDP, through a bpf_link pinned under `<pin_dir>/links/`, so that the
+/// program stays attached when the daemon dies.
+fn attach_xdp(
+    ebpf: &mut Ebpf,
+    interface: &str,
+    mode: PortMode,
+    pin_dir: &Path,
+) -> Result<Attachment> {
     let link_path = link_pin_path(pin_dir, interface);
     let program = xdp_program(ebpf)?;
     if link_path.exists() {
@@ -217,13 +276,20 @@ pub fn attach(
             .attach_to_link(link)
             .with_context(|| format!("{interface}: replacing the program of the pinned link"))?;
         return Ok(Attachment {
-            link_path,
             adopted: true,
-            pinned: None,
+            hook: Hook::Xdp {
+                link_path,
+                pinned: None,
+            },
         });
     }
+    let attach = if mode == PortMode::Native {
+        XdpMode::Driver
+    } else {
+        XdpMode::Skb
+    };
     let id = program
-        .attach(interface, mode.xdp_mode())
+        .attach(interface, attach)
         .map_err(|error| attach_error(interface, mode, error))?;
     let link = FdLink::try_from(program.take_link(id)?).with_context(|| {
         format!("{interface}: the kernel gave no bpf_link for XDP (Linux 5.9 or later needed)")
@@ -233,54 +299,176 @@ pub fn attach(
         .pin(&link_path)
         .with_context(|| format!("{}: pinning the XDP link", link_path.display()))?;
     Ok(Attachment {
-        link_path,
         adopted: false,
-        pinned: Some(pinned),
+        hook: Hook::Xdp {
+            link_path,
+            pinned: Some(pinned),
+        },
     })
+}
+
+/// The tc classifier, as a clsact ingress filter. Filters outlive the
+/// daemon without a pin; the marker under `<pin_dir>/tc/` records the port.
+/// Netlink filters rather than tcx links: Linux 6.1 has no tcx.
+fn attach_tc(ebpf: &mut Ebpf, interface: &str, pin_dir: &Path) -> Result<Attachment> {
+    let marker = tc_marker_path(pin_dir, interface);
+    let program = tc_program(ebpf)?;
+    // Fails when the port has one already; the attach below says what is wrong otherwise.
+    let _ = tc::qdisc_add_clsact(interface);
+    let options = NlOptions {
+        priority: TC_PRIORITY,
+        handle: TcHandle::from(TC_HANDLE),
+        classid: None,
+    };
+    let (id, adopted) = match program.attach_with_options(
+        interface,
+        TcAttachType::Ingress,
+        TcAttachOptions::Netlink(options),
+    ) {
+        Ok(id) => (id, false),
+        Err(error) if is_os_error(&error, libc::EEXIST) && !marker.exists() => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "{interface}: another tc filter of igmp-snoop is attached already (another \
+                 igmp-snoop, with another --pin-dir? `tc filter show dev {interface} ingress` names it)"
+            )))
+        }
+        Err(error) if is_os_error(&error, libc::EEXIST) => {
+            let ours = SchedClassifierLink::attached(
+                interface,
+                TcAttachType::Ingress,
+                TC_PRIORITY,
+                TcHandle::from(TC_HANDLE),
+                None,
+            )?;
+            let id = program
+                .attach_to_link(ours)
+                .with_context(|| format!("{interface}: replacing the program of the tc filter"))?;
+            (id, true)
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "{interface}: attaching the tc ingress classifier failed"
+            )))
+        }
+    };
+    // Dropping the link would delete the filter: the filter is to stay.
+    std::mem::forget(program.take_link(id)?);
+    fs::create_dir_all(marker.parent().expect("tc directory"))?;
+    if !marker.exists() {
+        program
+            .pin(&marker)
+            .with_context(|| format!("{}: pinning the tc marker", marker.display()))?;
+    }
+    Ok(Attachment {
+        adopted,
+        hook: Hook::Tc {
+            interface: interface.to_owned(),
+            marker,
+        },
+    })
+}
+
+/// Whether `error` or one of its causes is the OS error `code`.
+fn is_os_error(error: &(dyn std::error::Error + 'static), code: i32) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(code) {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Says why the kernel refused to attach: a program already there (EBUSY for
 /// the same mode, EEXIST for the other) is not the driver's fault.
 fn attach_error(interface: &str, mode: PortMode, error: ProgramError) -> anyhow::Error {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    let mut busy = false;
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            busy |= matches!(io.raw_os_error(), Some(libc::EBUSY | libc::EEXIST));
-        }
-        source = cause.source();
-    }
+    let busy = is_os_error(&error, libc::EBUSY) || is_os_error(&error, libc::EEXIST);
     let context = match mode {
         _ if busy => format!(
             "{interface}: another XDP program is attached already (another igmp-snoop, with another \
              --pin-dir? `ip link show {interface}` names it)"
         ),
         PortMode::Native => format!(
-            "{interface}: the driver refused native XDP (use --xdp-mode generic for any interface)"
+            "{interface}: the driver refused native XDP (use --attach tc for any interface)"
         ),
-        PortMode::Generic => format!("{interface}: attaching generic XDP failed"),
+        PortMode::Generic | PortMode::Tc => format!("{interface}: attaching generic XDP failed"),
     };
     anyhow::Error::new(error).context(context)
 }
 
-/// An attached port. Dropping it closes this process's handle only: the pin
-/// keeps the program attached until [`Attachment::detach`] removes it.
+/// An attached port. Dropping it closes this process's handle only: the
+/// port keeps the program until [`Attachment::detach`].
 pub struct Attachment {
-    link_path: PathBuf,
-    /// Whether a previous daemon's link was taken over.
+    /// Whether a previous daemon's attachment was taken over.
     pub adopted: bool,
-    pinned: Option<PinnedLink>,
+    hook: Hook,
+}
+
+enum Hook {
+    Xdp {
+        link_path: PathBuf,
+        pinned: Option<PinnedLink>,
+    },
+    Tc {
+        interface: String,
+        marker: PathBuf,
+    },
 }
 
 impl Attachment {
-    /// Removes the pin: the program leaves the port once this process exits
-    /// (or at once, for a link this process created).
+    /// Takes the program off the port (for XDP: once this process exits, or
+    /// at once for a link this process created).
     pub fn detach(self) -> Result<()> {
-        match self.pinned {
-            Some(pinned) => drop(pinned.unpin()?),
-            None => fs::remove_file(&self.link_path)?,
+        match self.hook {
+            Hook::Xdp {
+                pinned: Some(pinned),
+                ..
+            } => drop(pinned.unpin()?),
+            Hook::Xdp { link_path, .. } => fs::remove_file(&link_path)?,
+            Hook::Tc { interface, marker } => {
+                delete_tc_filter(&interface)?;
+                let _ = fs::remove_file(marker);
+            }
         }
         Ok(())
+    }
+}
+
+/// Takes a previous daemon's XDP link off `interface`, if there is one.
+fn remove_xdp_link(pin_dir: &Path, interface: &str) -> Result<()> {
+    let link_path = link_pin_path(pin_dir, interface);
+    match fs::remove_file(&link_path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("{}: removing the XDP link", link_path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Takes a previous daemon's tc filter off `interface`, if there is one.
+fn remove_tc_filter(pin_dir: &Path, interface: &str) -> Result<()> {
+    let marker = tc_marker_path(pin_dir, interface);
+    if !marker.exists() {
+        return Ok(());
+    }
+    delete_tc_filter(interface)?;
+    fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))
+}
+
+/// Deletes the classifier's filters from `interface`; none there (the port
+/// was deleted and made again, say) is no error.
+fn delete_tc_filter(interface: &str) -> Result<()> {
+    match tc::qdisc_detach_program(interface, TcAttachType::Ingress, TC_PROGRAM) {
+        Ok(()) => Ok(()),
+        Err(error) if is_os_error(&error, libc::ENOENT) || is_os_error(&error, libc::ENODEV) => {
+            Ok(())
+        }
+        Err(tc::TcError::IoError(error)) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(anyhow::Error::new(error)
+            .context(format!("{interface}: deleting the tc ingress filter"))),
     }
 }
 
@@ -291,8 +479,19 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
         .try_into()?)
 }
 
+fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
+    Ok(ebpf
+        .program_mut(TC_PROGRAM)
+        .with_context(|| format!("the object has no {TC_PROGRAM} program"))?
+        .try_into()?)
+}
+
 fn link_pin_path(pin_dir: &Path, interface: &str) -> PathBuf {
     pin_dir.join(LINKS_DIR).join(interface)
+}
+
+fn tc_marker_path(pin_dir: &Path, interface: &str) -> PathBuf {
+    pin_dir.join(TC_DIR).join(interface)
 }
 
 /// The ifindex of `interface` in this network namespace.
@@ -347,7 +546,7 @@ fn look_up_interface_name(ifindex: u32) -> Option<String> {
 }
 
 /// Key and value sizes this build expects of each pinned map.
-fn expected_layout() -> [(&'static str, usize, usize); 13] {
+fn expected_layout() -> [(&'static str, usize, usize); 15] {
     use std::mem::size_of;
     [
         (
@@ -393,6 +592,12 @@ fn expected_layout() -> [(&'static str, usize, usize); 13] {
             size_of::<u64>(),
         ),
         (map_names::REPORT_RATE, size_of::<u32>(), size_of::<u64>()),
+        (map_names::PORT_LIST, size_of::<u32>(), size_of::<u32>()),
+        (
+            map_names::SET_PORT_LISTS,
+            size_of::<u32>(),
+            size_of::<PortList>(),
+        ),
         (map_names::ROUTER_EPOCH, size_of::<u32>(), size_of::<u32>()),
         // Values are inner map fds.
         (map_names::DEST_SETS, size_of::<u32>(), size_of::<u32>()),
@@ -469,10 +674,40 @@ fn is_bpffs(path: &Path) -> bool {
     ok && stats.f_type as i64 == BPF_FS_MAGIC
 }
 
+/// The ports the program is attached to, as the pins under `pin_dir` record
+/// them, with the hook of each (`xdp` or `tc`), sorted by port.
+pub fn attachments(pin_dir: &Path) -> Vec<(String, &'static str)> {
+    let mut ports = Vec::new();
+    for (dir, hook) in [(LINKS_DIR, "xdp"), (TC_DIR, "tc")] {
+        if let Ok(entries) = fs::read_dir(pin_dir.join(dir)) {
+            for entry in entries.filter_map(Result::ok) {
+                ports.push((entry.file_name().to_string_lossy().into_owned(), hook));
+            }
+        }
+    }
+    ports.sort();
+    ports
+}
+
 /// Removes every pin of the project under `pin_dir` (`igmp-snoop detach`):
-/// the XDP links first, which detaches the program from every port, then the maps.
+/// the tc filters and XDP links first, which detaches the program from
+/// every port, then the maps.
 pub fn remove_pins(pin_dir: &Path) -> Result<usize> {
     let mut removed = 0;
+    let markers = pin_dir.join(TC_DIR);
+    if let Ok(entries) = fs::read_dir(&markers) {
+        for entry in entries.filter_map(Result::ok) {
+            let interface = entry.file_name().to_string_lossy().into_owned();
+            // A port gone with its filter, or moved to another namespace, leaves only the marker.
+            if interface_index(&interface).is_ok() {
+                delete_tc_filter(&interface)?;
+            }
+            fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+            removed += 1;
+        }
+        let _ = fs::remove_dir(&markers);
+    }
     let links = pin_dir.join(LINKS_DIR);
     if let Ok(entries) = fs::read_dir(&links) {
         for entry in entries.filter_map(Result::ok) {
@@ -516,7 +751,7 @@ mod tests {
         );
         let mixed = ports(&[("eth1", None), ("p1", Some("veth")), ("tap0", Some("tun"))]);
         let (mode, why) = PortMode::choose(AttachMode::Auto, &mixed);
-        assert_eq!(mode, PortMode::Generic);
+        assert_eq!(mode, PortMode::Tc);
         assert!(why.contains("p1 (veth), tap0 (tun)"), "{why}");
     }
 
@@ -532,6 +767,7 @@ mod tests {
             PortMode::choose(AttachMode::Generic, &nics).0,
             PortMode::Generic
         );
+        assert_eq!(PortMode::choose(AttachMode::Tc, &nics).0, PortMode::Tc);
     }
 
     #[test]

@@ -129,8 +129,8 @@ async fn run(args: RunArgs) -> Result<()> {
         .collect();
     let kinds = links::link_kinds(&named).await?;
     PortMode::refuse_bridges(&kinds)?;
-    let (mode, why) = PortMode::choose(settings.xdp_mode, &kinds);
-    let mut ebpf = loader::load(&pin_dir, settings.limits.table_size)?;
+    let (mode, why) = PortMode::choose(settings.attach, &kinds);
+    let mut ebpf = loader::load(&pin_dir, settings.limits.table_size, mode)?;
     spawn_kernel_log(&mut ebpf);
     let port_set = match PortSet::attach(ebpf, plan, mode, pin_dir.clone()) {
         Ok(port_set) => port_set,
@@ -284,17 +284,20 @@ fn stats(args: &ShowArgs) -> Result<()> {
     let data = tables.data_counters();
     let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
     let limits = view::limit_rows(&tables.groups_in_use(), &ports, &tables.settings());
+    let attached = loader::attachments(&args.pin.pin_dir);
     if args.json {
         let json = serde_json::json!({
             "ports": view::counters_json(&counters),
             "data": view::data_counters_json(&data),
             "limits": limits,
+            "attached": view::attachments_json(&attached),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{}", view::render_counters(&counters));
         println!("{}", view::render_data_counters(&data));
         println!("{}", view::render_limits(&limits));
+        println!("{}", view::render_attachments(&attached));
     }
     Ok(())
 }

@@ -141,6 +141,7 @@ impl PortSet {
         for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
             self.add_egress(tables, port.plan.ifindex)?;
         }
+        tables.write_port_list(&self.ifindexes())?;
         for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
             write_settings(tables, port)?;
         }
@@ -199,10 +200,11 @@ impl PortSet {
         let _ = tables.ports.remove(&ifindex);
         let _ = tables.egress_ports.remove(ifindex);
         port.plan.ifindex = 0;
-        PortChange::Gone {
-            name: port.plan.options.name.clone(),
-            ifindex,
+        let name = port.plan.options.name.clone();
+        if let Err(error) = tables.write_port_list(&self.ifindexes()) {
+            warn!("{name}: {error:#}");
         }
+        PortChange::Gone { name, ifindex }
     }
 
     fn reattach(&mut self, index: usize, ifindex: u32, tables: &mut Tables) -> Option<PortChange> {
@@ -220,6 +222,9 @@ impl PortSet {
                     let _ = make_permanent_router(tables, ifindex);
                 }
                 if let Err(error) = self.add_egress(tables, ifindex) {
+                    warn!("{name}: {error:#}");
+                }
+                if let Err(error) = tables.write_port_list(&self.ifindexes()) {
                     warn!("{name}: {error:#}");
                 }
                 Some(PortChange::Back { name, ifindex })
@@ -296,9 +301,12 @@ impl PortSet {
 
 fn log_attached(name: &str, attachment: &Attachment, mode: PortMode) {
     if attachment.adopted {
-        info!("took over the XDP link of {name} left by a previous daemon");
+        info!(
+            "took over the attachment of {name} left by a previous daemon ({})",
+            mode.hook()
+        );
     } else {
-        info!("attached to {name} ({} XDP)", mode.name());
+        info!("attached to {name} ({})", mode.hook());
     }
 }
 

@@ -82,7 +82,7 @@ impl Limits {
 pub struct RunSettings {
     pub ports: Vec<PortOptions>,
     pub pin_dir: PathBuf,
-    pub xdp_mode: AttachMode,
+    pub attach: AttachMode,
     pub keep_attached: bool,
     pub metrics_addr: Option<SocketAddr>,
     pub unregistered: UnregisteredPolicy,
@@ -140,9 +140,9 @@ impl RunSettings {
                 .clone()
                 .or(config.pin_dir.clone())
                 .unwrap_or_else(|| DEFAULT_PIN_DIR.into()),
-            xdp_mode: args
-                .xdp_mode
-                .or(config.xdp_mode.map(AttachMode::from))
+            attach: args
+                .attach
+                .or(config.attach.map(AttachMode::from))
                 .unwrap_or_default(),
             keep_attached: args.keep_attached || config.keep_attached.unwrap_or(false),
             metrics_addr: args.metrics_addr.or(config.metrics_addr),
@@ -173,7 +173,7 @@ impl RunSettings {
              querier: {} (IGMPv{}, from {})\nunregistered groups: {:?}\ntimers: {:?}\nlimits: {:?}\n",
             ports.join("\n"),
             self.pin_dir.display(),
-            self.xdp_mode,
+            self.attach,
             self.keep_attached,
             self.metrics_addr
                 .map_or("off".to_string(), |address| address.to_string()),

@@ -10,7 +10,7 @@ use aya::maps::{
 };
 use igmp_common::{
     map_names, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey,
-    PortCounters, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    PortCounters, PortList, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 use crate::timers::Timers;
@@ -34,6 +34,10 @@ pub struct Tables {
     pub router_epoch: Array<MapData, u32>,
     /// Devmaps of destination ports, shared by groups; only the daemon writes it.
     pub dest_sets: ArrayOfMaps<MapData, DevMapHash<MapData>>,
+    /// The same sets as port lists, for tc; only the daemon writes it.
+    pub set_port_lists: Array<MapData, PortList>,
+    /// Every snooped port, for tc; only the daemon writes it.
+    pub port_list: Array<MapData, u32>,
     /// Removals counted but not yet added to `groups_removed`: a sweep of
     /// many expiries writes each port's count once (`publish_removed`).
     removed_pending: std::collections::BTreeMap<u32, u64>,
@@ -59,8 +63,24 @@ impl Tables {
             groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
             router_epoch: open(pin_dir, map_names::ROUTER_EPOCH)?,
             dest_sets: open(pin_dir, map_names::DEST_SETS)?,
+            set_port_lists: open(pin_dir, map_names::SET_PORT_LISTS)?,
+            port_list: open(pin_dir, map_names::PORT_LIST)?,
             removed_pending: Default::default(),
         })
+    }
+
+    /// Makes `PORT_LIST` hold `ports` from index 0 on, 0 after the last.
+    pub fn write_port_list(&mut self, ports: &[u32]) -> Result<()> {
+        let capacity = self.port_list.len();
+        if ports.len() >= capacity as usize {
+            anyhow::bail!("{} ports: PORT_LIST holds {}", ports.len(), capacity - 1);
+        }
+        // The end marker first: a reader meanwhile sees a shorter list, never a stale port past the end.
+        self.port_list.set(ports.len() as u32, 0, 0)?;
+        for (index, port) in ports.iter().enumerate().rev() {
+            self.port_list.set(index as u32, port, 0)?;
+        }
+        Ok(())
     }
 
     /// Removes a membership entry and counts it as removed; the place it

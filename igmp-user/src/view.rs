@@ -266,6 +266,23 @@ pub fn render_counters(counters: &[(u32, igmp_common::PortCounters)]) -> String 
     table.to_string()
 }
 
+/// Which hook each port runs (`loader::attachments`).
+pub fn attachments_json(attached: &[(String, &str)]) -> serde_json::Value {
+    attached
+        .iter()
+        .map(|(port, hook)| serde_json::json!({ "port": port, "hook": hook }))
+        .collect()
+}
+
+pub fn render_attachments(attached: &[(String, &str)]) -> String {
+    let mut table = Table::new();
+    table.load_preset(NOTHING).set_header(["port", "hook"]);
+    for (port, hook) in attached {
+        table.add_row([port.as_str(), hook]);
+    }
+    table.to_string()
+}
+
 /// One port's (or, for ifindex 0, the whole switch's) use of its limits.
 #[derive(Debug, Serialize)]
 pub struct LimitRow {

@@ -101,3 +101,22 @@ impl Drop for Snooped {
         let _ = igmp_user::loader::remove_pins(&self.pin_dir);
     }
 }
+
+/// Whether igmp-snoop's program is on `port` of `lab`'s switch, in either
+/// hook: an XDP program on the link, or the tc classifier among its ingress filters.
+pub fn program_attached(lab: &Lab, port: &str) -> bool {
+    let xdp = igmp_lab::run_output(&["ip", "-n", &lab.switch, "link", "show", port])
+        .is_ok_and(|out| out.contains("xdp"));
+    let tc = igmp_lab::run_output(&[
+        "tc",
+        "-n",
+        &lab.switch,
+        "filter",
+        "show",
+        "dev",
+        port,
+        "ingress",
+    ])
+    .is_ok_and(|out| out.contains(igmp_user::loader::TC_PROGRAM));
+    xdp || tc
+}

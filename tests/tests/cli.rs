@@ -32,13 +32,13 @@ fn unknown_interface_is_named_in_the_error() {
 fn native_mode_on_a_driver_without_xdp_says_how_to_fall_back() {
     // Loopback has no native XDP support.
     let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
-    let (ok, stderr) = run_in(&lab, &["run", "--iface", "lo", "--xdp-mode", "native"]);
+    let (ok, stderr) = run_in(&lab, &["run", "--iface", "lo", "--attach", "native"]);
     assert!(!ok);
     assert!(
         stderr.contains("lo: the driver refused native XDP"),
         "{stderr}"
     );
-    assert!(stderr.contains("--xdp-mode generic"), "{stderr}");
+    assert!(stderr.contains("--attach tc"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
 

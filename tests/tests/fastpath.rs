@@ -6,12 +6,10 @@ use std::net::Ipv4Addr;
 use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, Settings};
 use igmp_tests::{
     frames::*,
-    harness::{Harness, TEST_RUN_IFINDEX, XDP_PASS},
+    harness::{Harness, TEST_RUN_IFINDEX, XDP_DROP, XDP_PASS, XDP_REDIRECT},
 };
 use rstest::rstest;
 
-const XDP_DROP: u32 = 1;
-const XDP_REDIRECT: u32 = 4;
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 6, 6, 6);
 

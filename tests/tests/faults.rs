@@ -11,15 +11,13 @@ use std::{
 };
 
 use igmp_common::{Counter, DataCounter};
-use igmp_lab::{in_netns, run_output, BridgeSnooping, Lab, DATA_PORT};
+use igmp_lab::{in_netns, BridgeSnooping, Lab, DATA_PORT};
 use igmp_tests::{
-    daemon_binary, frames, harness::unique_pin_dir, one_error_line, snooped::Snooped,
+    daemon_binary, frames,
+    harness::unique_pin_dir,
+    one_error_line,
+    snooped::{program_attached, Snooped},
 };
-
-fn xdp_attached(lab: &Lab, port: &str) -> bool {
-    run_output(&["ip", "-n", &lab.switch, "link", "show", port])
-        .is_ok_and(|out| out.contains("xdp"))
-}
 
 fn assert_names_bpffs(line: &str) {
     assert!(line.contains("not on a bpf filesystem"), "{line}");
@@ -38,7 +36,7 @@ fn a_pin_dir_outside_bpffs_is_refused_with_the_mount_command() {
         .unwrap();
     assert_names_bpffs(&one_error_line(&output));
     assert!(!pin_dir.exists(), "created {}", pin_dir.display());
-    assert!(!xdp_attached(&lab, "p1"));
+    assert!(!program_attached(&lab, "p1"));
 }
 
 #[test]
@@ -58,7 +56,7 @@ fn bpffs_not_mounted_is_refused_with_the_mount_command() {
         .unwrap();
     assert_names_bpffs(&one_error_line(&output));
     assert!(!pin_dir.exists());
-    assert!(!xdp_attached(&lab, "p1"));
+    assert!(!program_attached(&lab, "p1"));
 }
 
 /// `event_lost` on a port, from `igmp-snoop stats --json`.

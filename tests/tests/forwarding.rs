@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, thread::sleep, time::Duration};
 use igmp_common::{DataCounter, GroupEntry, GroupKey};
 use igmp_lab::{ip, wait_for, BridgeSnooping, Capture, Lab, Member};
 use igmp_tests::snooped::Snooped;
+use rstest::rstest;
 
 const N: usize = 20;
 const SENDER: usize = 0;
@@ -364,11 +365,14 @@ fn data_frames(snooped: &Snooped, counter: DataCounter) -> u64 {
 }
 
 /// A group one port joined, with no router port anywhere, goes to that port
-/// alone; with two member ports, to a devmap of those two only. A new member
-/// gets the data from its join on, and a bystander never does.
-#[test]
-fn groups_go_to_their_sole_port_or_their_destination_set_only() {
-    let snooped = Snooped::new(4, &["--last-member-interval", "0.2"]);
+/// alone; with two member ports, to those two only: in XDP through a devmap
+/// of those two, in tc through the same set as a list. A new member gets the
+/// data from its join on, and a bystander never does.
+#[rstest]
+fn groups_go_to_their_sole_port_or_their_destination_set_only(
+    #[values("generic", "tc")] attach: &str,
+) {
+    let snooped = Snooped::new(4, &["--last-member-interval", "0.2", "--attach", attach]);
     let lab = &snooped.lab;
     let bystander = lab.capture(3).unwrap();
     let first = lab.join(0, G1).unwrap();

@@ -71,8 +71,26 @@ fn registered_multicast_reaches_every_member_socket_with_default_veth_settings()
     );
     let log = lab.daemon_log();
     assert!(
-        log.contains("attach mode") && log.contains("generic") && log.contains("p1 (veth)"),
+        log.contains("attach mode") && log.contains("mode=\"tc\"") && log.contains("p1 (veth)"),
         "the start log says which mode and why:\n{log}"
+    );
+    let stats = snooped.cli(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let hooks: Vec<(&str, &str)> = stats["attached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|port| {
+            (
+                port["port"].as_str().unwrap(),
+                port["hook"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hooks,
+        [("p1", "tc"), ("p2", "tc"), ("p3", "tc"), ("p4", "tc")],
+        "stats says which hook each port runs"
     );
 }
 

@@ -4,17 +4,12 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
-use igmp_lab::{ip, run_output, Lab};
-use igmp_tests::snooped::Snooped;
+use igmp_lab::{ip, run_output};
+use igmp_tests::snooped::{program_attached, Snooped};
 
 const G1: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 1);
 const G2: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 2);
 const SECONDS_5: Duration = Duration::from_secs(5);
-
-fn xdp_attached(lab: &Lab, port: &str) -> bool {
-    run_output(&["ip", "-n", &lab.switch, "link", "show", port])
-        .is_ok_and(|out| out.contains("xdp"))
-}
 
 /// (ifindex, group) → created_ns: what a restart must not change.
 fn created(snooped: &Snooped) -> BTreeMap<(u32, Ipv4Addr), u64> {
@@ -37,10 +32,10 @@ fn sigkill_keeps_forwarding_state_and_a_restart_adopts_it() {
 
     snooped.lab.stop_daemon(libc::SIGKILL).unwrap();
     assert!(
-        xdp_attached(&snooped.lab, "p1"),
+        program_attached(&snooped.lab, "p1"),
         "SIGKILL detached the program"
     );
-    // With no daemon at all, the XDP program still learns.
+    // With no daemon at all, the program still learns.
     let _h3 = snooped.lab.join(2, G2).unwrap();
     snooped.wait_until("a join with no daemon", SECONDS_5, || {
         snooped.pairs().len() == 3
@@ -51,7 +46,10 @@ fn sigkill_keeps_forwarding_state_and_a_restart_adopts_it() {
         .start_daemon(&igmp_tests::daemon_binary(), &snooped.pin_dir, &args)
         .unwrap();
     let log = snooped.lab.daemon_log();
-    assert!(log.contains("took over the XDP link of p1"), "{log}");
+    assert!(
+        log.contains("took over the attachment of p1 left by a previous daemon"),
+        "{log}"
+    );
     assert!(log.contains("adopting 3 groups"), "{log}");
     let after = created(&snooped);
     for (entry, time) in &before {
@@ -67,16 +65,57 @@ fn sigkill_keeps_forwarding_state_and_a_restart_adopts_it() {
 
     snooped.lab.stop_daemon(libc::SIGTERM).unwrap();
     assert!(
-        !xdp_attached(&snooped.lab, "p1"),
+        !program_attached(&snooped.lab, "p1"),
         "SIGTERM left the program attached"
     );
+}
+
+/// Whether `port` has an XDP program on its link (and not only the tc classifier).
+fn xdp_on_link(snooped: &Snooped, port: &str) -> bool {
+    run_output(&["ip", "-n", &snooped.lab.switch, "link", "show", port])
+        .is_ok_and(|out| out.contains("xdp"))
+}
+
+/// A restart that picks the other hook (XDP before, tc now) moves every port
+/// over: the old hook is gone, so no frame is forwarded twice, and the table
+/// stays.
+#[test]
+fn a_restart_in_the_other_hook_moves_every_port_and_keeps_the_table() {
+    let mut snooped = Snooped::new(2, &["--attach", "generic"]);
+    let member = snooped.lab.join(1, G1).unwrap();
+    snooped.wait_until("the join", SECONDS_5, || snooped.pairs().len() == 1);
+    assert!(xdp_on_link(&snooped, "p1"));
+
+    snooped.lab.stop_daemon(libc::SIGKILL).unwrap();
+    snooped
+        .lab
+        .start_daemon(
+            &igmp_tests::daemon_binary(),
+            &snooped.pin_dir,
+            &["--attach", "tc"],
+        )
+        .unwrap();
+    let log = snooped.lab.daemon_log();
+    assert!(log.contains("adopting 1 groups"), "{log}");
+    for port in ["p1", "p2"] {
+        assert!(!xdp_on_link(&snooped, port), "{port} kept its XDP program");
+        assert!(
+            program_attached(&snooped.lab, port),
+            "{port} has no program"
+        );
+    }
+    snooped.lab.send(0, G1, 20, 64).unwrap();
+    assert_eq!(member.drain(), 20, "each datagram once");
+
+    snooped.lab.stop_daemon(libc::SIGTERM).unwrap();
+    assert!(!program_attached(&snooped.lab, "p1"));
 }
 
 #[test]
 fn keep_attached_survives_sigterm_and_detach_removes_everything() {
     let mut snooped = Snooped::new(1, &["--keep-attached"]);
     snooped.lab.stop_daemon(libc::SIGTERM).unwrap();
-    assert!(xdp_attached(&snooped.lab, "p1"));
+    assert!(program_attached(&snooped.lab, "p1"));
     let output = snooped.cli(&["detach"]);
     assert!(
         output.status.success(),
@@ -84,7 +123,7 @@ fn keep_attached_survives_sigterm_and_detach_removes_everything() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        !xdp_attached(&snooped.lab, "p1"),
+        !program_attached(&snooped.lab, "p1"),
         "detach left the program attached"
     );
     assert!(!snooped.pin_dir.exists());
@@ -121,7 +160,7 @@ fn a_port_deleted_and_created_again_is_flushed_then_snooped_again() {
     ip(&h1, "link set eth0 up").unwrap();
     let new_p1 = snooped.port(0);
     snooped.wait_until("p1 attached again", SECONDS_5, || {
-        xdp_attached(&snooped.lab, "p1")
+        program_attached(&snooped.lab, "p1")
     });
     let _again = snooped.lab.join(0, G2).unwrap();
     snooped.wait_until("a join on the new p1", SECONDS_5, || {

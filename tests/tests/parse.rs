@@ -9,7 +9,7 @@ use igmp_common::{
 };
 use igmp_tests::{
     frames::*,
-    harness::{Harness, TEST_RUN_IFINDEX, XDP_PASS},
+    harness::{Harness, TestHook, TEST_RUN_IFINDEX, XDP_PASS},
 };
 use igmp_user::timers::monotonic_ns;
 use rstest::rstest;
@@ -47,9 +47,11 @@ fn v3(records: &[Record]) -> Vec<u8> {
     v3_report_frame(HOST, records)
 }
 
-#[test]
-fn v2_report_creates_an_exclude_entry_with_a_fresh_timestamp() {
-    let harness = Harness::new();
+#[rstest]
+fn v2_report_creates_an_exclude_entry_with_a_fresh_timestamp(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let before = monotonic_ns();
     assert_eq!(harness.run(&v2_report(HOST, GROUP)), XDP_PASS);
     let entries = harness.memberships();
@@ -72,18 +74,18 @@ fn v2_report_creates_an_exclude_entry_with_a_fresh_timestamp() {
     assert!(harness.nonzero_drops().is_empty());
 }
 
-#[test]
-fn v1_report_records_version_1() {
-    let harness = Harness::new();
+#[rstest]
+fn v1_report_records_version_1(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
     let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V1_REPORT, 0, GROUP));
     assert_eq!(harness.run(&frame(&[], &ip)), XDP_PASS);
     assert_eq!(harness.memberships()[0].1.version, 1);
     assert_eq!(harness.count(Counter::V1Report), 1);
 }
 
-#[test]
-fn second_report_refreshes_in_place() {
-    let harness = Harness::new();
+#[rstest]
+fn second_report_refreshes_in_place(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
     harness.run(&v2_report(HOST, GROUP));
     let first = harness.memberships()[0].1;
     harness.run(&v2_report(Ipv4Addr::new(10, 0, 0, 8), GROUP));
@@ -98,8 +100,11 @@ fn second_report_refreshes_in_place() {
 #[rstest]
 #[case::to_all_routers(ALL_ROUTERS)]
 #[case::to_the_group(GROUP)]
-fn v2_leave_marks_the_entry_leaving(#[case] destination: Ipv4Addr) {
-    let harness = Harness::new();
+fn v2_leave_marks_the_entry_leaving(
+    #[case] destination: Ipv4Addr,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     harness.run(&v2_report(HOST, GROUP));
     let leave = Ipv4::igmp(HOST, destination, igmp_message(V2_LEAVE, 0, GROUP));
     assert_eq!(harness.run(&frame(&[], &leave)), XDP_PASS);
@@ -116,9 +121,11 @@ fn v2_leave_marks_the_entry_leaving(#[case] destination: Ipv4Addr) {
     assert_eq!((entry.flags, entry.leave_ns), (0, 0));
 }
 
-#[test]
-fn leave_for_an_unknown_group_creates_nothing() {
-    let harness = Harness::new();
+#[rstest]
+fn leave_for_an_unknown_group_creates_nothing(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let leave = Ipv4::igmp(HOST, ALL_ROUTERS, igmp_message(V2_LEAVE, 0, GROUP));
     harness.run(&frame(&[], &leave));
     assert!(harness.memberships().is_empty());
@@ -128,8 +135,11 @@ fn leave_for_an_unknown_group_creates_nothing() {
 #[rstest]
 #[case::mode_is_exclude(MODE_IS_EXCLUDE)]
 #[case::change_to_exclude(CHANGE_TO_EXCLUDE)]
-fn v3_exclude_records_join_and_list_excluded_sources(#[case] kind: u8) {
-    let harness = Harness::new();
+fn v3_exclude_records_join_and_list_excluded_sources(
+    #[case] kind: u8,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     harness.run(&v3(&[Record::new(kind, GROUP, &[S1])]));
     let entry = harness.memberships()[0].1;
     assert_eq!(
@@ -149,8 +159,11 @@ fn v3_exclude_records_join_and_list_excluded_sources(#[case] kind: u8) {
 #[case::mode_is_include(MODE_IS_INCLUDE)]
 #[case::allow_new_sources(ALLOW_NEW_SOURCES)]
 #[case::change_to_include(CHANGE_TO_INCLUDE)]
-fn v3_include_records_join_with_their_sources(#[case] kind: u8) {
-    let harness = Harness::new();
+fn v3_include_records_join_with_their_sources(
+    #[case] kind: u8,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     harness.run(&v3(&[Record::new(kind, GROUP, &[S1, S2])]));
     let entry = harness.memberships()[0].1;
     assert_eq!((entry.filter_mode, entry.flags), (filter_mode::INCLUDE, 0));
@@ -163,9 +176,9 @@ fn v3_include_records_join_with_their_sources(#[case] kind: u8) {
     );
 }
 
-#[test]
-fn v3_is_include_of_nothing_changes_nothing() {
-    let harness = Harness::new();
+#[rstest]
+fn v3_is_include_of_nothing_changes_nothing(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
     harness.run(&v3(&[
         Record::new(MODE_IS_INCLUDE, GROUP, &[]),
         Record::new(ALLOW_NEW_SOURCES, GROUP_B, &[]),
@@ -174,9 +187,9 @@ fn v3_is_include_of_nothing_changes_nothing() {
     assert_eq!(harness.count(Counter::V3Record), 2);
 }
 
-#[test]
-fn v3_change_to_include_nothing_is_a_leave() {
-    let harness = Harness::new();
+#[rstest]
+fn v3_change_to_include_nothing_is_a_leave(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
     harness.run(&v3(&[Record::new(CHANGE_TO_EXCLUDE, GROUP, &[])]));
     harness.run(&v3(&[Record::new(CHANGE_TO_INCLUDE, GROUP, &[])]));
     let entry = harness.memberships()[0].1;
@@ -186,9 +199,11 @@ fn v3_change_to_include_nothing_is_a_leave() {
     );
 }
 
-#[test]
-fn v3_change_to_include_from_exclude_queries_the_rest() {
-    let harness = Harness::new();
+#[rstest]
+fn v3_change_to_include_from_exclude_queries_the_rest(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     harness.run(&v3(&[Record::new(CHANGE_TO_EXCLUDE, GROUP, &[])]));
     harness.run(&v3(&[Record::new(CHANGE_TO_INCLUDE, GROUP, &[S1])]));
     let entry = harness.memberships()[0].1;
@@ -207,9 +222,11 @@ fn v3_change_to_include_from_exclude_queries_the_rest() {
     );
 }
 
-#[test]
-fn v3_block_marks_known_sources_leaving_and_ignores_unknown_ones() {
-    let harness = Harness::new();
+#[rstest]
+fn v3_block_marks_known_sources_leaving_and_ignores_unknown_ones(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     harness.run(&v3(&[Record::new(MODE_IS_INCLUDE, GROUP, &[S1])]));
     harness.run(&v3(&[Record::new(BLOCK_OLD_SOURCES, GROUP, &[S1, S2])]));
     assert_eq!(
@@ -218,9 +235,9 @@ fn v3_block_marks_known_sources_leaving_and_ignores_unknown_ones() {
     );
 }
 
-#[test]
-fn v3_report_with_many_records_and_aux_data() {
-    let harness = Harness::new();
+#[rstest]
+fn v3_report_with_many_records_and_aux_data(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
     let mut with_aux = Record::new(MODE_IS_EXCLUDE, GROUP, &[]);
     with_aux.aux_words = 2;
     let groups_in: Vec<Ipv4Addr> = (1..=5).map(|n| Ipv4Addr::new(239, 0, 1, n)).collect();
@@ -235,9 +252,11 @@ fn v3_report_with_many_records_and_aux_data() {
     assert_eq!(harness.count(Counter::V3Record), 6);
 }
 
-#[test]
-fn v3_records_past_the_bound_are_counted_as_cut() {
-    let harness = Harness::new();
+#[rstest]
+fn v3_records_past_the_bound_are_counted_as_cut(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let records: Vec<Record> = (0..MAX_V3_RECORDS + 8)
         .map(|n| Record::new(CHANGE_TO_EXCLUDE, Ipv4Addr::new(239, 3, 0, n as u8), &[]))
         .collect();
@@ -246,9 +265,11 @@ fn v3_records_past_the_bound_are_counted_as_cut() {
     assert_eq!(harness.count(Counter::RecordsCut), 8);
 }
 
-#[test]
-fn v3_sources_past_the_bound_are_cut_and_the_group_flagged() {
-    let harness = Harness::new();
+#[rstest]
+fn v3_sources_past_the_bound_are_cut_and_the_group_flagged(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let many: Vec<Ipv4Addr> = (0..MAX_V3_SOURCES_PER_RECORD + 4)
         .map(|n| Ipv4Addr::new(192, 0, 2, n as u8 + 1))
         .collect();
@@ -268,16 +289,21 @@ fn v3_sources_past_the_bound_are_cut_and_the_group_flagged() {
 #[case::dot1q_with_priority(&[(TPID_8021Q, 0xa000 | 42)], 42, 0)]
 #[case::qinq(&[(TPID_8021AD, 100), (TPID_8021Q, 10)], 100, 10)]
 #[case::double_dot1q(&[(TPID_8021Q, 7), (TPID_8021Q, 8)], 7, 8)]
-fn membership_is_kept_per_vlan(#[case] tags: &[(u16, u16)], #[case] vlan: u16, #[case] inner: u16) {
-    let harness = Harness::new();
+fn membership_is_kept_per_vlan(
+    #[case] tags: &[(u16, u16)],
+    #[case] vlan: u16,
+    #[case] inner: u16,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
     assert_eq!(harness.run(&frame(tags, &ip)), XDP_PASS);
     assert_eq!(groups(&harness), vec![(vlan, inner, GROUP)]);
 }
 
-#[test]
-fn a_third_vlan_tag_is_counted_and_passed() {
-    let harness = Harness::new();
+#[rstest]
+fn a_third_vlan_tag_is_counted_and_passed(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
     let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
     let tags = [(TPID_8021AD, 1), (TPID_8021Q, 2), (TPID_8021Q, 3)];
     assert_eq!(harness.run(&frame(&tags, &ip)), XDP_PASS);
@@ -292,8 +318,11 @@ fn a_third_vlan_tag_is_counted_and_passed() {
 #[case::no_options(vec![])]
 #[case::router_alert(ROUTER_ALERT.to_vec())]
 #[case::forty_bytes_of_options([ROUTER_ALERT.to_vec(), vec![1; 36]].concat())]
-fn ip_options_of_any_length_are_skipped(#[case] options: Vec<u8>) {
-    let harness = Harness::new();
+fn ip_options_of_any_length_are_skipped(
+    #[case] options: Vec<u8>,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let mut ip = Ipv4::igmp(
         HOST,
         ALL_V3_ROUTERS,
@@ -331,8 +360,9 @@ fn queries_make_a_router_port(
     #[case] destination: Ipv4Addr,
     #[case] version: u8,
     #[case] counter: Counter,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
 ) {
-    let harness = Harness::new();
+    let harness = Harness::on(hook);
     let querier = Ipv4Addr::new(10, 0, 0, 1);
     assert_eq!(
         harness.run(&frame(&[], &Ipv4::igmp(querier, destination, message))),
@@ -352,9 +382,11 @@ fn queries_make_a_router_port(
     assert!(harness.memberships().is_empty(), "a query joins nothing");
 }
 
-#[test]
-fn proxy_query_from_0_0_0_0_makes_no_router_port() {
-    let harness = Harness::new();
+#[rstest]
+fn proxy_query_from_0_0_0_0_makes_no_router_port(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let query = Ipv4::igmp(
         Ipv4Addr::UNSPECIFIED,
         ALL_HOSTS,
@@ -366,9 +398,9 @@ fn proxy_query_from_0_0_0_0_makes_no_router_port() {
     assert_eq!(harness.count(Counter::V2Query), 1);
 }
 
-#[test]
-fn link_local_reports_never_create_entries() {
-    let harness = Harness::new();
+#[rstest]
+fn link_local_reports_never_create_entries(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
     let mdns = Ipv4Addr::new(224, 0, 0, 251);
     harness.run(&v2_report(HOST, mdns));
     harness.run(&v3(&[
@@ -387,16 +419,25 @@ fn link_local_reports_never_create_entries() {
 #[case::arp(ethernet([0xff; 6], &[], 0x0806, &[0; 28]))]
 #[case::tag_cut_off(ethernet([0xff; 6], &[], 0x8100, &[]))]
 #[case::ip_header_cut_off(ethernet([0xff; 6], &[], 0x0800, &[0x46, 0, 0]))]
-fn frames_without_igmp_pass_untouched_and_uncounted(#[case] frame: Vec<u8>) {
-    let harness = Harness::new();
+fn frames_without_igmp_pass_untouched_and_uncounted(
+    #[case] frame: Vec<u8>,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
+    if !harness.test_run_takes(&frame) {
+        assert!(harness.try_run(&frame, 1).is_err(), "the kernel took it");
+        return;
+    }
     assert_eq!(harness.run(&frame), XDP_PASS);
     assert!(harness.memberships().is_empty());
     assert_eq!(harness.count(Counter::IgmpFrames), 0);
 }
 
-#[test]
-fn unknown_igmp_types_are_counted_and_ignored() {
-    let harness = Harness::new();
+#[rstest]
+fn unknown_igmp_types_are_counted_and_ignored(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let mtrace = Ipv4::igmp(HOST, GROUP, igmp_message(0x1f, 0, GROUP));
     assert_eq!(harness.run(&frame(&[], &mtrace)), XDP_PASS);
     assert_eq!(harness.count(Counter::OtherIgmpType), 1);
@@ -469,8 +510,9 @@ fn with_total_length(mut frame: Vec<u8>, total: u16) -> Vec<u8> {
 fn malformed_frames_are_counted_passed_and_change_nothing(
     #[case] frame: Vec<u8>,
     #[case] reason: DropReason,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
 ) {
-    let harness = Harness::new();
+    let harness = Harness::on(hook);
     harness.run(&v2_report(HOST, GROUP_B));
     let table_before = harness.memberships();
     assert_eq!(harness.run(&frame), XDP_PASS);
@@ -486,15 +528,21 @@ fn rich_v3_message() -> Vec<u8> {
     v3_report(&[aux, Record::new(CHANGE_TO_EXCLUDE, GROUP_B, &[S1])])
 }
 
-#[test]
-fn a_v3_frame_truncated_at_every_offset_changes_nothing() {
-    let harness = Harness::new();
+#[rstest]
+fn a_v3_frame_truncated_at_every_offset_changes_nothing(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let whole = frame(&[], &Ipv4::igmp(HOST, ALL_V3_ROUTERS, rich_v3_message()));
     // From the IP protocol field on, the frame says IGMP and ends short of it.
     let protocol_field_end = 14 + 10;
     let mut truncated_seen = 0;
     // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
     for cut in 14..whole.len() {
+        if !harness.test_run_takes(&whole[..cut]) {
+            assert!(harness.try_run(&whole[..cut], 1).is_err(), "cut at {cut}");
+            continue;
+        }
         assert_eq!(harness.run(&whole[..cut]), XDP_PASS, "cut at {cut}");
         assert!(
             harness.memberships().is_empty(),
@@ -515,9 +563,11 @@ fn a_v3_frame_truncated_at_every_offset_changes_nothing() {
     );
 }
 
-#[test]
-fn a_v3_message_cut_short_with_consistent_ip_length_changes_nothing() {
-    let harness = Harness::new();
+#[rstest]
+fn a_v3_message_cut_short_with_consistent_ip_length_changes_nothing(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
     let message = rich_v3_message();
     let mut rejected = 0;
     for cut in 8..message.len() {

@@ -26,9 +26,9 @@ pub struct DemoArgs {
     /// Run on these interfaces instead of a lab (repeat for each port).
     #[arg(long = "iface", value_name = "IF")]
     interfaces: Vec<String>,
-    /// XDP mode for --iface (auto, native or generic).
+    /// How the program is attached for --iface (auto, native, generic or tc).
     #[arg(long, default_value = "auto")]
-    xdp_mode: String,
+    attach: String,
     /// Leave the lab up at the end, with the commands to explore it.
     #[arg(long)]
     keep: bool,
@@ -199,7 +199,7 @@ fn nic_demo(binary: &Path, args: &DemoArgs, interrupted: &AtomicBool) -> Result<
     let mut command = Command::new(binary);
     command
         .arg("run")
-        .args(["--pin-dir", PIN_DIR, "--xdp-mode", &args.xdp_mode]);
+        .args(["--pin-dir", PIN_DIR, "--attach", &args.attach]);
     for interface in &args.interfaces {
         command.args(["--iface", interface]);
     }

@@ -24,7 +24,7 @@ use crate::{
 pub struct Suite {
     /// The file's stem: tests/tests/<file>.rs.
     file: &'static str,
-    /// Test names (exact); empty: every test of the file.
+    /// Test names (exact, or an rstest function: every case of it); empty: every test of the file.
     tests: &'static [&'static str],
     /// Minutes the guest gets, boot included, before it is stopped and failed.
     minutes: u64,
@@ -76,9 +76,19 @@ pub const GUEST_SUITES: &[Suite] = &[
     },
     Suite {
         file: "corpus",
-        tests: &["every_malformed_frame_is_passed_counted_by_reason_and_changes_no_table"],
+        tests: &[
+            "every_malformed_frame_is_passed_counted_by_reason_and_changes_no_table",
+            "the_corpus_on_the_wire_changes_no_table_and_the_daemon_keeps_running::attach_2___tc__",
+        ],
+        minutes: 8,
+        why: "the malformed-frame corpus through BPF_PROG_TEST_RUN in both hooks, and on a wire \
+              into tc, whose skbs the kernel has untagged: no frame slips past a bound",
+    },
+    Suite {
+        file: "tc",
+        tests: &[],
         minutes: 5,
-        why: "the malformed-frame corpus through BPF_PROG_TEST_RUN: no frame slips past a bound",
+        why: "the tc classifier's redirects and its clones along port lists, on real wires",
     },
     Suite {
         file: "bpftool",
@@ -104,7 +114,8 @@ pub const GUEST_SUITES: &[Suite] = &[
             "groups_go_to_their_sole_port_or_their_destination_set_only",
         ],
         minutes: 5,
-        why: "who receives what, against the bridge's own snooping; sole port and devmap broadcast",
+        why: "who receives what, against the bridge's own snooping; sole port and destination \
+              sets in XDP and tc",
     },
     Suite {
         file: "lab_containers",
@@ -123,9 +134,11 @@ pub const GUEST_SUITES: &[Suite] = &[
         tests: &[
             "sigkill_keeps_forwarding_state_and_a_restart_adopts_it",
             "keep_attached_survives_sigterm_and_detach_removes_everything",
+            "a_restart_in_the_other_hook_moves_every_port_and_keeps_the_table",
         ],
         minutes: 5,
-        why: "pins and attachments kept across a crash and adopted by a restart",
+        why: "pins, tc filters and XDP links kept across a crash, adopted by a restart, moved \
+              from one hook to the other",
     },
     Suite {
         file: "faults",
@@ -351,13 +364,24 @@ fn select(suite: &Suite, exe: &Path, filters: &[String]) -> Result<Vec<String>> 
         chosen = listed;
     } else {
         for name in suite.tests {
-            if !listed.iter().any(|listed| listed == name) {
+            // A name picks the test, or every case of an rstest function.
+            let picked: Vec<String> = listed
+                .iter()
+                .filter(|listed| {
+                    *listed == name
+                        || listed
+                            .strip_prefix(name)
+                            .is_some_and(|case| case.starts_with("::"))
+                })
+                .cloned()
+                .collect();
+            if picked.is_empty() {
                 bail!(
                     "GUEST_SUITES: tests/tests/{}.rs has no test {name}; update the table in xtask/src/matrix.rs",
                     suite.file
                 );
             }
-            chosen.push((*name).to_owned());
+            chosen.extend(picked);
         }
     }
     if !filters.is_empty() {

@@ -43,7 +43,8 @@ pub struct Config {
     #[serde(default)]
     pub interfaces: Vec<String>,
     pub pin_dir: Option<PathBuf>,
-    pub xdp_mode: Option<XdpModeName>,
+    #[serde(alias = "xdp-mode")]
+    pub attach: Option<AttachName>,
     pub metrics_addr: Option<SocketAddr>,
     pub keep_attached: Option<bool>,
     /// Multicast data for groups no port joined: "auto", "flood", "routers" or "drop".
@@ -61,18 +62,20 @@ pub struct Config {
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum XdpModeName {
+pub enum AttachName {
     Auto,
     Native,
     Generic,
+    Tc,
 }
 
-impl From<XdpModeName> for AttachMode {
-    fn from(mode: XdpModeName) -> Self {
+impl From<AttachName> for AttachMode {
+    fn from(mode: AttachName) -> Self {
         match mode {
-            XdpModeName::Auto => AttachMode::Auto,
-            XdpModeName::Native => AttachMode::Native,
-            XdpModeName::Generic => AttachMode::Generic,
+            AttachName::Auto => AttachMode::Auto,
+            AttachName::Native => AttachMode::Native,
+            AttachName::Generic => AttachMode::Generic,
+            AttachName::Tc => AttachMode::Tc,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! and lets the egress filter drop the copies nobody wants. Each entry still
 //! carries the egress filter, which keeps the last word (IGMPv3 sources, STP).
 //!
-//! Only the daemon writes `DEST_SETS`; the XDP program voids a group's set
-//! when it adds a member port, and all of them when it learns a router port.
+//! Only the daemon writes `DEST_SETS`, and beside it `SET_PORT_LISTS`, the
+//! same sets as lists for the tc classifier; the program voids a group's
+//! set when it adds a member port, and all of them when it learns a router port.
 //!
 //! Writing a slot is slow: the kernel waits for an RCU grace period on every
 //! update of a map of maps (milliseconds on a VM). So a set nobody uses any
@@ -22,7 +23,7 @@ use aya::{
     programs::ProgramFd,
 };
 use aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH;
-use igmp_common::{capacity, GroupKey};
+use igmp_common::{capacity, GroupKey, PortList};
 use tracing::warn;
 
 use crate::tables::Tables;
@@ -177,6 +178,12 @@ fn write_set(tables: &mut Tables, egress: &ProgramFd, index: u32, ports: &[u32])
         set.insert(port, port, Some(egress), 0)
             .with_context(|| format!("adding ifindex {port} to a destination set"))?;
     }
+    let mut list = PortList::default();
+    list.ports[..ports.len()].copy_from_slice(ports);
+    tables
+        .set_port_lists
+        .set(index, list, 0)
+        .with_context(|| format!("SET_PORT_LISTS slot {index}"))?;
     tables
         .dest_sets
         .set(index, &set, 0)
