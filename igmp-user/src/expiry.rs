@@ -72,16 +72,18 @@ pub fn router(entry: &RouterPort, now: u64, timers: &Timers) -> Verdict {
     }
 }
 
-/// A group-specific query (ours or another querier's) lowered the entry's
-/// timer to `deadline` (RFC 2236 §6, RFC 3376 §6.4.2): a report after the
-/// query answers it; no report by the deadline means no member is left.
+/// A group-specific or group-and-source-specific query (ours or another
+/// querier's) lowered the entry's timer to `deadline` (RFC 2236 §6,
+/// RFC 3376 §6.4.2, §6.6.1): a report after the query (`last_report_ns`,
+/// the group's or the source's) answers it; no report by the deadline
+/// means no member is left.
 pub fn after_group_query(
-    entry: &Membership,
+    last_report_ns: u64,
     query_ns: u64,
     deadline: u64,
     now: u64,
 ) -> Option<Verdict> {
-    if entry.last_report_ns > query_ns {
+    if last_report_ns > query_ns {
         return None;
     }
     if now >= deadline {
@@ -171,16 +173,16 @@ mod tests {
         let queried = entry(100, None);
         let deadline = 112 * SECOND;
         assert_eq!(
-            after_group_query(&queried, 110 * SECOND, deadline, 111 * SECOND),
+            after_group_query(queried.last_report_ns, 110 * SECOND, deadline, 111 * SECOND),
             Some(Verdict::KeepUntil(deadline))
         );
         assert_eq!(
-            after_group_query(&queried, 110 * SECOND, deadline, deadline),
+            after_group_query(queried.last_report_ns, 110 * SECOND, deadline, deadline),
             Some(Verdict::Expire(Reason::Left))
         );
         let answered = entry(111, None);
         assert_eq!(
-            after_group_query(&answered, 110 * SECOND, deadline, deadline),
+            after_group_query(answered.last_report_ns, 110 * SECOND, deadline, deadline),
             None
         );
     }
