@@ -44,7 +44,11 @@ pub mod map_names {
     pub const ROUTER_EPOCH: &str = "ROUTER_EPOCH";
     /// Devmaps of the destination ports groups share (`GroupEntry::dest_set`).
     pub const DEST_SETS: &str = "DEST_SETS";
-    pub const ALL: [&str; 16] = [
+    /// Per (port, VLAN, group), when the last IGMPv1 report arrived: the
+    /// start of RFC 3376 §7.3.2's older version host present timer (GMI);
+    /// only the program writes it, the daemon removes it with the group.
+    pub const V1_HOSTS: &str = "V1_HOSTS";
+    pub const ALL: [&str; 17] = [
         ROUTER_EPOCH,
         DEST_SETS,
         GROUPS_ADDED,
@@ -61,6 +65,7 @@ pub mod map_names {
         SETTINGS,
         PORTS,
         HOSTS,
+        V1_HOSTS,
     ];
 }
 
@@ -71,6 +76,7 @@ pub mod capacity {
     pub const ROUTER_PORTS: u32 = 1_024;
     pub const PORTS: u32 = 1_024;
     pub const HOSTS: u32 = 65_536;
+    pub const V1_HOSTS: u32 = 65_536;
     pub const GROUPS: u32 = 65_536;
     /// One counter block per port.
     pub const COUNTERS: u32 = 1_024;

@@ -151,6 +151,9 @@ fn report(
         record_type: 0,
     };
     membership::report_exclude(origin, &report);
+    if version == igmp_version::V1 {
+        membership::v1_host_seen(origin, group);
+    }
     Ok(())
 }
 

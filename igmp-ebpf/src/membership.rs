@@ -13,7 +13,10 @@ use crate::{
     events::{emit, now, Subject},
     l2::L2,
     limits,
-    maps::{BPF_NOEXIST, EEXIST, GROUPS, HOSTS, MEMBERSHIP, ROUTER_EPOCH, ROUTER_PORTS, SOURCES},
+    maps::{
+        BPF_NOEXIST, EEXIST, GROUPS, HOSTS, MEMBERSHIP, ROUTER_EPOCH, ROUTER_PORTS, SOURCES,
+        V1_HOSTS,
+    },
     stats::PortStats,
 };
 
@@ -145,6 +148,21 @@ pub fn report_exclude(origin: &Origin, report: &GroupReport) -> GroupState {
     GroupState {
         mode: 0,
         last_report_ns: 0,
+    }
+}
+
+/// A v1 report: starts the port's older version host present timer for the
+/// group (RFC 3376 §7.3.2), which user space reads.
+#[inline(always)]
+pub fn v1_host_seen(origin: &Origin, group: [u8; 4]) {
+    let key = origin.key(group);
+    if let Some(last) = V1_HOSTS.get_ptr_mut(key) {
+        unsafe { *last = now() };
+        return;
+    }
+    match V1_HOSTS.insert(key, now(), BPF_NOEXIST) {
+        Ok(()) | Err(EEXIST) => {}
+        Err(_) => origin.stats.count(Counter::TableFull),
     }
 }
 

@@ -92,6 +92,16 @@ pub fn after_group_query(
     Some(Verdict::KeepUntil(deadline))
 }
 
+/// Whether an IGMPv1 host is still present on a port for a group: its
+/// last v1 report, `last_v1_report_ns`, is within the older version host
+/// present timeout, which RFC 3376 §8.13 makes the group membership interval.
+/// While it is, v2 leaves are ignored (RFC 2236 §4, RFC 3376 §7.3.2) and a
+/// group-specific query lowers no timer: a v1 host answers any query as a
+/// general one, within 10 s, past the query's short deadline.
+pub fn v1_host_present(last_v1_report_ns: Option<u64>, now: u64, timers: &Timers) -> bool {
+    last_v1_report_ns.is_some_and(|last| last + nanos(timers.group_membership_interval()) > now)
+}
+
 /// The Max Resp Time a query asks for (RFC 3376 §4.1.1; v2: tenths of a
 /// second; v1 queries carry 0 and mean 10 s, RFC 2236 §4).
 pub fn max_response_time(version: u8, code: u8) -> std::time::Duration {
@@ -195,6 +205,14 @@ mod tests {
         assert_eq!(max_response_time(3, 10), Duration::from_secs(1));
         // 0x8f: mantissa 15, exponent 0 -> (15 | 16) << 3 = 248 tenths.
         assert_eq!(max_response_time(3, 0x8f), Duration::from_millis(24_800));
+    }
+
+    #[test]
+    fn a_v1_host_is_present_for_the_group_membership_interval() {
+        let timers = Timers::default();
+        assert!(!v1_host_present(None, 100 * SECOND, &timers));
+        assert!(v1_host_present(Some(100 * SECOND), 359 * SECOND, &timers));
+        assert!(!v1_host_present(Some(100 * SECOND), 360 * SECOND, &timers));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use super::*;
 impl Daemon {
     /// Returns whether the group was removed.
     /// A group-specific query: every member of the group must answer within
-    /// LMQC × its Max Resp Time, or goes (the bridge lowers all of them).
+    /// LMQC × its Max Resp Time, or goes (the bridge lowers all of them),
+    /// except on a port with a v1 host.
     pub(super) fn follow_group_query(&mut self, query: &Event) {
         let wait = expiry::max_response_time(query.version, query.max_resp_code)
             * self.timers.last_member_query_count;
@@ -18,7 +19,10 @@ impl Daemon {
                 ifindex,
                 ..group_key(query)
             };
-            if self.tables.membership.get(&key, 0).is_ok() {
+            // A v1 host answers within 10 s whatever the query asks (RFC 2236 §4).
+            if self.tables.membership.get(&key, 0).is_ok()
+                && !self.v1_host_present(key, query.timestamp_ns)
+            {
                 self.group_queries.lower(key, query.timestamp_ns, deadline);
                 self.deadlines.schedule(deadline, Due::Group(key));
             }
@@ -48,6 +52,12 @@ impl Daemon {
                 self.deadlines.schedule(deadline, Due::Source(key));
             }
         }
+    }
+
+    /// Whether an IGMPv1 host is present on the entry's port (RFC 3376 §7.3.2).
+    pub(super) fn v1_host_present(&self, key: MembershipKey, now: u64) -> bool {
+        let last = self.tables.v1_hosts.get(&key, 0).ok();
+        expiry::v1_host_present(last, now, &self.timers)
     }
 
     pub(super) fn check_group(&mut self, key: MembershipKey, now: u64) -> bool {

@@ -9,8 +9,8 @@ use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use igmp_common::{
-    filter_mode, membership_flags, query_flags, Event, EventKind, HostKey, Membership,
-    MembershipKey, RouterKey, SourceEntry, SourceKey,
+    filter_mode, igmp_version, membership_flags, query_flags, Event, EventKind, HostKey,
+    Membership, MembershipKey, RouterKey, SourceEntry, SourceKey,
 };
 use tokio::{
     io::{unix::AsyncFd, Interest},
@@ -260,7 +260,14 @@ impl Daemon {
                     "leave: port {port} vid {} group {group} by {address}",
                     event.vlan
                 );
-                if self.fast_leave_ports.contains(&event.ifindex) {
+                if event.version == igmp_version::V2
+                    && self.v1_host_present(group_key(event), event.timestamp_ns)
+                {
+                    // RFC 2236 §4: a v1 host never leaves; a v2 host's leave
+                    // cannot tell whether it was the last.
+                    debug!("leave ignored: port {port} group {group} has a v1 host");
+                    self.cancel_leave(group_key(event));
+                } else if self.fast_leave_ports.contains(&event.ifindex) {
                     self.fast_leave(group_key(event));
                 } else if let Some(querier) = self.querier.other_querier(event.timestamp_ns) {
                     // The querier's group-specific queries decide (RFC 4541 §2.1.1).
