@@ -61,7 +61,13 @@ pub fn mdb_rows(
     let mut rows = Vec::new();
     for (key, entry) in groups {
         rows.push(group_row(key, entry, settings, now));
-        for (source_key, source) in sources.iter().filter(|(s, _)| same_group(s, key)) {
+        // A source an EXCLUDE record deleted since it was last named is in
+        // neither of the group's lists (`SourceEntry::listed`): not shown.
+        let listed = |source: &SourceEntry| source.listed(entry.filter_mode, entry.last_report_ns);
+        for (source_key, source) in sources
+            .iter()
+            .filter(|(s, source)| same_group(s, key) && listed(source))
+        {
             rows.push(source_row(key, entry, source_key, source, settings, now));
         }
     }
