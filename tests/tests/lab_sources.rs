@@ -5,6 +5,7 @@
 
 use std::{net::Ipv4Addr, thread::sleep, time::Duration};
 
+use igmp_common::filter_mode;
 use igmp_lab::{BridgeSnooping, Lab};
 use igmp_tests::{frames::*, snooped::Snooped};
 
@@ -204,9 +205,21 @@ fn behind_one_port_a_source_one_host_asks_for_is_never_excluded() {
     let s1 = lab.hosts[0].address;
     let excluder = lab.join_excluding(behind[1], G_ASM, s1).unwrap();
     let includer = lab.join_source(behind[0], G_ASM, s1).unwrap();
-    snooped.wait_until("the port's S1 entry", Duration::from_secs(5), || {
-        !source_rows(&snooped).is_empty()
-    });
+    // S1 asked for (A or X), and the group registered by the daemon: until
+    // then the switch, querier itself, sends the group to router ports only.
+    let ready = || {
+        let tables = snooped.tables();
+        let asked = tables
+            .source_entries()
+            .iter()
+            .any(|(_, entry)| entry.mode == filter_mode::INCLUDE);
+        asked && tables.groups.keys().next().is_some()
+    };
+    snooped.wait_until(
+        "S1 asked for, the group registered",
+        Duration::from_secs(5),
+        ready,
+    );
     // Five query rounds, a burst from S1 in each.
     for _ in 0..5 {
         lab.send(0, G_ASM, N, 64).unwrap();
