@@ -233,3 +233,46 @@ fn behind_one_port_a_source_one_host_asks_for_is_never_excluded() {
     );
     assert_eq!(excluder.drain(), 0, "its own kernel filters S1");
 }
+
+/// Behind one port, h2 wants every source (EXCLUDE {}) and h3 all but S1
+/// (EXCLUDE {S1}). h2's reports name no source, which deletes S1 from the
+/// port's lists (EXCLUDE(X,Y)+IS_EX({}) → EXCLUDE({},{})), and h3's put it
+/// back in X only (A-X-Y=GMI): S1 never enters Y, and reaches h2 in every
+/// query round.
+#[test]
+fn behind_one_port_a_host_excluding_a_source_leaves_it_to_one_that_wants_all() {
+    let mut lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    let behind = lab.add_hub(2).unwrap();
+    let args = [
+        "--querier",
+        "--querier-version",
+        "3",
+        "--querier-address",
+        "10.0.0.250",
+        "--query-interval",
+        "1",
+        "--query-response-interval",
+        "0.5",
+    ];
+    let snooped = Snooped::on(lab, &args);
+    let lab = &snooped.lab;
+    let s1 = lab.hosts[0].address;
+    let excluder = lab.join_excluding(behind[1], G_ASM, s1).unwrap();
+    let all = lab.join(behind[0], G_ASM).unwrap();
+    snooped.wait_until("the group registered", Duration::from_secs(5), || {
+        snooped.tables().groups.keys().next().is_some()
+    });
+    // Both hosts' state-change reports go at once; a query round to be sure.
+    sleep(Duration::from_millis(1500));
+    for _ in 0..5 {
+        lab.send(0, G_ASM, N, 64).unwrap();
+        sleep(Duration::from_millis(1000));
+    }
+    assert_eq!(
+        all.drain(),
+        5 * N,
+        "S1 to the host wanting every source\n{}",
+        lab.daemon_log()
+    );
+    assert_eq!(excluder.drain(), 0, "its own kernel filters S1");
+}
