@@ -27,7 +27,8 @@ pub enum Counter {
     OtherIgmpType = 15,
     /// Records past `MAX_V3_RECORDS` in one report (not walked).
     RecordsCut = 16,
-    /// Sources past `MAX_V3_SOURCES_PER_RECORD` in one record (not walked).
+    /// Sources past `MAX_V3_SOURCES_PER_RECORD` in one record, or in one
+    /// group-and-source query (not walked).
     SourcesCut = 17,
     /// The membership or source map refused an insert (full): the report changed nothing.
     TableFull = 18,

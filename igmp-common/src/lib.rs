@@ -44,13 +44,17 @@ pub mod map_names {
     pub const ROUTER_EPOCH: &str = "ROUTER_EPOCH";
     /// Devmaps of the destination ports groups share (`GroupEntry::dest_set`).
     pub const DEST_SETS: &str = "DEST_SETS";
+    /// Per (port, VLAN, group), when the last IGMPv1 report arrived: the
+    /// start of RFC 3376 §7.3.2's older version host present timer (GMI);
+    /// only the program writes it, the daemon removes it with the group.
+    pub const V1_HOSTS: &str = "V1_HOSTS";
     /// The same sets as port lists, slot for slot, for the tc classifier,
     /// which cannot broadcast into a devmap; only the daemon writes it.
     pub const SET_PORT_LISTS: &str = "SET_PORT_LISTS";
     /// Every snooped port's ifindex from index 0 on, 0 after the last: the
     /// ports the tc classifier asks when a frame may go anywhere.
     pub const PORT_LIST: &str = "PORT_LIST";
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         SET_PORT_LISTS,
         PORT_LIST,
         ROUTER_EPOCH,
@@ -69,6 +73,7 @@ pub mod map_names {
         SETTINGS,
         PORTS,
         HOSTS,
+        V1_HOSTS,
     ];
 }
 
@@ -79,6 +84,7 @@ pub mod capacity {
     pub const ROUTER_PORTS: u32 = 1_024;
     pub const PORTS: u32 = 1_024;
     pub const HOSTS: u32 = 65_536;
+    pub const V1_HOSTS: u32 = 65_536;
     pub const GROUPS: u32 = 65_536;
     /// One counter block per port.
     pub const COUNTERS: u32 = 1_024;

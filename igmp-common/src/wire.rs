@@ -1,5 +1,7 @@
 //! Map keys, map values and ring-buffer events.
 
+use crate::filter_mode;
+
 /// Key of the membership map: one entry per (port, VLAN, group).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,7 +61,34 @@ pub struct SourceEntry {
     pub mode: u8,
     /// `source_flags::*`.
     pub flags: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// [`SourceEntry::stamp`] of the last record that named the source, of
+    /// any type. In EXCLUDE mode an IS_EX or TO_EX record deletes every
+    /// source it does not name (RFC 3376 §6.4: "Delete (X-A), Delete
+    /// (Y-A)"); neither side can walk a group's sources per record, so a
+    /// source last named before the group's last EXCLUDE record counts as
+    /// deleted wherever it is read ([`SourceEntry::listed`]).
+    pub named: u32,
+}
+
+impl SourceEntry {
+    /// A CLOCK_MONOTONIC time in units of 2^16 ns (66 µs), as `named`
+    /// keeps it: 32 bits wrap after 78 hours and `listed` compares within
+    /// half of that, far more than a source outlives its last naming.
+    #[inline(always)]
+    pub fn stamp(ns: u64) -> u32 {
+        (ns >> 16) as u32
+    }
+
+    /// Whether the source is still in its group's lists (RFC 3376 §6.4):
+    /// in EXCLUDE mode, only if it was named at or after `excluded_ns`, the
+    /// group's last EXCLUDE record (`Membership::last_report_ns`). Within
+    /// the same stamp it counts as named: the error keeps a source.
+    #[inline(always)]
+    pub fn listed(&self, group_mode: u8, excluded_ns: u64) -> bool {
+        group_mode != filter_mode::EXCLUDE
+            || self.named.wrapping_sub(Self::stamp(excluded_ns)) as i32 >= 0
+    }
 }
 
 /// Key of the router-port map: one entry per (port, VLAN) a query arrived on.
@@ -202,6 +231,9 @@ pub enum EventKind {
     NewSource = 5,
     /// A BLOCK_OLD_SOURCES named a source of the group; `address` is that source.
     SourceLeaveSeen = 6,
+    /// A group-and-source-specific query (its `QuerySeen` came first) named
+    /// `address` as a source of `group` (RFC 3376 §6.6.1).
+    QuerySourceSeen = 7,
 }
 
 impl EventKind {
@@ -213,6 +245,7 @@ impl EventKind {
             4 => Self::NewRouterPort,
             5 => Self::NewSource,
             6 => Self::SourceLeaveSeen,
+            7 => Self::QuerySourceSeen,
             _ => return None,
         })
     }
@@ -237,9 +270,24 @@ pub struct Event {
     pub version: u8,
     /// v3 group record type (RFC 3376 §4.2.12), 0 otherwise.
     pub record_type: u8,
-    /// Max Resp Code of a query (`QuerySeen`), 0 otherwise.
+    /// Max Resp Code of a query (`QuerySeen`, `QuerySourceSeen`), 0 otherwise.
     pub max_resp_code: u8,
-    pub _pad: u8,
+    /// `query_flags::*` of a `QuerySeen`, 0 otherwise.
+    pub flags: u8,
+}
+
+/// Bits of [`Event::flags`] on a `QuerySeen`.
+pub mod query_flags {
+    /// The S flag (Suppress Router-Side Processing, RFC 3376 §4.1.5): the
+    /// query lowers no timer.
+    pub const SUPPRESS: u8 = 1 << 0;
+    /// The query lists sources: a group-and-source-specific query, whose
+    /// sources follow as `QuerySourceSeen` events; it lowers their timers
+    /// only, never the group's (RFC 3376 §6.6.1).
+    pub const SOURCES: u8 = 1 << 1;
+    /// The listed sources went past the walk bound
+    /// (`MAX_V3_SOURCES_PER_RECORD`): those past it keep their timers.
+    pub const SOURCES_CUT: u8 = 1 << 2;
 }
 
 /// The ports of one destination set (`map_names::SET_PORT_LISTS`), 0 after the last.

@@ -80,7 +80,13 @@ fn member_wants(port: u32, headers: &Headers) -> bool {
     let Some(entry) = MEMBERSHIP.get_ptr(key) else {
         return false;
     };
-    let (mode, flags) = unsafe { ((*entry).filter_mode, (*entry).flags) };
+    let (mode, flags, excluded_ns) = unsafe {
+        (
+            (*entry).filter_mode,
+            (*entry).flags,
+            (*entry).last_report_ns,
+        )
+    };
     if flags & membership_flags::SOURCES_TRUNCATED != 0 {
         // The source list is incomplete: deliver rather than lose wanted traffic.
         return true;
@@ -92,11 +98,15 @@ fn member_wants(port: u32, headers: &Headers) -> bool {
         group: headers.group,
         source: headers.source,
     };
-    let listed = SOURCES
-        .get_ptr(source_key)
-        .map(|source| unsafe { (*source).mode });
+    let Some(source) = SOURCES.get_ptr(source_key) else {
+        // INCLUDE: not asked for; EXCLUDE: in neither list, so wanted.
+        return mode != filter_mode::INCLUDE;
+    };
+    let source = unsafe { &*source };
     match mode {
-        filter_mode::INCLUDE => listed == Some(filter_mode::INCLUDE),
-        _ => listed != Some(filter_mode::EXCLUDE),
+        filter_mode::INCLUDE => source.mode == filter_mode::INCLUDE,
+        // Only Y is kept out, and only while no EXCLUDE record since its
+        // last naming deleted it (RFC 3376 §6.3, §6.4.1).
+        _ => source.mode != filter_mode::EXCLUDE || !source.listed(mode, excluded_ns),
     }
 }

@@ -16,6 +16,8 @@ pub struct Subject {
     pub version: u8,
     pub record_type: u8,
     pub max_resp_code: u8,
+    /// `query_flags::*` (queries only).
+    pub flags: u8,
 }
 
 /// Writes the event straight into the ring buffer: no copy of it on the
@@ -37,7 +39,7 @@ pub fn emit(kind: EventKind, subject: &Subject, stats: &PortStats) {
         version: subject.version,
         record_type: subject.record_type,
         max_resp_code: subject.max_resp_code,
-        _pad: 0,
+        flags: subject.flags,
     });
     entry.submit(0);
 }

@@ -1,7 +1,7 @@
 //! IGMP classification: one function per message type (RFC 2236 §2, RFC 3376 §4).
 
 use aya_log_ebpf::debug;
-use igmp_common::{igmp_version, Counter, DropReason};
+use igmp_common::{igmp_version, query_flags, Counter, DropReason, MAX_V3_SOURCES_PER_RECORD};
 
 use crate::{
     checksum, data,
@@ -29,6 +29,8 @@ const ALL_ROUTERS: u32 = u32::from_ne_bytes([224, 0, 0, 2]);
 pub const ALL_V3_ROUTERS: u32 = u32::from_ne_bytes([224, 0, 0, 22]);
 
 const V3_QUERY_MIN_LEN: usize = 12;
+/// Suppress Router-Side Processing, in the S/QRV octet (RFC 3376 §4.1.5).
+const S_FLAG: u8 = 0x08;
 
 /// Learns from an IGMP frame and says where it goes: valid reports and
 /// leaves may go to router ports only (`data::report`); everything else,
@@ -149,6 +151,9 @@ fn report(
         record_type: 0,
     };
     membership::report_exclude(origin, &report);
+    if version == igmp_version::V1 {
+        membership::v1_host_seen(origin, group);
+    }
     Ok(())
 }
 
@@ -191,7 +196,9 @@ fn query<H: Hook>(
         robustness: 0,
         qqic: 0,
         max_resp_code: header.max_resp_code,
+        flags: 0,
     };
+    let mut sources = 0;
     if packet.len == ip::IGMP_MIN_LEN {
         if header.max_resp_code == 0 {
             info.version = igmp_version::V1;
@@ -203,13 +210,22 @@ fn query<H: Hook>(
             .get::<V3QueryTail>(packet.offset + ip::IGMP_MIN_LEN)
             .ok_or(DropReason::Truncated)?;
         let tail = unsafe { &*tail };
-        let sources = usize::from(u16::from_be_bytes(tail.sources));
+        sources = usize::from(u16::from_be_bytes(tail.sources));
         if V3_QUERY_MIN_LEN + sources * 4 > packet.len {
             return Err(DropReason::BadIgmpLength);
         }
         info.version = igmp_version::V3;
         info.robustness = tail.s_qrv & 0x07;
         info.qqic = tail.qqic;
+        if tail.s_qrv & S_FLAG != 0 {
+            info.flags |= query_flags::SUPPRESS;
+        }
+        if sources > 0 {
+            info.flags |= query_flags::SOURCES;
+        }
+        if sources > MAX_V3_SOURCES_PER_RECORD {
+            info.flags |= query_flags::SOURCES_CUT;
+        }
     }
     check_query_destination(packet, header.group)?;
     origin.stats.count(match info.version {
@@ -231,6 +247,19 @@ fn query<H: Hook>(
         }
     }
     membership::query_seen(origin, &info);
+    // A general query lists no sources (RFC 3376 §4.1.8); a listed source
+    // matters only for the timers it lowers, which the S flag forbids.
+    if sources > 0 && header.group != [0; 4] && info.flags & query_flags::SUPPRESS == 0 {
+        if sources > MAX_V3_SOURCES_PER_RECORD {
+            origin.stats.add(
+                Counter::SourcesCut,
+                (sources - MAX_V3_SOURCES_PER_RECORD) as u64,
+            );
+        }
+        let first = packet.offset + V3_QUERY_MIN_LEN;
+        let walked = sources.min(MAX_V3_SOURCES_PER_RECORD) as u32;
+        v3::query_sources(frame, first, walked, &info, origin);
+    }
     Ok(())
 }
 

@@ -25,6 +25,12 @@ pub static SOURCES: HashMap<SourceKey, SourceEntry, { capacity::SOURCES as usize
 #[btf_map]
 pub static HOSTS: HashMap<HostKey, HostEntry, { capacity::HOSTS as usize }> = HashMap::new();
 
+/// When each (port, VLAN, group) last heard an IGMPv1 report (RFC 3376
+/// §7.3.2 older version host present): user space ignores v2 leaves and
+/// lowers no timer on group-specific queries while it is recent.
+#[btf_map]
+pub static V1_HOSTS: HashMap<MembershipKey, u64, { capacity::V1_HOSTS as usize }> = HashMap::new();
+
 /// Written by user space: per-port options, keyed by ifindex.
 #[btf_map]
 pub static PORTS: HashMap<u32, PortSettings, { capacity::PORTS as usize }> = HashMap::new();

@@ -4,16 +4,19 @@
 use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
 
 use igmp_common::{
-    filter_mode, membership_flags, router_flags, router_mode, source_flags, Counter, EventKind,
-    GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey, RouterPort,
-    SourceEntry, SourceKey,
+    filter_mode, igmp_version, membership_flags, router_flags, router_mode, source_flags, Counter,
+    EventKind, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey,
+    RouterPort, SourceEntry, SourceKey,
 };
 
 use crate::{
     events::{emit, now, Subject},
     l2::L2,
     limits,
-    maps::{BPF_NOEXIST, EEXIST, GROUPS, HOSTS, MEMBERSHIP, ROUTER_EPOCH, ROUTER_PORTS, SOURCES},
+    maps::{
+        BPF_NOEXIST, EEXIST, GROUPS, HOSTS, MEMBERSHIP, ROUTER_EPOCH, ROUTER_PORTS, SOURCES,
+        V1_HOSTS,
+    },
     stats::PortStats,
 };
 
@@ -86,18 +89,52 @@ impl Origin {
             version: report.version,
             record_type: report.record_type,
             max_resp_code: 0,
+            flags: 0,
         }
     }
 }
 
-/// A report that puts the group in EXCLUDE mode: v1/v2 reports (EXCLUDE {}),
-/// v3 MODE_IS_EXCLUDE and CHANGE_TO_EXCLUDE. Restarts the group timer.
+/// A group's state before a record changed it.
+#[derive(Clone, Copy)]
+pub struct GroupState {
+    /// `filter_mode::*`, or 0: the port had no entry (INCLUDE {}).
+    pub mode: u8,
+    /// `Membership::last_report_ns`: in EXCLUDE mode, the last EXCLUDE record.
+    pub last_report_ns: u64,
+}
+
+/// The group's entry on the origin's port, as it stands.
 #[inline(always)]
-pub fn report_exclude(origin: &Origin, report: &GroupReport) {
+pub fn group_state(origin: &Origin, group: [u8; 4]) -> GroupState {
+    match MEMBERSHIP.get_ptr(origin.key(group)) {
+        // SAFETY: a map value pointer, read at once.
+        Some(entry) => unsafe {
+            GroupState {
+                mode: (*entry).filter_mode,
+                last_report_ns: (*entry).last_report_ns,
+            }
+        },
+        None => GroupState {
+            mode: 0,
+            last_report_ns: 0,
+        },
+    }
+}
+
+/// A report that puts the group in EXCLUDE mode: v1/v2 reports (EXCLUDE {}),
+/// v3 MODE_IS_EXCLUDE and CHANGE_TO_EXCLUDE. Restarts the group timer, which
+/// in EXCLUDE mode also marks every source the record does not name as
+/// deleted (`SourceEntry::listed`). Returns the state before.
+#[inline(always)]
+pub fn report_exclude(origin: &Origin, report: &GroupReport) -> GroupState {
     host_seen(origin, report.group);
     let key = origin.key(report.group);
     if let Some(entry) = MEMBERSHIP.get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
+        let before = GroupState {
+            mode: entry.filter_mode,
+            last_report_ns: entry.last_report_ns,
+        };
         entry.last_report_ns = now();
         entry.leave_ns = 0;
         entry.last_reporter = origin.sender;
@@ -105,9 +142,28 @@ pub fn report_exclude(origin: &Origin, report: &GroupReport) {
         entry.filter_mode = filter_mode::EXCLUDE;
         entry.flags &= !membership_flags::LEAVE_PENDING;
         origin.stats.count(Counter::GroupRefreshed);
-        return;
+        return before;
     }
     create(origin, report, key, filter_mode::EXCLUDE);
+    GroupState {
+        mode: 0,
+        last_report_ns: 0,
+    }
+}
+
+/// A v1 report: starts the port's older version host present timer for the
+/// group (RFC 3376 §7.3.2), which user space reads.
+#[inline(always)]
+pub fn v1_host_seen(origin: &Origin, group: [u8; 4]) {
+    let key = origin.key(group);
+    if let Some(last) = V1_HOSTS.get_ptr_mut(key) {
+        unsafe { *last = now() };
+        return;
+    }
+    match V1_HOSTS.insert(key, now(), BPF_NOEXIST) {
+        Ok(()) | Err(EEXIST) => {}
+        Err(_) => origin.stats.count(Counter::TableFull),
+    }
 }
 
 /// A v3 record naming sources to receive (IS_IN, ALLOW, TO_IN with sources).
@@ -229,54 +285,153 @@ fn source_key(origin: &Origin, group: [u8; 4], source: [u8; 4]) -> SourceKey {
     }
 }
 
-/// A source named by an IS_IN/ALLOW/TO_IN (`mode` INCLUDE) or IS_EX/TO_EX (`mode` EXCLUDE) record.
+/// How a record treats the sources it names (RFC 3376 §6.4.1, §6.4.2). A
+/// source entry of mode INCLUDE is in the group's requested list (INCLUDE's
+/// A, EXCLUDE's X): forwarded while its timer runs; one of mode EXCLUDE is
+/// in EXCLUDE's Y: not forwarded. The merge of several hosts behind a port
+/// follows from the tables: a source one host asks for never enters Y.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// IS_IN, ALLOW, TO_IN: INCLUDE(A)+IS_IN(B) → INCLUDE(A+B),
+    /// EXCLUDE(X,Y)+IS_IN(A) → EXCLUDE(X+A,Y-A); (A)=GMI.
+    Asked,
+    /// IS_EX, TO_EX from INCLUDE mode (or no entry, INCLUDE {}):
+    /// INCLUDE(A)+IS_EX(B) → EXCLUDE(A*B,B-A), (B-A)=0: what was asked for
+    /// stays asked for with its timer, the rest is excluded. A-B, named by
+    /// neither, counts as deleted from here on (`SourceEntry::listed`).
+    ExcludedFromInclude,
+    /// IS_EX, TO_EX with the group in EXCLUDE mode since `since` (its last
+    /// EXCLUDE record before this one): EXCLUDE(X,Y)+IS_EX(A) →
+    /// EXCLUDE(A-Y,Y*A), (A-X-Y)=GMI: listed sources keep their list and
+    /// timer; new ones are asked for until their timer runs out, as another
+    /// host of the port may want them.
+    ExcludedInExclude { since: u64 },
+}
+
+/// A source named by a record of any type but BLOCK.
 #[inline(always)]
-pub fn source_seen(origin: &Origin, report: &GroupReport, source: [u8; 4], mode: u8) {
+pub fn source_seen(origin: &Origin, report: &GroupReport, source: [u8; 4], named: Named) {
     let key = source_key(origin, report.group, source);
+    let now = now();
     if let Some(entry) = SOURCES.get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
-        entry.last_report_ns = now();
-        entry.leave_ns = 0;
-        entry.mode = mode;
-        entry.flags &= !source_flags::LEAVE_PENDING;
+        let asked_again = match named {
+            Named::Asked => true,
+            Named::ExcludedFromInclude => {
+                if entry.mode != filter_mode::INCLUDE {
+                    entry.mode = filter_mode::EXCLUDE;
+                    entry.last_report_ns = now;
+                }
+                false
+            }
+            Named::ExcludedInExclude { since } => {
+                if !entry.listed(filter_mode::EXCLUDE, since) {
+                    // Deleted by an EXCLUDE record since: new to the lists.
+                    true
+                } else {
+                    // Y*A: our Y entries live a GMI from their last naming.
+                    if entry.mode == filter_mode::EXCLUDE {
+                        entry.last_report_ns = now;
+                    }
+                    false
+                }
+            }
+        };
+        if asked_again {
+            entry.last_report_ns = now;
+            entry.leave_ns = 0;
+            entry.mode = filter_mode::INCLUDE;
+            entry.flags &= !source_flags::LEAVE_PENDING;
+        }
+        entry.named = SourceEntry::stamp(now);
         origin.stats.count(Counter::SourceRefreshed);
         return;
     }
+    let mode = if named == Named::ExcludedFromInclude {
+        filter_mode::EXCLUDE
+    } else {
+        filter_mode::INCLUDE
+    };
     let entry = SourceEntry {
-        last_report_ns: now(),
+        last_report_ns: now,
         leave_ns: 0,
         mode,
         flags: 0,
-        _pad: [0; 6],
+        _pad: [0; 2],
+        named: SourceEntry::stamp(now),
+    };
+    insert_source(origin, report, key, source, entry);
+}
+
+#[inline(always)]
+fn insert_source(
+    origin: &Origin,
+    report: &GroupReport,
+    key: SourceKey,
+    source: [u8; 4],
+    entry: SourceEntry,
+) {
+    let kind = if entry.flags & source_flags::LEAVE_PENDING != 0 {
+        // The daemon indexes the source from this event too.
+        EventKind::SourceLeaveSeen
+    } else {
+        EventKind::NewSource
     };
     match SOURCES.insert(key, entry, BPF_NOEXIST) {
         Ok(()) => {
             origin.stats.count(Counter::SourceCreated);
-            emit(
-                EventKind::NewSource,
-                &origin.subject(report, source),
-                &origin.stats,
-            );
+            emit(kind, &origin.subject(report, source), &origin.stats);
         }
         Err(EEXIST) => origin.stats.count(Counter::SourceRefreshed),
         Err(_) => origin.stats.count(Counter::TableFull),
     }
 }
 
-/// A source named by BLOCK_OLD_SOURCES: user space queries it and removes it if nobody answers.
+/// A source named by BLOCK_OLD_SOURCES in a group whose state is `group`:
+/// user space queries it (as querier) and lowers its timer
+/// (RFC 3376 §6.4.2). INCLUDE(A)+BLOCK(B) → INCLUDE(A), Q(G,A*B): only a
+/// listed source is asked about. EXCLUDE(X,Y)+BLOCK(A) →
+/// EXCLUDE(X+(A-X-Y),Y), (A-X-Y)=GMI, Q(G,A-Y): a source in Y is left
+/// alone, any other is put in X and asked about, and goes to Y when no
+/// host asks for it (`daemon/expire.rs`).
 #[inline(always)]
-pub fn source_leave(origin: &Origin, report: &GroupReport, source: [u8; 4]) {
-    let Some(entry) = SOURCES.get_ptr_mut(source_key(origin, report.group, source)) else {
+pub fn source_leave(origin: &Origin, report: &GroupReport, source: [u8; 4], group: &GroupState) {
+    let key = source_key(origin, report.group, source);
+    let now = now();
+    let excluding = group.mode == filter_mode::EXCLUDE;
+    if let Some(entry) = SOURCES.get_ptr_mut(key) {
+        let entry = unsafe { &mut *entry };
+        if excluding {
+            if !entry.listed(filter_mode::EXCLUDE, group.last_report_ns) {
+                // Deleted by an EXCLUDE record since: in neither X nor Y.
+                entry.mode = filter_mode::INCLUDE;
+                entry.last_report_ns = now;
+            } else if entry.mode == filter_mode::EXCLUDE {
+                return;
+            }
+            entry.named = SourceEntry::stamp(now);
+        }
+        entry.leave_ns = now;
+        entry.flags |= source_flags::LEAVE_PENDING;
+        emit(
+            EventKind::SourceLeaveSeen,
+            &origin.subject(report, source),
+            &origin.stats,
+        );
         return;
+    }
+    if !excluding {
+        return;
+    }
+    let entry = SourceEntry {
+        last_report_ns: now,
+        leave_ns: now,
+        mode: filter_mode::INCLUDE,
+        flags: source_flags::LEAVE_PENDING,
+        _pad: [0; 2],
+        named: SourceEntry::stamp(now),
     };
-    let entry = unsafe { &mut *entry };
-    entry.leave_ns = now();
-    entry.flags |= source_flags::LEAVE_PENDING;
-    emit(
-        EventKind::SourceLeaveSeen,
-        &origin.subject(report, source),
-        &origin.stats,
-    );
+    insert_source(origin, report, key, source, entry);
 }
 
 /// What a query says about its sender, the querier.
@@ -286,6 +441,8 @@ pub struct QueryInfo {
     pub robustness: u8,
     pub qqic: u8,
     pub max_resp_code: u8,
+    /// `query_flags::*`.
+    pub flags: u8,
 }
 
 /// What made a port a router port.
@@ -424,5 +581,20 @@ pub fn query_seen(origin: &Origin, query: &QueryInfo) {
     };
     let mut subject = origin.subject(&report, origin.sender);
     subject.max_resp_code = query.max_resp_code;
+    subject.flags = query.flags;
     emit(EventKind::QuerySeen, &subject, &origin.stats);
+}
+
+/// A source listed in a group-and-source-specific query: user space lowers
+/// its timer on every member port (RFC 3376 §6.6.1).
+#[inline(always)]
+pub fn query_source_seen(origin: &Origin, group: [u8; 4], source: [u8; 4], max_resp_code: u8) {
+    let report = GroupReport {
+        group,
+        version: igmp_version::V3,
+        record_type: 0,
+    };
+    let mut subject = origin.subject(&report, source);
+    subject.max_resp_code = max_resp_code;
+    emit(EventKind::QuerySourceSeen, &subject, &origin.stats);
 }

@@ -24,7 +24,7 @@ use crate::{
     headers::{IgmpHeader, RecordHeader},
     igmp::{is_link_local, is_multicast, ALL_V3_ROUTERS},
     ip::IgmpPacket,
-    membership::{self, GroupReport, Origin},
+    membership::{self, GroupReport, GroupState, Named, Origin, QueryInfo},
 };
 
 /// Group record types (RFC 3376 §4.2.12).
@@ -101,7 +101,11 @@ struct SourceCursor {
     /// TO_IN that left EXCLUDE mode: the group is queried once the sources
     /// are in (RFC 3376 §6.4.2).
     leave_after: bool,
-    _pad: u8,
+    /// The group's mode before the record (`filter_mode::*`, 0: no entry).
+    group_mode: u8,
+    /// The group's `last_report_ns` before the record: in EXCLUDE mode its
+    /// last EXCLUDE record, which deleted the sources it did not name.
+    excluded_ns: u64,
 }
 
 impl SourceCursor {
@@ -277,8 +281,14 @@ fn apply(origin: &Origin, record: &Record) -> SourceCursor {
     };
     cursor.action = match record.kind {
         MODE_IS_EXCLUDE | CHANGE_TO_EXCLUDE => {
-            membership::report_exclude(origin, &report);
-            SourceAction::Exclude
+            let before = membership::report_exclude(origin, &report);
+            cursor.group_mode = before.mode;
+            cursor.excluded_ns = before.last_report_ns;
+            if before.mode == filter_mode::EXCLUDE {
+                SourceAction::ExcludeKept
+            } else {
+                SourceAction::Exclude
+            }
         }
         MODE_IS_INCLUDE | ALLOW_NEW_SOURCES => {
             // IS_IN {} and ALLOW {} ask for nothing.
@@ -297,7 +307,12 @@ fn apply(origin: &Origin, record: &Record) -> SourceCursor {
             cursor.leave_after = mode == filter_mode::EXCLUDE;
             SourceAction::Include
         }
-        _ => SourceAction::Block,
+        _ => {
+            let group = membership::group_state(origin, record.group);
+            cursor.group_mode = group.mode;
+            cursor.excluded_ns = group.last_report_ns;
+            SourceAction::Block
+        }
     };
     cursor.left = record.sources.min(MAX_V3_SOURCES_PER_RECORD) as u16;
     cursor.cut = record.sources.saturating_sub(MAX_V3_SOURCES_PER_RECORD) as u16;
@@ -312,15 +327,27 @@ fn apply_source<H: Hook>(walk: &RecordWalk, cursor: &mut WalkCursor) -> i64 {
     };
     let report = cursor.sources.report();
     let origin = &walk.origin;
-    match cursor.sources.action {
-        SourceAction::Include => {
-            membership::source_seen(origin, &report, source, filter_mode::INCLUDE)
+    let named = match cursor.sources.action {
+        SourceAction::Include => Named::Asked,
+        SourceAction::Exclude => Named::ExcludedFromInclude,
+        SourceAction::ExcludeKept => Named::ExcludedInExclude {
+            since: cursor.sources.excluded_ns,
+        },
+        SourceAction::Block => {
+            let group = GroupState {
+                mode: cursor.sources.group_mode,
+                last_report_ns: cursor.sources.excluded_ns,
+            };
+            membership::source_leave(origin, &report, source, &group);
+            return next_source(origin, cursor);
         }
-        SourceAction::Exclude => {
-            membership::source_seen(origin, &report, source, filter_mode::EXCLUDE)
-        }
-        SourceAction::Block => membership::source_leave(origin, &report, source),
-    }
+    };
+    membership::source_seen(origin, &report, source, named);
+    next_source(origin, cursor)
+}
+
+#[inline(always)]
+fn next_source(origin: &Origin, cursor: &mut WalkCursor) -> i64 {
     cursor.at += 4;
     cursor.sources.left -= 1;
     if cursor.sources.left == 0 {
@@ -346,13 +373,16 @@ fn finish_record(origin: &Origin, cursor: &mut WalkCursor) {
     cursor.at = sources.next_record;
 }
 
-/// What the sources of a record do to the table.
+/// What the sources of a record do to the table (`membership::Named`).
 #[repr(u8)]
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 enum SourceAction {
     #[default]
     Include,
+    /// IS_EX or TO_EX taking the group from INCLUDE to EXCLUDE.
     Exclude,
+    /// IS_EX or TO_EX with the group in EXCLUDE mode already.
+    ExcludeKept,
     Block,
 }
 
@@ -367,4 +397,50 @@ fn drop_reason(raw: u32) -> DropReason {
         r if r == DropReason::NotMulticastGroup as u32 => DropReason::NotMulticastGroup,
         _ => DropReason::Truncated,
     }
+}
+
+/// What the query walk's callback reads, on the stack: the same at every
+/// iteration, the source's offset following from the iteration's index.
+#[repr(C)]
+struct QueryWalk {
+    ctx: *mut c_void,
+    origin: Origin,
+    group: [u8; 4],
+    max_resp_code: u8,
+    _pad: [u8; 3],
+    /// Offset of the first source address.
+    first: usize,
+}
+
+/// The `count` sources of a group-and-source-specific query from `first`,
+/// each told to user space, which lowers its timers (RFC 3376 §6.6.1).
+/// The caller checked that they lie within the message.
+#[inline(always)]
+pub fn query_sources<H: Hook>(
+    frame: &Frame<H>,
+    first: usize,
+    count: u32,
+    query: &QueryInfo,
+    origin: &Origin,
+) {
+    let mut walk = QueryWalk {
+        ctx: frame.ctx(),
+        origin: *origin,
+        group: query.group,
+        max_resp_code: query.max_resp_code,
+        _pad: [0; 3],
+        first,
+    };
+    run(count, query_source::<H>, &mut walk);
+}
+
+extern "C" fn query_source<H: Hook>(index: u64, state: *mut c_void) -> i64 {
+    let walk = unsafe { &*state.cast::<QueryWalk>() };
+    // `index` < MAX_V3_SOURCES_PER_RECORD: the verifier sees it bounded by the loop count.
+    let at = walk.first + (index as usize) * 4;
+    let Some(source) = frame::load::<H, [u8; 4]>(walk.ctx, at) else {
+        return STOP;
+    };
+    membership::query_source_seen(&walk.origin, walk.group, source, walk.max_resp_code);
+    CONTINUE
 }

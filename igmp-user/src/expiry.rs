@@ -72,22 +72,34 @@ pub fn router(entry: &RouterPort, now: u64, timers: &Timers) -> Verdict {
     }
 }
 
-/// A group-specific query (ours or another querier's) lowered the entry's
-/// timer to `deadline` (RFC 2236 §6, RFC 3376 §6.4.2): a report after the
-/// query answers it; no report by the deadline means no member is left.
+/// A group-specific or group-and-source-specific query (ours or another
+/// querier's) lowered the entry's timer to `deadline` (RFC 2236 §6,
+/// RFC 3376 §6.4.2, §6.6.1): a report after the query (`last_report_ns`,
+/// the group's or the source's) answers it; no report by the deadline
+/// means no member is left.
 pub fn after_group_query(
-    entry: &Membership,
+    last_report_ns: u64,
     query_ns: u64,
     deadline: u64,
     now: u64,
 ) -> Option<Verdict> {
-    if entry.last_report_ns > query_ns {
+    if last_report_ns > query_ns {
         return None;
     }
     if now >= deadline {
         return Some(Verdict::Expire(Reason::Left));
     }
     Some(Verdict::KeepUntil(deadline))
+}
+
+/// Whether an IGMPv1 host is still present on a port for a group: its
+/// last v1 report, `last_v1_report_ns`, is within the older version host
+/// present timeout, which RFC 3376 §8.13 makes the group membership interval.
+/// While it is, v2 leaves are ignored (RFC 2236 §4, RFC 3376 §7.3.2) and a
+/// group-specific query lowers no timer: a v1 host answers any query as a
+/// general one, within 10 s, past the query's short deadline.
+pub fn v1_host_present(last_v1_report_ns: Option<u64>, now: u64, timers: &Timers) -> bool {
+    last_v1_report_ns.is_some_and(|last| last + nanos(timers.group_membership_interval()) > now)
 }
 
 /// The Max Resp Time a query asks for (RFC 3376 §4.1.1; v2: tenths of a
@@ -171,16 +183,16 @@ mod tests {
         let queried = entry(100, None);
         let deadline = 112 * SECOND;
         assert_eq!(
-            after_group_query(&queried, 110 * SECOND, deadline, 111 * SECOND),
+            after_group_query(queried.last_report_ns, 110 * SECOND, deadline, 111 * SECOND),
             Some(Verdict::KeepUntil(deadline))
         );
         assert_eq!(
-            after_group_query(&queried, 110 * SECOND, deadline, deadline),
+            after_group_query(queried.last_report_ns, 110 * SECOND, deadline, deadline),
             Some(Verdict::Expire(Reason::Left))
         );
         let answered = entry(111, None);
         assert_eq!(
-            after_group_query(&answered, 110 * SECOND, deadline, deadline),
+            after_group_query(answered.last_report_ns, 110 * SECOND, deadline, deadline),
             None
         );
     }
@@ -193,6 +205,14 @@ mod tests {
         assert_eq!(max_response_time(3, 10), Duration::from_secs(1));
         // 0x8f: mantissa 15, exponent 0 -> (15 | 16) << 3 = 248 tenths.
         assert_eq!(max_response_time(3, 0x8f), Duration::from_millis(24_800));
+    }
+
+    #[test]
+    fn a_v1_host_is_present_for_the_group_membership_interval() {
+        let timers = Timers::default();
+        assert!(!v1_host_present(None, 100 * SECOND, &timers));
+        assert!(v1_host_present(Some(100 * SECOND), 359 * SECOND, &timers));
+        assert!(!v1_host_present(Some(100 * SECOND), 360 * SECOND, &timers));
     }
 
     #[test]

@@ -2,47 +2,57 @@
 //! §2.1.1): with another querier on the LAN, the switch ignores the leave
 //! and follows that querier's group-specific queries instead; without one it
 //! lowers the member's timer to the last member query time itself (and, as
-//! querier, sends the group-specific queries).
+//! querier, sends the group-specific queries). Group-and-source-specific
+//! queries lower the timers of their sources the same way, and no group's.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::Hash};
 
-use igmp_common::MembershipKey;
+use igmp_common::{MembershipKey, SourceKey};
 
 use crate::expiry::{self, Verdict};
 
-/// Members whose timer a group-specific query lowered: key → (query time, deadline).
-#[derive(Debug, Default)]
-pub struct GroupQueries {
-    lowered: HashMap<MembershipKey, (u64, u64)>,
+/// Entries whose timer a query lowered: key → (query time, deadline).
+#[derive(Debug)]
+pub struct QueriedTimers<K> {
+    lowered: HashMap<K, (u64, u64)>,
 }
 
-impl GroupQueries {
-    /// A group-specific query at `query_ns` gives the member until `deadline`,
-    /// unless an earlier query already gave it less (the bridge keeps the sooner timer).
-    pub fn lower(&mut self, key: MembershipKey, query_ns: u64, deadline: u64) {
+/// Members a group-specific query lowered (RFC 3376 §6.6.1).
+pub type GroupQueries = QueriedTimers<MembershipKey>;
+/// Sources a group-and-source-specific query lowered (RFC 3376 §6.6.1): the
+/// query lowers the timers of its sources only, never the group's.
+pub type SourceQueries = QueriedTimers<SourceKey>;
+
+impl<K> Default for QueriedTimers<K> {
+    fn default() -> Self {
+        Self {
+            lowered: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> QueriedTimers<K> {
+    /// A query at `query_ns` gives the entry until `deadline`, unless an
+    /// earlier query already gave it less (the bridge keeps the sooner timer).
+    pub fn lower(&mut self, key: K, query_ns: u64, deadline: u64) {
         let slot = self.lowered.entry(key).or_insert((query_ns, deadline));
         if deadline < slot.1 {
             *slot = (query_ns, deadline);
         }
     }
 
-    /// The verdict the pending query gives `entry`, if one is pending; a
-    /// report after the query settles it.
-    pub fn verdict(
-        &mut self,
-        key: &MembershipKey,
-        entry: &igmp_common::Membership,
-        now: u64,
-    ) -> Option<Verdict> {
+    /// The verdict the pending query gives an entry last reported at
+    /// `last_report_ns`, if one is pending; a report after the query settles it.
+    pub fn verdict(&mut self, key: &K, last_report_ns: u64, now: u64) -> Option<Verdict> {
         let (query_ns, deadline) = *self.lowered.get(key)?;
-        let verdict = expiry::after_group_query(entry, query_ns, deadline, now);
+        let verdict = expiry::after_group_query(last_report_ns, query_ns, deadline, now);
         if !matches!(verdict, Some(Verdict::KeepUntil(_))) {
             self.lowered.remove(key);
         }
         verdict
     }
 
-    pub fn forget(&mut self, key: &MembershipKey) {
+    pub fn forget(&mut self, key: &K) {
         self.lowered.remove(key);
     }
 }
@@ -70,14 +80,18 @@ mod tests {
             ..Membership::default()
         };
         assert_eq!(
-            queries.verdict(&KEY, &silent, 60),
+            queries.verdict(&KEY, silent.last_report_ns, 60),
             Some(Verdict::KeepUntil(70))
         );
         assert_eq!(
-            queries.verdict(&KEY, &silent, 70),
+            queries.verdict(&KEY, silent.last_report_ns, 70),
             Some(Verdict::Expire(expiry::Reason::Left))
         );
-        assert_eq!(queries.verdict(&KEY, &silent, 71), None, "settled once");
+        assert_eq!(
+            queries.verdict(&KEY, silent.last_report_ns, 71),
+            None,
+            "settled once"
+        );
     }
 
     #[test]
@@ -88,6 +102,6 @@ mod tests {
             last_report_ns: 55,
             ..Membership::default()
         };
-        assert_eq!(queries.verdict(&KEY, &answered, 70), None);
+        assert_eq!(queries.verdict(&KEY, answered.last_report_ns, 70), None);
     }
 }

@@ -149,11 +149,12 @@ impl PortMode {
 
 /// The maps whose capacity is the table size: one entry per membership,
 /// source, fast-leave host or group.
-const TABLE_MAPS: [&str; 4] = [
+const TABLE_MAPS: [&str; 5] = [
     map_names::MEMBERSHIP,
     map_names::SOURCES,
     map_names::HOSTS,
     map_names::GROUPS,
+    map_names::V1_HOSTS,
 ];
 
 /// Loads the programs `mode` runs with every map pinned under `pin_dir`.
@@ -546,7 +547,7 @@ fn look_up_interface_name(ifindex: u32) -> Option<String> {
 }
 
 /// Key and value sizes this build expects of each pinned map.
-fn expected_layout() -> [(&'static str, usize, usize); 15] {
+fn expected_layout() -> [(&'static str, usize, usize); 16] {
     use std::mem::size_of;
     [
         (
@@ -584,6 +585,11 @@ fn expected_layout() -> [(&'static str, usize, usize); 15] {
             map_names::HOSTS,
             size_of::<HostKey>(),
             size_of::<HostEntry>(),
+        ),
+        (
+            map_names::V1_HOSTS,
+            size_of::<MembershipKey>(),
+            size_of::<u64>(),
         ),
         (map_names::GROUPS_ADDED, size_of::<u32>(), size_of::<u64>()),
         (

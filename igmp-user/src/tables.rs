@@ -23,6 +23,8 @@ pub struct Tables {
     pub settings: Array<MapData, Settings>,
     pub ports: HashMap<MapData, u32, PortSettings>,
     pub hosts: HashMap<MapData, HostKey, HostEntry>,
+    /// When each membership last heard an IGMPv1 report; read only here.
+    pub v1_hosts: HashMap<MapData, MembershipKey, u64>,
     pub groups: HashMap<MapData, GroupKey, GroupEntry>,
     pub egress_ports: DevMapHash<MapData>,
     pub data_counters: PerCpuArray<MapData, DataCounters>,
@@ -56,6 +58,7 @@ impl Tables {
             settings: open(pin_dir, map_names::SETTINGS)?,
             ports: open(pin_dir, map_names::PORTS)?,
             hosts: open(pin_dir, map_names::HOSTS)?,
+            v1_hosts: open(pin_dir, map_names::V1_HOSTS)?,
             groups: open(pin_dir, map_names::GROUPS)?,
             egress_ports: open(pin_dir, map_names::EGRESS_PORTS)?,
             data_counters: open(pin_dir, map_names::DATA_COUNTERS)?,
@@ -89,6 +92,8 @@ impl Tables {
         if self.membership.remove(key).is_err() {
             return false;
         }
+        // The v1 host present timer goes with the entry it belongs to.
+        let _ = self.v1_hosts.remove(key);
         for counted in [key.ifindex, ALL_PORTS] {
             *self.removed_pending.entry(counted).or_default() += 1;
         }

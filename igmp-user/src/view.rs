@@ -61,7 +61,13 @@ pub fn mdb_rows(
     let mut rows = Vec::new();
     for (key, entry) in groups {
         rows.push(group_row(key, entry, settings, now));
-        for (source_key, source) in sources.iter().filter(|(s, _)| same_group(s, key)) {
+        // A source an EXCLUDE record deleted since it was last named is in
+        // neither of the group's lists (`SourceEntry::listed`): not shown.
+        let listed = |source: &SourceEntry| source.listed(entry.filter_mode, entry.last_report_ns);
+        for (source_key, source) in sources
+            .iter()
+            .filter(|(s, source)| same_group(s, key) && listed(source))
+        {
             rows.push(source_row(key, entry, source_key, source, settings, now));
         }
     }
@@ -551,5 +557,49 @@ mod json_stability {
             port["drops"].as_object().unwrap().len(),
             DropReason::ALL.len()
         );
+    }
+}
+
+#[cfg(test)]
+mod listed_sources {
+    use igmp_common::filter_mode;
+
+    use super::*;
+
+    #[test]
+    fn show_leaves_out_a_source_an_exclude_record_deleted() {
+        let key = MembershipKey {
+            ifindex: 1,
+            vlan: 0,
+            inner_vlan: 0,
+            group: [239, 1, 1, 1],
+        };
+        // The group's last IS_EX came at t = 2 s; S1 was named at 1 s, S2 at 2 s.
+        let group = Membership {
+            last_report_ns: 2_000_000_000,
+            filter_mode: filter_mode::EXCLUDE,
+            ..Membership::default()
+        };
+        let source = |last: u8, at_ns: u64| {
+            (
+                SourceKey {
+                    ifindex: 1,
+                    vlan: 0,
+                    inner_vlan: 0,
+                    group: key.group,
+                    source: [192, 0, 2, last],
+                },
+                SourceEntry {
+                    last_report_ns: at_ns,
+                    mode: filter_mode::EXCLUDE,
+                    named: SourceEntry::stamp(at_ns),
+                    ..SourceEntry::default()
+                },
+            )
+        };
+        let sources = [source(1, 1_000_000_000), source(2, 2_000_000_000)];
+        let rows = mdb_rows(&[(key, group)], &sources, &Settings::default());
+        let shown: Vec<_> = rows.iter().filter_map(|row| row.src.clone()).collect();
+        assert_eq!(shown, ["192.0.2.2"]);
     }
 }

@@ -56,6 +56,13 @@ pub fn v3_query(group: Ipv4Addr, max_resp: u8, qrv: u8, qqic: u8, sources: &[Ipv
     seal_igmp(message)
 }
 
+/// The same v3 query with its S flag (Suppress Router-Side Processing,
+/// RFC 3376 §4.1.5) set.
+pub fn suppressed(mut query: Vec<u8>) -> Vec<u8> {
+    query[8] |= 0x08;
+    seal_igmp(query)
+}
+
 /// One v3 group record.
 #[derive(Clone, Debug)]
 pub struct Record {

@@ -10,10 +10,13 @@ use aya::{
     Ebpf,
 };
 use igmp_common::{
-    Counter, DropReason, HostEntry, HostKey, Membership, MembershipKey, PortCounters, RouterKey,
-    RouterPort, SourceEntry, SourceKey,
+    Counter, DropReason, Event, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
+    RouterKey, RouterPort, SourceEntry, SourceKey,
 };
-use igmp_user::{loader, tables::Tables};
+use igmp_user::{
+    loader,
+    tables::{self, Tables},
+};
 
 /// `XDP_DROP`.
 pub const XDP_DROP: u32 = 1;
@@ -176,6 +179,18 @@ impl Harness {
                 program.test_run(options)
             }
         }
+    }
+
+    /// The events the program queued since the last call, oldest first.
+    pub fn events(&self) -> Vec<Event> {
+        let mut ring = tables::open_events(&self.pin_dir).expect("the pinned ring buffer");
+        let mut events = Vec::new();
+        while let Some(item) = ring.next() {
+            assert!(item.len() >= std::mem::size_of::<Event>(), "short event");
+            // SAFETY: the program writes whole `Event`s; read_unaligned copes with any offset.
+            events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
+        }
+        events
     }
 
     pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {

@@ -3,7 +3,10 @@
 use std::{net::Ipv4Addr, process::Command};
 
 use igmp_tests::{
-    frames::{frame, igmp_message, v2_report, Ipv4, ALL_HOSTS, QUERY},
+    frames::{
+        frame, igmp_message, v2_report, v3_report_frame, Ipv4, Record, ALL_HOSTS, MODE_IS_INCLUDE,
+        QUERY, V1_REPORT,
+    },
     harness::Harness,
 };
 
@@ -76,4 +79,28 @@ fn bpftool_dump_of_router_ports_and_counters_shows_field_names() {
         first_cpu["messages"].is_array() && first_cpu["drops"].is_array(),
         "{counters}"
     );
+}
+
+#[test]
+fn bpftool_dump_of_sources_and_v1_hosts_shows_field_names() {
+    let harness = Harness::new();
+    let (host, group) = (Ipv4Addr::new(10, 0, 0, 7), Ipv4Addr::new(239, 1, 2, 3));
+    let source = Ipv4Addr::new(192, 0, 2, 1);
+    harness.run(&v3_report_frame(
+        host,
+        &[Record::new(MODE_IS_INCLUDE, group, &[source])],
+    ));
+    let sources = dump(&harness, "SOURCES");
+    let entry = formatted(&sources);
+    assert_eq!(entry["key"]["source"], serde_json::json!([192, 0, 2, 1]));
+    assert_eq!(entry["value"]["mode"], 1, "{sources}");
+    assert!(entry["value"]["named"].as_u64().unwrap() > 0, "{sources}");
+    harness.run(&frame(
+        &[],
+        &Ipv4::igmp(host, group, igmp_message(V1_REPORT, 0, group)),
+    ));
+    let v1_hosts = dump(&harness, "V1_HOSTS");
+    let entry = formatted(&v1_hosts);
+    assert_eq!(entry["key"]["group"], serde_json::json!([239, 1, 2, 3]));
+    assert!(entry["value"].as_u64().unwrap() > 0, "{v1_hosts}");
 }

@@ -84,6 +84,30 @@ fn v1_report_records_version_1(#[values(TestHook::Xdp, TestHook::Tc)] hook: Test
 }
 
 #[rstest]
+fn only_v1_reports_start_the_v1_host_present_timer(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
+    let v1 = Ipv4::igmp(HOST, GROUP, igmp_message(V1_REPORT, 0, GROUP));
+    let before = monotonic_ns();
+    harness.run(&frame(&[], &v1));
+    harness.run(&v2_report(HOST, GROUP_B));
+    let timers: Vec<_> = harness
+        .tables
+        .v1_hosts
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(key, last)| (Ipv4Addr::from(key.group), last >= before))
+        .collect();
+    assert_eq!(timers, [(GROUP, true)], "v2 reports leave it alone");
+    // A later v1 report restarts it in place.
+    let first = harness.tables.v1_hosts.iter().next().unwrap().unwrap().1;
+    harness.run(&frame(&[], &v1));
+    let second = harness.tables.v1_hosts.iter().next().unwrap().unwrap().1;
+    assert!(second > first);
+}
+
+#[rstest]
 fn second_report_refreshes_in_place(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
     let harness = Harness::on(hook);
     harness.run(&v2_report(HOST, GROUP));

@@ -42,6 +42,12 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "every parse branch through BPF_PROG_TEST_RUN: the verifier takes the program",
     },
     Suite {
+        file: "xdp_sources",
+        tests: &[],
+        minutes: 5,
+        why: "IGMPv3 source tables merged per port, and query sources handed to user space",
+    },
+    Suite {
         file: "fastpath",
         tests: &[],
         minutes: 5,

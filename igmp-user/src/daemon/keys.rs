@@ -11,13 +11,17 @@ pub(super) fn monitor_event(kind: EventKind, event: &Event, port: &str) -> Monit
         EventKind::NewRouterPort => "router",
         EventKind::NewSource => "source",
         EventKind::SourceLeaveSeen => "block",
+        EventKind::QuerySourceSeen => "query-source",
     };
     let mut monitor = MonitorEvent::new(name, port.to_string());
     monitor.vid = Some(event.vlan);
     if event.group != [0; 4] {
         monitor.grp = Some(Ipv4Addr::from(event.group));
     }
-    if matches!(kind, EventKind::NewSource | EventKind::SourceLeaveSeen) {
+    if matches!(
+        kind,
+        EventKind::NewSource | EventKind::SourceLeaveSeen | EventKind::QuerySourceSeen
+    ) {
         monitor.src = Some(Ipv4Addr::from(event.address));
     } else {
         monitor.address = Some(Ipv4Addr::from(event.address));

@@ -9,8 +9,8 @@ use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use igmp_common::{
-    filter_mode, membership_flags, Event, EventKind, HostKey, Membership, MembershipKey, RouterKey,
-    SourceKey,
+    filter_mode, igmp_version, membership_flags, query_flags, Event, EventKind, HostKey,
+    Membership, MembershipKey, RouterKey, SourceEntry, SourceKey,
 };
 use tokio::{
     io::{unix::AsyncFd, Interest},
@@ -36,7 +36,7 @@ use keys::{group_key, group_of_host, monitor_event, router_key, source_key};
 
 use crate::{
     expiry::{self, Reason, Verdict},
-    leaves::GroupQueries,
+    leaves::{GroupQueries, SourceQueries},
     links::LinkNote,
     loader::interface_name,
     metrics::SharedStatus,
@@ -71,6 +71,7 @@ pub struct Daemon {
     query_sender: Option<QuerySender>,
     status: SharedStatus,
     group_queries: GroupQueries,
+    source_queries: SourceQueries,
     unregistered: UnregisteredPolicy,
     fast_path_off: bool,
     /// Groups the host itself listens to (flagged in `GROUPS`).
@@ -106,6 +107,7 @@ impl Daemon {
             query_sender: None,
             status: SharedStatus::default(),
             group_queries: GroupQueries::default(),
+            source_queries: SourceQueries::default(),
             unregistered: UnregisteredPolicy::default(),
             fast_path_off: false,
             local_groups: std::collections::BTreeSet::new(),
@@ -258,7 +260,14 @@ impl Daemon {
                     "leave: port {port} vid {} group {group} by {address}",
                     event.vlan
                 );
-                if self.fast_leave_ports.contains(&event.ifindex) {
+                if event.version == igmp_version::V2
+                    && self.v1_host_present(group_key(event), event.timestamp_ns)
+                {
+                    // RFC 2236 §4: a v1 host never leaves; a v2 host's leave
+                    // cannot tell whether it was the last.
+                    debug!("leave ignored: port {port} group {group} has a v1 host");
+                    self.cancel_leave(group_key(event));
+                } else if self.fast_leave_ports.contains(&event.ifindex) {
                     self.fast_leave(group_key(event));
                 } else if let Some(querier) = self.querier.other_querier(event.timestamp_ns) {
                     // The querier's group-specific queries decide (RFC 4541 §2.1.1).
@@ -282,6 +291,8 @@ impl Daemon {
             }
             EventKind::SourceLeaveSeen => {
                 debug!("block: port {port} group {group} source {address}");
+                // A BLOCK in EXCLUDE mode may have made the entry.
+                self.sources.insert(source_key(event));
                 self.deadlines
                     .schedule(event.timestamp_ns + lmqt, Due::Source(source_key(event)));
                 self.querier
@@ -307,9 +318,17 @@ impl Daemon {
                 if let Some(action) = self.querier.on_query(address, event.timestamp_ns) {
                     self.act(action);
                 }
-                if event.group != [0; 4] {
+                // With the S flag nothing is lowered; a group-and-source
+                // query lowers its sources' timers only, one event each
+                // (RFC 3376 §6.6.1).
+                let group_only = event.flags & (query_flags::SUPPRESS | query_flags::SOURCES) == 0;
+                if event.group != [0; 4] && group_only {
                     self.follow_group_query(event);
                 }
+            }
+            EventKind::QuerySourceSeen => {
+                debug!("query: port {port} group {group} source {address}");
+                self.follow_source_query(event);
             }
         }
     }

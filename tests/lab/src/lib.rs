@@ -55,6 +55,8 @@ pub struct Lab {
     /// The switch namespace, holding `br0` and the ports.
     pub switch: String,
     pub hosts: Vec<Host>,
+    /// Namespaces of the hubs (`add_hub`).
+    hubs: Vec<String>,
     daemon: Option<Child>,
     log: PathBuf,
 }
@@ -74,6 +76,7 @@ impl Lab {
             prefix: prefix.to_string(),
             switch: format!("{prefix}-sw"),
             hosts: Vec::new(),
+            hubs: Vec::new(),
             daemon: None,
             log: std::env::temp_dir().join(format!("{prefix}-daemon.log")),
         };
@@ -115,6 +118,57 @@ impl Lab {
         // container does: what the product delivers must not depend on them.
         self.hosts.push(host);
         Ok(())
+    }
+
+    /// Adds a hub on a new switch port with `hosts` hosts behind it: two
+    /// hosts sharing one port, as on a shared segment. The hub is a bridge
+    /// in its own namespace with snooping off, so it floods whatever it
+    /// gets, reports included. The hosts are appended to `hosts`, all with
+    /// the hub's port as `port`. Returns their indices.
+    pub fn add_hub(&mut self, hosts: usize) -> Result<Vec<usize>> {
+        let number = self.hosts.len() + 1;
+        let hub = format!("{}-hub{number}", self.prefix);
+        let port = format!("p{number}");
+        netns::add(&hub)?;
+        self.hubs.push(hub.clone());
+        ip(&hub, "link add hub type bridge mcast_snooping 0")?;
+        ip(&hub, "link set lo up")?;
+        let sw = &self.switch;
+        ip(
+            sw,
+            &format!("link add {port} type veth peer name up0 netns {hub}"),
+        )?;
+        ip(sw, &format!("link set {port} master br0"))?;
+        ip(sw, &format!("link set {port} up"))?;
+        ip(&hub, "link set up0 master hub")?;
+        ip(&hub, "link set up0 up")?;
+        let mut added = Vec::new();
+        for n in 0..hosts {
+            let index = self.hosts.len() + 1;
+            let host = Host {
+                netns: format!("{}-h{index}", self.prefix),
+                address: Ipv4Addr::new(10, 0, 0, index as u8),
+                interface: "eth0".into(),
+                port: port.clone(),
+            };
+            netns::add(&host.netns)?;
+            let (ns, eth) = (&host.netns, &host.interface);
+            let down = format!("d{n}");
+            ip(
+                &hub,
+                &format!("link add {down} type veth peer name {eth} netns {ns}"),
+            )?;
+            ip(&hub, &format!("link set {down} master hub"))?;
+            ip(&hub, &format!("link set {down} up"))?;
+            ip(ns, &format!("addr add {}/24 dev {eth}", host.address))?;
+            ip(ns, &format!("link set {eth} up"))?;
+            ip(ns, "link set lo up")?;
+            ip(ns, &format!("route add 224.0.0.0/4 dev {eth}"))?;
+            added.push(self.hosts.len());
+            self.hosts.push(host);
+        }
+        ip(&hub, "link set hub up")?;
+        Ok(added)
     }
 
     /// Forces the IGMP version host `index` (0-based) speaks (RFC 3376 §7.2.1 compatibility).
@@ -222,8 +276,11 @@ impl Lab {
     pub fn start_daemon(&mut self, binary: &Path, pin_dir: &Path, extra: &[&str]) -> Result<()> {
         let mut command = self.command_in_switch(binary);
         command.arg("run");
-        for host in &self.hosts {
-            command.args(["--iface", &host.port]);
+        let mut ports: Vec<&str> = self.hosts.iter().map(|host| host.port.as_str()).collect();
+        // Hosts behind a hub share its port.
+        ports.dedup();
+        for port in ports {
+            command.args(["--iface", port]);
         }
         command.arg("--pin-dir").arg(pin_dir).args(extra);
         // The tests read per-entry lines (joins, expiries), logged at debug.
@@ -299,6 +356,9 @@ impl Drop for Lab {
         let _ = self.stop_daemon(libc::SIGTERM);
         for host in &self.hosts {
             netns::delete(&host.netns);
+        }
+        for hub in &self.hubs {
+            netns::delete(hub);
         }
         netns::delete(&self.switch);
         let _ = fs::remove_file(&self.log);

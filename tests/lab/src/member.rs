@@ -17,6 +17,8 @@ pub const DATA_PORT: u16 = 5000;
 pub struct Member {
     socket: UdpSocket,
     pub group: Ipv4Addr,
+    /// The host's address, the interface the membership is on.
+    interface: Ipv4Addr,
 }
 
 impl Member {
@@ -50,7 +52,24 @@ impl Member {
             Ok(socket)
         })?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-        Ok(Self { socket, group })
+        Ok(Self {
+            socket,
+            group,
+            interface: address,
+        })
+    }
+
+    /// Stops receiving the group from `source` (IP_BLOCK_SOURCE on an
+    /// any-source membership): the host's filter becomes EXCLUDE {.., source}
+    /// and its kernel sends a BLOCK_OLD_SOURCES record (RFC 3376 §5.1).
+    pub fn block(&self, source: Ipv4Addr) -> Result<()> {
+        source_option(
+            &self.socket,
+            libc::IP_BLOCK_SOURCE,
+            self.group,
+            self.interface,
+            source,
+        )
     }
 
     /// Counts the datagrams received until none arrives for 200 ms.
