@@ -5,8 +5,8 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
 
 use igmp_common::{
     filter_mode, igmp_version, membership_flags, router_flags, router_mode, source_flags, Counter,
-    EventKind, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey,
-    RouterPort, SourceEntry, SourceKey,
+    EventKind, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings,
+    RouterKey, RouterPort, SourceEntry, SourceKey,
 };
 
 use crate::{
@@ -230,7 +230,11 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
 
 /// A new member port: unless it is the group's sole port already, the
 /// group's data goes back to the broadcast to every port at once, before the
-/// daemon hears of the join (`GroupEntry::sole_port`, `dest_set`).
+/// daemon hears of the join (`GroupEntry::sole_port`, `dest_set`). A group
+/// no port had is registered here, with no destinations worked out (the
+/// broadcast, each port's check deciding), so that it forwards from its
+/// first report even while no daemon runs; the daemon works them out when
+/// it hears of the join, or at its start.
 #[inline(always)]
 fn widen_destinations(key: &MembershipKey) {
     let group = GroupKey {
@@ -238,13 +242,25 @@ fn widen_destinations(key: &MembershipKey) {
         inner_vlan: key.inner_vlan,
         group: key.group,
     };
-    if let Some(entry) = GROUPS.get_ptr_mut(group) {
-        let entry = unsafe { &mut *entry };
-        if entry.sole_port != key.ifindex {
-            entry.sole_port = 0;
+    match GROUPS.get_ptr_mut(group) {
+        Some(entry) => {
+            let entry = unsafe { &mut *entry };
+            if entry.sole_port != key.ifindex {
+                entry.sole_port = 0;
+            }
+            // The set was worked out without this member port.
+            entry.dest_set = 0;
         }
-        // The set was worked out without this member port.
-        entry.dest_set = 0;
+        None => {
+            let entry = GroupEntry {
+                ports: 1,
+                ..GroupEntry::default()
+            };
+            // Failing means another CPU registered it an instant ago, or
+            // GROUPS, as large as MEMBERSHIP, is full: the group then stays
+            // unregistered, forwarded by the unregistered policy.
+            let _ = GROUPS.insert(group, entry, BPF_NOEXIST);
+        }
     }
 }
 

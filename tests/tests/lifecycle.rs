@@ -111,6 +111,51 @@ fn a_restart_in_the_other_hook_moves_every_port_and_keeps_the_table() {
     assert!(!program_attached(&snooped.lab, "p1"));
 }
 
+/// A group first joined while no daemon runs forwards from its first
+/// report: the program registers it itself (issue 13, defect 5). With a
+/// querier known, an unregistered group would reach router ports only, so
+/// the member would get nothing; a bystander's wire still gets nothing. A
+/// daemon started later takes the group over.
+#[test]
+fn a_group_first_joined_with_no_daemon_is_forwarded_from_its_first_report() {
+    const G3: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 3);
+    let args = ["--querier"];
+    let mut snooped = Snooped::new(3, &args);
+    snooped.wait_until("our querier", SECONDS_5, || {
+        snooped.lab.daemon_log().contains("this switch queries")
+    });
+    snooped.lab.stop_daemon(libc::SIGKILL).unwrap();
+    let member = snooped.lab.join(1, G3).unwrap();
+    snooped.wait_until("the join with no daemon", SECONDS_5, || {
+        snooped.pairs().len() == 1
+    });
+    let datagrams_of_g3 = |frames: Vec<Vec<u8>>| {
+        frames
+            .iter()
+            .filter(|frame| frame.len() >= 34 && frame[23] == 17 && frame[30..34] == G3.octets())
+            .count()
+    };
+    let bystander = snooped.lab.capture(2).unwrap();
+    snooped.lab.send(0, G3, 20, 64).unwrap();
+    assert_eq!(member.drain(), 20, "the member, with no daemon");
+    assert_eq!(
+        datagrams_of_g3(bystander.frames_for(Duration::from_millis(100))),
+        0,
+        "the bystander's wire"
+    );
+
+    snooped
+        .lab
+        .start_daemon(&igmp_tests::daemon_binary(), &snooped.pin_dir, &args)
+        .unwrap();
+    snooped.lab.send(0, G3, 20, 64).unwrap();
+    assert_eq!(member.drain(), 20, "the member, once the daemon is back");
+    assert_eq!(
+        datagrams_of_g3(bystander.frames_for(Duration::from_millis(100))),
+        0
+    );
+}
+
 #[test]
 fn keep_attached_survives_sigterm_and_detach_removes_everything() {
     let mut snooped = Snooped::new(1, &["--keep-attached"]);

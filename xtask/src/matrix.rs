@@ -141,6 +141,7 @@ pub const GUEST_SUITES: &[Suite] = &[
             "sigkill_keeps_forwarding_state_and_a_restart_adopts_it",
             "keep_attached_survives_sigterm_and_detach_removes_everything",
             "a_restart_in_the_other_hook_moves_every_port_and_keeps_the_table",
+            "a_group_first_joined_with_no_daemon_is_forwarded_from_its_first_report",
         ],
         minutes: 5,
         why: "pins, tc filters and XDP links kept across a crash, adopted by a restart, moved \
