@@ -171,6 +171,33 @@ impl Lab {
         Ok(added)
     }
 
+    /// Adds a VLAN device for VLAN `vid` on host `index`'s interface
+    /// (`eth0.<vid>`, 10.<vid>.0.<n>/24), with the kernel's defaults: its tag
+    /// travels in skb metadata (transmit VLAN offload), not in the frame. The
+    /// device is appended to `hosts` as a host of its own on the same port;
+    /// returns its index. Needs 8021q, which the guest kernels have.
+    pub fn add_vlan(&mut self, index: usize, vid: u16) -> Result<usize> {
+        let parent = &self.hosts[index];
+        let host = Host {
+            netns: parent.netns.clone(),
+            address: Ipv4Addr::new(10, vid as u8, 0, index as u8 + 1),
+            interface: format!("{}.{vid}", parent.interface),
+            port: parent.port.clone(),
+        };
+        let (ns, eth) = (&host.netns, &host.interface);
+        ip(
+            ns,
+            &format!(
+                "link add link {} name {eth} type vlan id {vid}",
+                parent.interface
+            ),
+        )?;
+        ip(ns, &format!("addr add {}/24 dev {eth}", host.address))?;
+        ip(ns, &format!("link set {eth} up"))?;
+        self.hosts.push(host);
+        Ok(self.hosts.len() - 1)
+    }
+
     /// Forces the IGMP version host `index` (0-based) speaks (RFC 3376 §7.2.1 compatibility).
     pub fn force_igmp_version(&self, index: usize, version: u8) -> Result<()> {
         let host = &self.hosts[index];
