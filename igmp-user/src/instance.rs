@@ -88,6 +88,27 @@ pub struct InstanceLock {
 }
 
 pub fn lock(pin_dir: &Path) -> Result<InstanceLock> {
+    try_lock(pin_dir)?.map_err(|pid| {
+        anyhow::anyhow!(
+            "{}: another igmp-snoop (pid {pid}) is running on these pins; stop it first, or give another --pin-dir",
+            pin_dir.display()
+        )
+    })
+}
+
+/// The lock `detach` holds while it removes the pins: a daemon running on
+/// them would re-create them, and keep its ports attached.
+pub fn lock_to_detach(pin_dir: &Path) -> Result<InstanceLock> {
+    try_lock(pin_dir)?.map_err(|pid| {
+        anyhow::anyhow!(
+            "{}: igmp-snoop (pid {pid}) is running on these pins; stop it (SIGTERM detaches every port) instead",
+            pin_dir.display()
+        )
+    })
+}
+
+/// The lock, or the pid of the daemon holding it.
+fn try_lock(pin_dir: &Path) -> Result<std::result::Result<InstanceLock, String>> {
     let path = monitor::socket_path(pin_dir).with_extension("lock");
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -104,17 +125,13 @@ pub fn lock(pin_dir: &Path) -> Result<InstanceLock> {
         let error = std::io::Error::last_os_error();
         if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
             let pid = fs::read_to_string(&path).unwrap_or_default();
-            bail!(
-                "{}: another igmp-snoop (pid {}) is running on these pins; stop it first, or give another --pin-dir",
-                pin_dir.display(),
-                pid.trim()
-            );
+            return Ok(Err(pid.trim().to_owned()));
         }
         return Err(error).with_context(|| format!("locking {}", path.display()));
     }
     file.set_len(0)?;
     writeln!(file, "{}", std::process::id())?;
-    Ok(InstanceLock { _file: file })
+    Ok(Ok(InstanceLock { _file: file }))
 }
 
 #[cfg(test)]

@@ -455,7 +455,10 @@ fn remove_tc_filter(pin_dir: &Path, interface: &str) -> Result<()> {
     if !marker.exists() {
         return Ok(());
     }
-    delete_tc_filter(interface)?;
+    // A port deleted since took its filter with it.
+    if interface_index(interface).is_ok() {
+        delete_tc_filter(interface)?;
+    }
     fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))
 }
 
@@ -695,10 +698,36 @@ pub fn attachments(pin_dir: &Path) -> Vec<(String, &'static str)> {
     ports
 }
 
+/// Takes the program off every port a previous daemon attached it to under
+/// `pin_dir` that is not among `ports` (a run with fewer ports than the one
+/// before it); returns those ports. Without this they would go on learning
+/// into the table with no daemon to age what they learn.
+pub fn detach_unlisted(pin_dir: &Path, ports: &[String]) -> Result<Vec<String>> {
+    let mut detached = Vec::new();
+    for (port, hook) in attachments(pin_dir) {
+        if ports.contains(&port) {
+            continue;
+        }
+        match hook {
+            "tc" => remove_tc_filter(pin_dir, &port)?,
+            _ => remove_xdp_link(pin_dir, &port)?,
+        }
+        detached.push(port);
+    }
+    Ok(detached)
+}
+
 /// Removes every pin of the project under `pin_dir` (`igmp-snoop detach`):
 /// the tc filters and XDP links first, which detaches the program from
 /// every port, then the maps.
 pub fn remove_pins(pin_dir: &Path) -> Result<usize> {
+    // Only bpffs holds pins: elsewhere the names would be ordinary files.
+    if pin_dir.exists() && !is_bpffs(pin_dir) {
+        bail!(
+            "{}: not on bpffs, so it holds no pins of igmp-snoop; nothing removed",
+            pin_dir.display()
+        );
+    }
     let mut removed = 0;
     let markers = pin_dir.join(TC_DIR);
     if let Ok(entries) = fs::read_dir(&markers) {

@@ -79,6 +79,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             .build()?
             .block_on(monitor::follow(&args.pin.pin_dir, args.json)),
         Command::Detach(args) => {
+            // A running daemon would re-create what is removed under it.
+            let _lock = instance::lock_to_detach(&args.pin_dir)?;
             let removed = loader::remove_pins(&args.pin_dir)?;
             println!(
                 "removed {removed} pins (links and maps) from {}",
@@ -142,6 +144,18 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     };
     info!(mode = mode.name(), why = %why, "attach mode");
+    let names: Vec<String> = named.iter().map(|(name, _)| name.clone()).collect();
+    match loader::detach_unlisted(&pin_dir, &names) {
+        Ok(dropped) => {
+            for port in dropped {
+                info!("detached from {port}: attached by a previous daemon, no longer a port");
+            }
+        }
+        Err(error) => {
+            port_set.abandon();
+            return Err(error);
+        }
+    }
     let (tables, events, links) = match prepare(&settings) {
         Ok(prepared) => prepared,
         Err(error) => {

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
 use igmp_lab::{ip, run_output};
 use igmp_tests::snooped::{program_attached, Snooped};
+use rstest::rstest;
 
 const G1: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 1);
 const G2: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 2);
@@ -153,6 +154,39 @@ fn a_group_first_joined_with_no_daemon_is_forwarded_from_its_first_report() {
     assert_eq!(
         datagrams_of_g3(bystander.frames_for(Duration::from_millis(100))),
         0
+    );
+}
+
+/// A run with fewer ports than the one before it takes the program off the
+/// ports it dropped, and says so; they learn nothing more.
+#[rstest]
+fn a_restart_with_fewer_ports_detaches_the_dropped_ones(#[values("generic", "tc")] attach: &str) {
+    let args = ["--keep-attached", "--attach", attach];
+    let mut snooped = Snooped::new(3, &args);
+    snooped.lab.stop_daemon(libc::SIGTERM).unwrap();
+    assert!(program_attached(&snooped.lab, "p3"));
+    snooped
+        .lab
+        .start_daemon_on(
+            &igmp_tests::daemon_binary(),
+            &snooped.pin_dir,
+            &["p1", "p2"],
+            &["--attach", attach],
+        )
+        .unwrap();
+    let log = snooped.lab.daemon_log();
+    assert!(
+        log.contains("detached from p3: attached by a previous daemon, no longer a port"),
+        "{log}"
+    );
+    assert!(!program_attached(&snooped.lab, "p3"), "p3 kept the program");
+    assert!(program_attached(&snooped.lab, "p1"));
+    let _member = snooped.lab.join(2, G1).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        snooped.memberships_on(snooped.port(2)),
+        0,
+        "p3 still learns"
     );
 }
 

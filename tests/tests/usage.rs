@@ -209,3 +209,40 @@ fn a_second_daemon_on_the_same_port_with_other_pins_is_refused_and_leaves_no_pin
     assert!(!other_pins.exists(), "the refused run left its pins behind");
     assert_undisturbed(&mut snooped, &before);
 }
+
+/// `detach` under a running daemon would remove pins the daemon still uses
+/// and leave its ports attached: it is refused, naming the daemon.
+#[test]
+fn detach_while_a_daemon_runs_is_refused_and_changes_nothing() {
+    let (mut snooped, _member, before) = running_with_a_member();
+    let output = snooped.cli(&["detach"]);
+    let line = one_error_line(&output);
+    let pid = snooped.lab.daemon_pid().unwrap();
+    assert!(
+        line.contains(&format!("igmp-snoop (pid {pid}) is running on these pins")),
+        "{line}"
+    );
+    assert_undisturbed(&mut snooped, &before);
+}
+
+/// Off bpffs, the names `detach` removes would be ordinary files.
+#[test]
+fn detach_of_a_directory_off_bpffs_removes_nothing() {
+    let dir = std::env::temp_dir().join(format!("igmp-snoop-not-bpffs-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("links")).unwrap();
+    let files = [dir.join("links/eth0"), dir.join("MEMBERSHIP")];
+    for file in &files {
+        std::fs::write(file, "an ordinary file").unwrap();
+    }
+    let output = Command::new(daemon_binary())
+        .args(["detach", "--pin-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let line = one_error_line(&output);
+    assert!(line.contains("not on bpffs"), "{line}");
+    for file in &files {
+        assert!(file.exists(), "{} was removed", file.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

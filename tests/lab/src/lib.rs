@@ -301,11 +301,27 @@ impl Lab {
 
     /// Starts `binary run` on every port, in the switch namespace, and waits until it is up.
     pub fn start_daemon(&mut self, binary: &Path, pin_dir: &Path, extra: &[&str]) -> Result<()> {
+        let mut ports: Vec<String> = Vec::new();
+        // Hosts behind a hub, and a host's VLAN devices, share a port.
+        for host in &self.hosts {
+            if !ports.contains(&host.port) {
+                ports.push(host.port.clone());
+            }
+        }
+        let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
+        self.start_daemon_on(binary, pin_dir, &ports, extra)
+    }
+
+    /// As `start_daemon`, on the switch ports `ports` only.
+    pub fn start_daemon_on(
+        &mut self,
+        binary: &Path,
+        pin_dir: &Path,
+        ports: &[&str],
+        extra: &[&str],
+    ) -> Result<()> {
         let mut command = self.command_in_switch(binary);
         command.arg("run");
-        let mut ports: Vec<&str> = self.hosts.iter().map(|host| host.port.as_str()).collect();
-        // Hosts behind a hub share its port.
-        ports.dedup();
         for port in ports {
             command.args(["--iface", port]);
         }
