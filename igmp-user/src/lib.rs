@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod ports;
 pub mod querier;
 pub mod settings;
+pub mod signals;
 pub mod tables;
 pub mod timers;
 pub mod view;

@@ -1,4 +1,4 @@
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
@@ -12,13 +12,13 @@ use igmp_user::{
     monitor,
     ports::{PortPlan, PortSet},
     settings::RunSettings,
+    signals::StopSignals,
     tables,
     tables::Tables,
     view,
 };
 use tokio::{
     io::{unix::AsyncFd, Interest},
-    signal::unix::{signal, SignalKind},
     sync::{broadcast, mpsc::UnboundedReceiver},
 };
 use tracing::{info, warn};
@@ -119,6 +119,7 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     instance::check_capabilities(settings.querier.enabled)?;
     kernel::check()?;
+    let mut signals = StopSignals::install()?;
     let _lock = instance::lock(&settings.pin_dir)?;
     let plan = port_plan(&settings)?;
     let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
@@ -133,6 +134,12 @@ async fn run(args: RunArgs) -> Result<()> {
     PortMode::refuse_bridges(&kinds)?;
     let (mode, why) = PortMode::choose(settings.attach, &kinds);
     let mut ebpf = loader::load(&pin_dir, settings.limits.table_size, mode)?;
+    if let Some(signal) = signals.arrived().await {
+        if fresh {
+            let _ = loader::remove_pins(&pin_dir);
+        }
+        return stopped_while_starting(signal);
+    }
     spawn_kernel_log(&mut ebpf);
     let port_set = match PortSet::attach(ebpf, plan, mode, pin_dir.clone()) {
         Ok(port_set) => port_set,
@@ -163,6 +170,13 @@ async fn run(args: RunArgs) -> Result<()> {
             return Err(error);
         }
     };
+    if let Some(signal) = signals.arrived().await {
+        port_set.abandon();
+        if fresh {
+            let _ = loader::remove_pins(&pin_dir);
+        }
+        return stopped_while_starting(signal);
+    }
     let (monitor_tx, _) = broadcast::channel(1024);
     spawn_monitor_server(&pin_dir, monitor_tx.clone());
     let status = SharedStatus::default();
@@ -174,9 +188,19 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_querier(settings.querier.clone(), status)?
         .with_unregistered(settings.unregistered)
         .with_fast_path(!links::on_vlan_filtering_bridge(&ifindexes).await?);
-    if let Some(port_set) = daemon.run(events, links, shutdown_signal()?).await? {
+    let stop = async {
+        let signal = signals.next().await;
+        info!("{signal}: stopping");
+    };
+    if let Some(port_set) = daemon.run(events, links, stop).await? {
         port_set.release(settings.keep_attached)?;
     }
+    Ok(())
+}
+
+/// A stop signal arrived before the daemon ran: what the start changed is undone.
+fn stopped_while_starting(signal: &str) -> Result<()> {
+    info!("{signal} while starting: every port this run attached is detached again");
     Ok(())
 }
 
@@ -251,18 +275,6 @@ fn spawn_kernel_log(ebpf: &mut aya::Ebpf) {
             guard.clear_ready();
         }
     });
-}
-
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }
 
 fn show(args: &ShowArgs) -> Result<()> {

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
-use igmp_lab::{ip, run_output};
+use igmp_lab::{ip, run_output, Lab};
 use igmp_tests::snooped::{program_attached, Snooped};
 use rstest::rstest;
 
@@ -188,6 +188,75 @@ fn a_restart_with_fewer_ports_detaches_the_dropped_ones(#[values("generic", "tc"
         0,
         "p3 still learns"
     );
+}
+
+/// A stop signal at any moment of the start (Ctrl-C, SIGTERM, the terminal
+/// closing) leaves no port attached: before the program is attached nothing
+/// is, a start cut short undoes its attachments and the pins it made, and a
+/// started daemon detaches as it stops (keeping the table, as SIGTERM does).
+#[test]
+fn a_stop_signal_at_any_moment_of_the_start_leaves_no_port_attached() {
+    let lab = Lab::new(2, igmp_lab::BridgeSnooping::Off).unwrap();
+    let signals = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+    let mut windows = 0;
+    // A start takes tens of milliseconds here, seconds in an emulated guest.
+    let delays = (0..60).step_by(3).chain([80, 120, 200, 400, 800, 1500]);
+    for delay_ms in delays {
+        for signal in signals {
+            let pin_dir = igmp_tests::harness::unique_pin_dir("signal");
+            let log =
+                std::env::temp_dir().join(format!("igmp-snoop-signal-{}.log", std::process::id()));
+            let file = std::fs::File::create(&log).unwrap();
+            let mut daemon = lab
+                .command_in_switch(&igmp_tests::daemon_binary())
+                .args(["run", "--iface", "p1", "--iface", "p2", "--pin-dir"])
+                .arg(&pin_dir)
+                .stdout(file.try_clone().unwrap())
+                .stderr(file)
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(daemon.id() as i32, signal) };
+            wait_with_timeout(&mut daemon, Duration::from_secs(30));
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            for port in ["p1", "p2"] {
+                assert!(
+                    !program_attached(&lab, port),
+                    "signal {signal} after {delay_ms} ms left {port} attached:\n{output}"
+                );
+            }
+            let started = output.contains("adopting");
+            if output.contains("while starting") {
+                windows += 1;
+            }
+            // A started daemon keeps its table on a stop signal; a start cut short does not.
+            if !started {
+                assert!(
+                    !pin_dir.join("MEMBERSHIP").exists(),
+                    "signal {signal} after {delay_ms} ms left the pins:\n{output}"
+                );
+            }
+            let _ = std::fs::remove_dir_all(&pin_dir);
+            let _ = igmp_lab::run(&["rm", "-rf", &pin_dir.to_string_lossy()]);
+        }
+    }
+    assert!(
+        windows > 0,
+        "no signal arrived during a start: the test saw none of its windows"
+    );
+}
+
+/// Waits for `child` to exit, killing it after `timeout`.
+fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("the daemon did not stop within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
