@@ -63,6 +63,12 @@ impl Daemon {
                 event.address = Some(address);
                 self.publish(event);
             }
+            QuerierAction::OtherQuerierSilent(address) => {
+                info!("querier: {address} fell silent");
+                let mut event = MonitorEvent::new("querier-expire", "*".into());
+                event.address = Some(address);
+                self.publish(event);
+            }
         }
         self.update_status();
     }
