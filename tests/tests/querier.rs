@@ -3,7 +3,8 @@
 //! address, takes over again when that querier falls silent. And what a
 //! querier elsewhere on the LAN does to forwarding under `--unregistered
 //! auto`: router ports only while it is present, flooded again once its
-//! other querier present interval runs out, as on the bridge.
+//! other querier present interval runs out, as on the bridge, and kept
+//! across a restart of the daemon until then.
 
 use std::{
     net::Ipv4Addr,
@@ -324,4 +325,59 @@ fn when_the_other_querier_falls_silent_reports_and_unregistered_data_flood_again
     let log = snooped.lab.daemon_log();
     assert_eq!(ours, (ROUTERS_ONLY, FLOODED), "igmp-snoop\n{log}");
     assert!(log.contains("querier: 10.0.0.3 fell silent"), "{log}");
+}
+
+/// A restarted daemon keeps the querier its predecessor knew, as it keeps
+/// the table: reports and unregistered data keep going to the router ports
+/// only, and flood again when that querier's own interval runs out, not
+/// at the restart and not at its next query.
+#[test]
+fn a_restart_keeps_the_other_querier_until_its_interval_runs_out() {
+    // 2 × 3 s + 1 s / 2: long enough to restart within, short enough to wait out.
+    let args = ["--query-interval", "3", "--query-response-interval", "1"];
+    let other_querier_present = Duration::from_millis(6500);
+    let mut snooped = Snooped::new(3, &args);
+    let queried = query_from_h3(&snooped.lab);
+    snooped.wait_until("the other querier", Duration::from_secs(3), || {
+        snooped
+            .lab
+            .daemon_log()
+            .contains("querier: 10.0.0.3 is the querier")
+    });
+
+    snooped.lab.stop_daemon(libc::SIGKILL).unwrap();
+    snooped
+        .lab
+        .start_daemon(&igmp_tests::daemon_binary(), &snooped.pin_dir, &args)
+        .unwrap();
+    let restarted = queried.elapsed();
+    let after_restart = measure(&snooped.lab, Ipv4Addr::new(239, 3, 3, 43));
+    assert!(
+        queried.elapsed() < other_querier_present,
+        "the restart took too long to tell: {restarted:?}"
+    );
+    assert_eq!(
+        after_restart,
+        ROUTERS_ONLY,
+        "after the restart\n{}",
+        snooped.lab.daemon_log()
+    );
+
+    snooped.wait_until("the querier forgotten", Duration::from_secs(10), || {
+        snooped
+            .lab
+            .daemon_log()
+            .contains("querier: 10.0.0.3 fell silent")
+    });
+    assert!(
+        queried.elapsed() >= other_querier_present,
+        "forgotten after {:?}",
+        queried.elapsed()
+    );
+    assert_eq!(
+        measure(&snooped.lab, Ipv4Addr::new(239, 3, 3, 44)),
+        FLOODED,
+        "once its interval ran out\n{}",
+        snooped.lab.daemon_log()
+    );
 }

@@ -107,6 +107,18 @@ impl Querier {
         newly_elected.then_some(QuerierAction::OtherQuerierElected(source))
     }
 
+    /// A query from `source` heard at `heard` (before `now`, by a previous
+    /// daemon: the router ports keep it), elected as if it had just come,
+    /// unless its other querier present interval already ran out by `now`.
+    /// So a restart keeps the querier until its own timer would expire.
+    pub fn adopt(&mut self, source: Ipv4Addr, heard: u64, now: u64) -> Option<QuerierAction> {
+        let until = heard + nanos(self.timers.other_querier_present_interval());
+        if until <= now {
+            return None;
+        }
+        self.on_query(source, heard)
+    }
+
     fn wins_over_us(&self, source: Ipv4Addr) -> bool {
         match (self.enabled, self.address) {
             (false, _) | (true, None) => true,
@@ -350,6 +362,47 @@ mod tests {
         assert_eq!(querier.current(), None);
         assert_eq!(querier.next_deadline(), None);
         assert!(querier.poll(400 * S).is_empty(), "said once");
+    }
+
+    #[test]
+    fn a_querier_heard_before_a_restart_is_kept_until_its_own_interval_ends() {
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        // Heard at 10 s, restarted at 100 s: present until 10 + 205 s.
+        let mut querier = Querier::new(true, Some(OURS), timers(), 100 * S);
+        assert_eq!(
+            querier.adopt(other, 10 * S, 100 * S),
+            Some(QuerierAction::OtherQuerierElected(other))
+        );
+        assert_eq!(querier.current(), Some(other));
+        assert_eq!(generals(&mut querier, 100 * S), 0, "no startup queries");
+        assert_eq!(querier.next_deadline(), Some(215 * S));
+        assert_eq!(
+            querier.poll(215 * S)[..2],
+            [
+                QuerierAction::OtherQuerierSilent(other),
+                QuerierAction::BecameQuerier
+            ]
+        );
+    }
+
+    #[test]
+    fn a_querier_whose_interval_ran_out_before_the_restart_is_not_adopted() {
+        let mut querier = Querier::new(false, None, timers(), 300 * S);
+        assert_eq!(
+            querier.adopt(Ipv4Addr::new(10, 0, 0, 3), 10 * S, 215 * S),
+            None
+        );
+        assert_eq!(querier.current(), None);
+    }
+
+    #[test]
+    fn a_higher_querier_heard_before_a_restart_does_not_win_over_ours() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 100 * S);
+        assert_eq!(
+            querier.adopt(Ipv4Addr::new(10, 0, 0, 200), 90 * S, 100 * S),
+            None
+        );
+        assert!(querier.is_querier());
     }
 
     #[test]
