@@ -23,7 +23,8 @@ const RUN_DIR: &str = "/run/igmp-snoop";
 /// One change of the table or of the querier.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MonitorEvent {
-    /// `join`, `leave`, `expire`, `source`, `router`, `router-expire`, `querier`.
+    /// `join`, `leave`, `expire`, `source`, `router`, `router-expire`, `querier`,
+    /// `querier-expire` (the other querier fell silent).
     pub event: String,
     pub port: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,11 +1,22 @@
 //! The snooping querier against real hosts and a real competing querier (a
 //! Linux bridge with `mcast_querier 1`): elected alone, yields to a lower
-//! address, takes over again when that querier falls silent.
+//! address, takes over again when that querier falls silent. And what a
+//! querier elsewhere on the LAN does to forwarding under `--unregistered
+//! auto`: router ports only while it is present, flooded again once its
+//! other querier present interval runs out, as on the bridge, and kept
+//! across a restart of the daemon until then.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::Ipv4Addr,
+    thread::sleep,
+    time::{Duration, Instant},
+};
 
-use igmp_lab::run_output;
-use igmp_tests::snooped::Snooped;
+use igmp_lab::{ip, run_output, BridgeSnooping, Lab};
+use igmp_tests::{
+    frames::{self, Ipv4},
+    snooped::Snooped,
+};
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 3, 3, 3);
 /// Queries every second, answered within half a second; other querier
@@ -164,5 +175,209 @@ fn as_v3_querier_a_blocked_source_is_asked_about_by_source() {
         asked_about_s1,
         "no group-and-source query for {s1} in {} frames",
         frames.len()
+    );
+}
+
+const N: usize = 20;
+/// A group nobody joins, sent to by h1.
+const UNREGISTERED: Ipv4Addr = Ipv4Addr::new(239, 3, 3, 40);
+/// h3, the other querier's host; its port becomes a router port.
+const QUERIER_HOST: usize = 2;
+
+/// One general query from h3's address, as a querier on the LAN sends it
+/// (IGMPv3, answered within 0.5 s): h3's port becomes a router port and h3
+/// the querier, until its other querier present interval runs out.
+/// Returns a time no later than the switch heard it.
+fn query_from_h3(lab: &Lab) -> Instant {
+    let query = frames::v3_query(Ipv4Addr::UNSPECIFIED, 5, 2, 2, &[]);
+    let ip = Ipv4::igmp(lab.hosts[QUERIER_HOST].address, frames::ALL_HOSTS, query);
+    let sent = Instant::now();
+    lab.inject(QUERIER_HOST, &frames::frame(&[], &ip)).unwrap();
+    sent
+}
+
+/// What reaches the wires while h1 joins a group and sends to an unregistered one.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    /// Datagrams to the unregistered group on h2's wire (neither member nor router).
+    unregistered_on_h2: usize,
+    /// Whether h1's reports for `joined` reached h2's wire.
+    reports_on_h2: bool,
+    /// Datagrams to the unregistered group on h3's wire (the router port).
+    unregistered_on_h3: usize,
+}
+
+/// The other querier is present: reports and unregistered data go to its port only.
+const ROUTERS_ONLY: Seen = Seen {
+    unregistered_on_h2: 0,
+    reports_on_h2: false,
+    unregistered_on_h3: N,
+};
+/// No querier is known: both are flooded.
+const FLOODED: Seen = Seen {
+    unregistered_on_h2: N,
+    reports_on_h2: true,
+    unregistered_on_h3: N,
+};
+
+/// Whether `frame` is an IGMP report from `host` naming `group` (v2: the
+/// group field; v3: the first record's group).
+fn report_for(frame: &[u8], host: Ipv4Addr, group: Ipv4Addr) -> bool {
+    if frame.len() < 42 || frame[12..14] != [0x08, 0x00] || frame[23] != 2 {
+        return false;
+    }
+    if frame[26..30] != host.octets() {
+        return false;
+    }
+    let igmp = &frame[14 + usize::from(frame[14] & 0x0f) * 4..];
+    match igmp.first() {
+        Some(&frames::V2_REPORT) => igmp.get(4..8) == Some(&group.octets()[..]),
+        Some(&frames::V3_REPORT) => igmp.get(12..16) == Some(&group.octets()[..]),
+        _ => false,
+    }
+}
+
+fn datagrams_to(frames: &[Vec<u8>], source: Ipv4Addr, group: Ipv4Addr) -> usize {
+    frames
+        .iter()
+        .filter(|frame| {
+            frame.len() >= 42
+                && frame[12..14] == [0x08, 0x00]
+                && frame[23] == 17
+                && frame[26..30] == source.octets()
+                && frame[30..34] == group.octets()
+        })
+        .count()
+}
+
+/// h1 joins `joined` (its kernel sends the report at once) and sends N
+/// datagrams to the unregistered group; h2 and h3 count what reaches them.
+fn measure(lab: &Lab, joined: Ipv4Addr) -> Seen {
+    let (on_h2, on_h3) = (lab.capture(1).unwrap(), lab.capture(QUERIER_HOST).unwrap());
+    let _member = lab.join(0, joined).unwrap();
+    lab.send(0, UNREGISTERED, N, 64).unwrap();
+    sleep(Duration::from_millis(300));
+    let (h2_frames, h3_frames) = (
+        on_h2.frames_for(Duration::from_millis(100)),
+        on_h3.frames_for(Duration::from_millis(100)),
+    );
+    let h1 = lab.hosts[0].address;
+    Seen {
+        unregistered_on_h2: datagrams_to(&h2_frames, h1, UNREGISTERED),
+        reports_on_h2: h2_frames.iter().any(|frame| report_for(frame, h1, joined)),
+        unregistered_on_h3: datagrams_to(&h3_frames, h1, UNREGISTERED),
+    }
+}
+
+/// Sleeps until `at`, if it is still to come.
+fn sleep_until(at: Instant) {
+    sleep(at.saturating_duration_since(Instant::now()));
+}
+
+/// Other querier present interval of both switches below: 2 × 2 s + 1 s / 2.
+const OTHER_QUERIER_PRESENT: Duration = Duration::from_millis(4500);
+/// Queries every 2 s, answered within 1 s: the other querier present
+/// interval is 4.5 s (RFC 3376 §8.5). No `--querier`: this switch never queries.
+const SHORT_OTHER_QUERIER: [&str; 4] = ["--query-interval", "2", "--query-response-interval", "1"];
+
+/// (while the querier is present, once its interval ran out)
+fn querier_present_then_silent(lab: &Lab) -> (Seen, Seen) {
+    let queried = query_from_h3(lab);
+    // The bridge counts a querier only once the query's Max Resp Time (0.5 s) passed.
+    sleep(Duration::from_secs(1));
+    let present = measure(lab, Ipv4Addr::new(239, 3, 3, 41));
+    sleep_until(queried + OTHER_QUERIER_PRESENT + Duration::from_millis(1500));
+    (present, measure(lab, Ipv4Addr::new(239, 3, 3, 42)))
+}
+
+/// RFC 3376 §6.6 / RFC 2236 §3: a querier that falls silent is forgotten
+/// after the other querier present interval. The bridge
+/// (`br_multicast_querier_exists`) then floods reports and unregistered
+/// data again; so must `--unregistered auto`, with no querier of our own.
+#[test]
+fn when_the_other_querier_falls_silent_reports_and_unregistered_data_flood_again_as_on_the_bridge()
+{
+    let reference = Lab::new(3, BridgeSnooping::On).unwrap();
+    // The bridge's other querier present interval, in centiseconds: 4.5 s.
+    ip(
+        &reference.switch,
+        "link set br0 type bridge mcast_querier_interval 450",
+    )
+    .unwrap();
+    let bridge = querier_present_then_silent(&reference);
+    drop(reference);
+
+    let snooped = Snooped::new(3, &SHORT_OTHER_QUERIER);
+    let ours = querier_present_then_silent(&snooped.lab);
+
+    // The bridge floods IGMPv3 reports whether or not it knows a querier
+    // (`br_multicast_ipv4_rcv` sends only v1/v2 reports to router ports),
+    // where RFC 4541 §2.1.1 has them go to router ports: it is the reference
+    // for data only, and igmp-snoop is held to the RFC for reports.
+    let data = |(present, silent): &(Seen, Seen)| {
+        [present, silent].map(|seen| (seen.unregistered_on_h2, seen.unregistered_on_h3))
+    };
+    assert_eq!(
+        data(&bridge),
+        data(&(ROUTERS_ONLY, FLOODED)),
+        "the reference bridge: {bridge:?}"
+    );
+    let log = snooped.lab.daemon_log();
+    assert_eq!(ours, (ROUTERS_ONLY, FLOODED), "igmp-snoop\n{log}");
+    assert!(log.contains("querier: 10.0.0.3 fell silent"), "{log}");
+}
+
+/// A restarted daemon keeps the querier its predecessor knew, as it keeps
+/// the table: reports and unregistered data keep going to the router ports
+/// only, and flood again when that querier's own interval runs out, not
+/// at the restart and not at its next query.
+#[test]
+fn a_restart_keeps_the_other_querier_until_its_interval_runs_out() {
+    // 2 × 3 s + 1 s / 2: long enough to restart within, short enough to wait out.
+    let args = ["--query-interval", "3", "--query-response-interval", "1"];
+    let other_querier_present = Duration::from_millis(6500);
+    let mut snooped = Snooped::new(3, &args);
+    let queried = query_from_h3(&snooped.lab);
+    snooped.wait_until("the other querier", Duration::from_secs(3), || {
+        snooped
+            .lab
+            .daemon_log()
+            .contains("querier: 10.0.0.3 is the querier")
+    });
+
+    snooped.lab.stop_daemon(libc::SIGKILL).unwrap();
+    snooped
+        .lab
+        .start_daemon(&igmp_tests::daemon_binary(), &snooped.pin_dir, &args)
+        .unwrap();
+    let restarted = queried.elapsed();
+    let after_restart = measure(&snooped.lab, Ipv4Addr::new(239, 3, 3, 43));
+    assert!(
+        queried.elapsed() < other_querier_present,
+        "the restart took too long to tell: {restarted:?}"
+    );
+    assert_eq!(
+        after_restart,
+        ROUTERS_ONLY,
+        "after the restart\n{}",
+        snooped.lab.daemon_log()
+    );
+
+    snooped.wait_until("the querier forgotten", Duration::from_secs(10), || {
+        snooped
+            .lab
+            .daemon_log()
+            .contains("querier: 10.0.0.3 fell silent")
+    });
+    assert!(
+        queried.elapsed() >= other_querier_present,
+        "forgotten after {:?}",
+        queried.elapsed()
+    );
+    assert_eq!(
+        measure(&snooped.lab, Ipv4Addr::new(239, 3, 3, 44)),
+        FLOODED,
+        "once its interval ran out\n{}",
+        snooped.lab.daemon_log()
     );
 }

@@ -11,7 +11,8 @@ use super::*;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnregisteredPolicy {
-    /// As the bridge: to router ports once a querier is known, flooded before.
+    /// As the bridge: to router ports while a querier is known, flooded
+    /// before and once it fell silent.
     #[default]
     Auto,
     Flood,
@@ -41,6 +42,8 @@ impl Daemon {
 
     /// Resolves the policy against the querier state, as the bridge does
     /// (`br_multicast_querier_exists`), and writes it where XDP reads it.
+    /// Called again whenever that state changes: a querier elected, ours
+    /// started, the other one fallen silent.
     pub(super) fn publish_forwarding(&mut self) {
         let querier_known = self.querier.current().is_some();
         let policy = match self.unregistered {

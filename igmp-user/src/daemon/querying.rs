@@ -1,6 +1,9 @@
 //! The querier's part of the loop: sending what the election decides and
-//! telling the monitors and the metrics who queries.
+//! telling the monitors and the metrics who queries. At start it takes over
+//! the querier a previous daemon knew, from the router ports it left pinned,
+//! so that the policies that follow "a querier is known" survive a restart.
 
+use igmp_common::RouterPort;
 use tracing::{info, warn};
 
 use super::*;
@@ -27,8 +30,32 @@ impl Daemon {
         );
         self.query_settings = settings;
         self.status = status;
+        // Before anything is published: a restart must not flood, even for an instant.
+        self.adopt_querier();
         self.update_status();
         Ok(self)
+    }
+
+    /// Elects again the queriers heard on the router ports before this start
+    /// (`ROUTER_PORTS` keeps each one's address and when it last queried), as
+    /// if their queries had just come: the querier stays known until its own
+    /// other querier present interval runs out, as it would have without the
+    /// restart. A querier heard on a port with router mode off left no entry,
+    /// and is known again from its next query.
+    fn adopt_querier(&mut self) {
+        let now = monotonic_ns();
+        for (address, heard) in queriers_heard(&self.tables.router_ports(), &self.ports) {
+            if let Some(QuerierAction::OtherQuerierElected(elected)) =
+                self.querier.adopt(address, heard, now)
+            {
+                let ago = Duration::from_nanos(now.saturating_sub(heard));
+                info!(
+                    querier = %elected,
+                    heard_ago = ?ago,
+                    "querier: {elected} is the querier, heard before this start"
+                );
+            }
+        }
     }
 
     /// Carries out whatever the querier has due now.
@@ -60,6 +87,12 @@ impl Daemon {
             QuerierAction::OtherQuerierElected(address) => {
                 info!("querier: {address} is the querier");
                 let mut event = MonitorEvent::new("querier", "*".into());
+                event.address = Some(address);
+                self.publish(event);
+            }
+            QuerierAction::OtherQuerierSilent(address) => {
+                info!("querier: {address} fell silent");
+                let mut event = MonitorEvent::new("querier-expire", "*".into());
                 event.address = Some(address);
                 self.publish(event);
             }
@@ -111,5 +144,71 @@ impl Daemon {
             status.querier = self.querier.current();
         }
         self.publish_forwarding();
+    }
+}
+
+/// The queriers the router ports among `ports` heard, as (address, when it
+/// last queried), oldest first so that electing them in turn ends as the
+/// live election did. Entries made only by PIM hellos or by the operator
+/// name no querier (version 0), nor do queries from 0.0.0.0. A PIM hello
+/// after a query refreshes the entry's time too (the map keeps one time):
+/// a router that both queries and speaks PIM is kept until one interval
+/// after its last hello rather than its last query, never forgotten early.
+fn queriers_heard(routers: &[(RouterKey, RouterPort)], ports: &[u32]) -> Vec<(Ipv4Addr, u64)> {
+    let mut heard: Vec<(Ipv4Addr, u64)> = routers
+        .iter()
+        .filter(|(key, _)| ports.contains(&key.ifindex))
+        .filter(|(_, entry)| entry.version != 0 && entry.querier != [0; 4])
+        .map(|(_, entry)| (Ipv4Addr::from(entry.querier), entry.last_query_ns))
+        .collect();
+    heard.sort_by_key(|&(_, at)| at);
+    heard
+}
+
+#[cfg(test)]
+mod tests {
+    use igmp_common::router_flags;
+
+    use super::*;
+
+    fn entry(
+        ifindex: u32,
+        querier: [u8; 4],
+        version: u8,
+        at: u64,
+        flags: u8,
+    ) -> (RouterKey, RouterPort) {
+        let key = RouterKey {
+            ifindex,
+            vlan: 0,
+            inner_vlan: 0,
+        };
+        let value = RouterPort {
+            last_query_ns: at,
+            querier,
+            version,
+            flags,
+            ..RouterPort::default()
+        };
+        (key, value)
+    }
+
+    #[test]
+    fn only_router_ports_made_by_a_query_name_a_querier_oldest_first() {
+        let routers = [
+            entry(3, [10, 0, 0, 3], 3, 20, 0),
+            entry(4, [10, 0, 0, 4], 2, 10, 0),
+            entry(5, [10, 0, 0, 5], 0, 30, router_flags::PIM),
+            entry(6, [0; 4], 0, 0, router_flags::PERMANENT),
+            // A port no longer snooped.
+            entry(7, [10, 0, 0, 1], 3, 40, 0),
+        ];
+        assert_eq!(
+            queriers_heard(&routers, &[3, 4, 5, 6]),
+            vec![
+                (Ipv4Addr::new(10, 0, 0, 4), 10),
+                (Ipv4Addr::new(10, 0, 0, 3), 20)
+            ]
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Who queries: this switch, unless another querier with a lower address
-//! speaks (RFC 2236 §3, RFC 3376 §6.6.2). Pure logic over a clock the caller
-//! passes in, so every rule is tested without a network.
+//! speaks (RFC 2236 §3, RFC 3376 §6.6.2); and whether any querier is known,
+//! which ends when the other querier falls silent for the other querier
+//! present interval. Pure logic over a clock the caller passes in, so every
+//! rule is tested without a network.
 
 use std::net::Ipv4Addr;
 
@@ -22,6 +24,11 @@ pub enum QuerierAction {
     BecameQuerier,
     /// Another querier won the election; this switch stops querying.
     OtherQuerierElected(Ipv4Addr),
+    /// The other querier was not heard for the other querier present
+    /// interval (RFC 3376 §6.6, RFC 2236 §3): it is forgotten, so the
+    /// policies that follow "a querier is known" must be published again,
+    /// whether or not this switch queries in its place.
+    OtherQuerierSilent(Ipv4Addr),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +107,18 @@ impl Querier {
         newly_elected.then_some(QuerierAction::OtherQuerierElected(source))
     }
 
+    /// A query from `source` heard at `heard` (before `now`, by a previous
+    /// daemon: the router ports keep it), elected as if it had just come,
+    /// unless its other querier present interval already ran out by `now`.
+    /// So a restart keeps the querier until its own timer would expire.
+    pub fn adopt(&mut self, source: Ipv4Addr, heard: u64, now: u64) -> Option<QuerierAction> {
+        let until = heard + nanos(self.timers.other_querier_present_interval());
+        if until <= now {
+            return None;
+        }
+        self.on_query(source, heard)
+    }
+
     fn wins_over_us(&self, source: Ipv4Addr) -> bool {
         match (self.enabled, self.address) {
             (false, _) | (true, None) => true,
@@ -174,10 +193,12 @@ impl Querier {
         actions
     }
 
-    /// The other querier present interval ran out: we query again at once.
+    /// The other querier present interval ran out: it is forgotten, and we
+    /// query again at once if we may.
     fn take_over_if_other_silent(&mut self, now: u64, actions: &mut Vec<QuerierAction>) {
-        if self.other.is_some_and(|(_, until)| until <= now) {
+        if let Some((other, _)) = self.other.filter(|(_, until)| *until <= now) {
             self.other = None;
+            actions.push(QuerierAction::OtherQuerierSilent(other));
             if self.enabled {
                 self.next_general = Some(now);
                 self.announced = true;
@@ -318,9 +339,68 @@ mod tests {
         assert_eq!(
             actions,
             vec![
+                QuerierAction::OtherQuerierSilent(Ipv4Addr::new(10, 0, 0, 3)),
                 QuerierAction::BecameQuerier,
                 QuerierAction::SendGeneralQuery
             ]
+        );
+        assert!(querier.is_querier());
+    }
+
+    #[test]
+    fn without_our_querier_a_silent_querier_is_forgotten_and_none_is_known() {
+        let mut querier = Querier::new(false, None, timers(), 0);
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        querier.on_query(other, 10 * S);
+        assert_eq!(querier.current(), Some(other));
+        assert_eq!(querier.next_deadline(), Some(215 * S));
+        assert!(querier.poll(214 * S).is_empty());
+        assert_eq!(
+            querier.poll(215 * S),
+            vec![QuerierAction::OtherQuerierSilent(other)]
+        );
+        assert_eq!(querier.current(), None);
+        assert_eq!(querier.next_deadline(), None);
+        assert!(querier.poll(400 * S).is_empty(), "said once");
+    }
+
+    #[test]
+    fn a_querier_heard_before_a_restart_is_kept_until_its_own_interval_ends() {
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        // Heard at 10 s, restarted at 100 s: present until 10 + 205 s.
+        let mut querier = Querier::new(true, Some(OURS), timers(), 100 * S);
+        assert_eq!(
+            querier.adopt(other, 10 * S, 100 * S),
+            Some(QuerierAction::OtherQuerierElected(other))
+        );
+        assert_eq!(querier.current(), Some(other));
+        assert_eq!(generals(&mut querier, 100 * S), 0, "no startup queries");
+        assert_eq!(querier.next_deadline(), Some(215 * S));
+        assert_eq!(
+            querier.poll(215 * S)[..2],
+            [
+                QuerierAction::OtherQuerierSilent(other),
+                QuerierAction::BecameQuerier
+            ]
+        );
+    }
+
+    #[test]
+    fn a_querier_whose_interval_ran_out_before_the_restart_is_not_adopted() {
+        let mut querier = Querier::new(false, None, timers(), 300 * S);
+        assert_eq!(
+            querier.adopt(Ipv4Addr::new(10, 0, 0, 3), 10 * S, 215 * S),
+            None
+        );
+        assert_eq!(querier.current(), None);
+    }
+
+    #[test]
+    fn a_higher_querier_heard_before_a_restart_does_not_win_over_ours() {
+        let mut querier = Querier::new(true, Some(OURS), timers(), 100 * S);
+        assert_eq!(
+            querier.adopt(Ipv4Addr::new(10, 0, 0, 200), 90 * S, 100 * S),
+            None
         );
         assert!(querier.is_querier());
     }
