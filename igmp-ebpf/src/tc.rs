@@ -1,6 +1,7 @@
 //! Verdicts carried out in the tc ingress classifier, on ports whose frames
 //! arrive as skbs (veth, tap): a frame for one port is redirected to it, a
-//! frame for several is cloned to each port that wants it. The skb keeps its
+//! frame for several is cloned to each port that wants it but the last,
+//! which gets the frame itself. The skb keeps its
 //! checksum state, so a datagram whose checksum the sender's stack left to
 //! offload is completed on its way out, as the bridge would have it.
 //!
@@ -12,7 +13,9 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    btf_maps::PerCpuArray,
     helpers::{bpf_clone_redirect, bpf_loop, bpf_redirect},
+    macros::btf_map,
     programs::TcContext,
     EbpfContext,
 };
@@ -57,10 +60,17 @@ fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
     if port != 0 {
         return to_port(port, &headers);
     }
+    // Index 0 of a one-entry array is always there; the check is the verifier's.
+    let Some(last) = TC_LAST.get_ptr_mut(0) else {
+        return TC_ACT_UNSPEC;
+    };
+    // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
+    unsafe { *last = 0 };
     let mut walk = Walk {
         skb: ctx.as_ptr(),
         set: core::ptr::null(),
         ingress,
+        last,
         headers,
     };
     // A set's list starts with a port (it has two or more); an empty slot
@@ -81,7 +91,11 @@ fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
             0,
         )
     };
-    TC_ACT_SHOT as i32
+    match unsafe { *last } {
+        // Nobody wants it.
+        0 => TC_ACT_SHOT as i32,
+        last => redirect(last),
+    }
 }
 
 /// The skb itself to `port`, no copy made.
@@ -91,6 +105,11 @@ fn to_port(port: u32, headers: &Headers) -> i32 {
         count(DataCounter::EgressFiltered);
         return TC_ACT_SHOT as i32;
     }
+    redirect(port)
+}
+
+#[inline(always)]
+fn redirect(port: u32) -> i32 {
     match unsafe { bpf_redirect(port, 0) } as i32 {
         redirected if redirected == TC_ACT_REDIRECT as i32 => redirected,
         // A port that went away: the kernel still knows where the frame goes.
@@ -98,18 +117,31 @@ fn to_port(port: u32, headers: &Headers) -> i32 {
     }
 }
 
-/// What the walk over a port list needs, on the stack: the same at every step.
+/// What the walk over a port list needs, on the stack.
 #[repr(C)]
 struct Walk {
     skb: *mut c_void,
     /// The destination set's ports, or null for `PORT_LIST`.
     set: *const PortList,
     ingress: u32,
+    /// This CPU's `TC_LAST` entry.
+    last: *mut u32,
     headers: Headers,
 }
 
-/// `bpf_loop` callback: a copy of the frame to the `index`th port of the
-/// list, if it wants one. A port of 0 ends the list.
+/// The last port the walk found to want the frame, not sent to yet (0:
+/// none): it gets the frame itself once the walk ends, so that N ports cost
+/// N - 1 clones (each clone also copies the frame's head, as the helper
+/// unclones the original for direct writes). Kept in a map, not on the
+/// stack: verifiers before 6.8 check a `bpf_loop` callback once, with the
+/// state it is first entered with, and would drop as dead the branch that
+/// clones to a port found in an earlier iteration.
+#[btf_map]
+static TC_LAST: PerCpuArray<u32, 1> = PerCpuArray::new();
+
+/// `bpf_loop` callback: the `index`th port of the list, if it wants the
+/// frame, becomes `last`, and the one before it gets a copy. A port of 0
+/// ends the list.
 extern "C" fn clone_to_port(index: u64, walk: *mut Walk) -> i64 {
     const CONTINUE: i64 = 0;
     const STOP: i64 = 1;
@@ -126,10 +158,14 @@ extern "C" fn clone_to_port(index: u64, walk: *mut Walk) -> i64 {
     if port == walk.ingress {
         return CONTINUE;
     }
-    if port_wants(port, &port_settings(port), &walk.headers) {
-        unsafe { bpf_clone_redirect(walk.skb.cast(), port, 0) };
-    } else {
+    if !port_wants(port, &port_settings(port), &walk.headers) {
         count(DataCounter::EgressFiltered);
+        return CONTINUE;
     }
+    let last = unsafe { &mut *walk.last };
+    if *last != 0 {
+        unsafe { bpf_clone_redirect(walk.skb.cast(), *last, 0) };
+    }
+    *last = port;
     CONTINUE
 }

@@ -125,9 +125,11 @@ fn a_group_without_worked_out_destinations_is_cloned_to_each_member_port_only() 
         ..GroupEntry::default()
     });
     let (answers, received) = switch.send();
-    // The copies went out; the original is done with.
-    assert_eq!(answers, vec![XDP_DROP; FRAMES]);
-    assert_eq!(received, vec![FRAMES, FRAMES, 0]);
+    // A copy to h1's port, the frame itself to h2's, the last member in
+    // `PORT_LIST`: BPF_PROG_TEST_RUN returns the redirect without doing it,
+    // so only the copies reach a wire here (the lab tests see both).
+    assert_eq!(answers, vec![XDP_REDIRECT; FRAMES]);
+    assert_eq!(received, vec![FRAMES, 0, 0]);
     assert_eq!(
         switch.data_count(DataCounter::EgressFiltered),
         FRAMES as u64,
@@ -148,8 +150,10 @@ fn a_destination_set_is_walked_as_its_list() {
         ..GroupEntry::default()
     });
     let (answers, received) = switch.send();
-    assert_eq!(answers, vec![XDP_DROP; FRAMES]);
-    assert_eq!(received, vec![FRAMES, 0, 0]);
+    // The list's one port gets the frame itself, so no copy reaches a wire;
+    // a walk of `PORT_LIST` would have copied it to h1's port for h2's.
+    assert_eq!(answers, vec![XDP_REDIRECT; FRAMES]);
+    assert_eq!(received, vec![0, 0, 0]);
     assert_eq!(
         switch.data_count(DataCounter::ForwardedToSet),
         FRAMES as u64
@@ -166,8 +170,10 @@ fn an_empty_destination_set_falls_back_to_every_port() {
         dest_set: SLOT + 1,
         ..GroupEntry::default()
     });
-    let (_, received) = switch.send();
-    assert_eq!(received, vec![FRAMES, 0, FRAMES]);
+    let (answers, received) = switch.send();
+    // Every port asked: a copy to h1's, the frame itself to h3's.
+    assert_eq!(answers, vec![XDP_REDIRECT; FRAMES]);
+    assert_eq!(received, vec![FRAMES, 0, 0]);
     assert_eq!(switch.data_count(DataCounter::ForwardedToSet), 0);
 }
 
