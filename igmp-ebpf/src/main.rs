@@ -39,7 +39,6 @@ use aya_ebpf::{
     bindings::xdp_action,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
-    EbpfContext,
 };
 use igmp_common::DropReason;
 use network_types::ip::IpProto;

@@ -1,9 +1,9 @@
 //! Verdicts carried out in the tc ingress classifier, on ports whose frames
 //! arrive as skbs (veth, tap): a frame for one port is redirected to it, a
 //! frame for several is cloned to each port that wants it but the last,
-//! which gets the frame itself. The skb keeps its
-//! checksum state, so a datagram whose checksum the sender's stack left to
-//! offload is completed on its way out, as the bridge would have it.
+//! which gets the frame itself. The skb keeps its checksum state, so a
+//! datagram whose checksum the sender's stack left to offload is completed
+//! on its way out, as the bridge would have it.
 //!
 //! What the classifier lets pass it returns as `TC_ACT_UNSPEC`: the next
 //! filter on the port, and then the kernel, see the frame as if no program
@@ -33,7 +33,7 @@ use crate::{
 pub fn action(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32 {
     match verdict {
         Verdict::Pass => TC_ACT_UNSPEC,
-        Verdict::Drop => TC_ACT_SHOT as i32,
+        Verdict::Drop => TC_ACT_SHOT,
         Verdict::Forward(Destinations::Port(port)) => forward(ctx, ingress, port, EVERY_PORT),
         Verdict::Forward(Destinations::Set(slot)) => forward(ctx, ingress, 0, slot),
         Verdict::Forward(Destinations::Every) => forward(ctx, ingress, 0, EVERY_PORT),
@@ -93,7 +93,7 @@ fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
     };
     match unsafe { *last } {
         // Nobody wants it.
-        0 => TC_ACT_SHOT as i32,
+        0 => TC_ACT_SHOT,
         last => redirect(last),
     }
 }
@@ -103,7 +103,7 @@ fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
 fn to_port(port: u32, headers: &Headers) -> i32 {
     if !port_wants(port, &port_settings(port), headers) {
         count(DataCounter::EgressFiltered);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     }
     redirect(port)
 }
@@ -111,7 +111,7 @@ fn to_port(port: u32, headers: &Headers) -> i32 {
 #[inline(always)]
 fn redirect(port: u32) -> i32 {
     match unsafe { bpf_redirect(port, 0) } as i32 {
-        redirected if redirected == TC_ACT_REDIRECT as i32 => redirected,
+        redirected if redirected == TC_ACT_REDIRECT => redirected,
         // A port that went away: the kernel still knows where the frame goes.
         _ => TC_ACT_UNSPEC,
     }
