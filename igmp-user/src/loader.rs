@@ -354,11 +354,23 @@ fn attach_tc(ebpf: &mut Ebpf, interface: &str, pin_dir: &Path) -> Result<Attachm
     };
     // Dropping the link would delete the filter: the filter is to stay.
     std::mem::forget(program.take_link(id)?);
-    fs::create_dir_all(marker.parent().expect("tc directory"))?;
-    if !marker.exists() {
-        program
-            .pin(&marker)
-            .with_context(|| format!("{}: pinning the tc marker", marker.display()))?;
+    // A filter no marker records would outlive every command that removes
+    // ours: a port is left attached only with its marker.
+    let marked = fs::create_dir_all(marker.parent().expect("tc directory"))
+        .context("creating the tc marker directory")
+        .and_then(|()| {
+            if marker.exists() {
+                return Ok(());
+            }
+            program
+                .pin(&marker)
+                .with_context(|| format!("{}: pinning the tc marker", marker.display()))
+        });
+    if let Err(error) = marked {
+        if !adopted {
+            let _ = delete_tc_filter(interface);
+        }
+        return Err(error);
     }
     Ok(Attachment {
         adopted,
