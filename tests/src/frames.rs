@@ -233,6 +233,23 @@ pub fn udp_data(
     frame(tags, &ip)
 }
 
+/// The frames of `frames` that are UDP datagrams from `source` to `group`.
+pub fn datagrams(frames: &[Vec<u8>], source: Ipv4Addr, group: Ipv4Addr) -> usize {
+    frames
+        .iter()
+        .filter(|frame| is_datagram(frame, source, group))
+        .count()
+}
+
+/// Whether `frame` is an untagged IPv4 UDP datagram from `source` to `group`.
+pub fn is_datagram(frame: &[u8], source: Ipv4Addr, group: Ipv4Addr) -> bool {
+    frame.len() >= 42
+        && frame[12..14] == [0x08, 0x00]
+        && frame[23] == 17
+        && frame[26..30] == source.octets()
+        && frame[30..34] == group.octets()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

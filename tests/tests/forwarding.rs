@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, thread::sleep, time::Duration};
 
 use igmp_common::{DataCounter, GroupEntry, GroupKey};
 use igmp_lab::{ip, wait_for, BridgeSnooping, Capture, Lab, Member};
-use igmp_tests::snooped::Snooped;
+use igmp_tests::{frames::is_datagram, snooped::Snooped};
 use rstest::rstest;
 
 const N: usize = 20;
@@ -56,14 +56,6 @@ fn measure(lab: &Lab) -> Matrix {
         }
     }
     matrix
-}
-
-fn is_datagram(frame: &[u8], source: Ipv4Addr, group: Ipv4Addr) -> bool {
-    frame.len() >= 42
-        && frame[12..14] == [0x08, 0x00]
-        && frame[23] == 17
-        && frame[26..30] == source.octets()
-        && frame[30..34] == group.octets()
 }
 
 /// What both must deliver; after h2's leave, G1 reaches h3 only, and G4

@@ -106,20 +106,6 @@ fn a_query_with_the_s_flag_lowers_no_timer() {
     );
 }
 
-/// Datagrams from `source` to `group` among `frames`.
-fn datagrams(frames: &[Vec<u8>], source: Ipv4Addr, group: Ipv4Addr) -> usize {
-    frames
-        .iter()
-        .filter(|frame| {
-            frame.len() >= 42
-                && frame[12..14] == [0x08, 0x00]
-                && frame[23] == 17
-                && frame[26..30] == source.octets()
-                && frame[30..34] == group.octets()
-        })
-        .count()
-}
-
 /// Whether `frame` is a v3 group-and-source query for (`group`, {`source`}).
 fn asks_about(frame: &[u8], group: Ipv4Addr, source: Ipv4Addr) -> bool {
     frame.len() >= 54

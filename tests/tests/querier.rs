@@ -14,7 +14,7 @@ use std::{
 
 use igmp_lab::{ip, run_output, BridgeSnooping, Lab};
 use igmp_tests::{
-    frames::{self, Ipv4},
+    frames::{self, datagrams, Ipv4},
     snooped::Snooped,
 };
 
@@ -237,19 +237,6 @@ fn report_for(frame: &[u8], host: Ipv4Addr, group: Ipv4Addr) -> bool {
     }
 }
 
-fn datagrams_to(frames: &[Vec<u8>], source: Ipv4Addr, group: Ipv4Addr) -> usize {
-    frames
-        .iter()
-        .filter(|frame| {
-            frame.len() >= 42
-                && frame[12..14] == [0x08, 0x00]
-                && frame[23] == 17
-                && frame[26..30] == source.octets()
-                && frame[30..34] == group.octets()
-        })
-        .count()
-}
-
 /// h1 joins `joined` (its kernel sends the report at once) and sends N
 /// datagrams to the unregistered group; h2 and h3 count what reaches them.
 fn measure(lab: &Lab, joined: Ipv4Addr) -> Seen {
@@ -263,9 +250,9 @@ fn measure(lab: &Lab, joined: Ipv4Addr) -> Seen {
     );
     let h1 = lab.hosts[0].address;
     Seen {
-        unregistered_on_h2: datagrams_to(&h2_frames, h1, UNREGISTERED),
+        unregistered_on_h2: datagrams(&h2_frames, h1, UNREGISTERED),
         reports_on_h2: h2_frames.iter().any(|frame| report_for(frame, h1, joined)),
-        unregistered_on_h3: datagrams_to(&h3_frames, h1, UNREGISTERED),
+        unregistered_on_h3: datagrams(&h3_frames, h1, UNREGISTERED),
     }
 }
 
