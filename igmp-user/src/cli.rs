@@ -115,7 +115,8 @@ pub struct RunArgs {
     /// A configuration file (TOML; see igmp-snoop.example.toml). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Check the configuration (file and flags), print it, and exit.
+    /// Check the configuration (file and flags) and that its ports exist,
+    /// print the settings as a configuration file that gives them, and exit.
     #[arg(long)]
     pub check_config: bool,
     /// A port that always leads to a multicast router (repeat for each); it

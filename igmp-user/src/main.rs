@@ -113,19 +113,8 @@ fn die_quietly_on_a_closed_pipe() {
 async fn run(args: RunArgs) -> Result<()> {
     // Everything that can be refused is checked before any port is touched.
     let settings = RunSettings::resolve(&args)?;
-    if args.check_config {
-        print!("{}", settings.describe());
-        return Ok(());
-    }
-    instance::check_capabilities(settings.querier.enabled)?;
-    kernel::check()?;
-    let mut signals = StopSignals::install()?;
-    let _lock = instance::lock(&settings.pin_dir)?;
+    // The ports must exist and be ports (not a bridge) for a check to pass.
     let plan = port_plan(&settings)?;
-    let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
-    let pin_dir = settings.pin_dir.clone();
-    // Pins this run creates are its own to remove if no port takes the program.
-    let fresh = !pin_dir.join(igmp_common::map_names::MEMBERSHIP).exists();
     let named: Vec<(String, u32)> = plan
         .iter()
         .map(|port| (port.options.name.clone(), port.ifindex))
@@ -133,6 +122,19 @@ async fn run(args: RunArgs) -> Result<()> {
     let kinds = links::link_kinds(&named).await?;
     PortMode::refuse_bridges(&kinds)?;
     let (mode, why) = PortMode::choose(settings.attach, &kinds);
+    if args.check_config {
+        println!("# attach: {} ({why})", mode.name());
+        print!("{}", settings.describe());
+        return Ok(());
+    }
+    instance::check_capabilities(settings.querier.enabled)?;
+    kernel::check()?;
+    let mut signals = StopSignals::install()?;
+    let _lock = instance::lock(&settings.pin_dir)?;
+    let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
+    let pin_dir = settings.pin_dir.clone();
+    // Pins this run creates are its own to remove if no port takes the program.
+    let fresh = !pin_dir.join(igmp_common::map_names::MEMBERSHIP).exists();
     let mut ebpf = loader::load(&pin_dir, settings.limits.table_size, mode)?;
     if let Some(signal) = signals.arrived().await {
         if fresh {

@@ -34,6 +34,7 @@ pub struct PortOptions {
 
 /// The limits against report floods, resolved from the defaults, the file and the flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Limits {
     /// Capacity of the membership, source, host and group maps.
     pub table_size: u32,
@@ -156,41 +157,127 @@ impl RunSettings {
         })
     }
 
-    /// A readable account of the settings, for `--check-config`.
+    /// The settings as a configuration file that gives them, for
+    /// `--check-config`: every key written out, defaults included, so that
+    /// `run --config` of the output runs the same.
     pub fn describe(&self) -> String {
-        let ports: Vec<String> = self
-            .ports
-            .iter()
-            .map(|port| {
-                let router = ["off", "auto", "permanent"][usize::from(port.router_mode.min(2))];
-                let fast_leave = if port.fast_leave { ", fast leave" } else { "" };
-                format!("  {} (router {router}{fast_leave})", port.name)
-            })
-            .collect();
-        let querier = &self.querier;
-        format!(
-            "ports:\n{}\npin dir: {}\nxdp mode: {:?}\nkeep attached: {}\nmetrics: {}\n\
-             querier: {} (IGMPv{}, from {})\nunregistered groups: {:?}\ntimers: {:?}\nlimits: {:?}\n",
-            ports.join("\n"),
-            self.pin_dir.display(),
-            self.attach,
-            self.keep_attached,
-            self.metrics_addr
-                .map_or("off".to_string(), |address| address.to_string()),
-            if querier.enabled { "on" } else { "off" },
-            if querier.version == QueryVersion::V3 {
-                3
-            } else {
-                2
+        let seconds = |duration: std::time::Duration| duration.as_secs_f64();
+        let timers = &self.timers;
+        let described = Described {
+            interfaces: self.ports.iter().map(|port| port.name.as_str()).collect(),
+            pin_dir: &self.pin_dir,
+            attach: value_name(&self.attach),
+            keep_attached: self.keep_attached,
+            metrics_addr: self.metrics_addr,
+            unregistered: value_name(&self.unregistered),
+            timers: DescribedTimers {
+                robustness: timers.robustness,
+                query_interval: seconds(timers.query_interval),
+                query_response_interval: seconds(timers.query_response_interval),
+                last_member_interval: seconds(timers.last_member_query_interval),
+                last_member_count: timers.last_member_query_count,
+                startup_query_interval: seconds(timers.startup_query_interval),
+                startup_query_count: timers.startup_query_count,
+                router_timeout: seconds(timers.router_timeout),
             },
-            querier
-                .address
-                .map_or("0.0.0.0".to_string(), |address| address.to_string()),
-            self.unregistered,
-            self.timers,
-            self.limits,
-        )
+            querier: DescribedQuerier {
+                enabled: self.querier.enabled,
+                version: match self.querier.version {
+                    QueryVersion::V2 => 2,
+                    QueryVersion::V3 => 3,
+                },
+                address: self.querier.address,
+            },
+            limits: self.limits,
+            ports: self
+                .ports
+                .iter()
+                .map(|port| (port.name.as_str(), DescribedPort::from(port)))
+                .collect(),
+        };
+        toml::to_string(&described).expect("settings are plain TOML values")
     }
+}
+
+/// [`RunSettings`] in the configuration file's keys.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Described<'a> {
+    interfaces: Vec<&'a str>,
+    pin_dir: &'a std::path::Path,
+    attach: String,
+    keep_attached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_addr: Option<SocketAddr>,
+    unregistered: String,
+    timers: DescribedTimers,
+    querier: DescribedQuerier,
+    limits: Limits,
+    ports: std::collections::BTreeMap<&'a str, DescribedPort>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct DescribedTimers {
+    robustness: u32,
+    query_interval: f64,
+    query_response_interval: f64,
+    last_member_interval: f64,
+    last_member_count: u32,
+    startup_query_interval: f64,
+    startup_query_count: u32,
+    router_timeout: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct DescribedQuerier {
+    enabled: bool,
+    version: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<std::net::Ipv4Addr>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct DescribedPort {
+    fast_leave: bool,
+    router: &'static str,
+    flood_reports: bool,
+    unregistered: &'static str,
+    max_groups: u32,
+    report_rate: u32,
+    report_burst: u32,
+}
+
+impl From<&PortOptions> for DescribedPort {
+    fn from(port: &PortOptions) -> Self {
+        Self {
+            fast_leave: port.fast_leave,
+            router: match port.router_mode {
+                router_mode::OFF => "off",
+                router_mode::PERMANENT => "permanent",
+                _ => "auto",
+            },
+            flood_reports: port.flood_reports,
+            unregistered: match port.unregistered {
+                unregistered::FLOOD => "flood",
+                unregistered::ROUTERS => "routers",
+                unregistered::DROP => "drop",
+                _ => "auto",
+            },
+            max_groups: port.max_groups,
+            report_rate: port.report_rate,
+            report_burst: port.report_burst,
+        }
+    }
+}
+
+/// A flag value's name as the command line and the file spell it.
+fn value_name(value: &impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |name| name.get_name().to_string())
 }
 
 fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) -> PortOptions {

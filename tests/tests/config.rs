@@ -35,36 +35,59 @@ fn the_daemon_takes_timers_and_port_options_from_the_file() {
     let _ = std::fs::remove_file(config);
 }
 
-#[test]
-fn check_config_prints_the_merged_settings_and_touches_nothing() {
-    let example = format!("{}/../igmp-snoop.example.toml", env!("CARGO_MANIFEST_DIR"));
-    let output = std::process::Command::new(daemon_binary())
-        .args([
-            "run",
-            "--check-config",
-            "--config",
-            &example,
-            "--query-interval",
-            "60",
-        ])
+/// `run --check-config` in `lab`'s switch: its status, stdout and stderr.
+fn check_config(lab: &Lab, args: &[&str]) -> std::process::Output {
+    lab.command_in_switch(&daemon_binary())
+        .args(["run", "--check-config"])
+        .args(args)
         .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .unwrap()
+}
+
+#[test]
+fn check_config_prints_the_merged_settings_as_a_config_that_runs_the_same() {
+    let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    // The example's ports, on a box that has them.
+    for port in ["eth1", "eth2", "eth3"] {
+        let veth = format!("link add {port} type veth peer name {port}-peer");
+        igmp_lab::ip(&lab.switch, &veth).unwrap();
+    }
+    let example = format!("{}/../igmp-snoop.example.toml", env!("CARGO_MANIFEST_DIR"));
+    let output = check_config(&lab, &["--config", &example, "--query-interval", "60"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("eth1 (router permanent)"), "{stdout}");
-    assert!(
-        stdout.contains("eth2 (router auto, fast leave)"),
-        "{stdout}"
+    assert!(stdout.starts_with("# attach: tc ("), "{stdout}");
+    let printed: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(printed["timers"]["query-interval"].as_float(), Some(60.0));
+    assert_eq!(printed["timers"]["robustness"].as_integer(), Some(2));
+    assert_eq!(
+        printed["ports"]["eth1"]["router"].as_str(),
+        Some("permanent")
     );
-    assert!(stdout.contains("query_interval: 60s"), "{stdout}");
-    assert!(
-        stdout.contains("querier: on (IGMPv2, from 192.0.2.1)"),
-        "{stdout}"
-    );
+    assert_eq!(printed["ports"]["eth2"]["fast-leave"].as_bool(), Some(true));
+    assert_eq!(printed["querier"]["enabled"].as_bool(), Some(true));
+    assert_eq!(printed["querier"]["address"].as_str(), Some("192.0.2.1"));
+    assert_eq!(printed["querier"]["version"].as_integer(), Some(2));
+    assert!(!stdout.contains(" { "), "no debug structs: {stdout}");
+
+    // What it printed is a configuration file `run` takes, and it gives the same settings.
+    let again = write_config("checked", &stdout);
+    let output = check_config(&lab, &["--config", again.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), stdout);
+    let _ = std::fs::remove_file(again);
+}
+
+#[rstest::rstest]
+#[case::missing(&["-i", "p1", "-i", "nope"], "nope: no such interface")]
+#[case::the_bridge_itself(&["-i", "br0"], "br0 is a bridge: snoop on its ports instead")]
+fn check_config_refuses_ports_run_would_refuse(#[case] args: &[&str], #[case] expected: &str) {
+    let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    let line = igmp_tests::one_error_line(&check_config(&lab, args));
+    assert!(line.contains(expected), "{line}");
 }
 
 #[test]
@@ -170,7 +193,7 @@ fn example_keys() -> BTreeSet<(String, String)> {
     keys
 }
 
-/// The example is loaded whole by `check_config_prints_the_merged_settings_and_touches_nothing`
+/// The example is loaded whole by `check_config_prints_the_merged_settings_as_a_config_that_runs_the_same`
 /// and the loader refuses unknown keys at every level, so each key it sets is
 /// accepted; here each must also be in README.md's reference, and the
 /// reference must name no key the example leaves out.

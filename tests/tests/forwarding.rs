@@ -2,7 +2,12 @@
 //! other host's wire, with igmp-snoop's fast path and with the Linux bridge's
 //! own snooping (the reference), both with a querier on the LAN.
 
-use std::{collections::{BTreeMap, BTreeSet}, net::Ipv4Addr, thread::sleep, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    thread::sleep,
+    time::Duration,
+};
 
 use igmp_common::{DataCounter, GroupEntry, GroupKey};
 use igmp_lab::{ip, wait_for, BridgeSnooping, Capture, Lab, Member};
@@ -123,11 +128,15 @@ fn bridge_memberships(lab: &Lab) -> BTreeSet<(String, Ipv4Addr)> {
         .unwrap_or_default();
     let shown: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
     let entries = shown.as_array().into_iter().flatten().flat_map(|bridge| {
-        bridge["mdb"].as_array().into_iter().flatten().filter_map(|entry| {
-            let port = entry["port"].as_str()?.to_string();
-            let group = entry["grp"].as_str()?.parse().ok()?;
-            Some((port, group))
-        })
+        bridge["mdb"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| {
+                let port = entry["port"].as_str()?.to_string();
+                let group = entry["grp"].as_str()?.parse().ok()?;
+                Some((port, group))
+            })
     });
     entries.collect()
 }
