@@ -8,7 +8,7 @@ use std::{
     fs::{self, File, OpenOptions},
     io::Write as _,
     os::fd::AsRawFd as _,
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -82,9 +82,22 @@ fn english_list(items: &[&str]) -> String {
 
 /// Held for the daemon's life: an exclusive `flock` on a file next to the
 /// monitor socket. The kernel releases it however the daemon ends, SIGKILL
-/// included, so a restart is never refused by a dead daemon.
+/// included, so a restart is never refused by a dead daemon. A daemon that
+/// ends by itself removes the file and its monitor socket, so that
+/// `/run/igmp-snoop` holds only what running daemons use.
 pub struct InstanceLock {
+    /// Open for as long as the lock is held; closing it releases the lock.
     _file: File,
+    path: PathBuf,
+}
+
+impl Drop for InstanceLock {
+    fn drop(&mut self) {
+        // Removed while still locked: a starter that opened the old file
+        // finds, once it gets the lock, that the path no longer names it.
+        let _ = fs::remove_file(monitor::socket_path_of_lock(&self.path));
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 pub fn lock(pin_dir: &Path) -> Result<InstanceLock> {
@@ -107,31 +120,81 @@ pub fn lock_to_detach(pin_dir: &Path) -> Result<InstanceLock> {
     })
 }
 
+fn lock_path(pin_dir: &Path) -> PathBuf {
+    monitor::socket_path(pin_dir).with_extension("lock")
+}
+
 /// The lock, or the pid of the daemon holding it.
 fn try_lock(pin_dir: &Path) -> Result<std::result::Result<InstanceLock, String>> {
-    let path = monitor::socket_path(pin_dir).with_extension("lock");
+    let path = lock_path(pin_dir);
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let pid = fs::read_to_string(&path).unwrap_or_default();
-            return Ok(Err(pid.trim().to_owned()));
+    loop {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let pid = fs::read_to_string(&path).unwrap_or_default();
+                return Ok(Err(pid.trim().to_owned()));
+            }
+            return Err(error).with_context(|| format!("locking {}", path.display()));
         }
-        return Err(error).with_context(|| format!("locking {}", path.display()));
+        if !names_the_same_file(&path, &file) {
+            // The daemon that held it removed it as it stopped: lock the new one.
+            continue;
+        }
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        return Ok(Ok(InstanceLock { _file: file, path }));
     }
-    file.set_len(0)?;
-    writeln!(file, "{}", std::process::id())?;
-    Ok(Ok(InstanceLock { _file: file }))
+}
+
+fn names_the_same_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
+}
+
+/// Whether a daemon runs on a pin directory, for the commands that read
+/// its tables.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DaemonState {
+    Running { pid: String },
+    NotRunning,
+}
+
+/// Asks the lock without taking it for long: held means a daemon runs. A
+/// lock file nobody may open here is an error, not "not running".
+pub fn daemon_state(pin_dir: &Path) -> Result<DaemonState> {
+    let path = lock_path(pin_dir);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(DaemonState::NotRunning)
+        }
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("{}: cannot tell whether a daemon runs", path.display()))
+        }
+    };
+    // SAFETY: flock on a descriptor this function owns; closing it releases it.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return Ok(DaemonState::NotRunning);
+    }
+    let pid = fs::read_to_string(&path).unwrap_or_default();
+    Ok(DaemonState::Running {
+        pid: pid.trim().to_owned(),
+    })
 }
 
 #[cfg(test)]

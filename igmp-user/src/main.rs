@@ -36,8 +36,9 @@ fn main() {
 }
 
 /// The command line, or one error line and exit status 2: clap's own report
-/// of a usage error adds a blank line and a hint, which scripts and log lines
-/// do not want.
+/// of a usage error spreads over lines (the error, the possible values or a
+/// tip, a usage line, a hint), which scripts and log lines do not want. The
+/// line keeps what says how to fix it: the possible values, the tip.
 fn parse_args() -> Cli {
     use clap::error::ErrorKind;
     match Cli::try_parse() {
@@ -53,13 +54,33 @@ fn parse_args() -> Cli {
             error.exit()
         }
         Err(error) => {
-            let text = error.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let message = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("igmp-snoop: {message} (see igmp-snoop --help)");
+            eprintln!(
+                "igmp-snoop: {} (see igmp-snoop --help)",
+                one_line(&error.to_string())
+            );
             std::process::exit(2);
         }
     }
+}
+
+/// Clap's report of a usage error on one line: its usage line and its
+/// closing hint are left out, the rest joined.
+fn one_line(report: &str) -> String {
+    let parts: Vec<&str> = report
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .filter(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .collect();
+    let mut line = String::new();
+    for part in parts {
+        if !line.is_empty() {
+            // `[possible values: ...]` belongs to the error; a tip follows it.
+            line.push_str(if part.starts_with('[') { " " } else { "; " });
+        }
+        line.push_str(part);
+    }
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
@@ -279,8 +300,33 @@ fn spawn_kernel_log(ebpf: &mut aya::Ebpf) {
     });
 }
 
+/// Exit status of `show`, `routers` and `stats` when no daemon runs on the
+/// pins: the rows are printed, but they are what the last daemon left and
+/// their timers stand still (as `systemctl status` of a stopped unit).
+const EXIT_NO_DAEMON: i32 = 3;
+
+/// Opens the tables of `pin_dir` for a command that prints them, and whether
+/// a daemon keeps them.
+fn tables_to_print(pin_dir: &std::path::Path) -> Result<(Tables, instance::DaemonState)> {
+    let state = instance::daemon_state(pin_dir)?;
+    Ok((Tables::open(pin_dir)?, state))
+}
+
+/// Says, once the rows are out, that no daemon keeps them, and ends with
+/// [`EXIT_NO_DAEMON`].
+fn end_if_no_daemon(pin_dir: &std::path::Path, state: &instance::DaemonState) {
+    if *state == instance::DaemonState::NotRunning {
+        eprintln!(
+            "igmp-snoop: no daemon runs on {}: these rows are what the last one left, and their timers stand still",
+            pin_dir.display()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        std::process::exit(EXIT_NO_DAEMON);
+    }
+}
+
 fn show(args: &ShowArgs) -> Result<()> {
-    let tables = Tables::open(&args.pin.pin_dir)?;
+    let (tables, state) = tables_to_print(&args.pin.pin_dir)?;
     let rows = view::mdb_rows(
         &tables.memberships(),
         &tables.source_entries(),
@@ -292,22 +338,24 @@ fn show(args: &ShowArgs) -> Result<()> {
         print!("{}", view::render_mdb(&rows));
         println!();
     }
+    end_if_no_daemon(&args.pin.pin_dir, &state);
     Ok(())
 }
 
 fn routers(args: &ShowArgs) -> Result<()> {
-    let tables = Tables::open(&args.pin.pin_dir)?;
+    let (tables, state) = tables_to_print(&args.pin.pin_dir)?;
     let rows = view::router_rows(&tables.router_ports(), &tables.settings());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!("{}", view::render_routers(&rows));
     }
+    end_if_no_daemon(&args.pin.pin_dir, &state);
     Ok(())
 }
 
 fn stats(args: &ShowArgs) -> Result<()> {
-    let tables = Tables::open(&args.pin.pin_dir)?;
+    let (tables, state) = tables_to_print(&args.pin.pin_dir)?;
     let counters = tables.port_counters();
     let data = tables.data_counters();
     let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
@@ -319,6 +367,10 @@ fn stats(args: &ShowArgs) -> Result<()> {
             "data": view::data_counters_json(&data),
             "limits": limits,
             "attached": view::attachments_json(&attached),
+            "daemon": match &state {
+                instance::DaemonState::Running { pid } => serde_json::json!({"running": true, "pid": pid}),
+                instance::DaemonState::NotRunning => serde_json::json!({"running": false}),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
@@ -327,5 +379,6 @@ fn stats(args: &ShowArgs) -> Result<()> {
         println!("{}", view::render_limits(&limits));
         println!("{}", view::render_attachments(&attached));
     }
+    end_if_no_daemon(&args.pin.pin_dir, &state);
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
@@ -93,6 +93,11 @@ pub fn socket_path(pin_dir: &Path) -> PathBuf {
 }
 
 /// Accepts monitors on the socket of `pin_dir` and streams `events` to each.
+/// The socket beside a daemon's lock file (`instance`), which removes both.
+pub fn socket_path_of_lock(lock: &Path) -> PathBuf {
+    lock.with_extension("sock")
+}
+
 pub async fn serve(pin_dir: &Path, events: broadcast::Sender<MonitorEvent>) -> Result<()> {
     let path = socket_path(pin_dir);
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("creating {RUN_DIR}"))?;
@@ -143,7 +148,10 @@ pub async fn follow(pin_dir: &Path, json: bool) -> Result<()> {
             println!("{}", event.line());
         }
     }
-    Ok(())
+    bail!(
+        "the daemon on {} stopped: no more events",
+        pin_dir.display()
+    )
 }
 
 #[cfg(test)]

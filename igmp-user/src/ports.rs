@@ -56,6 +56,22 @@ pub enum PortChange {
     },
 }
 
+impl std::fmt::Display for PortChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, ifindex, what) = match self {
+            Self::Gone { name, ifindex } => (name, ifindex, "gone: its entries are removed"),
+            Self::Back { name, ifindex } => (name, ifindex, "back: attached again"),
+            Self::Blocked { name, ifindex } => (
+                name,
+                ifindex,
+                "blocked by the bridge (STP): its entries are removed",
+            ),
+            Self::Unblocked { name, ifindex } => (name, ifindex, "forwarding again"),
+        };
+        write!(f, "port {name} (ifindex {ifindex}) {what}")
+    }
+}
+
 struct Port {
     plan: PortPlan,
     attachment: Option<Attachment>,

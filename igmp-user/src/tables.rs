@@ -254,11 +254,17 @@ where
 {
     let path: PathBuf = pin_dir.join(name);
     let data = MapData::from_pin(&path).with_context(|| {
-        format!(
-            "{}: no pinned map (is `igmp-snoop run` running with --pin-dir {}?)",
-            path.display(),
-            pin_dir.display()
-        )
+        let why = match std::fs::metadata(&path) {
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                "permission denied (the pins are root's: run as root)".to_string()
+            }
+            Ok(_) => "cannot open this pinned map".to_string(),
+            Err(_) => format!(
+                "no pinned map (is `igmp-snoop run` running with --pin-dir {}?)",
+                pin_dir.display()
+            ),
+        };
+        format!("{}: {why}", path.display())
     })?;
     let map =
         Map::from_map_data(data).with_context(|| format!("{}: unusable map", path.display()))?;

@@ -201,14 +201,18 @@ pub fn render_routers(rows: &[RouterRow]) -> String {
         "port", "vid", "querier", "version", "qrv", "qqic", "timer", "flags",
     ]);
     for row in rows {
+        // A port made a router port by configuration may never have heard a
+        // query: it has no querier to show, and a permanent one no timer.
+        let heard = row.version != 0;
+        let or_dash = |heard: bool, text: String| if heard { text } else { "-".into() };
         table.add_row([
             row.port.clone(),
             vid_text(row.vid, None),
-            row.querier.clone(),
-            format!("v{}", row.version),
-            row.robustness.to_string(),
-            row.qqic.to_string(),
-            row.timer.clone(),
+            or_dash(heard, row.querier.clone()),
+            or_dash(heard, format!("v{}", row.version)),
+            or_dash(heard, row.robustness.to_string()),
+            or_dash(heard, row.qqic.to_string()),
+            or_dash(!row.flags.contains(&"permanent"), row.timer.clone()),
             row.flags.join(","),
         ]);
     }

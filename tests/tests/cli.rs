@@ -1,7 +1,9 @@
 //! Bad usage gets one clear error line and a non-zero exit.
 
+use std::{net::Ipv4Addr, process::Stdio, time::Duration};
+
 use igmp_lab::{BridgeSnooping, Lab};
-use igmp_tests::{daemon_binary, harness::unique_pin_dir};
+use igmp_tests::{daemon_binary, harness::unique_pin_dir, snooped::Snooped};
 
 fn run_in(lab: &Lab, args: &[&str]) -> (bool, String) {
     let pin_dir = unique_pin_dir("cli");
@@ -60,6 +62,70 @@ fn show_without_a_running_daemon_says_what_is_missing() {
     let (ok, stderr) = run_in(&lab, &["show"]);
     assert!(!ok);
     assert!(stderr.contains("no pinned map"), "{stderr}");
+}
+
+/// A stopped daemon's table stays pinned and can still be read, but the
+/// views say no daemon keeps it (exit status 3), `monitor` says the daemon
+/// stopped, and the daemon's lock and monitor socket are gone.
+#[test]
+fn views_of_a_stopped_daemon_say_so_and_it_leaves_no_runtime_files() {
+    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 3, 3, 3);
+    let mut snooped = Snooped::new(1, &[]);
+    let _member = snooped.lab.join(0, GROUP).unwrap();
+    let pairs = [(snooped.port(0), GROUP)].into_iter().collect();
+    snooped.wait_for_pairs(&pairs, Duration::from_secs(5));
+    let lock = igmp_user::monitor::socket_path(&snooped.pin_dir).with_extension("lock");
+    let socket = igmp_user::monitor::socket_path(&snooped.pin_dir);
+    assert!(lock.exists() && socket.exists());
+
+    let show = snooped.cli(&["show"]);
+    assert_eq!(show.status.code(), Some(0));
+    assert!(
+        show.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let stats: serde_json::Value =
+        serde_json::from_slice(&snooped.cli(&["stats", "--json"]).stdout).unwrap();
+    assert_eq!(stats["daemon"]["running"], true);
+    let pid = snooped.lab.daemon_pid().unwrap().to_string();
+    assert_eq!(stats["daemon"]["pid"], pid.as_str());
+
+    let monitor = snooped
+        .lab
+        .command_in_switch(&daemon_binary())
+        .arg("monitor")
+        .arg("--pin-dir")
+        .arg(&snooped.pin_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    snooped.lab.stop_daemon(libc::SIGTERM).unwrap();
+    let line = igmp_tests::one_error_line(&monitor.wait_with_output().unwrap());
+    assert!(line.contains("stopped"), "{line}");
+
+    for view in [&["show"][..], &["routers"], &["stats", "--json"]] {
+        let output = snooped.cli(view);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{view:?}: {stderr}");
+        assert!(
+            stderr.starts_with("igmp-snoop: no daemon runs on"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let show = String::from_utf8_lossy(&snooped.cli(&["show"]).stdout).to_string();
+    assert!(
+        show.contains(&GROUP.to_string()),
+        "the rows are still shown: {show}"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_slice(&snooped.cli(&["stats", "--json"]).stdout).unwrap();
+    assert_eq!(stats["daemon"]["running"], false);
+    assert!(!lock.exists(), "{} left behind", lock.display());
+    assert!(!socket.exists(), "{} left behind", socket.display());
 }
 
 #[test]

@@ -314,6 +314,14 @@ fn a_port_deleted_and_created_again_is_flushed_then_snooped_again() {
     snooped.wait_until("a join on the new p1", SECONDS_5, || {
         snooped.memberships_on(new_p1) == 1
     });
+    // The operator reads what happened in words, not in debug structs.
+    let log = snooped.lab.daemon_log();
+    assert!(
+        log.contains(&format!("port p1 (ifindex {old_p1}) gone")),
+        "{log}"
+    );
+    assert!(log.contains("port p1 (ifindex "), "{log}");
+    assert!(!log.contains("Gone {") && !log.contains("Back {"), "{log}");
 }
 
 #[test]
@@ -351,5 +359,6 @@ fn a_port_that_stops_forwarding_is_flushed_and_learns_nothing_until_it_forwards(
     snooped.wait_until("a join after forwarding", SECONDS_5, || {
         snooped.memberships_on(p1) == 1
     });
-    assert!(snooped.lab.daemon_log().contains("Blocked"));
+    let log = snooped.lab.daemon_log();
+    assert!(log.contains("blocked by the bridge (STP)"), "{log}");
 }

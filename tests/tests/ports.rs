@@ -181,6 +181,16 @@ fn a_static_router_port_is_permanent_and_a_restart_without_it_demotes_it() {
     assert_eq!(routers()[0].0.ifindex, p2);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(routers().len(), 1, "a permanent router port expired");
+    // No query was heard on p2: the view has no querier, version or timer to show.
+    let view = snooped.cli(&["routers"]);
+    let view = String::from_utf8_lossy(&view.stdout);
+    let row = view.lines().find(|line| line.starts_with("p2")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["p2", "-", "-", "-", "-", "-", "-", "permanent"],
+        "{view}"
+    );
     snooped.lab.stop_daemon(libc::SIGTERM).unwrap();
     snooped
         .lab

@@ -120,6 +120,11 @@ fn an_invalid_config_names_its_line_and_key(#[case] body: &str, #[case] expected
 )]
 #[case::querier_version_1(&["-i", "p1", "--querier-version", "1"], "invalid value '1' for '--querier-version")]
 #[case::unknown_flag(&["-i", "p1", "--fast-path-please"], "unexpected argument '--fast-path-please'")]
+#[case::unknown_value_lists_the_possible_ones(
+    &["-i", "p1", "--attach", "fast"],
+    "invalid value 'fast' for '--attach <MODE>' [possible values: auto, native, generic, tc]"
+)]
+#[case::a_misspelt_flag_gets_the_tip(&["--ifac", "p1"], "tip: a similar argument exists: '--iface'")]
 #[case::no_port(&[], "no port to snoop on")]
 fn conflicting_or_wrong_flags_get_one_line(#[case] args: &[&str], #[case] expected: &str) {
     let output = Command::new(daemon_binary())

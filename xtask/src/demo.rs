@@ -8,7 +8,7 @@
 
 use std::{
     net::Ipv4Addr,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -34,7 +34,14 @@ pub struct DemoArgs {
     keep: bool,
 }
 
-const PIN_DIR: &str = "/sys/fs/bpf/igmp-demo";
+/// This demo's name, for its namespaces and its pins: two demos run side by side.
+fn demo_name() -> String {
+    format!("igmp-demo-{}", std::process::id())
+}
+
+fn pin_dir() -> String {
+    format!("/sys/fs/bpf/{}", demo_name())
+}
 const IPTV: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const MARKET_DATA: Ipv4Addr = Ipv4Addr::new(239, 2, 2, 2);
 const SSM_GROUP: Ipv4Addr = Ipv4Addr::new(232, 1, 1, 1);
@@ -70,11 +77,15 @@ fn step(title: &str) {
 
 fn lab_demo(binary: &Path, keep: bool, interrupted: &AtomicBool) -> Result<()> {
     step("building a lab: bridge br0 (mcast_snooping 0) with hosts h1..h4 on ports p1..p4");
-    let mut lab = Lab::with_prefix("igmp-demo", 4, BridgeSnooping::Off)?;
-    let pin_dir = PathBuf::from(PIN_DIR);
-    lab.start_daemon(binary, &pin_dir, &["--last-member-interval", "0.5"])?;
+    let mut lab = Lab::with_prefix(&demo_name(), 4, BridgeSnooping::Off)?;
+    let pin_dir = pin_dir();
+    lab.start_daemon(
+        binary,
+        Path::new(&pin_dir),
+        &["--last-member-interval", "0.5"],
+    )?;
     println!(
-        "igmp-snoop runs in namespace {} on p1..p4, maps pinned in {PIN_DIR}",
+        "igmp-snoop runs in namespace {} on p1..p4, maps pinned in {pin_dir}",
         lab.switch
     );
     lab.force_igmp_version(0, 2)?;
@@ -87,13 +98,13 @@ fn lab_demo(binary: &Path, keep: bool, interrupted: &AtomicBool) -> Result<()> {
     pause(1.0, interrupted)?;
     show(&lab, binary)?;
     step(&format!(
-        "bpftool map dump pinned {PIN_DIR}/MEMBERSHIP (BTF: named fields)"
+        "bpftool map dump pinned {pin_dir}/MEMBERSHIP (BTF: named fields)"
     ));
     print_command(Command::new("bpftool").args([
         "map",
         "dump",
         "pinned",
-        &format!("{PIN_DIR}/MEMBERSHIP"),
+        &format!("{pin_dir}/MEMBERSHIP"),
     ]));
 
     step("h4 sends 20 datagrams to 239.1.1.1: XDP forwards them to h1 and h2 only");
@@ -112,7 +123,7 @@ fn lab_demo(binary: &Path, keep: bool, interrupted: &AtomicBool) -> Result<()> {
     step("counters (igmp-snoop stats)");
     print_command(
         lab.command_in_switch(binary)
-            .args(["stats", "--pin-dir", PIN_DIR]),
+            .args(["stats", "--pin-dir", &pin_dir]),
     );
     step("daemon log");
     println!("{}", lab.daemon_log());
@@ -123,7 +134,7 @@ fn lab_demo(binary: &Path, keep: bool, interrupted: &AtomicBool) -> Result<()> {
     }
     step("tearing the lab down");
     drop(lab);
-    let _ = Command::new("rm").args(["-rf", PIN_DIR]).status();
+    let _ = Command::new("rm").args(["-rf", &pin_dir]).status();
     Ok(())
 }
 
@@ -168,7 +179,7 @@ fn show_delivery(lab: &Lab, sender: usize, group: Ipv4Addr) -> Result<()> {
 fn show(lab: &Lab, binary: &Path) -> Result<()> {
     print_command(
         lab.command_in_switch(binary)
-            .args(["show", "--pin-dir", PIN_DIR]),
+            .args(["show", "--pin-dir", &pin_dir()]),
     );
     Ok(())
 }
@@ -184,14 +195,19 @@ fn print_command(command: &mut Command) {
 }
 
 fn explore_hint(lab: &Lab) {
+    let pid = lab
+        .daemon_pid()
+        .map_or("?".to_string(), |pid| pid.to_string());
     println!(
         "\nThe lab stays up. Try:\n  \
-         nsenter --net=/run/netns/{sw} target/debug/igmp-snoop show --pin-dir {PIN_DIR}\n  \
-         bpftool map dump pinned {PIN_DIR}/MEMBERSHIP\n  \
-         ip netns exec igmp-demo-h4 ip maddr show dev eth0\n\
+         nsenter --net=/run/netns/{sw} target/debug/igmp-snoop show --pin-dir {pins}\n  \
+         bpftool map dump pinned {pins}/MEMBERSHIP\n  \
+         ip netns exec {name}-h4 ip maddr show dev eth0\n\
          Remove it with:\n  \
-         pkill -f 'igmp-snoop run'; for ns in $(ip netns list | awk '/^igmp-demo/ {{print $1}}'); do ip netns del $ns; done; rm -rf {PIN_DIR}",
-        sw = lab.switch
+         kill {pid}; for ns in $(ip netns list | awk '/^{name}-/ {{print $1}}'); do ip netns del $ns; done; rm -rf {pins}",
+        sw = lab.switch,
+        pins = pin_dir(),
+        name = demo_name(),
     );
 }
 
@@ -199,7 +215,7 @@ fn nic_demo(binary: &Path, args: &DemoArgs, interrupted: &AtomicBool) -> Result<
     let mut command = Command::new(binary);
     command
         .arg("run")
-        .args(["--pin-dir", PIN_DIR, "--attach", &args.attach]);
+        .args(["--pin-dir", &pin_dir(), "--attach", &args.attach]);
     for interface in &args.interfaces {
         command.args(["--iface", interface]);
     }
@@ -210,12 +226,16 @@ fn nic_demo(binary: &Path, args: &DemoArgs, interrupted: &AtomicBool) -> Result<
             if let Some(status) = daemon.try_wait()? {
                 bail!("igmp-snoop exited: {status}");
             }
-            print_command(Command::new(binary).args(["show", "--pin-dir", PIN_DIR]));
+            print_command(Command::new(binary).args(["show", "--pin-dir", &pin_dir()]));
         }
     })();
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let _ = daemon.wait();
+    // The table stays pinned after a stop; this demo's pins are its own.
+    let _ = Command::new(binary)
+        .args(["detach", "--pin-dir", &pin_dir()])
+        .status();
     match result {
         Err(error) if error.to_string() == "interrupted" => Ok(()),
         other => other,

@@ -228,7 +228,7 @@ impl Config {
         toml::from_str(text).map_err(|error| {
             let offset = error.span().map_or(0, |span| span.start);
             let (line, column) = line_and_column(text, offset);
-            let message = error.message().trim();
+            let message = in_words(error.message().trim());
             // Serde reports a bad value at the value without its key; an
             // unknown key is reported at the key and its message names it.
             let message = match key_at(text, offset) {
@@ -362,6 +362,21 @@ pub fn check_timers(timers: &Timers) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
+}
+
+/// Serde names the Rust type it wanted (`expected f64`); the operator wants
+/// the kind of value.
+fn in_words(message: &str) -> String {
+    let Some((before, wanted)) = message.rsplit_once("expected ") else {
+        return message.to_string();
+    };
+    let wanted = match wanted {
+        "f64" => "a number",
+        "i64" | "u64" => "a whole number",
+        "u32" | "u16" | "u8" => "a whole number, 0 or more",
+        other => other,
+    };
+    format!("{before}expected {wanted}")
 }
 
 /// The dotted key whose value holds byte `offset` (`timers.robustness`), or

@@ -95,7 +95,15 @@ fn bad_values_name_their_place_and_the_rule() {
         ),
         (
             "[timers]\nrobustness = 1.5\n",
-            "test.toml:2:14: `timers.robustness`: invalid type: floating point `1.5`",
+            "test.toml:2:14: `timers.robustness`: invalid type: floating point `1.5`, expected a whole number",
+        ),
+        (
+            "[timers]\nquery-interval = \"10\"\n",
+            "test.toml:2:18: `timers.query-interval`: invalid type: string \"10\", expected a number",
+        ),
+        (
+            "[limits]\nmax-groups = -1\n",
+            "test.toml:2:14: `limits.max-groups`: invalid value: integer `-1`, expected a whole number, 0 or more",
         ),
     ] {
         let error = parse(text).unwrap_err().to_string();

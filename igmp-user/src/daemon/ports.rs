@@ -6,7 +6,12 @@ impl Daemon {
     /// An interface changed: ports that vanished lose their entries, ports
     /// that came back are attached again, blocked ports are flushed.
     pub(super) fn on_link(&mut self, note: &LinkNote) {
-        debug!("link note: {note:?}");
+        debug!(
+            ifindex = note.ifindex,
+            removed = note.removed,
+            stp_state = ?note.stp_state,
+            "link note"
+        );
         crate::loader::forget_interface_names();
         let Some(port_set) = self.port_set.as_mut() else {
             return;
@@ -17,7 +22,7 @@ impl Daemon {
         }
         let ports_changed = !changes.is_empty();
         for change in changes {
-            info!("port change: {change:?}");
+            info!("{change}");
             match change {
                 PortChange::Gone { name, ifindex } | PortChange::Blocked { name, ifindex } => {
                     self.flush_port(ifindex);
