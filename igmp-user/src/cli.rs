@@ -91,11 +91,33 @@ pub struct OutArgs {
     pub out: PathBuf,
 }
 
+/// The environment variable that names the pin directory for every command,
+/// under `--pin-dir` and over a configuration file's `pin-dir`.
+pub const PIN_DIR_VARIABLE: &str = "IGMP_SNOOP_PIN_DIR";
+
 #[derive(Debug, Args)]
 pub struct PinArgs {
-    /// Directory under bpffs where the maps are pinned.
-    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
-    pub pin_dir: PathBuf,
+    /// Directory under bpffs where the maps are pinned [default: the --config
+    /// file's pin-dir, else /sys/fs/bpf/igmp-snoop].
+    #[arg(long, env = PIN_DIR_VARIABLE, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// Take the pin directory from this configuration file (the one `run` uses).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl PinArgs {
+    /// `--pin-dir` (or its variable), else the file's `pin-dir`, else the default.
+    pub fn pin_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.pin_dir {
+            return Ok(dir.clone());
+        }
+        let from_file = match &self.config {
+            Some(path) => crate::config::Config::load(path)?.pin_dir,
+            None => None,
+        };
+        Ok(from_file.unwrap_or_else(|| DEFAULT_PIN_DIR.into()))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +183,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Directory under bpffs where the maps and links are pinned [default: /sys/fs/bpf/igmp-snoop].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = PIN_DIR_VARIABLE, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
     #[command(flatten)]
     pub timers: TimerArgs,

@@ -98,14 +98,15 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Monitor(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(monitor::follow(&args.pin.pin_dir, args.json)),
+            .block_on(monitor::follow(&args.pin.pin_dir()?, args.json)),
         Command::Detach(args) => {
             // A running daemon would re-create what is removed under it.
-            let _lock = instance::lock_to_detach(&args.pin_dir)?;
-            let removed = loader::remove_pins(&args.pin_dir)?;
+            let pin_dir = args.pin_dir()?;
+            let _lock = instance::lock_to_detach(&pin_dir)?;
+            let removed = loader::remove_pins(&pin_dir)?;
             println!(
                 "removed {removed} pins (links and maps) from {}",
-                args.pin_dir.display()
+                pin_dir.display()
             );
             Ok(())
         }
@@ -326,7 +327,8 @@ fn end_if_no_daemon(pin_dir: &std::path::Path, state: &instance::DaemonState) {
 }
 
 fn show(args: &ShowArgs) -> Result<()> {
-    let (tables, state) = tables_to_print(&args.pin.pin_dir)?;
+    let pin_dir = args.pin.pin_dir()?;
+    let (tables, state) = tables_to_print(&pin_dir)?;
     let rows = view::mdb_rows(
         &tables.memberships(),
         &tables.source_entries(),
@@ -338,29 +340,31 @@ fn show(args: &ShowArgs) -> Result<()> {
         print!("{}", view::render_mdb(&rows));
         println!();
     }
-    end_if_no_daemon(&args.pin.pin_dir, &state);
+    end_if_no_daemon(&pin_dir, &state);
     Ok(())
 }
 
 fn routers(args: &ShowArgs) -> Result<()> {
-    let (tables, state) = tables_to_print(&args.pin.pin_dir)?;
+    let pin_dir = args.pin.pin_dir()?;
+    let (tables, state) = tables_to_print(&pin_dir)?;
     let rows = view::router_rows(&tables.router_ports(), &tables.settings());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!("{}", view::render_routers(&rows));
     }
-    end_if_no_daemon(&args.pin.pin_dir, &state);
+    end_if_no_daemon(&pin_dir, &state);
     Ok(())
 }
 
 fn stats(args: &ShowArgs) -> Result<()> {
-    let (tables, state) = tables_to_print(&args.pin.pin_dir)?;
+    let pin_dir = args.pin.pin_dir()?;
+    let (tables, state) = tables_to_print(&pin_dir)?;
     let counters = tables.port_counters();
     let data = tables.data_counters();
     let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
     let limits = view::limit_rows(&tables.groups_in_use(), &ports, &tables.settings());
-    let attached = loader::attachments(&args.pin.pin_dir);
+    let attached = loader::attachments(&pin_dir);
     if args.json {
         let json = serde_json::json!({
             "ports": view::counters_json(&counters),
@@ -379,6 +383,6 @@ fn stats(args: &ShowArgs) -> Result<()> {
         println!("{}", view::render_limits(&limits));
         println!("{}", view::render_attachments(&attached));
     }
-    end_if_no_daemon(&args.pin.pin_dir, &state);
+    end_if_no_daemon(&pin_dir, &state);
     Ok(())
 }

@@ -128,6 +128,62 @@ fn views_of_a_stopped_daemon_say_so_and_it_leaves_no_runtime_files() {
     assert!(!socket.exists(), "{} left behind", socket.display());
 }
 
+/// The pin directory is given once: by `IGMP_SNOOP_PIN_DIR`, or by the
+/// configuration file `run` uses; `--pin-dir` wins over both.
+#[test]
+fn every_command_finds_the_pins_by_the_variable_or_the_config_file() {
+    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 3, 3, 4);
+    let snooped = Snooped::new(1, &[]);
+    let _member = snooped.lab.join(0, GROUP).unwrap();
+    let pairs = [(snooped.port(0), GROUP)].into_iter().collect();
+    snooped.wait_for_pairs(&pairs, Duration::from_secs(5));
+    let config = std::env::temp_dir().join(format!("igmp-snoop-pins-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!("pin-dir = {:?}\n", snooped.pin_dir.display().to_string()),
+    )
+    .unwrap();
+    let igmp_snoop = || snooped.lab.command_in_switch(&daemon_binary());
+    let by_variable = igmp_snoop()
+        .env("IGMP_SNOOP_PIN_DIR", &snooped.pin_dir)
+        .arg("show")
+        .output()
+        .unwrap();
+    let by_file = igmp_snoop()
+        .args(["show", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&config);
+    for output in [by_variable, by_file] {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains(&GROUP.to_string()), "{stdout}");
+    }
+    let flag_wins = igmp_snoop()
+        .env("IGMP_SNOOP_PIN_DIR", &snooped.pin_dir)
+        .args(["show", "--pin-dir", "/sys/fs/bpf/igmp-snoop-nowhere"])
+        .output()
+        .unwrap();
+    let line = igmp_tests::one_error_line(&flag_wins);
+    assert!(line.contains("/sys/fs/bpf/igmp-snoop-nowhere/"), "{line}");
+    let run = igmp_snoop()
+        .env("IGMP_SNOOP_PIN_DIR", "/sys/fs/bpf/igmp-snoop-elsewhere")
+        .args(["run", "--check-config", "-i", "p1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("pin-dir = \"/sys/fs/bpf/igmp-snoop-elsewhere\""),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn maps_pinned_by_an_incompatible_version_are_refused_and_kept() {
     let lab = Lab::new(1, BridgeSnooping::Off).unwrap();
