@@ -3,9 +3,13 @@
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
+use igmp_common::router_mode;
 use netlink_packet_core::{NetlinkPayload, Nla as _};
 use netlink_packet_route::{
-    link::{InfoBridge, InfoData, LinkAttribute, LinkInfo, LinkMessage, LinkProtoInfoBridge},
+    link::{
+        BridgeMulticastRouterType, InfoBridge, InfoBridgePort, InfoData, InfoPortData,
+        LinkAttribute, LinkInfo, LinkMessage, LinkProtoInfoBridge,
+    },
     AddressFamily, RouteNetlinkMessage,
 };
 use rtnetlink::MulticastGroup;
@@ -78,55 +82,108 @@ fn bridge_port_state(link: &LinkMessage) -> Option<u8> {
         })
 }
 
-/// Whether any of `ports` belongs to a bridge with VLAN filtering on: there
-/// the bridge tags and untags per port, which a redirect in XDP would skip.
-pub async fn on_vlan_filtering_bridge(ports: &[u32]) -> Result<bool> {
-    let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
-    let task = tokio::spawn(connection);
-    let mut filtering = false;
-    for &port in ports {
-        let Some(master) = link(&handle, port).await.and_then(|link| controller(&link)) else {
-            continue;
-        };
-        if link(&handle, master)
-            .await
-            .is_some_and(|bridge| vlan_filtering(&bridge))
-        {
-            filtering = true;
-            break;
-        }
-    }
-    task.abort();
-    Ok(filtering)
+/// What rtnetlink says about a port at start: its kind and, when it is a
+/// bridge port, the bridge's and the port's multicast settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortLink {
+    pub name: String,
+    /// The link kind (`veth`, `tun`, `vlan`, `bridge`, ...), `None` for a
+    /// device driver's NIC (physical or virtio), which has none.
+    pub kind: Option<String>,
+    pub bridge: Option<BridgeLink>,
 }
 
-/// Each port's rtnetlink link kind (`veth`, `tun`, `vlan`, ...), or `None`
-/// for a device driver's NIC (physical or virtio), which has none; by name.
-pub async fn link_kinds(ports: &[(String, u32)]) -> Result<Vec<(String, Option<String>)>> {
+/// The bridge a port is in, and the port's own settings there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BridgeLink {
+    pub name: String,
+    /// The bridge's own IGMP/MLD snooping (`mcast_snooping`).
+    pub snooping: bool,
+    /// VLAN filtering: the bridge tags and untags per port, which a redirect
+    /// in XDP would skip.
+    pub vlan_filtering: bool,
+    /// The port's `mcast_router` as a `router_mode::*` (`temp`, a router
+    /// port until its timer runs out, is `auto`).
+    pub port_router_mode: Option<u8>,
+    /// The port's `mcast_fast_leave`.
+    pub port_fast_leave: bool,
+}
+
+/// Reads every port of `ports` (name, ifindex) and the bridge it is in.
+pub async fn port_links(ports: &[(String, u32)]) -> Result<Vec<PortLink>> {
     let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
     let task = tokio::spawn(connection);
-    let mut kinds = Vec::new();
+    let mut links = Vec::new();
     for (name, ifindex) in ports {
-        let kind = match *ifindex {
-            0 => None,
-            ifindex => link(&handle, ifindex).await.as_ref().and_then(link_kind),
+        let mut port_link = PortLink {
+            name: name.clone(),
+            ..PortLink::default()
         };
-        kinds.push((name.clone(), kind));
+        if let Some(port) = link(&handle, *ifindex).await {
+            port_link.kind = link_kind(&port);
+            if let Some(master) = controller(&port) {
+                if let Some(bridge) = link(&handle, master).await {
+                    port_link.bridge = bridge_link(&bridge, &port);
+                }
+            }
+        }
+        links.push(port_link);
     }
     task.abort();
-    Ok(kinds)
+    Ok(links)
+}
+
+/// The bridge `bridge` and `port`'s settings in it; `None` when the master
+/// is no bridge (a bond, a VRF).
+fn bridge_link(bridge: &LinkMessage, port: &LinkMessage) -> Option<BridgeLink> {
+    let options = infos(bridge).find_map(|info| match info {
+        LinkInfo::Data(InfoData::Bridge(options)) => Some(options),
+        _ => None,
+    })?;
+    let port_options: &[InfoBridgePort] = infos(port)
+        .find_map(|info| match info {
+            LinkInfo::PortData(InfoPortData::BridgePort(options)) => Some(options.as_slice()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let name = bridge
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::IfName(name) => Some(name.clone()),
+            _ => None,
+        });
+    Some(BridgeLink {
+        name: name.unwrap_or_default(),
+        snooping: options.contains(&InfoBridge::MulticastSnooping(true)),
+        vlan_filtering: options.contains(&InfoBridge::VlanFiltering(true)),
+        port_router_mode: port_options.iter().find_map(|option| match option {
+            InfoBridgePort::MulticastRouter(mode) => Some(match mode {
+                BridgeMulticastRouterType::Disabled => router_mode::OFF,
+                BridgeMulticastRouterType::Permanent => router_mode::PERMANENT,
+                _ => router_mode::AUTO,
+            }),
+            _ => None,
+        }),
+        port_fast_leave: port_options.contains(&InfoBridgePort::FastLeave(true)),
+    })
+}
+
+fn infos(link: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
+    link.attributes
+        .iter()
+        .filter_map(|attribute| match attribute {
+            LinkAttribute::LinkInfo(infos) => Some(infos),
+            _ => None,
+        })
+        .flatten()
 }
 
 fn link_kind(link: &LinkMessage) -> Option<String> {
-    link.attributes
-        .iter()
-        .find_map(|attribute| match attribute {
-            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|info| match info {
-                LinkInfo::Kind(kind) => Some(kind.to_string()),
-                _ => None,
-            }),
-            _ => None,
-        })
+    infos(link).find_map(|info| match info {
+        LinkInfo::Kind(kind) => Some(kind.to_string()),
+        _ => None,
+    })
 }
 
 async fn link(handle: &rtnetlink::Handle, ifindex: u32) -> Option<LinkMessage> {
@@ -149,26 +206,13 @@ fn controller(link: &LinkMessage) -> Option<u32> {
         })
 }
 
-fn vlan_filtering(bridge: &LinkMessage) -> bool {
-    bridge.attributes.iter().any(|attribute| match attribute {
-        LinkAttribute::LinkInfo(infos) => infos.iter().any(|info| match info {
-            LinkInfo::Data(InfoData::Bridge(options)) => {
-                options.contains(&InfoBridge::VlanFiltering(true))
-            }
-            _ => false,
-        }),
-        _ => false,
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use netlink_packet_route::link::LinkInfo;
-
     use super::*;
 
     fn bridge(options: Vec<InfoBridge>) -> LinkMessage {
         let mut message = LinkMessage::default();
+        message.attributes.push(LinkAttribute::IfName("br0".into()));
         message
             .attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Data(
@@ -177,15 +221,49 @@ mod tests {
         message
     }
 
+    fn port(options: Vec<InfoBridgePort>) -> LinkMessage {
+        let mut message = LinkMessage::default();
+        message
+            .attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::PortData(
+                InfoPortData::BridgePort(options),
+            )]));
+        message
+    }
+
     #[test]
-    fn vlan_filtering_is_read_from_the_bridge_options() {
-        assert!(vlan_filtering(&bridge(vec![InfoBridge::VlanFiltering(
-            true
-        )])));
-        assert!(!vlan_filtering(&bridge(vec![InfoBridge::VlanFiltering(
-            false
-        )])));
-        assert!(!vlan_filtering(&LinkMessage::default()));
+    fn the_bridge_options_and_the_ports_own_are_read() {
+        let read = bridge_link(
+            &bridge(vec![
+                InfoBridge::VlanFiltering(true),
+                InfoBridge::MulticastSnooping(true),
+            ]),
+            &port(vec![
+                InfoBridgePort::MulticastRouter(BridgeMulticastRouterType::Permanent),
+                InfoBridgePort::FastLeave(true),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            read,
+            BridgeLink {
+                name: "br0".into(),
+                snooping: true,
+                vlan_filtering: true,
+                port_router_mode: Some(router_mode::PERMANENT),
+                port_fast_leave: true,
+            }
+        );
+        let plain = bridge_link(
+            &bridge(vec![InfoBridge::VlanFiltering(false)]),
+            &port(vec![InfoBridgePort::MulticastRouter(
+                BridgeMulticastRouterType::Temp,
+            )]),
+        )
+        .unwrap();
+        assert!(!plain.snooping && !plain.vlan_filtering && !plain.port_fast_leave);
+        assert_eq!(plain.port_router_mode, Some(router_mode::AUTO));
+        assert_eq!(bridge_link(&LinkMessage::default(), &port(vec![])), None);
     }
 
     #[test]

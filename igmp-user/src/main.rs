@@ -134,26 +134,41 @@ fn die_quietly_on_a_closed_pipe() {
 
 async fn run(args: RunArgs) -> Result<()> {
     // Everything that can be refused is checked before any port is touched.
-    let settings = RunSettings::resolve(&args)?;
+    let mut settings = RunSettings::resolve(&args)?;
     // The ports must exist and be ports (not a bridge) for a check to pass.
-    let plan = port_plan(&settings)?;
-    let named: Vec<(String, u32)> = plan
+    let named = settings
+        .ports
         .iter()
-        .map(|port| (port.options.name.clone(), port.ifindex))
+        .map(|port| Ok((port.name.clone(), loader::interface_index(&port.name)?)))
+        .collect::<Result<Vec<(String, u32)>>>()?;
+    let port_links = links::port_links(&named).await?;
+    let kinds: Vec<(String, Option<String>)> = port_links
+        .iter()
+        .map(|link| (link.name.clone(), link.kind.clone()))
         .collect();
-    let kinds = links::link_kinds(&named).await?;
     PortMode::refuse_bridges(&kinds)?;
     let (mode, why) = PortMode::choose(settings.attach, &kinds);
+    let taken = settings.follow_bridge_ports(&port_links);
+    let warnings = bridges_snooping_too(&port_links);
     if args.check_config {
         println!("# attach: {} ({why})", mode.name());
+        for line in taken.iter().chain(&warnings) {
+            println!("# {line}");
+        }
         print!("{}", settings.describe());
         return Ok(());
     }
+    for line in &taken {
+        info!("{line}");
+    }
+    for line in &warnings {
+        warn!("{line}");
+    }
+    let plan = port_plan(&settings, &named);
     instance::check_capabilities(settings.querier.enabled)?;
     kernel::check()?;
     let mut signals = StopSignals::install()?;
     let _lock = instance::lock(&settings.pin_dir)?;
-    let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
     let pin_dir = settings.pin_dir.clone();
     // Pins this run creates are its own to remove if no port takes the program.
     let fresh = !pin_dir.join(igmp_common::map_names::MEMBERSHIP).exists();
@@ -211,7 +226,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_ports(port_set)?
         .with_querier(settings.querier.clone(), status)?
         .with_unregistered(settings.unregistered)
-        .with_fast_path(!links::on_vlan_filtering_bridge(&ifindexes).await?);
+        .with_fast_path(!on_vlan_filtering_bridge(&port_links));
     let stop = async {
         let signal = signals.next().await;
         info!("{signal}: stopping");
@@ -252,18 +267,50 @@ fn spawn_metrics_server(
     });
 }
 
-/// Every port with its options and its interface's index (which must exist).
-fn port_plan(settings: &RunSettings) -> Result<Vec<PortPlan>> {
+/// Every port with its options and its interface's index, as looked up.
+fn port_plan(settings: &RunSettings, named: &[(String, u32)]) -> Vec<PortPlan> {
     settings
         .ports
         .iter()
-        .map(|port| {
-            Ok(PortPlan {
-                ifindex: loader::interface_index(&port.name)?,
-                options: port.clone(),
-            })
+        .zip(named)
+        .map(|(port, (_, ifindex))| PortPlan {
+            ifindex: *ifindex,
+            options: port.clone(),
         })
         .collect()
+}
+
+/// A warning for each bridge whose own snooping is still on: two snoopers
+/// on one LAN, and two querier candidates.
+fn bridges_snooping_too(port_links: &[links::PortLink]) -> Vec<String> {
+    let mut bridges: Vec<&str> = port_links
+        .iter()
+        .filter_map(|link| link.bridge.as_ref())
+        .filter(|bridge| bridge.snooping)
+        .map(|bridge| bridge.name.as_str())
+        .collect();
+    bridges.sort_unstable();
+    bridges.dedup();
+    bridges
+        .into_iter()
+        .map(|bridge| {
+            format!(
+                "{bridge}: the bridge's own multicast snooping is on too (two snoopers, two querier candidates); \
+                 turn it off with `ip link set {bridge} type bridge mcast_snooping 0` \
+                 (which turns its MLD snooping off as well)"
+            )
+        })
+        .collect()
+}
+
+/// Whether a port is in a bridge with VLAN filtering on: there the bridge
+/// tags and untags per port, which a redirect in XDP would skip.
+fn on_vlan_filtering_bridge(port_links: &[links::PortLink]) -> bool {
+    port_links.iter().any(|link| {
+        link.bridge
+            .as_ref()
+            .is_some_and(|bridge| bridge.vlan_filtering)
+    })
 }
 
 fn spawn_monitor_server(

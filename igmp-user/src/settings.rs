@@ -10,6 +10,7 @@ use crate::{
     cli::{LimitArgs, RunArgs},
     config::{check_timers, Config, LimitConfig, RouterModeName, TimerConfig},
     daemon::UnregisteredPolicy,
+    links::PortLink,
     loader::{AttachMode, DEFAULT_PIN_DIR},
     querier::{QuerierSettings, QueryVersion},
     timers::Timers,
@@ -22,6 +23,10 @@ pub struct PortOptions {
     /// `router_mode::*`.
     pub router_mode: u8,
     pub fast_leave: bool,
+    /// Which of the two above a flag or the file set: the others follow the
+    /// bridge port's own settings (`mcast_router`, `mcast_fast_leave`).
+    #[serde(skip)]
+    pub configured: Configured,
     pub flood_reports: bool,
     /// `unregistered::*` for this port, or `unregistered::FOLLOW_GLOBAL`.
     pub unregistered: u8,
@@ -30,6 +35,12 @@ pub struct PortOptions {
     /// Reports per second (0: no limit) and back-to-back burst.
     pub report_rate: u32,
     pub report_burst: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Configured {
+    pub router_mode: bool,
+    pub fast_leave: bool,
 }
 
 /// The limits against report floods, resolved from the defaults, the file and the flags.
@@ -157,6 +168,37 @@ impl RunSettings {
         })
     }
 
+    /// Ports in a bridge take the bridge port's `mcast_router` and
+    /// `mcast_fast_leave` where neither a flag nor the file set them, as the
+    /// bridge would have snooped them. Returns a line for each one taken.
+    pub fn follow_bridge_ports(&mut self, links: &[PortLink]) -> Vec<String> {
+        let mut taken = Vec::new();
+        for (port, link) in self.ports.iter_mut().zip(links) {
+            let Some(bridge) = &link.bridge else {
+                continue;
+            };
+            if let Some(mode) = bridge
+                .port_router_mode
+                .filter(|&mode| !port.configured.router_mode && mode != port.router_mode)
+            {
+                port.router_mode = mode;
+                let name = DescribedPort::router_name(mode);
+                taken.push(format!(
+                    "{}: router {name}, as its mcast_router in {}",
+                    port.name, bridge.name
+                ));
+            }
+            if bridge.port_fast_leave && !port.configured.fast_leave && !port.fast_leave {
+                port.fast_leave = true;
+                taken.push(format!(
+                    "{}: fast leave, as its mcast_fast_leave in {}",
+                    port.name, bridge.name
+                ));
+            }
+        }
+        taken
+    }
+
     /// The settings as a configuration file that gives them, for
     /// `--check-config`: every key written out, defaults included, so that
     /// `run --config` of the output runs the same.
@@ -254,11 +296,7 @@ impl From<&PortOptions> for DescribedPort {
     fn from(port: &PortOptions) -> Self {
         Self {
             fast_leave: port.fast_leave,
-            router: match port.router_mode {
-                router_mode::OFF => "off",
-                router_mode::PERMANENT => "permanent",
-                _ => "auto",
-            },
+            router: Self::router_name(port.router_mode),
             flood_reports: port.flood_reports,
             unregistered: match port.unregistered {
                 unregistered::FLOOD => "flood",
@@ -273,6 +311,17 @@ impl From<&PortOptions> for DescribedPort {
     }
 }
 
+impl DescribedPort {
+    /// A `router_mode::*` as the file's `router` spells it.
+    fn router_name(mode: u8) -> &'static str {
+        match mode {
+            router_mode::OFF => "off",
+            router_mode::PERMANENT => "permanent",
+            _ => "auto",
+        }
+    }
+}
+
 /// A flag value's name as the command line and the file spell it.
 fn value_name(value: &impl clap::ValueEnum) -> String {
     value
@@ -283,18 +332,27 @@ fn value_name(value: &impl clap::ValueEnum) -> String {
 fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) -> PortOptions {
     let file = config.port(name);
     let router_mode = if args.router_ports.iter().any(|port| port == name) {
-        router_mode::PERMANENT
+        Some(router_mode::PERMANENT)
     } else {
-        match file.router {
+        file.router.map(|mode| match mode {
             RouterModeName::Off => router_mode::OFF,
             RouterModeName::Auto => router_mode::AUTO,
             RouterModeName::Permanent => router_mode::PERMANENT,
-        }
+        })
+    };
+    let fast_leave = if args.fast_leave.iter().any(|port| port == name) {
+        Some(true)
+    } else {
+        file.fast_leave
     };
     PortOptions {
         name: name.to_string(),
-        router_mode,
-        fast_leave: file.fast_leave || args.fast_leave.iter().any(|port| port == name),
+        router_mode: router_mode.unwrap_or(router_mode::AUTO),
+        fast_leave: fast_leave.unwrap_or(false),
+        configured: Configured {
+            router_mode: router_mode.is_some(),
+            fast_leave: fast_leave.is_some(),
+        },
         flood_reports: file.flood_reports,
         unregistered: match file.unregistered {
             None | Some(UnregisteredPolicy::Auto) => unregistered::FOLLOW_GLOBAL,

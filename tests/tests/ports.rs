@@ -184,7 +184,10 @@ fn a_static_router_port_is_permanent_and_a_restart_without_it_demotes_it() {
     // No query was heard on p2: the view has no querier, version or timer to show.
     let view = snooped.cli(&["routers"]);
     let view = String::from_utf8_lossy(&view.stdout);
-    let row = view.lines().find(|line| line.starts_with("p2")).unwrap();
+    let row = view
+        .lines()
+        .find(|line| line.trim_start().starts_with("p2"))
+        .expect(&view);
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cells,
@@ -218,4 +221,84 @@ fn router_port_flag_for_a_port_not_snooped_is_refused() {
         stderr.contains("--router-port p7: not a port given with --iface"),
         "{stderr}"
     );
+}
+
+/// A bridge port's own `mcast_router` and `mcast_fast_leave` are the port's
+/// defaults, as the bridge would have snooped it; a flag or the file wins.
+#[test]
+fn a_bridge_ports_mcast_router_and_fast_leave_are_the_defaults() {
+    let lab = Lab::new(3, BridgeSnooping::Off).unwrap();
+    let bridge_link = |port: &str, setting: &str| {
+        let command = format!("bridge -n {} link set dev {port} {setting}", lab.switch);
+        igmp_lab::run(&command.split_whitespace().collect::<Vec<_>>()).unwrap();
+    };
+    bridge_link("p1", "fastleave on");
+    bridge_link("p2", "mcast_router 2");
+    bridge_link("p3", "mcast_router 2");
+    let config =
+        std::env::temp_dir().join(format!("igmp-snoop-brport-{}.toml", std::process::id()));
+    std::fs::write(&config, "[ports.p3]\nrouter = \"off\"\n").unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+
+    let checked = lab
+        .command_in_switch(&daemon_binary())
+        .args(["run", "--check-config", "-i", "p1", "-i", "p2", "-i", "p3"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&checked.stdout).to_string();
+    assert!(
+        stdout.contains("# p1: fast leave, as its mcast_fast_leave in br0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# p2: router permanent, as its mcast_router in br0"),
+        "{stdout}"
+    );
+    let printed: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(printed["ports"]["p1"]["fast-leave"].as_bool(), Some(true));
+    assert_eq!(printed["ports"]["p2"]["router"].as_str(), Some("permanent"));
+    assert_eq!(
+        printed["ports"]["p3"]["router"].as_str(),
+        Some("off"),
+        "the file wins"
+    );
+
+    let snooped = Snooped::on(lab, &args);
+    let _ = std::fs::remove_file(&config);
+    let tables = snooped.tables();
+    let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
+    let settings_of = |host: usize| {
+        let ifindex = snooped.port(host);
+        ports.iter().find(|(index, _)| *index == ifindex).unwrap().1
+    };
+    assert_eq!(settings_of(0).fast_leave, 1);
+    assert_eq!(settings_of(1).router_mode, router_mode::PERMANENT);
+    assert_eq!(settings_of(2).router_mode, router_mode::OFF);
+    let routers = tables.router_ports();
+    assert_eq!(routers.len(), 1, "{routers:?}");
+    assert_eq!(routers[0].0.ifindex, snooped.port(1));
+}
+
+/// Two snoopers on one LAN: the daemon says so at start, once per bridge.
+#[rstest::rstest]
+#[case::bridge_snooping_on(BridgeSnooping::On, 1)]
+#[case::bridge_snooping_off(BridgeSnooping::Off, 0)]
+fn the_bridges_own_snooping_is_warned_about(
+    #[case] snooping: BridgeSnooping,
+    #[case] warnings: usize,
+) {
+    let snooped = Snooped::on(Lab::new(2, snooping).unwrap(), &[]);
+    snooped.wait_until("started", Duration::from_secs(5), || {
+        snooped.lab.daemon_log().contains("adopting")
+    });
+    let log = snooped.lab.daemon_log();
+    let warned = log
+        .lines()
+        .filter(|line| {
+            line.contains("WARN")
+                && line.contains("br0: the bridge's own multicast snooping is on too")
+        })
+        .count();
+    assert_eq!(warned, warnings, "{log}");
 }

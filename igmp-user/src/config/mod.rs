@@ -105,10 +105,10 @@ pub struct QuerierConfig {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PortConfig {
-    #[serde(default)]
-    pub fast_leave: bool,
-    #[serde(default)]
-    pub router: RouterModeName,
+    /// Unset: the bridge port's `mcast_fast_leave`, else off.
+    pub fast_leave: Option<bool>,
+    /// Unset: the bridge port's `mcast_router`, else auto.
+    pub router: Option<RouterModeName>,
     /// Send IGMP reports and leaves out of this port too, not only router ports.
     #[serde(default)]
     pub flood_reports: bool,

@@ -27,9 +27,9 @@ fn the_example_file_sets_every_key() {
             && config.querier.version.is_some()
             && config.querier.address.is_some()
     );
-    assert_eq!(config.ports["eth1"].router, RouterModeName::Permanent);
-    assert!(config.ports["eth2"].fast_leave);
-    assert_eq!(config.ports["eth3"].router, RouterModeName::Off);
+    assert_eq!(config.ports["eth1"].router, Some(RouterModeName::Permanent));
+    assert_eq!(config.ports["eth2"].fast_leave, Some(true));
+    assert_eq!(config.ports["eth3"].router, Some(RouterModeName::Off));
     assert!(config.ports["eth3"].flood_reports);
     assert_eq!(
         config.ports["eth3"].unregistered,
@@ -173,7 +173,7 @@ fn query_response_interval_must_end_before_the_next_query() {
 fn unlisted_ports_get_the_defaults() {
     let config = parse(EXAMPLE).unwrap();
     assert_eq!(config.port("eth9"), PortConfig::default());
-    assert_eq!(config.port("eth1").router, RouterModeName::Permanent);
+    assert_eq!(config.port("eth1").router, Some(RouterModeName::Permanent));
     assert_eq!(parse("").unwrap().timers(), Timers::default());
 }
 
