@@ -49,7 +49,7 @@ pub enum Command {
     /// Load the program, attach it to the ports and run the control loop until SIGINT/SIGTERM.
     Run(Box<RunArgs>),
     /// Print the snooping table (like `bridge mdb show`).
-    Show(ShowArgs),
+    Show(MdbShowArgs),
     /// Print the router ports and what their querier said.
     Routers(ShowArgs),
     /// Print per-port counters by message type and by drop reason.
@@ -127,6 +127,16 @@ pub struct ShowArgs {
     /// Print JSON instead of a table.
     #[arg(long, short)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MdbShowArgs {
+    #[command(flatten)]
+    pub show: ShowArgs,
+    /// With --json: the shape of `bridge -j mdb show` (the rows under `mdb`,
+    /// router ports under `router`), so filters written for the bridge work.
+    #[arg(long, requires = "json")]
+    pub bridge: bool,
 }
 
 #[derive(Debug, Args)]

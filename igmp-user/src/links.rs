@@ -1,6 +1,8 @@
 //! Link notifications from the kernel (rtnetlink): interfaces that appear,
 //! vanish, or whose bridge port changes STP state.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
 use igmp_common::router_mode;
@@ -184,6 +186,55 @@ fn link_kind(link: &LinkMessage) -> Option<String> {
         LinkInfo::Kind(kind) => Some(kind.to_string()),
         _ => None,
     })
+}
+
+/// Every interface's master (its bridge) by name, keyed by the interface's
+/// ifindex, as this process's network namespace sees them. Not from sysfs:
+/// `/sys/class/net` shows the namespace it was mounted in, which under
+/// `nsenter --net` is another one.
+pub fn masters() -> Result<BTreeMap<u32, String>> {
+    // A thread of its own: a runtime cannot be started inside another one.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(dump_masters())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("reading the interfaces' masters failed")))
+    })
+}
+
+async fn dump_masters() -> Result<BTreeMap<u32, String>> {
+    let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    let task = tokio::spawn(connection);
+    let mut names = BTreeMap::new();
+    let mut controllers = BTreeMap::new();
+    let mut links = handle.link().get().execute();
+    while let Some(link) = links.next().await {
+        let link = link.context("listing interfaces")?;
+        let index = link.header.index;
+        if let Some(master) = controller(&link) {
+            controllers.insert(index, master);
+        }
+        if let Some(name) = link
+            .attributes
+            .iter()
+            .find_map(|attribute| match attribute {
+                LinkAttribute::IfName(name) => Some(name.clone()),
+                _ => None,
+            })
+        {
+            names.insert(index, name);
+        }
+    }
+    task.abort();
+    Ok(controllers
+        .into_iter()
+        .filter_map(|(port, master)| Some((port, names.get(&master)?.clone())))
+        .collect())
 }
 
 async fn link(handle: &rtnetlink::Handle, ifindex: u32) -> Option<LinkMessage> {

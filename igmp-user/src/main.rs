@@ -3,7 +3,7 @@ use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
 use igmp_user::{
-    cli::{Cli, Command, Generated, RunArgs, ShowArgs},
+    cli::{Cli, Command, Generated, MdbShowArgs, RunArgs, ShowArgs},
     daemon::Daemon,
     generate, instance, kernel, links,
     loader::{self, PortMode},
@@ -373,15 +373,22 @@ fn end_if_no_daemon(pin_dir: &std::path::Path, state: &instance::DaemonState) {
     }
 }
 
-fn show(args: &ShowArgs) -> Result<()> {
-    let pin_dir = args.pin.pin_dir()?;
+fn show(args: &MdbShowArgs) -> Result<()> {
+    let pin_dir = args.show.pin.pin_dir()?;
     let (tables, state) = tables_to_print(&pin_dir)?;
+    let settings = tables.settings();
+    let masters = links::masters()?;
     let rows = view::mdb_rows(
         &tables.memberships(),
         &tables.source_entries(),
-        &tables.settings(),
+        &settings,
+        &masters,
     );
-    if args.json {
+    if args.bridge {
+        let routers = view::router_rows(&tables.router_ports(), &settings);
+        let shaped = view::bridge_shape(&rows, &routers, &masters);
+        println!("{}", serde_json::to_string_pretty(&shaped)?);
+    } else if args.show.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print!("{}", view::render_mdb(&rows));

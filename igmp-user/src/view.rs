@@ -52,15 +52,19 @@ pub struct RouterRow {
     pub flags: Vec<&'static str>,
 }
 
+/// Each port's bridge by the port's ifindex ([`crate::links::masters`]).
+pub type Masters = std::collections::BTreeMap<u32, String>;
+
 pub fn mdb_rows(
     groups: &[(MembershipKey, Membership)],
     sources: &[(SourceKey, SourceEntry)],
     settings: &Settings,
+    masters: &Masters,
 ) -> Vec<MdbRow> {
     let now = monotonic_ns();
     let mut rows = Vec::new();
     for (key, entry) in groups {
-        rows.push(group_row(key, entry, settings, now));
+        rows.push(group_row(key, entry, settings, now, masters));
         // A source an EXCLUDE record deleted since it was last named is in
         // neither of the group's lists (`SourceEntry::listed`): not shown.
         let listed = |source: &SourceEntry| source.listed(entry.filter_mode, entry.last_report_ns);
@@ -68,7 +72,9 @@ pub fn mdb_rows(
             .iter()
             .filter(|(s, source)| same_group(s, key) && listed(source))
         {
-            rows.push(source_row(key, entry, source_key, source, settings, now));
+            rows.push(source_row(
+                key, entry, source_key, source, settings, now, masters,
+            ));
         }
     }
     rows
@@ -81,7 +87,13 @@ fn same_group(source: &SourceKey, key: &MembershipKey) -> bool {
         && source.group == key.group
 }
 
-fn group_row(key: &MembershipKey, entry: &Membership, settings: &Settings, now: u64) -> MdbRow {
+fn group_row(
+    key: &MembershipKey,
+    entry: &Membership,
+    settings: &Settings,
+    now: u64,
+    masters: &Masters,
+) -> MdbRow {
     let port = interface_name(key.ifindex);
     let mut deadline = entry.last_report_ns + ms(settings.group_membership_interval_ms);
     if entry.flags & membership_flags::LEAVE_PENDING != 0 {
@@ -89,7 +101,10 @@ fn group_row(key: &MembershipKey, entry: &Membership, settings: &Settings, now: 
     }
     let permanent = entry.flags & membership_flags::STATIC != 0;
     MdbRow {
-        dev: master_of(&port).unwrap_or_else(|| port.clone()),
+        dev: masters
+            .get(&key.ifindex)
+            .cloned()
+            .unwrap_or_else(|| port.clone()),
         port,
         ifindex: key.ifindex,
         grp: Ipv4Addr::from(key.group).to_string(),
@@ -116,8 +131,9 @@ fn source_row(
     source: &SourceEntry,
     settings: &Settings,
     now: u64,
+    masters: &Masters,
 ) -> MdbRow {
-    let mut row = group_row(key, entry, settings, now);
+    let mut row = group_row(key, entry, settings, now, masters);
     let mut deadline = source.last_report_ns + ms(settings.group_membership_interval_ms);
     let mut flags = Vec::new();
     if source.flags & source_flags::LEAVE_PENDING != 0 {
@@ -170,6 +186,34 @@ pub fn router_rows(routers: &[(RouterKey, RouterPort)], settings: &Settings) -> 
             flags: router_flag_names(router.flags),
         })
         .collect()
+}
+
+/// The JSON of `bridge -j mdb show`: one object with the rows under `mdb`
+/// and, under `router`, each bridge's router ports (`port`, `timer`, `type`).
+/// Ports in no bridge are their own `dev`, as in the rows.
+pub fn bridge_shape(
+    rows: &[MdbRow],
+    routers: &[RouterRow],
+    masters: &Masters,
+) -> serde_json::Value {
+    let mut by_bridge: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+        Default::default();
+    for router in routers {
+        let dev = masters
+            .get(&router.ifindex)
+            .cloned()
+            .unwrap_or_else(|| router.port.clone());
+        let kind = if router.flags.contains(&"permanent") {
+            "permanent"
+        } else {
+            "temp"
+        };
+        by_bridge
+            .entry(dev)
+            .or_default()
+            .push(serde_json::json!({"port": router.port, "timer": router.timer, "type": kind}));
+    }
+    serde_json::json!([{"mdb": rows, "router": by_bridge}])
 }
 
 /// The table as `bridge mdb show` lays it out, in aligned columns.
@@ -412,11 +456,6 @@ fn vid_text(vid: Option<u16>, inner: Option<u16>) -> String {
     }
 }
 
-fn master_of(port: &str) -> Option<String> {
-    let link = std::fs::read_link(format!("/sys/class/net/{port}/master")).ok()?;
-    Some(link.file_name()?.to_string_lossy().into_owned())
-}
-
 fn ms(millis: u32) -> u64 {
     u64::from(millis) * 1_000_000
 }
@@ -602,7 +641,12 @@ mod listed_sources {
             )
         };
         let sources = [source(1, 1_000_000_000), source(2, 2_000_000_000)];
-        let rows = mdb_rows(&[(key, group)], &sources, &Settings::default());
+        let rows = mdb_rows(
+            &[(key, group)],
+            &sources,
+            &Settings::default(),
+            &Masters::new(),
+        );
         let shown: Vec<_> = rows.iter().filter_map(|row| row.src.clone()).collect();
         assert_eq!(shown, ["192.0.2.2"]);
     }

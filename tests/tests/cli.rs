@@ -259,3 +259,29 @@ fn a_view_piped_into_a_reader_that_stops_ends_quietly() {
         );
     }
 }
+
+/// `show --json --bridge` nests as `bridge -j mdb show` does: the rows under
+/// `mdb`, each bridge's router ports under `router`.
+#[test]
+fn show_in_the_bridges_shape_nests_rows_and_router_ports() {
+    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 3, 3, 5);
+    let snooped = Snooped::new(2, &["--router-port", "p2"]);
+    let _member = snooped.lab.join(0, GROUP).unwrap();
+    let pairs = [(snooped.port(0), GROUP)].into_iter().collect();
+    snooped.wait_for_pairs(&pairs, Duration::from_secs(5));
+    let output = snooped.cli(&["show", "--json", "--bridge"]);
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let bridge = &shown[0];
+    assert_eq!(shown.as_array().map(Vec::len), Some(1), "{shown}");
+    let row = &bridge["mdb"][0];
+    for key in ["dev", "port", "grp", "state", "flags"] {
+        assert!(!row[key].is_null(), "{key} missing: {row}");
+    }
+    assert_eq!(row["dev"], "br0");
+    assert_eq!(row["grp"], GROUP.to_string().as_str());
+    assert_eq!(bridge["router"]["br0"][0]["port"], "p2");
+    assert_eq!(bridge["router"]["br0"][0]["type"], "permanent");
+    let refused = snooped.cli(&["show", "--bridge"]);
+    let line = igmp_tests::one_error_line(&refused);
+    assert!(line.contains("--json"), "{line}");
+}

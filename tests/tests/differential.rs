@@ -32,8 +32,12 @@ fn scenario(lab: &Lab, read: &dyn Fn() -> Table) -> (Table, Table) {
 }
 
 fn bridge_table(lab: &Lab) -> Table {
-    let output = run_output(&["bridge", "-n", &lab.switch, "-j", "mdb", "show"]).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&output).unwrap();
+    table_of(&run_output(&["bridge", "-n", &lab.switch, "-j", "mdb", "show"]).unwrap())
+}
+
+/// The (port, group) rows of JSON in the shape of `bridge -j mdb show`.
+fn table_of(output: &str) -> Table {
+    let json: serde_json::Value = serde_json::from_str(output).unwrap();
     let mut table = Table::new();
     for bridge in json.as_array().into_iter().flatten() {
         for entry in bridge["mdb"].as_array().into_iter().flatten() {
@@ -75,7 +79,25 @@ fn joins_and_leaves_give_the_same_table_as_the_linux_bridge() {
             })
             .collect()
     };
-    let (snoop_joined, snoop_left) = scenario(&lab, &ours);
+    // What a script written for `bridge -j mdb show` reads from `show --json --bridge`.
+    let shown = || -> Table {
+        let output = lab
+            .command_in_switch(&daemon_binary())
+            .args(["show", "--json", "--bridge", "--pin-dir"])
+            .arg(&pin_dir)
+            .output()
+            .unwrap();
+        table_of(&String::from_utf8_lossy(&output.stdout))
+    };
+    let (snoop_joined, snoop_left) = scenario(&lab, &|| {
+        let table = ours();
+        assert_eq!(
+            shown(),
+            table,
+            "show --json --bridge, read as the bridge's JSON"
+        );
+        table
+    });
     lab.stop_daemon(libc::SIGTERM).unwrap();
     let _ = igmp_user::loader::remove_pins(&pin_dir);
 
