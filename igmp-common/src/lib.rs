@@ -130,6 +130,9 @@ pub mod membership_flags {
     pub const SOURCES_TRUNCATED: u16 = 1 << 1;
     /// Set by user space for entries it installed itself (static groups).
     pub const STATIC: u16 = 1 << 2;
+    /// Installed by user space, not by a report: not counted under the group
+    /// limits (which are against report floods), so its removal is not either.
+    pub const UNCOUNTED: u16 = 1 << 3;
 }
 
 /// Bits of [`SourceEntry::flags`].

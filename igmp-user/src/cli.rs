@@ -56,6 +56,9 @@ pub enum Command {
     Stats(ShowArgs),
     /// Follow joins, leaves, expiries and querier changes as they happen (like `bridge monitor mdb`).
     Monitor(ShowArgs),
+    /// Add a static group to a port, delete a membership, or flush the table
+    /// (like `bridge mdb add|del|flush`), through the running daemon.
+    Mdb(MdbArgs),
     /// Detach the program from every port and remove the pinned table.
     Detach(PinArgs),
     /// Write the manual pages or the shell completions (for packaging).
@@ -127,6 +130,57 @@ pub struct ShowArgs {
     /// Print JSON instead of a table.
     #[arg(long, short)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MdbArgs {
+    #[command(subcommand)]
+    pub change: MdbChange,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MdbChange {
+    /// A static membership: the port receives the group from every source
+    /// until it is deleted, whatever its hosts report (the bridge's `permanent`).
+    Add(MdbEntryArgs),
+    /// Remove a membership, static or learned, with its sources.
+    Del(MdbEntryArgs),
+    /// Remove every membership, or those of one port; learned ones come back
+    /// with their hosts' next reports.
+    Flush(MdbFlushArgs),
+}
+
+impl MdbChange {
+    pub fn pin(&self) -> &PinArgs {
+        match self {
+            Self::Add(entry) | Self::Del(entry) => &entry.pin,
+            Self::Flush(flush) => &flush.pin,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MdbFlushArgs {
+    /// Only this port's memberships.
+    #[arg(long, value_name = "IF")]
+    pub port: Option<String>,
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MdbEntryArgs {
+    /// The port (one the daemon snoops).
+    #[arg(long, value_name = "IF")]
+    pub port: String,
+    /// The group.
+    #[arg(long = "grp", visible_alias = "group", value_name = "GROUP")]
+    pub group: std::net::Ipv4Addr,
+    /// The VLAN (0: untagged).
+    #[arg(long, default_value_t = 0, value_name = "VID")]
+    pub vid: u16,
+    #[command(flatten)]
+    pub pin: PinArgs,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,8 @@ pub enum Reason {
     Left,
     /// A leave on a fast-leave port from its last host.
     FastLeave,
+    /// The operator deleted it (`igmp-snoop mdb del` or `flush`).
+    Deleted,
 }
 
 impl Reason {
@@ -33,6 +35,7 @@ impl Reason {
             Self::Timeout => "timeout",
             Self::Left => "leave",
             Self::FastLeave => "fast-leave",
+            Self::Deleted => "deleted",
         }
     }
 }

@@ -96,6 +96,7 @@ impl Drop for InstanceLock {
         // Removed while still locked: a starter that opened the old file
         // finds, once it gets the lock, that the path no longer names it.
         let _ = fs::remove_file(monitor::socket_path_of_lock(&self.path));
+        let _ = fs::remove_file(self.path.with_extension("ctl"));
         let _ = fs::remove_file(&self.path);
     }
 }

@@ -3,7 +3,8 @@ use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
 use igmp_user::{
-    cli::{Cli, Command, Generated, MdbShowArgs, RunArgs, ShowArgs},
+    cli::{Cli, Command, Generated, MdbChange, MdbShowArgs, RunArgs, ShowArgs},
+    control,
     daemon::Daemon,
     generate, instance, kernel, links,
     loader::{self, PortMode},
@@ -99,6 +100,28 @@ fn dispatch(cli: Cli) -> Result<()> {
             .enable_all()
             .build()?
             .block_on(monitor::follow(&args.pin.pin_dir()?, args.json)),
+        Command::Mdb(args) => {
+            let pin_dir = args.change.pin().pin_dir()?;
+            let request = match args.change {
+                MdbChange::Add(entry) => control::Request::Add {
+                    port: entry.port,
+                    group: entry.group,
+                    vid: entry.vid,
+                },
+                MdbChange::Del(entry) => control::Request::Del {
+                    port: entry.port,
+                    group: entry.group,
+                    vid: entry.vid,
+                },
+                MdbChange::Flush(flush) => control::Request::Flush { port: flush.port },
+            };
+            let done = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(control::ask(&pin_dir, &request))?;
+            println!("{done}");
+            Ok(())
+        }
         Command::Detach(args) => {
             // A running daemon would re-create what is removed under it.
             let pin_dir = args.pin_dir()?;
@@ -218,6 +241,8 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     let (monitor_tx, _) = broadcast::channel(1024);
     spawn_monitor_server(&pin_dir, monitor_tx.clone());
+    let (requests_tx, requests) = tokio::sync::mpsc::channel(16);
+    spawn_control_server(&pin_dir, requests_tx);
     let status = SharedStatus::default();
     if let Some(address) = settings.metrics_addr {
         spawn_metrics_server(address, &pin_dir, status.clone());
@@ -226,12 +251,13 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_ports(port_set)?
         .with_querier(settings.querier.clone(), status)?
         .with_unregistered(settings.unregistered)
-        .with_fast_path(!on_vlan_filtering_bridge(&port_links));
+        .with_fast_path(!on_vlan_filtering_bridge(&port_links))
+        .with_static_groups(settings.static_groups());
     let stop = async {
         let signal = signals.next().await;
         info!("{signal}: stopping");
     };
-    if let Some(port_set) = daemon.run(events, links, stop).await? {
+    if let Some(port_set) = daemon.run(events, links, requests, stop).await? {
         port_set.release(settings.keep_attached)?;
     }
     Ok(())
@@ -311,6 +337,18 @@ fn on_vlan_filtering_bridge(port_links: &[links::PortLink]) -> bool {
             .as_ref()
             .is_some_and(|bridge| bridge.vlan_filtering)
     })
+}
+
+fn spawn_control_server(
+    pin_dir: &std::path::Path,
+    requests: tokio::sync::mpsc::Sender<control::Asked>,
+) {
+    let pin_dir = pin_dir.to_path_buf();
+    tokio::spawn(async move {
+        if let Err(error) = control::serve(&pin_dir, requests).await {
+            warn!("control socket: {error:#}");
+        }
+    });
 }
 
 fn spawn_monitor_server(

@@ -35,6 +35,8 @@ pub struct PortOptions {
     /// Reports per second (0: no limit) and back-to-back burst.
     pub report_rate: u32,
     pub report_burst: u32,
+    /// Groups the port always receives.
+    pub static_groups: Vec<std::net::Ipv4Addr>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -168,6 +170,18 @@ impl RunSettings {
         })
     }
 
+    /// Every port's static groups, by port name.
+    pub fn static_groups(&self) -> Vec<(String, std::net::Ipv4Addr)> {
+        self.ports
+            .iter()
+            .flat_map(|port| {
+                port.static_groups
+                    .iter()
+                    .map(|group| (port.name.clone(), *group))
+            })
+            .collect()
+    }
+
     /// Ports in a bridge take the bridge port's `mcast_router` and
     /// `mcast_fast_leave` where neither a flag nor the file set them, as the
     /// bridge would have snooped them. Returns a line for each one taken.
@@ -290,6 +304,7 @@ struct DescribedPort {
     max_groups: u32,
     report_rate: u32,
     report_burst: u32,
+    static_groups: Vec<std::net::Ipv4Addr>,
 }
 
 impl From<&PortOptions> for DescribedPort {
@@ -307,6 +322,7 @@ impl From<&PortOptions> for DescribedPort {
             max_groups: port.max_groups,
             report_rate: port.report_rate,
             report_burst: port.report_burst,
+            static_groups: port.static_groups.clone(),
         }
     }
 }
@@ -363,6 +379,7 @@ fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) ->
         max_groups: file.max_groups.unwrap_or(limits.max_groups_per_port),
         report_rate: file.report_rate.unwrap_or(limits.report_rate),
         report_burst: file.report_burst.unwrap_or(limits.report_burst),
+        static_groups: file.static_groups,
     }
 }
 

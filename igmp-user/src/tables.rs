@@ -9,8 +9,9 @@ use aya::maps::{
     Array, ArrayOfMaps, DevMapHash, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf,
 };
 use igmp_common::{
-    map_names, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey,
-    PortCounters, PortList, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    map_names, membership_flags, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey,
+    Membership, MembershipKey, PortCounters, PortList, PortSettings, RouterKey, RouterPort,
+    Settings, SourceEntry, SourceKey,
 };
 
 use crate::timers::Timers;
@@ -89,11 +90,18 @@ impl Tables {
     /// Removes a membership entry and counts it as removed; the place it
     /// held under the group limits is given back by `publish_removed`.
     pub fn remove_membership(&mut self, key: &MembershipKey) -> bool {
+        let uncounted = self
+            .membership
+            .get(key, 0)
+            .is_ok_and(|entry| entry.flags & membership_flags::UNCOUNTED != 0);
         if self.membership.remove(key).is_err() {
             return false;
         }
         // The v1 host present timer goes with the entry it belongs to.
         let _ = self.v1_hosts.remove(key);
+        if uncounted {
+            return true;
+        }
         for counted in [key.ifindex, ALL_PORTS] {
             *self.removed_pending.entry(counted).or_default() += 1;
         }
@@ -130,7 +138,12 @@ impl Tables {
     /// otherwise leave a port short of places for good. Run at start-up.
     pub fn reconcile_group_counts(&mut self) -> Result<()> {
         let mut held: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
-        for key in self.membership.keys().filter_map(Result::ok) {
+        let counted = self
+            .membership
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, entry)| entry.flags & membership_flags::UNCOUNTED == 0);
+        for (key, _) in counted {
             *held.entry(key.ifindex).or_default() += 1;
             *held.entry(ALL_PORTS).or_default() += 1;
         }

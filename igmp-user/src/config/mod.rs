@@ -116,6 +116,9 @@ pub struct PortConfig {
     pub unregistered: Option<UnregisteredPolicy>,
     /// This port's group limit (0: none), over `limits.max-groups-per-port`.
     pub max_groups: Option<u32>,
+    /// Groups the port always receives, as `igmp-snoop mdb add` makes them.
+    #[serde(default)]
+    pub static_groups: Vec<Ipv4Addr>,
     /// This port's report rate limit (0: none), over `limits.report-rate`.
     pub report_rate: Option<u32>,
     pub report_burst: Option<u32>,
@@ -262,6 +265,20 @@ impl Config {
     /// Cross-field checks, once the command line is merged in: every port
     /// with options must be snooped.
     pub fn check(&self, path: &Path, interfaces: &[String]) -> Result<(), ConfigError> {
+        for (port, options) in &self.ports {
+            if let Some(group) = options
+                .static_groups
+                .iter()
+                .find(|group| !group.is_multicast() || group.octets()[..3] == [224, 0, 0])
+            {
+                return Err(ConfigError::Inconsistent {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "[ports.{port}] static-groups: {group} is not a group to snoop (a multicast address outside 224.0.0.0/24)"
+                    ),
+                });
+            }
+        }
         if let Some(stranger) = self.ports.keys().find(|port| !interfaces.contains(port)) {
             return Err(ConfigError::Inconsistent {
                 path: path.to_path_buf(),

@@ -65,6 +65,14 @@ impl Daemon {
             self.group_queries.forget(&key);
             return false;
         };
+        if entry.flags & membership_flags::STATIC != 0 {
+            // No leave and no query removes a static membership.
+            self.group_queries.forget(&key);
+            if entry.flags & membership_flags::LEAVE_PENDING != 0 {
+                self.cancel_leave(key);
+            }
+            return false;
+        }
         let verdict = self
             .group_queries
             .verdict(&key, entry.last_report_ns, now)
@@ -249,6 +257,15 @@ impl Daemon {
     /// A leave on a fast-leave port: the group goes at once unless another
     /// host on the port still reported it within the group membership interval.
     pub(super) fn fast_leave(&mut self, key: MembershipKey) {
+        let static_entry = self
+            .tables
+            .membership
+            .get(&key, 0)
+            .is_ok_and(|entry| entry.flags & membership_flags::STATIC != 0);
+        if static_entry {
+            self.cancel_leave(key);
+            return;
+        }
         let now = monotonic_ns();
         let gmi = nanos(self.timers.group_membership_interval());
         let others_remain = self

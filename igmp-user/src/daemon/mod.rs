@@ -26,6 +26,7 @@ mod lost;
 mod ports;
 mod querying;
 mod sources;
+mod statics;
 
 pub use forwarding::UnregisteredPolicy;
 
@@ -85,6 +86,8 @@ pub struct Daemon {
     hosts_possible: bool,
     /// The devmaps of the groups' destination ports.
     destinations: DestinationSets,
+    /// The configuration's static groups, by port name: installed at start.
+    static_groups: Vec<(String, Ipv4Addr)>,
 }
 
 impl Daemon {
@@ -115,7 +118,15 @@ impl Daemon {
             sources: SourceIndex::default(),
             hosts_possible: false,
             destinations: DestinationSets::default(),
+            static_groups: Vec::new(),
         }
+    }
+
+    /// Static memberships to install at start (the configuration's
+    /// `static-groups`); those of an earlier run stay in the pinned table.
+    pub fn with_static_groups(mut self, groups: Vec<(String, Ipv4Addr)>) -> Self {
+        self.static_groups = groups;
+        self
     }
 
     /// Takes charge of the ports: their options go to the maps, and the
@@ -146,9 +157,11 @@ impl Daemon {
         mut self,
         events: RingBuf<MapData>,
         mut links: mpsc::UnboundedReceiver<LinkNote>,
+        mut requests: mpsc::Receiver<crate::control::Asked>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Option<PortSet>> {
         self.adopt_table();
+        self.install_static_groups();
         // SAFETY: the ring buffer owns its fd, which stays open for as long as the AsyncFd owns it.
         let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
             .map_err(std::io::Error::from)
@@ -169,6 +182,9 @@ impl Daemon {
                     self.run_querier();
                 }
                 Some(note) = links.recv() => self.on_link(&note),
+                Some((request, reply)) = requests.recv() => {
+                    let _ = reply.send(self.on_request(request));
+                }
                 _ = local_listeners.tick() => {
                     self.refresh_local_listeners();
                     self.catch_up_lost_events();
