@@ -6,8 +6,8 @@ use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, 
 use network_types::ip::Ipv4Hdr;
 
 use crate::{
+    addr::{is_link_local, is_multicast},
     frame::{Frame, Hook},
-    igmp::{is_link_local, is_multicast},
     l2::L2,
     maps::{DATA_COUNTERS, GROUPS, ROUTER_EPOCH, SETTINGS},
     verdict::{Destinations, Verdict},

@@ -4,6 +4,7 @@ use aya_log_ebpf::debug;
 use igmp_common::{igmp_version, query_flags, Counter, DropReason, MAX_V3_SOURCES_PER_RECORD};
 
 use crate::{
+    addr::{is_link_local, is_multicast, ALL_HOSTS, ALL_ROUTERS},
     checksum, data,
     frame::{Frame, Hook},
     headers::{IgmpHeader, V3QueryTail},
@@ -22,11 +23,6 @@ const V1_REPORT: u8 = 0x12;
 const V2_REPORT: u8 = 0x16;
 const V2_LEAVE: u8 = 0x17;
 const V3_REPORT: u8 = 0x22;
-
-const ALL_HOSTS: u32 = u32::from_ne_bytes([224, 0, 0, 1]);
-const ALL_ROUTERS: u32 = u32::from_ne_bytes([224, 0, 0, 2]);
-/// Where IGMPv3 reports go (RFC 3376 §4.2.14).
-pub const ALL_V3_ROUTERS: u32 = u32::from_ne_bytes([224, 0, 0, 22]);
 
 const V3_QUERY_MIN_LEN: usize = 12;
 /// Suppress Router-Side Processing, in the S/QRV octet (RFC 3376 §4.1.5).
@@ -103,17 +99,6 @@ fn classify<H: Hook>(
         V2_LEAVE => leave(&packet, header, &origin).map(|()| Message::Report),
         _ => v3::report(frame, &packet, header, &origin).map(|()| Message::Report),
     }
-}
-
-#[inline(always)]
-pub fn is_multicast(address: [u8; 4]) -> bool {
-    address[0] & 0xf0 == 0xe0
-}
-
-/// 224.0.0.0/24: always flooded, never snooped (RFC 4541 §2.1.2).
-#[inline(always)]
-pub fn is_link_local(group: [u8; 4]) -> bool {
-    group[0] == 224 && group[1] == 0 && group[2] == 0
 }
 
 #[inline(always)]

@@ -15,6 +15,7 @@
 #![feature(asm_experimental_arch)]
 #![allow(internal_features)]
 
+mod addr;
 mod checksum;
 mod data;
 mod egress;

@@ -6,6 +6,7 @@ use igmp_common::Counter;
 use network_types::ip::Ipv4Hdr;
 
 use crate::{
+    addr::ALL_PIM_ROUTERS,
     frame::{Frame, Hook},
     l2::L2,
     maps::port_settings,
@@ -14,7 +15,6 @@ use crate::{
 };
 
 pub const PROTOCOL: u8 = 103;
-const ALL_PIM_ROUTERS: [u8; 4] = [224, 0, 0, 13];
 /// PIM version 2 (high nibble), message type 0: Hello.
 const V2_HELLO: u8 = 0x20;
 

@@ -20,9 +20,9 @@ use igmp_common::{
 };
 
 use crate::{
+    addr::{is_link_local, is_multicast, ALL_V3_ROUTERS},
     frame::{self, Frame, Hook},
     headers::{IgmpHeader, RecordHeader},
-    igmp::{is_link_local, is_multicast, ALL_V3_ROUTERS},
     ip::IgmpPacket,
     membership::{self, GroupReport, GroupState, Named, Origin, QueryInfo},
 };

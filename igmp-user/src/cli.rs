@@ -4,11 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{
-    daemon::UnregisteredPolicy,
-    loader::{AttachMode, DEFAULT_PIN_DIR},
-    timers::Timers,
-};
+use crate::options::{AttachMode, UnregisteredPolicy};
 
 /// IGMP snooping fast path: learns multicast membership in XDP on every port.
 ///
@@ -107,20 +103,6 @@ pub struct PinArgs {
     /// Take the pin directory from this configuration file (the one `run` uses).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-}
-
-impl PinArgs {
-    /// `--pin-dir` (or its variable), else the file's `pin-dir`, else the default.
-    pub fn pin_dir(&self) -> anyhow::Result<PathBuf> {
-        if let Some(dir) = &self.pin_dir {
-            return Ok(dir.clone());
-        }
-        let from_file = match &self.config {
-            Some(path) => crate::config::Config::load(path)?.pin_dir,
-            None => None,
-        };
-        Ok(from_file.unwrap_or_else(|| DEFAULT_PIN_DIR.into()))
-    }
 }
 
 #[derive(Debug, Args)]
@@ -302,33 +284,6 @@ pub struct TimerArgs {
     pub router_timeout: Option<Duration>,
 }
 
-impl TimerArgs {
-    /// Sets what the flags give over `timers` (the defaults, or the file's).
-    pub fn apply(&self, timers: &mut Timers) {
-        if let Some(robustness) = self.robustness {
-            timers.robustness = robustness;
-            timers.last_member_query_count = robustness;
-            timers.startup_query_count = robustness;
-        }
-        if let Some(interval) = self.query_interval {
-            timers.query_interval = interval;
-            timers.startup_query_interval = interval / 4;
-        }
-        if let Some(interval) = self.query_response_interval {
-            timers.query_response_interval = interval;
-        }
-        if let Some(interval) = self.last_member_interval {
-            timers.last_member_query_interval = interval;
-        }
-        if let Some(count) = self.last_member_count {
-            timers.last_member_query_count = count;
-        }
-        if let Some(timeout) = self.router_timeout {
-            timers.router_timeout = timeout;
-        }
-    }
-}
-
 /// Seconds, fractions allowed ("0.5"), positive and finite.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
@@ -343,17 +298,6 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_flags_give_rfc_timers() {
-        let cli = Cli::try_parse_from(["igmp-snoop", "run", "--iface", "eth0"]).unwrap();
-        let Command::Run(run) = cli.command else {
-            panic!("not run")
-        };
-        let mut timers = Timers::default();
-        run.timers.apply(&mut timers);
-        assert_eq!(timers, Timers::default());
-    }
 
     #[test]
     fn bad_seconds_name_the_value() {

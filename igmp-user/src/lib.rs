@@ -14,6 +14,7 @@ pub mod loader;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
+pub mod options;
 pub mod ports;
 pub mod querier;
 pub mod settings;

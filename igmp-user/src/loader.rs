@@ -25,6 +25,8 @@ use igmp_common::{
     PortList, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
+use crate::options::AttachMode;
+
 /// Where the maps are pinned unless `--pin-dir` says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/igmp-snoop";
 /// Name of the XDP function in the object.
@@ -54,22 +56,6 @@ const TC_DIR: &str = "tc";
 
 /// `statfs(2)` magic of bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// How the program is to be attached, as the flags and the file ask.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum AttachMode {
-    /// Native XDP when every port is a NIC, the tc classifier on every port
-    /// when some port is virtual (veth, tap, ...): see [`PortMode::choose`].
-    #[default]
-    Auto,
-    /// Driver (native) XDP: the fast path for NICs. Fails on drivers without XDP support.
-    Native,
-    /// Generic (skb) XDP: works on any interface, at kernel-stack speed.
-    Generic,
-    /// The tc ingress classifier (clsact): the fast path for ports whose
-    /// frames arrive as skbs (veth, tap); works on any interface.
-    Tc,
-}
 
 /// How the program is attached to every port, once `auto` is resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

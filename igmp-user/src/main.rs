@@ -12,7 +12,7 @@ use igmp_user::{
     metrics::{self, SharedStatus},
     monitor,
     ports::{PortPlan, PortSet},
-    settings::RunSettings,
+    settings::{self, RunSettings},
     signals::StopSignals,
     tables,
     tables::Tables,
@@ -99,9 +99,9 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Monitor(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(monitor::follow(&args.pin.pin_dir()?, args.json)),
+            .block_on(monitor::follow(&settings::pin_dir(&args.pin)?, args.json)),
         Command::Mdb(args) => {
-            let pin_dir = args.change.pin().pin_dir()?;
+            let pin_dir = settings::pin_dir(args.change.pin())?;
             let request = match args.change {
                 MdbChange::Add(entry) => control::Request::Add {
                     port: entry.port,
@@ -124,7 +124,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Detach(args) => {
             // A running daemon would re-create what is removed under it.
-            let pin_dir = args.pin_dir()?;
+            let pin_dir = settings::pin_dir(&args)?;
             let _lock = instance::lock_to_detach(&pin_dir)?;
             let removed = loader::remove_pins(&pin_dir)?;
             println!(
@@ -412,7 +412,7 @@ fn end_if_no_daemon(pin_dir: &std::path::Path, state: &instance::DaemonState) {
 }
 
 fn show(args: &MdbShowArgs) -> Result<()> {
-    let pin_dir = args.show.pin.pin_dir()?;
+    let pin_dir = settings::pin_dir(&args.show.pin)?;
     let (tables, state) = tables_to_print(&pin_dir)?;
     let settings = tables.settings();
     let masters = links::masters()?;
@@ -437,7 +437,7 @@ fn show(args: &MdbShowArgs) -> Result<()> {
 }
 
 fn routers(args: &ShowArgs) -> Result<()> {
-    let pin_dir = args.pin.pin_dir()?;
+    let pin_dir = settings::pin_dir(&args.pin)?;
     let (tables, state) = tables_to_print(&pin_dir)?;
     let rows = view::router_rows(&tables.router_ports(), &tables.settings());
     if args.json {
@@ -450,7 +450,7 @@ fn routers(args: &ShowArgs) -> Result<()> {
 }
 
 fn stats(args: &ShowArgs) -> Result<()> {
-    let pin_dir = args.pin.pin_dir()?;
+    let pin_dir = settings::pin_dir(&args.pin)?;
     let (tables, state) = tables_to_print(&pin_dir)?;
     let counters = tables.port_counters();
     let data = tables.data_counters();

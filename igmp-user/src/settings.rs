@@ -7,11 +7,11 @@ use igmp_common::{capacity, limits, router_mode, unregistered};
 use serde::Serialize;
 
 use crate::{
-    cli::{LimitArgs, RunArgs},
-    config::{check_timers, Config, LimitConfig, RouterModeName, TimerConfig},
-    daemon::UnregisteredPolicy,
+    cli::{LimitArgs, PinArgs, RunArgs, TimerArgs},
+    config::{check_timers, Config, LimitConfig, Robustness, Seconds, TimerConfig},
     links::PortLink,
-    loader::{AttachMode, DEFAULT_PIN_DIR},
+    loader::DEFAULT_PIN_DIR,
+    options::{AttachMode, RouterModeName, UnregisteredPolicy},
     querier::{QuerierSettings, QueryVersion},
     timers::Timers,
 };
@@ -154,10 +154,7 @@ impl RunSettings {
                 .clone()
                 .or(config.pin_dir.clone())
                 .unwrap_or_else(|| DEFAULT_PIN_DIR.into()),
-            attach: args
-                .attach
-                .or(config.attach.map(AttachMode::from))
-                .unwrap_or_default(),
+            attach: args.attach.or(config.attach).unwrap_or_default(),
             keep_attached: args.keep_attached || config.keep_attached.unwrap_or(false),
             metrics_addr: args.metrics_addr.or(config.metrics_addr),
             unregistered: args
@@ -343,6 +340,34 @@ fn value_name(value: &impl clap::ValueEnum) -> String {
     value
         .to_possible_value()
         .map_or_else(String::new, |name| name.get_name().to_string())
+}
+
+/// The timer flags, as the file would give them.
+impl From<&TimerArgs> for TimerConfig {
+    fn from(flags: &TimerArgs) -> Self {
+        TimerConfig {
+            robustness: flags.robustness.map(Robustness),
+            query_interval: flags.query_interval.map(Seconds),
+            query_response_interval: flags.query_response_interval.map(Seconds),
+            last_member_interval: flags.last_member_interval.map(Seconds),
+            last_member_count: flags.last_member_count.map(Robustness),
+            router_timeout: flags.router_timeout.map(Seconds),
+            ..TimerConfig::default()
+        }
+    }
+}
+
+/// The pin directory a command that reads the tables uses: `--pin-dir` (or
+/// its variable), else the `--config` file's `pin-dir`, else the default.
+pub fn pin_dir(args: &PinArgs) -> Result<PathBuf> {
+    if let Some(dir) = &args.pin_dir {
+        return Ok(dir.clone());
+    }
+    let from_file = match &args.config {
+        Some(path) => Config::load(path)?.pin_dir,
+        None => None,
+    };
+    Ok(from_file.unwrap_or_else(|| DEFAULT_PIN_DIR.into()))
 }
 
 fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) -> PortOptions {

@@ -11,7 +11,10 @@ use std::{
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::{cli::TimerArgs, daemon::UnregisteredPolicy, loader::AttachMode, timers::Timers};
+use crate::{
+    options::{AttachMode, RouterModeName, UnregisteredPolicy},
+    timers::Timers,
+};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -44,7 +47,7 @@ pub struct Config {
     pub interfaces: Vec<String>,
     pub pin_dir: Option<PathBuf>,
     #[serde(alias = "xdp-mode")]
-    pub attach: Option<AttachName>,
+    pub attach: Option<AttachMode>,
     pub metrics_addr: Option<SocketAddr>,
     pub keep_attached: Option<bool>,
     /// Multicast data for groups no port joined: "auto", "flood", "routers" or "drop".
@@ -58,26 +61,6 @@ pub struct Config {
     /// Per-port options, by interface name.
     #[serde(default)]
     pub ports: BTreeMap<String, PortConfig>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum AttachName {
-    Auto,
-    Native,
-    Generic,
-    Tc,
-}
-
-impl From<AttachName> for AttachMode {
-    fn from(mode: AttachName) -> Self {
-        match mode {
-            AttachName::Auto => AttachMode::Auto,
-            AttachName::Native => AttachMode::Native,
-            AttachName::Generic => AttachMode::Generic,
-            AttachName::Tc => AttachMode::Tc,
-        }
-    }
 }
 
 /// Every field optional: what is missing keeps its RFC 3376 §8 default.
@@ -151,16 +134,6 @@ impl TryFrom<i64> for TableSize {
             )),
         }
     }
-}
-
-/// The bridge's `multicast_router` 0 / 1 / 2.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum RouterModeName {
-    Off,
-    #[default]
-    Auto,
-    Permanent,
 }
 
 /// A duration in seconds (fractions allowed), from 1 ms to a day.
@@ -351,20 +324,6 @@ impl TimerConfig {
             self.startup_query_count.map(|c| c.0),
         );
         set(&mut timers.router_timeout, self.router_timeout.map(|s| s.0));
-    }
-}
-
-impl From<&TimerArgs> for TimerConfig {
-    fn from(flags: &TimerArgs) -> Self {
-        TimerConfig {
-            robustness: flags.robustness.map(Robustness),
-            query_interval: flags.query_interval.map(Seconds),
-            query_response_interval: flags.query_response_interval.map(Seconds),
-            last_member_interval: flags.last_member_interval.map(Seconds),
-            last_member_count: flags.last_member_count.map(Robustness),
-            router_timeout: flags.router_timeout.map(Seconds),
-            ..TimerConfig::default()
-        }
     }
 }
 

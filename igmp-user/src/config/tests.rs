@@ -1,6 +1,7 @@
 //! Tests of the configuration file.
 
 use super::*;
+use crate::cli::TimerArgs;
 
 const EXAMPLE: &str = include_str!("../../../igmp-snoop.example.toml");
 
@@ -12,7 +13,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn the_example_file_sets_every_key() {
     let config = parse(EXAMPLE).unwrap();
     assert_eq!(config.interfaces, vec!["eth1", "eth2", "eth3"]);
-    assert_eq!(config.attach, Some(AttachName::Auto));
+    assert_eq!(config.attach, Some(AttachMode::Auto));
     assert!(
         config.metrics_addr.is_some() && config.keep_attached.is_some() && config.pin_dir.is_some()
     );

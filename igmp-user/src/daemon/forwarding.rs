@@ -7,19 +7,6 @@ use igmp_common::{group_flags, unregistered, GroupEntry, GroupKey};
 
 use super::*;
 
-/// What happens to multicast data for groups no port joined (`--unregistered`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UnregisteredPolicy {
-    /// As the bridge: to router ports while a querier is known, flooded
-    /// before and once it fell silent.
-    #[default]
-    Auto,
-    Flood,
-    Routers,
-    Drop,
-}
-
 impl Daemon {
     /// Turns the fast path off (learning goes on): on a VLAN-filtering bridge.
     pub fn with_fast_path(mut self, on: bool) -> Self {

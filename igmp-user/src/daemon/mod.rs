@@ -28,8 +28,6 @@ mod querying;
 mod sources;
 mod statics;
 
-pub use forwarding::UnregisteredPolicy;
-
 use destinations::DestinationSets;
 use sources::SourceIndex;
 
@@ -42,6 +40,7 @@ use crate::{
     loader::interface_name,
     metrics::SharedStatus,
     monitor::MonitorEvent,
+    options::UnregisteredPolicy,
     ports::{PortChange, PortSet},
     querier::{Querier, QuerierSettings, QuerySender, QueryVersion},
     tables::Tables,

@@ -1,0 +1,46 @@
+//! The option enums that both the flags and the configuration file take,
+//! and the components that act on them read. A leaf: it imports nothing of
+//! this crate, so `cli`, `config`, `settings`, the loader and the daemon
+//! all build on it without importing each other.
+
+use serde::Deserialize;
+
+/// What happens to multicast data for groups no port joined (`--unregistered`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnregisteredPolicy {
+    /// As the bridge: to router ports while a querier is known, flooded
+    /// before and once it fell silent.
+    #[default]
+    Auto,
+    Flood,
+    Routers,
+    Drop,
+}
+
+/// How the program is to be attached, as the flags and the file ask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachMode {
+    /// Native XDP when every port is a NIC, the tc classifier on every port
+    /// when some port is virtual (veth, tap, ...): see `loader::PortMode::choose`.
+    #[default]
+    Auto,
+    /// Driver (native) XDP: the fast path for NICs. Fails on drivers without XDP support.
+    Native,
+    /// Generic (skb) XDP: works on any interface, at kernel-stack speed.
+    Generic,
+    /// The tc ingress classifier (clsact): the fast path for ports whose
+    /// frames arrive as skbs (veth, tap); works on any interface.
+    Tc,
+}
+
+/// The bridge's `multicast_router` 0 / 1 / 2.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouterModeName {
+    Off,
+    #[default]
+    Auto,
+    Permanent,
+}
