@@ -121,6 +121,7 @@ async fn run(args: RunArgs) -> Result<()> {
     kernel::check()?;
     let mut signals = StopSignals::install()?;
     let _lock = instance::lock(&settings.pin_dir)?;
+    let metrics_listener = settings.metrics_addr.map(metrics::bind).transpose()?;
     let plan = port_plan(&settings)?;
     let ifindexes: Vec<u32> = plan.iter().map(|port| port.ifindex).collect();
     let pin_dir = settings.pin_dir.clone();
@@ -180,8 +181,8 @@ async fn run(args: RunArgs) -> Result<()> {
     let (monitor_tx, _) = broadcast::channel(1024);
     spawn_monitor_server(&pin_dir, monitor_tx.clone());
     let status = SharedStatus::default();
-    if let Some(address) = settings.metrics_addr {
-        spawn_metrics_server(address, &pin_dir, status.clone());
+    if let Some(listener) = metrics_listener {
+        spawn_metrics_server(listener, &pin_dir, status.clone());
     }
     let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)
         .with_ports(port_set)?
@@ -216,13 +217,13 @@ fn prepare(
 }
 
 fn spawn_metrics_server(
-    address: std::net::SocketAddr,
+    listener: std::net::TcpListener,
     pin_dir: &std::path::Path,
     status: SharedStatus,
 ) {
     let pin_dir = pin_dir.to_path_buf();
     tokio::spawn(async move {
-        if let Err(error) = metrics::serve(address, pin_dir, status).await {
+        if let Err(error) = metrics::serve(listener, pin_dir, status).await {
             warn!("metrics: {error:#}");
         }
     });
