@@ -13,7 +13,7 @@ use igmp_user::{
     ports::{PortPlan, PortSet},
     settings::RunSettings,
     signals::StopSignals,
-    tables,
+    systemd, tables,
     tables::Tables,
     view,
 };
@@ -191,8 +191,10 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_fast_path(!links::on_vlan_filtering_bridge(&ifindexes).await?);
     let stop = async {
         let signal = signals.next().await;
+        systemd::stopping();
         info!("{signal}: stopping");
     };
+    systemd::ready();
     if let Some(port_set) = daemon.run(events, links, stop).await? {
         port_set.release(settings.keep_attached)?;
     }
