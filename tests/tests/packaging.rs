@@ -136,6 +136,74 @@ fn the_manual_pages_cover_every_command_and_flag() {
             assert!(own.contains(&flag), "igmp-snoop-{command}.8 lacks {flag}");
         }
     }
+    for section in ["EXAMPLES", "FILES"] {
+        assert!(
+            top.contains(&format!(".SH {section}")),
+            "igmp-snoop.8 lacks {section}"
+        );
+    }
+    let run = page("igmp-snoop-run.8");
+    for path in [
+        "/etc/igmp-snoop/igmp-snoop.toml",
+        "/usr/share/doc/igmp-snoop/examples/igmp-snoop.toml",
+        "/sys/fs/bpf/igmp-snoop",
+        "/run/igmp-snoop",
+    ] {
+        assert!(top.contains(path), "igmp-snoop.8 FILES lacks {path}");
+        assert!(run.contains(path), "igmp-snoop-run.8 FILES lacks {path}");
+    }
+    assert!(
+        top.contains("\\fBigmp-snoop.toml\\fR(5)"),
+        "igmp-snoop.8 names igmp-snoop.toml(5)"
+    );
+    fs::remove_dir_all(out).unwrap();
+}
+
+/// Every key of the example configuration, as `table.key` (`ports.NAME.key`
+/// for a port's).
+fn example_keys() -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::Table, keys: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = match prefix {
+                "ports" => "ports.NAME".to_string(),
+                "" => key.clone(),
+                _ => format!("{prefix}.{key}"),
+            };
+            match value.as_table() {
+                Some(inner) => walk(&path, inner, keys),
+                None => keys.push(path),
+            }
+        }
+    }
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../igmp-snoop.example.toml");
+    let table: toml::Table = toml::from_str(&fs::read_to_string(example).unwrap()).unwrap();
+    let mut keys = Vec::new();
+    walk("", &table, &mut keys);
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn the_configuration_page_names_every_key_of_the_example() {
+    let out = generate("man");
+    let page = fs::read_to_string(out.join("igmp-snoop.toml.5"))
+        .expect("igmp-snoop.toml.5 is generated")
+        .replace("\\-", "-");
+    assert!(page.starts_with(".TH IGMP-SNOOP.TOML 5"), "{page}");
+    for key in example_keys() {
+        let (section, name) = key.rsplit_once('.').unwrap_or(("", &key));
+        if !section.is_empty() {
+            assert!(
+                page.contains(&format!("[{section}]")),
+                "no [{section}] section"
+            );
+        }
+        assert!(
+            page.contains(&format!("\\fB{name}\\fR")),
+            "igmp-snoop.toml.5 lacks {key}"
+        );
+    }
     fs::remove_dir_all(out).unwrap();
 }
 
@@ -213,6 +281,8 @@ fn install_lays_out_the_prefix_and_keeps_an_existing_configuration() {
         "usr/local/bin/igmp-snoop",
         "usr/local/share/man/man8/igmp-snoop.8",
         "usr/local/share/man/man8/igmp-snoop-run.8",
+        "usr/local/share/man/man5/igmp-snoop.toml.5",
+        "usr/local/share/doc/igmp-snoop/examples/igmp-snoop.toml",
         "usr/local/share/bash-completion/completions/igmp-snoop",
         "usr/local/share/zsh/site-functions/_igmp-snoop",
         "usr/local/share/fish/vendor_completions.d/igmp-snoop.fish",
@@ -467,6 +537,34 @@ fn the_package_runs_the_maintainer_scripts_and_names_a_maintainer_address() {
         "{maintainer}"
     );
     assert_eq!(deb["maintainer-scripts"].as_str(), Some("../packaging"));
+    let assets: Vec<(String, String)> = deb["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|asset| {
+            let asset = asset.as_array().unwrap();
+            (
+                asset[0].as_str().unwrap().to_string(),
+                asset[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (source, target) in [
+        ("target/release/../dist/man/*.5", "usr/share/man/man5/"),
+        (
+            "../igmp-snoop.example.toml",
+            "usr/share/doc/igmp-snoop/examples/igmp-snoop.toml",
+        ),
+        (
+            "../igmp-snoop.example.toml",
+            "etc/igmp-snoop/igmp-snoop.toml",
+        ),
+    ] {
+        assert!(
+            assets.contains(&(source.into(), target.into())),
+            "the package does not install {source} as {target}"
+        );
+    }
     for script in [PRERM, POSTRM] {
         let text = fs::read_to_string(script).unwrap();
         assert!(text.contains("#DEBHELPER#"), "{script}");
