@@ -1,5 +1,7 @@
 //! Manual pages and shell completions, made from the clap definitions so
-//! that they can never disagree with `--help`.
+//! that they can never disagree with `--help` (igmp-snoop.toml(5), the
+//! configuration file's page, is written here by hand). What clap_complete
+//! gets wrong for this binary is fixed here, each fix with the reason.
 
 use std::{
     fs,
@@ -9,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use clap::CommandFactory as _;
-use clap_complete::Shell;
+use clap_complete::{Generator as _, Shell};
 
 use crate::cli::Cli;
 
@@ -241,17 +243,112 @@ pub fn man_pages(out: &Path) -> Result<Vec<PathBuf>> {
 const CONFIG_PAGE_NAME: &str = "igmp-snoop.toml(5)";
 
 /// Writes the bash, zsh and fish completions under the names clap gives them
-/// (igmp-snoop.bash, _igmp-snoop, igmp-snoop.fish).
+/// (igmp-snoop.bash, _igmp-snoop, igmp-snoop.fish): the visible commands
+/// only, and a port (every value named `IF`) completed from the interfaces
+/// in /sys/class/net rather than from file names.
 pub fn completions(out: &Path) -> Result<Vec<PathBuf>> {
     make_dir(out)?;
-    let mut command = full_command();
+    let mut command = completed_command();
+    let interface_flags = interface_flags(&command);
     SHELLS
         .iter()
         .map(|shell| {
-            clap_complete::generate_to(*shell, &mut command, NAME, out)
-                .with_context(|| format!("writing the {shell} completions into {}", out.display()))
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, NAME, &mut script);
+            let script = String::from_utf8(script).context("clap_complete wrote UTF-8")?;
+            let script = match shell {
+                Shell::Bash => bash_fixed(&script, &interface_flags),
+                Shell::Zsh => script.replace(":IF:_default", ":IF:_net_interfaces"),
+                Shell::Fish => fish_interfaces(&script, &interface_flags),
+                _ => script,
+            };
+            let path = out.join(shell.file_name(NAME));
+            fs::write(&path, script).with_context(|| {
+                format!("writing the {shell} completions into {}", path.display())
+            })?;
+            Ok(path)
         })
         .collect()
+}
+
+/// The command the completions offer: clap_complete lists hidden
+/// subcommands (`generate`) with the others, so they are left out here.
+fn completed_command() -> clap::Command {
+    let full = Cli::command().disable_help_subcommand(true);
+    let mut command = clap::Command::new(NAME)
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_help_subcommand(true);
+    for arg in full.get_arguments() {
+        command = command.arg(arg.clone());
+    }
+    for sub in full.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        command = command.subcommand(sub.clone());
+    }
+    command
+}
+
+/// The flags that take a port: every one whose value is named `IF`, as
+/// `--long` and `-s`.
+fn interface_flags(command: &clap::Command) -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut commands = vec![command];
+    while let Some(command) = commands.pop() {
+        commands.extend(command.get_subcommands());
+        for arg in command.get_arguments() {
+            let names = arg.get_value_names().unwrap_or_default();
+            if names.len() == 1 && names[0] == "IF" {
+                flags.extend(arg.get_long().map(|long| format!("--{long}")));
+                flags.extend(arg.get_short().map(|short| format!("-{short}")));
+            }
+        }
+    }
+    flags
+}
+
+const BASH_FILES: &str = r#"COMPREPLY=($(compgen -f "${cur}"))"#;
+const BASH_INTERFACES: &str =
+    r#"COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "${cur}"))"#;
+
+/// clap_complete 4.6 names a subcommand's case `igmp__subcmd__snoop__...`
+/// but sets `cmd` to `igmp__snoop__...` (it mangles the hyphen of the
+/// binary's name two ways), so no subcommand's options were ever offered.
+/// Port flags complete interfaces.
+fn bash_fixed(script: &str, interface_flags: &[String]) -> String {
+    let mangled = NAME.replace('-', "__subcmd__");
+    let function = NAME.replace('-', "__");
+    let script = script.replace(&mangled, &function);
+    let mut fixed = String::with_capacity(script.len());
+    let mut after_interface_flag = false;
+    for line in script.lines() {
+        if after_interface_flag && line.trim() == BASH_FILES {
+            fixed.push_str(&line.replace(BASH_FILES, BASH_INTERFACES));
+        } else {
+            fixed.push_str(line);
+        }
+        fixed.push('\n');
+        after_interface_flag = line
+            .trim()
+            .strip_suffix(')')
+            .is_some_and(|flag| interface_flags.iter().any(|known| known == flag));
+    }
+    fixed
+}
+
+/// fish: a port flag takes interface names, not files.
+fn fish_interfaces(script: &str, interface_flags: &[String]) -> String {
+    let mut fixed = String::with_capacity(script.len());
+    for line in script.lines() {
+        fixed.push_str(line);
+        let takes_port = interface_flags
+            .iter()
+            .filter_map(|flag| flag.strip_prefix("--"))
+            .any(|long| line.contains(&format!(" -l {long} ")));
+        if takes_port {
+            fixed.push_str(" -f -a '(__fish_print_interfaces)'");
+        }
+        fixed.push('\n');
+    }
+    fixed
 }
 
 /// The command as the pages show it: built (so each subcommand is named

@@ -103,8 +103,11 @@ fn commands_and_flags() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// `igmp-snoop generate what` into a directory of its own (tests run in parallel).
 fn generate(what: &str) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("igmp-snoop-{what}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("igmp-snoop-{what}-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&out);
     let status = Command::new(daemon_binary())
         .args(["generate", what, "--out"])
@@ -223,6 +226,67 @@ fn the_completions_offer_every_command_and_flag() {
                 );
             }
         }
+    }
+    fs::remove_dir_all(out).unwrap();
+}
+
+/// What bash offers for `words` (the last one being completed) with the
+/// generated completion loaded, calling the function its `complete -F` names,
+/// run in `cwd`.
+fn bash_offers(script: &Path, words: &[&str], cwd: &Path) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+    let program = format!(
+        r#"source '{}'
+function=$(complete -p igmp-snoop | sed -n 's/.*-F \([^ ]*\).*/\1/p')
+COMP_WORDS=({})
+COMP_CWORD={}
+"$function" igmp-snoop "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1
+    );
+    let output = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn bash_completes_options_commands_and_ports() {
+    let out = generate("completions");
+    let script = out.join("igmp-snoop.bash");
+    // A file that must not be offered as a port.
+    fs::write(out.join("not-a-port"), "").unwrap();
+    let commands = bash_offers(&script, &["igmp-snoop", ""], &out);
+    assert!(commands.contains(&"run".to_string()), "{commands:?}");
+    assert!(!commands.contains(&"generate".to_string()), "{commands:?}");
+    let options = bash_offers(&script, &["igmp-snoop", "run", "--"], &out);
+    for flag in ["--iface", "--config", "--metrics-addr", "--pin-dir"] {
+        assert!(
+            options.contains(&flag.to_string()),
+            "run --<TAB>: {options:?}"
+        );
+    }
+    let detach = bash_offers(&script, &["igmp-snoop", "detach", "--"], &out);
+    assert!(detach.contains(&"--pin-dir".to_string()), "{detach:?}");
+    let interfaces: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for flag in ["--iface", "-i", "--router-port", "--fast-leave"] {
+        let mut ports = bash_offers(&script, &["igmp-snoop", "run", flag, ""], &out);
+        ports.sort();
+        let mut expected = interfaces.clone();
+        expected.sort();
+        assert_eq!(ports, expected, "run {flag} <TAB>");
     }
     fs::remove_dir_all(out).unwrap();
 }
