@@ -19,6 +19,7 @@ pub mod ports;
 pub mod querier;
 pub mod settings;
 pub mod signals;
+pub mod systemd;
 pub mod tables;
 pub mod timers;
 pub mod view;

@@ -14,7 +14,7 @@ use igmp_user::{
     ports::{PortPlan, PortSet},
     settings::{self, RunSettings},
     signals::StopSignals,
-    tables,
+    systemd, tables,
     tables::Tables,
     view,
 };
@@ -192,6 +192,7 @@ async fn run(args: RunArgs) -> Result<()> {
     kernel::check()?;
     let mut signals = StopSignals::install()?;
     let _lock = instance::lock(&settings.pin_dir)?;
+    let metrics_listener = settings.metrics_addr.map(metrics::bind).transpose()?;
     let pin_dir = settings.pin_dir.clone();
     // Pins this run creates are its own to remove if no port takes the program.
     let fresh = !pin_dir.join(igmp_common::map_names::MEMBERSHIP).exists();
@@ -244,8 +245,8 @@ async fn run(args: RunArgs) -> Result<()> {
     let (requests_tx, requests) = tokio::sync::mpsc::channel(16);
     spawn_control_server(&pin_dir, requests_tx);
     let status = SharedStatus::default();
-    if let Some(address) = settings.metrics_addr {
-        spawn_metrics_server(address, &pin_dir, status.clone());
+    if let Some(listener) = metrics_listener {
+        spawn_metrics_server(listener, &pin_dir, status.clone());
     }
     let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)
         .with_ports(port_set)?
@@ -255,8 +256,10 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_static_groups(settings.static_groups());
     let stop = async {
         let signal = signals.next().await;
+        systemd::stopping();
         info!("{signal}: stopping");
     };
+    systemd::ready();
     if let Some(port_set) = daemon.run(events, links, requests, stop).await? {
         port_set.release(settings.keep_attached)?;
     }
@@ -281,13 +284,13 @@ fn prepare(
 }
 
 fn spawn_metrics_server(
-    address: std::net::SocketAddr,
+    listener: std::net::TcpListener,
     pin_dir: &std::path::Path,
     status: SharedStatus,
 ) {
     let pin_dir = pin_dir.to_path_buf();
     tokio::spawn(async move {
-        if let Err(error) = metrics::serve(address, pin_dir, status).await {
+        if let Err(error) = metrics::serve(listener, pin_dir, status).await {
             warn!("metrics: {error:#}");
         }
     });

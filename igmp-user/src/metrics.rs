@@ -1,17 +1,27 @@
-//! Prometheus text metrics on `--metrics-addr`. Values are read from the
-//! pinned maps at scrape time: nothing is counted twice, and a scrape always
-//! agrees with `igmp-snoop show` and `stats`.
+//! Prometheus metrics on `--metrics-addr`, in the text exposition format
+//! 0.0.4 written by `prometheus-client` (which escapes label values: an
+//! interface may be named `a"b\c`). Values are read from the pinned maps at
+//! scrape time: nothing is counted twice, and a scrape always agrees with
+//! `igmp-snoop show` and `stats`. Every attached port has its series from the
+//! start, at 0. The `decision` values of `igmp_snoop_data_frames_total`
+//! partition the frames the fast path decided on: their sum is the number of
+//! frames. This module must not write a map; a scrape that cannot read the
+//! maps is answered with status 500.
 
 use std::{
     collections::BTreeSet,
-    fmt::Write as _,
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
     sync::{Arc, Mutex},
 };
 
 use anyhow::{Context as _, Result};
-use igmp_common::{Counter, DataCounter, DropReason};
+use igmp_common::{Counter, DataCounter, DataCounters, DropReason, PortCounters};
+use prometheus_client::{
+    encoding::prometheus_text,
+    metrics::{counter::Counter as PromCounter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -30,132 +40,260 @@ pub struct QuerierStatus {
 
 pub type SharedStatus = Arc<Mutex<QuerierStatus>>;
 
-/// The metrics text (Prometheus exposition format 0.0.4).
-pub fn render(tables: &Tables, status: &QuerierStatus) -> String {
-    let mut out = String::new();
-    let memberships = tables.memberships();
-    let groups: BTreeSet<_> = memberships
-        .iter()
-        .map(|(key, _)| (key.vlan, key.inner_vlan, key.group))
-        .collect();
-    gauge(
-        &mut out,
-        "igmp_snoop_groups",
-        "Groups with at least one member port.",
-        groups.len(),
-    );
-    gauge(
-        &mut out,
-        "igmp_snoop_memberships",
-        "(port, VLAN, group) entries.",
-        memberships.len(),
-    );
-    gauge(
-        &mut out,
-        "igmp_snoop_sources",
-        "(port, VLAN, group, source) entries.",
-        tables.source_entries().len(),
-    );
-    gauge(
-        &mut out,
-        "igmp_snoop_router_ports",
-        "Ports a query was heard on.",
-        tables.router_ports().len(),
-    );
-    gauge(
-        &mut out,
-        "igmp_snoop_is_querier",
-        "1 when this switch is the querier.",
-        usize::from(status.is_querier),
-    );
-    if let Some(querier) = status.querier {
-        let _ = writeln!(out, "# HELP igmp_snoop_querier_info The elected querier.");
-        let _ = writeln!(out, "# TYPE igmp_snoop_querier_info gauge");
-        let _ = writeln!(out, "igmp_snoop_querier_info{{address=\"{querier}\"}} 1");
+/// What one scrape shows, read from the maps.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub groups: usize,
+    pub memberships: usize,
+    pub sources: usize,
+    pub router_ports: usize,
+    pub status: QuerierStatus,
+    /// Every attached port (and any port with counters), by name.
+    pub ports: Vec<(String, PortCounters)>,
+    pub data: DataCounters,
+}
+
+impl Snapshot {
+    pub fn read(tables: &Tables, status: &QuerierStatus) -> Self {
+        let memberships = tables.memberships();
+        let groups: BTreeSet<_> = memberships
+            .iter()
+            .map(|(key, _)| (key.vlan, key.inner_vlan, key.group))
+            .collect();
+        let mut counted = tables.port_counters();
+        // A port attached but not yet sent a frame has no counters entry.
+        for ifindex in tables.ports.keys().filter_map(Result::ok) {
+            if !counted.iter().any(|(known, _)| *known == ifindex) {
+                counted.push((ifindex, PortCounters::default()));
+            }
+        }
+        counted.sort_by_key(|(ifindex, _)| *ifindex);
+        Self {
+            groups: groups.len(),
+            memberships: memberships.len(),
+            sources: tables.source_entries().len(),
+            router_ports: tables.router_ports().len(),
+            status: status.clone(),
+            ports: counted
+                .into_iter()
+                .map(|(ifindex, block)| (interface_name(ifindex), block))
+                .collect(),
+            data: tables.data_counters(),
+        }
     }
-    counters(&mut out, tables);
-    let data = tables.data_counters();
-    let _ = writeln!(
-        out,
-        "# HELP igmp_snoop_data_frames_total Multicast data frames by fast-path decision."
-    );
-    let _ = writeln!(out, "# TYPE igmp_snoop_data_frames_total counter");
+}
+
+/// The `decision` label of `igmp_snoop_data_frames_total`: each frame the
+/// fast path decided on has exactly one. The program counts `forwarded` for
+/// every frame of a registered group and, besides, `forwarded_sole_port` or
+/// `forwarded_to_set` for some of them; the rest of `forwarded` is shown as
+/// `forwarded_every_port`. `egress_filtered` counts copies, not frames, and
+/// is a metric of its own.
+pub fn decisions(data: &DataCounters) -> Vec<(&'static str, u64)> {
+    let frames = |counter: DataCounter| data.frames[counter as usize];
+    let sole = frames(DataCounter::ForwardedSolePort);
+    let set = frames(DataCounter::ForwardedToSet);
+    // Per-CPU sums read one after the other: never below zero.
+    let every = frames(DataCounter::Forwarded).saturating_sub(sole + set);
+    let mut rows = vec![
+        ("forwarded_sole_port", sole),
+        ("forwarded_to_set", set),
+        ("forwarded_every_port", every),
+    ];
     for counter in DataCounter::ALL {
-        let value = data.frames[counter as usize];
-        let _ = writeln!(
-            out,
-            "igmp_snoop_data_frames_total{{decision=\"{}\"}} {value}",
-            counter.name()
-        );
+        match counter {
+            DataCounter::Forwarded
+            | DataCounter::ForwardedSolePort
+            | DataCounter::ForwardedToSet
+            | DataCounter::EgressFiltered => {}
+            counter => rows.push((counter.name(), frames(counter))),
+        }
     }
+    rows
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The metrics text (Prometheus exposition format 0.0.4).
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut registry = Registry::default();
+    let gauge = |registry: &mut Registry, name: &str, help: &str, value: usize| {
+        let metric = Gauge::<i64>::default();
+        metric.set(i64::try_from(value).unwrap_or(i64::MAX));
+        registry.register(name, help, metric);
+    };
+    gauge(
+        &mut registry,
+        "igmp_snoop_groups",
+        "Groups with at least one member port",
+        snapshot.groups,
+    );
+    gauge(
+        &mut registry,
+        "igmp_snoop_memberships",
+        "(port, VLAN, group) entries",
+        snapshot.memberships,
+    );
+    gauge(
+        &mut registry,
+        "igmp_snoop_sources",
+        "(port, VLAN, group, source) entries",
+        snapshot.sources,
+    );
+    gauge(
+        &mut registry,
+        "igmp_snoop_router_ports",
+        "Ports a query was heard on",
+        snapshot.router_ports,
+    );
+    gauge(
+        &mut registry,
+        "igmp_snoop_is_querier",
+        "1 when this switch is the querier",
+        usize::from(snapshot.status.is_querier),
+    );
+    if let Some(querier) = snapshot.status.querier {
+        let info = Family::<Labels, Gauge>::default();
+        info.get_or_create(&vec![("address", querier.to_string())])
+            .set(1);
+        registry.register("igmp_snoop_querier_info", "The elected querier", info);
+    }
+    // prometheus-client adds the `_total` of a counter's name, and the
+    // full stop of a help text.
+    let messages = Family::<Labels, PromCounter>::default();
+    let drops = Family::<Labels, PromCounter>::default();
+    for (port, block) in &snapshot.ports {
+        for counter in Counter::ALL {
+            messages
+                .get_or_create(&vec![
+                    ("port", port.clone()),
+                    ("kind", counter.name().to_string()),
+                ])
+                .inc_by(block.messages[counter as usize]);
+        }
+        for reason in DropReason::ALL {
+            drops
+                .get_or_create(&vec![
+                    ("port", port.clone()),
+                    ("reason", reason.name().to_string()),
+                ])
+                .inc_by(block.drops[reason as usize]);
+        }
+    }
+    registry.register(
+        "igmp_snoop_messages",
+        "IGMP messages and table operations by port",
+        messages,
+    );
+    registry.register(
+        "igmp_snoop_drops",
+        "Frames passed over without touching the table, by reason",
+        drops,
+    );
+    let data = Family::<Labels, PromCounter>::default();
+    for (decision, value) in decisions(&snapshot.data) {
+        data.get_or_create(&vec![("decision", decision.to_string())])
+            .inc_by(value);
+    }
+    registry.register(
+        "igmp_snoop_data_frames",
+        "Multicast frames by fast-path decision; each frame has one decision",
+        data,
+    );
+    let filtered = PromCounter::<u64>::default();
+    filtered.inc_by(snapshot.data.frames[DataCounter::EgressFiltered as usize]);
+    registry.register(
+        "igmp_snoop_egress_filtered",
+        "Copies of forwarded frames the egress check kept from a port",
+        filtered,
+    );
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_text::encode(&mut out, &registry);
     out
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: usize) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-    );
-}
-
-fn counters(out: &mut String, tables: &Tables) {
-    let ports = tables.port_counters();
-    let _ = writeln!(
-        out,
-        "# HELP igmp_snoop_messages_total IGMP messages and table operations by port."
-    );
-    let _ = writeln!(out, "# TYPE igmp_snoop_messages_total counter");
-    for (ifindex, block) in &ports {
-        let port = interface_name(*ifindex);
-        for counter in Counter::ALL {
-            let value = block.messages[counter as usize];
-            let _ = writeln!(
-                out,
-                "igmp_snoop_messages_total{{port=\"{port}\",kind=\"{}\"}} {value}",
-                counter.name()
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP igmp_snoop_drops_total Frames passed over without touching the table, by reason."
-    );
-    let _ = writeln!(out, "# TYPE igmp_snoop_drops_total counter");
-    for (ifindex, block) in &ports {
-        let port = interface_name(*ifindex);
-        for reason in DropReason::ALL {
-            let value = block.drops[reason as usize];
-            let _ = writeln!(
-                out,
-                "igmp_snoop_drops_total{{port=\"{port}\",reason=\"{}\"}} {value}",
-                reason.name()
-            );
-        }
-    }
-}
-
-/// Serves the metrics on `address` to any HTTP GET.
-pub async fn serve(address: SocketAddr, pin_dir: PathBuf, status: SharedStatus) -> Result<()> {
-    let listener = TcpListener::bind(address)
-        .await
+/// Takes `address` before any port is attached: a daemon asked for metrics
+/// it cannot serve refuses to start rather than run without them.
+pub fn bind(address: SocketAddr) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address).with_context(|| {
+        format!("--metrics-addr {address}: cannot listen (is another exporter using it?)")
+    })?;
+    listener
+        .set_nonblocking(true)
         .with_context(|| format!("--metrics-addr {address}: cannot listen"))?;
+    Ok(listener)
+}
+
+/// Serves the metrics to any HTTP GET on the listener `bind` returned.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    pin_dir: PathBuf,
+    status: SharedStatus,
+) -> Result<()> {
+    let listener = TcpListener::from_std(listener).context("metrics listener")?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let body = match Tables::open(&pin_dir) {
-            Ok(tables) => render(&tables, &status.lock().expect("status lock").clone()),
-            Err(error) => format!("# igmp-snoop: {error:#}\n"),
+        let page = match Tables::open(&pin_dir) {
+            Ok(tables) => {
+                let status = status.lock().expect("status lock").clone();
+                Ok(render(&Snapshot::read(&tables, &status)))
+            }
+            Err(error) => Err(format!("igmp-snoop: {error:#}\n")),
         };
-        tokio::spawn(respond(stream, body));
+        tokio::spawn(respond(stream, page));
     }
 }
 
-async fn respond(mut stream: TcpStream, body: String) {
+/// The metrics with status 200, or why they cannot be read with status 500
+/// (a scraper then records the target as down rather than its series as gone).
+async fn respond(mut stream: TcpStream, page: Result<String, String>) {
     // The request itself does not matter: every path is the metrics page.
     let mut request = [0u8; 1024];
     let _ = stream.read(&mut request).await;
+    let (status, content_type, body) = match page {
+        Ok(body) => ("200 OK", prometheus_text::CONTENT_TYPE, body),
+        Err(body) => (
+            "500 Internal Server Error",
+            "text/plain; charset=utf-8",
+            body,
+        ),
+    };
     let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.write_all(response.as_bytes()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_partition_the_frames() {
+        let mut data = DataCounters::default();
+        data.frames[DataCounter::Forwarded as usize] = 10;
+        data.frames[DataCounter::ForwardedSolePort as usize] = 3;
+        data.frames[DataCounter::ForwardedToSet as usize] = 4;
+        data.frames[DataCounter::LinkLocal as usize] = 5;
+        data.frames[DataCounter::EgressFiltered as usize] = 7;
+        let rows = decisions(&data);
+        assert_eq!(rows.iter().map(|(_, value)| value).sum::<u64>(), 15);
+        assert!(rows.contains(&("forwarded_every_port", 3)));
+        assert!(!rows.iter().any(|(name, _)| *name == "forwarded"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let snapshot = Snapshot {
+            ports: vec![("a\"b\\c".to_string(), PortCounters::default())],
+            ..Snapshot::default()
+        };
+        let text = render(&snapshot);
+        assert!(
+            text.contains(r#"igmp_snoop_drops_total{port="a\"b\\c",reason="bad_ttl"} 0"#),
+            "{text}"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! under `target/dist/`, and the Debian package made from it.
 //!
 //! dist/bin/igmp-snoop           the daemon (XDP program embedded)
-//! dist/man/*.8                  igmp-snoop(8) and one page per command
+//! dist/man/*.8, *.5             igmp-snoop(8), one page per command, igmp-snoop.toml(5)
 //! dist/completions/             igmp-snoop.bash, _igmp-snoop, igmp-snoop.fish
 
 use std::{

@@ -1,6 +1,7 @@
 //! `cargo xtask install`: a fresh dist copied under a prefix, with the
 //! systemd unit pointing at the installed binary and the example
-//! configuration as /etc/igmp-snoop/igmp-snoop.toml (never over an existing one).
+//! configuration as /etc/igmp-snoop/igmp-snoop.toml (never over an existing one)
+//! and, for the manual pages to point at, share/doc/igmp-snoop/examples/.
 
 use std::{
     fs,
@@ -82,8 +83,17 @@ fn file_plan(dist: &Path, prefix: &Path) -> Result<Vec<(PathBuf, PathBuf, u32)>>
     pages.sort();
     for page in pages {
         let name = page.file_name().expect("a page has a name").to_owned();
-        plan.push((page, prefix.join("share/man/man8").join(name), 0o644));
+        // igmp-snoop.8 goes to man8, igmp-snoop.toml.5 to man5.
+        let section = page.extension().and_then(|ext| ext.to_str()).unwrap_or("8");
+        let dir = prefix.join(format!("share/man/man{section}"));
+        plan.push((page, dir.join(name), 0o644));
     }
+    // Where igmp-snoop(8) and igmp-snoop.toml(5) point for the example.
+    plan.push((
+        workspace_root().join("igmp-snoop.example.toml"),
+        prefix.join("share/doc/igmp-snoop/examples/igmp-snoop.toml"),
+        0o644,
+    ));
     Ok(plan)
 }
 
