@@ -20,12 +20,56 @@ use tokio::{
 /// Directory of the monitor sockets.
 const RUN_DIR: &str = "/run/igmp-snoop";
 
+/// What happened, as `monitor` names it (the JSON `event` key).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MonitorKind {
+    /// A new membership of a port in a group.
+    Join,
+    /// A leave (v2 leave, v3 TO_IN {}) was heard.
+    Leave,
+    /// A query was heard.
+    Query,
+    /// A group-and-source query named this source.
+    QuerySource,
+    /// A source a port asks for (or excludes).
+    Source,
+    /// A BLOCK (or a TO_IN without it) named this source.
+    Block,
+    /// A membership or a source went: timeout, leave, fast-leave, deleted.
+    Expire,
+    /// The operator gave a port a static group.
+    Static,
+    /// A port became a router port.
+    Router,
+    /// A router port timed out.
+    RouterExpire,
+    /// A querier was elected (this switch or another).
+    Querier,
+    /// The other querier fell silent.
+    QuerierExpire,
+    /// A port vanished or the bridge stopped forwarding on it.
+    PortDown,
+    /// A port is back.
+    PortUp,
+}
+
+impl MonitorKind {
+    /// The name `monitor` prints, as the JSON spells it.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|name| name.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
 /// One change of the table or of the querier.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MonitorEvent {
-    /// `join`, `leave`, `expire`, `source`, `router`, `router-expire`, `querier`,
-    /// `querier-expire` (the other querier fell silent).
-    pub event: String,
+    pub event: MonitorKind,
+    /// When the daemon saw it: RFC 3339, UTC, milliseconds (as `bridge monitor -t`).
+    pub time: String,
     pub port: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vid: Option<u16>,
@@ -41,9 +85,10 @@ pub struct MonitorEvent {
 }
 
 impl MonitorEvent {
-    pub fn new(event: &str, port: String) -> Self {
+    pub fn new(event: MonitorKind, port: String) -> Self {
         Self {
-            event: event.into(),
+            event,
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             port,
             vid: None,
             grp: None,
@@ -53,9 +98,9 @@ impl MonitorEvent {
         }
     }
 
-    /// One line in the style of `bridge monitor mdb`.
+    /// One line in the style of `bridge monitor -t mdb`.
     pub fn line(&self) -> String {
-        let mut line = format!("{} port {}", self.event, self.port);
+        let mut line = format!("[{}] {} port {}", self.time, self.event.name(), self.port);
         if let Some(grp) = self.grp {
             line += &format!(" grp {grp}");
         }
@@ -168,13 +213,23 @@ mod tests {
 
     #[test]
     fn line_reads_like_bridge_monitor() {
-        let mut event = MonitorEvent::new("join", "p1".into());
+        let mut event = MonitorEvent::new(MonitorKind::Join, "p1".into());
+        event.time = "2026-12-02T10:00:00.123Z".into();
         event.grp = Some(Ipv4Addr::new(239, 1, 1, 1));
         event.vid = Some(10);
         event.address = Some(Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(
             event.line(),
-            "join port p1 grp 239.1.1.1 vid 10 from 10.0.0.1"
+            "[2026-12-02T10:00:00.123Z] join port p1 grp 239.1.1.1 vid 10 from 10.0.0.1"
         );
+    }
+
+    #[test]
+    fn event_names_are_kebab_case_in_json_and_lines() {
+        let event = MonitorEvent::new(MonitorKind::QuerierExpire, "*".into());
+        let json: serde_json::Value = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event"], "querier-expire");
+        assert!(json["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(MonitorKind::PortDown.name(), "port-down");
     }
 }

@@ -91,7 +91,7 @@ fn v1_members_expire_after_the_group_membership_interval() {
     drop(v1);
     let expired = wait_for(Duration::from_secs(20), || snooped.pairs().is_empty());
     assert!(expired, "{:?}\n{}", snooped.pairs(), lab.daemon_log());
-    assert!(lab.daemon_log().contains("(timeout)"));
+    assert!(lab.daemon_log().contains("reason=\"timeout\""));
 }
 
 #[test]

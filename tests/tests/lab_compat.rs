@@ -40,7 +40,7 @@ fn a_v2_leave_is_ignored_while_a_v1_host_is_behind_the_port() {
         snooped.memberships_on(hub_port) == 1
     });
     snooped.wait_until("the v1 report", Duration::from_secs(15), || {
-        snooped.lab.daemon_log().contains("(v1)")
+        snooped.lab.daemon_log().contains("version=1")
             || snooped.tables().v1_hosts.keys().next().is_some()
     });
     drop(v2_member);

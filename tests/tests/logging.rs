@@ -66,6 +66,30 @@ fn json_logs_carry_the_daemons_and_the_xdp_programs_lines() {
     );
 }
 
+/// Per-entry lines carry their facts as fields, which `--log-format json`
+/// puts beside the message, so a log pipeline can filter on them.
+#[test]
+fn json_log_lines_carry_fields_not_prose() {
+    let snooped = Snooped::new(2, &["--log-format", "json", "--log-level", "debug"]);
+    let lab = &snooped.lab;
+    let _member = lab.join(0, std::net::Ipv4Addr::new(239, 1, 2, 4)).unwrap();
+    let join = |log: &str| {
+        objects(log)
+            .into_iter()
+            .find(|object| object["message"] == "join" && object["group"] == "239.1.2.4")
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || join(&lab.daemon_log()).is_some()),
+        "{}",
+        lab.daemon_log()
+    );
+    let join = join(&lab.daemon_log()).unwrap();
+    assert_eq!(join["port"], "p1", "{join}");
+    assert_eq!(join["reporter"], "10.0.0.1", "{join}");
+    assert_eq!(join["version"], 3, "{join}");
+    assert_eq!(join["vid"], 0, "{join}");
+}
+
 /// The lab sets RUST_LOG to debug for igmp_user; the flag wins over it.
 #[test]
 fn the_log_level_flag_wins_over_rust_log() {

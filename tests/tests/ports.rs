@@ -162,7 +162,7 @@ fn fast_leave_removes_the_group_when_its_last_host_leaves() {
         "{}",
         lab.daemon_log()
     );
-    assert!(lab.daemon_log().contains("(fast-leave)"));
+    assert!(lab.daemon_log().contains("reason=\"fast-leave\""));
 }
 
 #[test]

@@ -153,9 +153,9 @@ impl Daemon {
         entry.last_report_ns = now;
         if self.tables.membership.insert(key, entry, 0).is_ok() {
             info!(
-                "include: port {} group {} keeps only its sources",
-                interface_name(key.ifindex),
-                Ipv4Addr::from(key.group)
+                port = interface_name(key.ifindex),
+                group = %Ipv4Addr::from(key.group),
+                "include: the group keeps only its sources"
             );
             let gmi = nanos(self.timers.group_membership_interval());
             self.deadlines.schedule(now + gmi, Due::Group(key));
@@ -185,10 +185,13 @@ impl Daemon {
                     let port = interface_name(key.ifindex);
                     let (group, source) = (Ipv4Addr::from(key.group), Ipv4Addr::from(key.source));
                     debug!(
-                        "expire: port {port} group {group} source {source} ({})",
-                        reason.as_str()
+                        port,
+                        group = %group,
+                        source = %source,
+                        reason = reason.as_str(),
+                        "expire"
                     );
-                    let mut event = MonitorEvent::new("expire", port);
+                    let mut event = MonitorEvent::new(MonitorKind::Expire, port);
                     event.vid = Some(key.vlan);
                     event.grp = Some(group);
                     event.src = Some(source);
@@ -228,7 +231,7 @@ impl Daemon {
             Ipv4Addr::from(key.group),
             Ipv4Addr::from(key.source),
         );
-        debug!("exclude: port {port} group {group} source {source} no longer asked for");
+        debug!(port, group = %group, source = %source, "exclude: the source is no longer asked for");
         let gmi = nanos(self.timers.group_membership_interval());
         self.deadlines.schedule(now + gmi, Due::Source(key));
         true
@@ -244,8 +247,8 @@ impl Daemon {
             Verdict::Expire(_) => {
                 if self.tables.routers.remove(&key).is_ok() {
                     let port = interface_name(key.ifindex);
-                    info!("expire: router port {port} vid {}", key.vlan);
-                    let mut event = MonitorEvent::new("router-expire", port);
+                    info!(port, vid = key.vlan, "router port expired");
+                    let mut event = MonitorEvent::new(MonitorKind::RouterExpire, port);
                     event.vid = Some(key.vlan);
                     self.publish(event);
                     self.refresh_all_groups();
@@ -298,11 +301,13 @@ impl Daemon {
         let port = interface_name(key.ifindex);
         let group = Ipv4Addr::from(key.group);
         debug!(
-            "expire: port {port} vid {} group {group} ({})",
-            key.vlan,
-            reason.as_str()
+            port,
+            vid = key.vlan,
+            group = %group,
+            reason = reason.as_str(),
+            "expire"
         );
-        let mut event = MonitorEvent::new("expire", port);
+        let mut event = MonitorEvent::new(MonitorKind::Expire, port);
         event.vid = Some(key.vlan);
         event.grp = Some(group);
         event.reason = Some(reason.as_str().into());

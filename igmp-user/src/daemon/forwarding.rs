@@ -150,7 +150,7 @@ impl Daemon {
         for group in groups {
             self.refresh_group(group, &routes);
         }
-        debug!("destination sets in use: {}", self.destinations.len());
+        debug!(in_use = self.destinations.len(), "destination sets");
     }
 
     /// The router ports and the epoch they stand for. The epoch is read

@@ -5,13 +5,13 @@ use super::*;
 /// What the monitors see of a kernel event.
 pub(super) fn monitor_event(kind: EventKind, event: &Event, port: &str) -> MonitorEvent {
     let name = match kind {
-        EventKind::NewMembership => "join",
-        EventKind::LeaveSeen => "leave",
-        EventKind::QuerySeen => "query",
-        EventKind::NewRouterPort => "router",
-        EventKind::NewSource => "source",
-        EventKind::SourceLeaveSeen => "block",
-        EventKind::QuerySourceSeen => "query-source",
+        EventKind::NewMembership => MonitorKind::Join,
+        EventKind::LeaveSeen => MonitorKind::Leave,
+        EventKind::QuerySeen => MonitorKind::Query,
+        EventKind::NewRouterPort => MonitorKind::Router,
+        EventKind::NewSource => MonitorKind::Source,
+        EventKind::SourceLeaveSeen => MonitorKind::Block,
+        EventKind::QuerySourceSeen => MonitorKind::QuerySource,
     };
     let mut monitor = MonitorEvent::new(name, port.to_string());
     monitor.vid = Some(event.vlan);

@@ -39,7 +39,7 @@ use crate::{
     links::LinkNote,
     loader::interface_name,
     metrics::SharedStatus,
-    monitor::MonitorEvent,
+    monitor::{MonitorEvent, MonitorKind},
     options::UnregisteredPolicy,
     ports::{PortChange, PortSet},
     querier::{Querier, QuerierSettings, QuerySender, QueryVersion},
@@ -263,30 +263,31 @@ impl Daemon {
                 // Per-entry lines are debug: at table scale they would be the
                 // daemon's main work; `igmp-snoop monitor` streams them.
                 debug!(
-                    "join: port {port} vid {} group {group} by {address} (v{})",
-                    event.vlan, event.version
+                    port,
+                    vid = event.vlan,
+                    group = %group,
+                    reporter = %address,
+                    version = event.version,
+                    "join"
                 );
                 self.deadlines
                     .schedule(event.timestamp_ns + gmi, Due::Group(group_key(event)));
                 self.register_group(group_key(event));
             }
             EventKind::LeaveSeen => {
-                debug!(
-                    "leave: port {port} vid {} group {group} by {address}",
-                    event.vlan
-                );
+                debug!(port, vid = event.vlan, group = %group, reporter = %address, "leave");
                 if event.version == igmp_version::V2
                     && self.v1_host_present(group_key(event), event.timestamp_ns)
                 {
                     // RFC 2236 §4: a v1 host never leaves; a v2 host's leave
                     // cannot tell whether it was the last.
-                    debug!("leave ignored: port {port} group {group} has a v1 host");
+                    debug!(port, group = %group, "leave ignored: a v1 host is on the port");
                     self.cancel_leave(group_key(event));
                 } else if self.fast_leave_ports.contains(&event.ifindex) {
                     self.fast_leave(group_key(event));
                 } else if let Some(querier) = self.querier.other_querier(event.timestamp_ns) {
                     // The querier's group-specific queries decide (RFC 4541 §2.1.1).
-                    debug!("leave left to querier {querier}");
+                    debug!(port, group = %group, querier = %querier, "leave left to the querier");
                     self.cancel_leave(group_key(event));
                 } else {
                     let deadline = event.timestamp_ns + lmqt;
@@ -299,13 +300,13 @@ impl Daemon {
                 }
             }
             EventKind::NewSource => {
-                debug!("source: port {port} group {group} source {address}");
+                debug!(port, group = %group, source = %address, "source");
                 self.deadlines
                     .schedule(event.timestamp_ns + gmi, Due::Source(source_key(event)));
                 self.sources.insert(source_key(event));
             }
             EventKind::SourceLeaveSeen => {
-                debug!("block: port {port} group {group} source {address}");
+                debug!(port, group = %group, source = %address, "block");
                 // A BLOCK in EXCLUDE mode may have made the entry.
                 self.sources.insert(source_key(event));
                 self.deadlines
@@ -316,8 +317,11 @@ impl Daemon {
             }
             EventKind::NewRouterPort => {
                 info!(
-                    "router port: {port} vid {} querier {address} (v{})",
-                    event.vlan, event.version
+                    port,
+                    vid = event.vlan,
+                    querier = %address,
+                    version = event.version,
+                    "router port"
                 );
                 let timeout = nanos(self.timers.router_timeout);
                 self.deadlines
@@ -327,8 +331,11 @@ impl Daemon {
             }
             EventKind::QuerySeen => {
                 debug!(
-                    "query: port {port} from {address} group {group} (v{})",
-                    event.version
+                    port,
+                    querier = %address,
+                    group = %group,
+                    version = event.version,
+                    "query"
                 );
                 if let Some(action) = self.querier.on_query(address, event.timestamp_ns) {
                     self.act(action);
@@ -342,7 +349,7 @@ impl Daemon {
                 }
             }
             EventKind::QuerySourceSeen => {
-                debug!("query: port {port} group {group} source {address}");
+                debug!(port, group = %group, source = %address, "query for a source");
                 self.follow_source_query(event);
             }
         }

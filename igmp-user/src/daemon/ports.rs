@@ -26,10 +26,10 @@ impl Daemon {
             match change {
                 PortChange::Gone { name, ifindex } | PortChange::Blocked { name, ifindex } => {
                     self.flush_port(ifindex);
-                    self.publish(MonitorEvent::new("port-down", name));
+                    self.publish(MonitorEvent::new(MonitorKind::PortDown, name));
                 }
                 PortChange::Back { name, .. } | PortChange::Unblocked { name, .. } => {
-                    self.publish(MonitorEvent::new("port-up", name));
+                    self.publish(MonitorEvent::new(MonitorKind::PortUp, name));
                 }
             }
         }

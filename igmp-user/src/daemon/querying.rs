@@ -80,19 +80,19 @@ impl Daemon {
             QuerierAction::BecameQuerier => {
                 let address = self.query_source();
                 info!("querier: this switch queries, from {address}");
-                let mut event = MonitorEvent::new("querier", "*".into());
+                let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
                 event.address = Some(address);
                 self.publish(event);
             }
             QuerierAction::OtherQuerierElected(address) => {
                 info!("querier: {address} is the querier");
-                let mut event = MonitorEvent::new("querier", "*".into());
+                let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
                 event.address = Some(address);
                 self.publish(event);
             }
             QuerierAction::OtherQuerierSilent(address) => {
                 info!("querier: {address} fell silent");
-                let mut event = MonitorEvent::new("querier-expire", "*".into());
+                let mut event = MonitorEvent::new(MonitorKind::QuerierExpire, "*".into());
                 event.address = Some(address);
                 self.publish(event);
             }

@@ -83,7 +83,7 @@ impl Daemon {
             .with_context(|| format!("writing the static membership of {port} in {group}"))?;
         self.group_queries.forget(&key);
         self.register_group(key);
-        let mut event = MonitorEvent::new("static", port.to_string());
+        let mut event = MonitorEvent::new(MonitorKind::Static, port.to_string());
         event.vid = Some(vid);
         event.grp = Some(group);
         self.publish(event);
