@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod expiry;
 pub mod generate;
 pub mod instance;
+pub mod interfaces;
 pub mod kernel;
 pub mod leaves;
 pub mod links;

@@ -6,7 +6,7 @@ use igmp_user::{
     cli::{Cli, Command, Generated, MdbChange, MdbShowArgs, RunArgs, ShowArgs},
     control,
     daemon::Daemon,
-    generate, instance, kernel, links,
+    generate, instance, interfaces, kernel, links,
     loader::{self, PortMode},
     logging,
     metrics::{self, SharedStatus},
@@ -162,7 +162,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let named = settings
         .ports
         .iter()
-        .map(|port| Ok((port.name.clone(), loader::interface_index(&port.name)?)))
+        .map(|port| Ok((port.name.clone(), interfaces::interface_index(&port.name)?)))
         .collect::<Result<Vec<(String, u32)>>>()?;
     let port_links = links::port_links(&named).await?;
     let kinds: Vec<(String, Option<String>)> = port_links

@@ -27,7 +27,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::{loader::interface_name, tables::Tables};
+use crate::{interfaces::interface_name, tables::Tables};
 
 /// What the daemon knows beyond the maps: the querier election.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

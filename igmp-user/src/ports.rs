@@ -10,6 +10,7 @@ use igmp_common::{router_flags, router_mode, PortSettings, RouterKey, RouterPort
 use tracing::{info, warn};
 
 use crate::{
+    interfaces,
     loader::{self, Attachment, PortMode},
     settings::PortOptions,
     tables::Tables,
@@ -189,7 +190,8 @@ impl PortSet {
     pub fn resync(&mut self, tables: &mut Tables) -> Vec<PortChange> {
         let mut changes = Vec::new();
         for index in 0..self.ports.len() {
-            let now = loader::interface_index(&self.ports[index].plan.options.name).unwrap_or(0);
+            let now =
+                interfaces::interface_index(&self.ports[index].plan.options.name).unwrap_or(0);
             let known = self.ports[index].plan.ifindex;
             if now == known {
                 continue;

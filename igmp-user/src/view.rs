@@ -10,7 +10,7 @@ use igmp_common::{
 };
 use serde::Serialize;
 
-use crate::{loader::interface_name, timers::monotonic_ns};
+use crate::{interfaces::interface_name, timers::monotonic_ns};
 
 /// One row of `igmp-snoop show`: a group, or one source of a group.
 #[derive(Debug, Serialize, PartialEq)]

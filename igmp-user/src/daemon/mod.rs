@@ -18,12 +18,12 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+mod aging;
 mod destinations;
-mod expire;
 mod forwarding;
 mod keys;
 mod lost;
-mod ports;
+mod port_changes;
 mod querying;
 mod sources;
 mod statics;
@@ -35,9 +35,9 @@ use keys::{group_key, group_of_host, monitor_event, router_key, source_key};
 
 use crate::{
     expiry::{self, Reason, Verdict},
+    interfaces::interface_name,
     leaves::{GroupQueries, SourceQueries},
     links::LinkNote,
-    loader::interface_name,
     metrics::SharedStatus,
     monitor::{MonitorEvent, MonitorKind},
     options::UnregisteredPolicy,

@@ -39,7 +39,7 @@ impl Daemon {
 
     /// The ifindex of `port`, which must be one this daemon snoops.
     fn snooped_port(&self, port: &str) -> Result<u32> {
-        crate::loader::interface_index(port)
+        crate::interfaces::interface_index(port)
             .ok()
             .filter(|ifindex| self.ports.contains(ifindex))
             .with_context(|| format!("{port}: not a port this daemon snoops"))

@@ -7,7 +7,7 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
 };
 
-use crate::loader::interface_name;
+use crate::interfaces::interface_name;
 
 pub struct QuerySender {
     socket: OwnedFd,

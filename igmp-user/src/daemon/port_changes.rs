@@ -12,7 +12,7 @@ impl Daemon {
             stp_state = ?note.stp_state,
             "link note"
         );
-        crate::loader::forget_interface_names();
+        crate::interfaces::forget_interface_names();
         let Some(port_set) = self.port_set.as_mut() else {
             return;
         };

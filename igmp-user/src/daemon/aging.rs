@@ -1,4 +1,4 @@
-//! Deciding and carrying out expiries, leaves and the deadlines queries set:
+//! Carrying out what `expiry` decides: expiries, leaves and the deadlines queries set:
 //! a group-specific query lowers its group's timer, a group-and-source one
 //! only its sources' (RFC 3376 §6.6.1). A source of EXCLUDE's X whose timer
 //! runs out moves to Y rather than away (§6.3).
