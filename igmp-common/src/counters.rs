@@ -81,28 +81,42 @@ pub enum DropReason {
     RateLimited = 16,
 }
 
-/// Slots in [`PortCounters::messages`].
+/// Counters in use in [`PortCounters::messages`].
 pub const COUNTER_SLOTS: usize = 22;
-/// Slots in [`PortCounters::drops`].
+/// Drop reasons in use in [`PortCounters::drops`].
 pub const DROP_SLOTS: usize = 17;
+/// Room for counters and drop reasons: the arrays are sized by these, not by
+/// what is in use, so that a new counter or drop reason changes no pinned
+/// layout and an upgrade keeps the map. Counters are append-only.
+pub const COUNTER_CAPACITY: usize = 48;
+pub const DROP_CAPACITY: usize = 32;
+const _: () = assert!(COUNTER_SLOTS <= COUNTER_CAPACITY);
+const _: () = assert!(DROP_SLOTS <= DROP_CAPACITY);
 
 /// Value of the per-CPU `COUNTERS` map, keyed by ifindex.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortCounters {
-    /// Indexed by [`Counter`].
-    pub messages: [u64; COUNTER_SLOTS],
-    /// Indexed by [`DropReason`].
-    pub drops: [u64; DROP_SLOTS],
+    /// Indexed by [`Counter`]; the slots past [`COUNTER_SLOTS`] stay 0.
+    pub messages: [u64; COUNTER_CAPACITY],
+    /// Indexed by [`DropReason`]; the slots past [`DROP_SLOTS`] stay 0.
+    pub drops: [u64; DROP_CAPACITY],
 }
+
+/// The layout every version since counters got headroom pins.
+const _: () = assert!(core::mem::size_of::<PortCounters>() == 640);
 
 impl Default for PortCounters {
     fn default() -> Self {
-        Self {
-            messages: [0; COUNTER_SLOTS],
-            drops: [0; DROP_SLOTS],
-        }
+        Self::ZERO
     }
+}
+
+impl PortCounters {
+    pub const ZERO: Self = Self {
+        messages: [0; COUNTER_CAPACITY],
+        drops: [0; DROP_CAPACITY],
+    };
 }
 
 #[cfg(feature = "user")]
@@ -247,16 +261,33 @@ pub enum DataCounter {
     /// Of the forwarded frames, those broadcast into the group's destination
     /// set rather than to every port.
     ForwardedToSet = 9,
+    /// Copies the tc classifier could not make (`bpf_clone_redirect`
+    /// failed: no memory, the port went away): that port missed the frame.
+    CloneFailed = 10,
 }
 
-pub const DATA_COUNTER_SLOTS: usize = 10;
+/// Decisions in use in [`DataCounters::frames`].
+pub const DATA_COUNTER_SLOTS: usize = 11;
+/// Room for decisions (see [`COUNTER_CAPACITY`]).
+pub const DATA_COUNTER_CAPACITY: usize = 32;
+const _: () = assert!(DATA_COUNTER_SLOTS <= DATA_COUNTER_CAPACITY);
 
 /// Value of the per-CPU `DATA_COUNTERS` array (one entry).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataCounters {
-    /// Indexed by [`DataCounter`].
-    pub frames: [u64; DATA_COUNTER_SLOTS],
+    /// Indexed by [`DataCounter`]; the slots past [`DATA_COUNTER_SLOTS`] stay 0.
+    pub frames: [u64; DATA_COUNTER_CAPACITY],
+}
+
+const _: () = assert!(core::mem::size_of::<DataCounters>() == 256);
+
+impl Default for DataCounters {
+    fn default() -> Self {
+        Self {
+            frames: [0; DATA_COUNTER_CAPACITY],
+        }
+    }
 }
 
 #[cfg(feature = "user")]
@@ -274,6 +305,7 @@ impl DataCounter {
         Self::EgressFiltered,
         Self::ForwardedSolePort,
         Self::ForwardedToSet,
+        Self::CloneFailed,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -288,6 +320,7 @@ impl DataCounter {
             Self::EgressFiltered => "egress_filtered",
             Self::ForwardedSolePort => "forwarded_sole_port",
             Self::ForwardedToSet => "forwarded_to_set",
+            Self::CloneFailed => "clone_failed",
         }
     }
 }

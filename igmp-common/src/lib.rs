@@ -8,11 +8,12 @@
 #![no_std]
 
 mod counters;
+pub mod registry;
 mod wire;
 
 pub use counters::{
-    Counter, DataCounter, DataCounters, DropReason, PortCounters, COUNTER_SLOTS,
-    DATA_COUNTER_SLOTS, DROP_SLOTS,
+    Counter, DataCounter, DataCounters, DropReason, PortCounters, COUNTER_CAPACITY, COUNTER_SLOTS,
+    DATA_COUNTER_CAPACITY, DATA_COUNTER_SLOTS, DROP_CAPACITY, DROP_SLOTS,
 };
 pub use wire::*;
 

@@ -1,13 +1,10 @@
 //! Per-port, per-CPU counters: one map lookup per IGMP frame, then plain increments.
 
-use igmp_common::{Counter, DropReason, PortCounters, COUNTER_SLOTS, DROP_SLOTS};
+use igmp_common::{Counter, DropReason, PortCounters};
 
 use crate::maps::{BPF_NOEXIST, COUNTERS};
 
-static ZEROED: PortCounters = PortCounters {
-    messages: [0; COUNTER_SLOTS],
-    drops: [0; DROP_SLOTS],
-};
+static ZEROED: PortCounters = PortCounters::ZERO;
 
 /// The counter block of one port on this CPU (absent only if the map is full).
 #[derive(Clone, Copy)]

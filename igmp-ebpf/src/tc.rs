@@ -163,8 +163,8 @@ extern "C" fn clone_to_port(index: u64, walk: *mut Walk) -> i64 {
         return CONTINUE;
     }
     let last = unsafe { &mut *walk.last };
-    if *last != 0 {
-        unsafe { bpf_clone_redirect(walk.skb.cast(), *last, 0) };
+    if *last != 0 && unsafe { bpf_clone_redirect(walk.skb.cast(), *last, 0) } < 0 {
+        count(DataCounter::CloneFailed);
     }
     *last = port;
     CONTINUE

@@ -19,8 +19,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use igmp_common::{
-    map_names, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
-    PortList, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    map_names,
+    registry::{self, MapKind},
 };
 
 use crate::{interfaces::interface_index, options::AttachMode};
@@ -494,70 +494,6 @@ fn tc_marker_path(pin_dir: &Path, interface: &str) -> PathBuf {
     pin_dir.join(TC_DIR).join(interface)
 }
 
-/// Key and value sizes this build expects of each pinned map.
-fn expected_layout() -> [(&'static str, usize, usize); 16] {
-    use std::mem::size_of;
-    [
-        (
-            map_names::MEMBERSHIP,
-            size_of::<MembershipKey>(),
-            size_of::<Membership>(),
-        ),
-        (
-            map_names::SOURCES,
-            size_of::<SourceKey>(),
-            size_of::<SourceEntry>(),
-        ),
-        (
-            map_names::ROUTER_PORTS,
-            size_of::<RouterKey>(),
-            size_of::<RouterPort>(),
-        ),
-        (
-            map_names::COUNTERS,
-            size_of::<u32>(),
-            size_of::<PortCounters>(),
-        ),
-        (map_names::SETTINGS, size_of::<u32>(), size_of::<Settings>()),
-        (
-            map_names::GROUPS,
-            size_of::<GroupKey>(),
-            size_of::<GroupEntry>(),
-        ),
-        (
-            map_names::PORTS,
-            size_of::<u32>(),
-            size_of::<PortSettings>(),
-        ),
-        (
-            map_names::HOSTS,
-            size_of::<HostKey>(),
-            size_of::<HostEntry>(),
-        ),
-        (
-            map_names::V1_HOSTS,
-            size_of::<MembershipKey>(),
-            size_of::<u64>(),
-        ),
-        (map_names::GROUPS_ADDED, size_of::<u32>(), size_of::<u64>()),
-        (
-            map_names::GROUPS_REMOVED,
-            size_of::<u32>(),
-            size_of::<u64>(),
-        ),
-        (map_names::REPORT_RATE, size_of::<u32>(), size_of::<u64>()),
-        (map_names::PORT_LIST, size_of::<u32>(), size_of::<u32>()),
-        (
-            map_names::SET_PORT_LISTS,
-            size_of::<u32>(),
-            size_of::<PortList>(),
-        ),
-        (map_names::ROUTER_EPOCH, size_of::<u32>(), size_of::<u32>()),
-        // Values are inner map fds.
-        (map_names::DEST_SETS, size_of::<u32>(), size_of::<u32>()),
-    ]
-}
-
 /// Pinned maps keep the capacity they were made with: a different table size
 /// takes effect only on a fresh table, which the operator must ask for.
 fn check_pinned_table_size(pin_dir: &Path, table_size: u32) -> Result<()> {
@@ -580,17 +516,25 @@ fn check_pinned_table_size(pin_dir: &Path, table_size: u32) -> Result<()> {
     Ok(())
 }
 
-/// Refuses maps pinned by a build with another layout: reusing them would
-/// make the program read garbage. The operator decides whether to drop them.
+/// Maps pinned by a build with another layout: reusing them would make the
+/// program read garbage. State is refused (the operator decides whether to
+/// drop the table); derived maps and statistics are removed here, so that
+/// the load pins new ones, which the daemon fills at start.
 fn check_pinned_layout(pin_dir: &Path) -> Result<()> {
-    for (name, key_size, value_size) in expected_layout() {
-        let path = pin_dir.join(name);
+    for map in &registry::MAPS {
+        let Some((key_size, value_size)) = map.layout else {
+            continue;
+        };
+        let path = pin_dir.join(map.name);
         if !path.exists() {
             continue;
         }
         let info = MapInfo::from_pin(&path)
             .with_context(|| format!("{}: not a BPF map", path.display()))?;
-        if info.key_size() as usize != key_size || info.value_size() as usize != value_size {
+        if info.key_size() as usize == key_size && info.value_size() as usize == value_size {
+            continue;
+        }
+        if map.kind == MapKind::State {
             bail!(
                 "{}: pinned by an incompatible version (key {} / value {} bytes, this version uses {key_size} / {value_size}); \
                  remove the old table with `igmp-snoop detach --pin-dir {}`",
@@ -600,6 +544,17 @@ fn check_pinned_layout(pin_dir: &Path) -> Result<()> {
                 pin_dir.display()
             );
         }
+        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        tracing::warn!(
+            map = map.name,
+            kind = ?map.kind,
+            "pinned by another version with another layout: made anew{}",
+            if map.kind == MapKind::Statistics {
+                " (its counts restart at 0)"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }
@@ -714,6 +669,31 @@ pub fn remove_pins(pin_dir: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_pinned_map_is_in_the_registry_once() {
+        let mut registered: Vec<&str> = registry::MAPS.iter().map(|map| map.name).collect();
+        let mut named = map_names::ALL.to_vec();
+        registered.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(registered, named);
+    }
+
+    /// Adding a counter, a drop reason or a fast-path decision fills a slot
+    /// of the headroom (igmp-common asserts there is one at compile time):
+    /// the pinned value sizes stay what earlier builds pinned.
+    #[test]
+    fn counters_have_the_layout_earlier_builds_pinned() {
+        let value_size = |name: &str| {
+            registry::MAPS
+                .iter()
+                .find(|map| map.name == name)
+                .and_then(|map| map.layout)
+                .map(|(_, value)| value)
+        };
+        assert_eq!(value_size(map_names::COUNTERS), Some(640));
+        assert_eq!(value_size(map_names::DATA_COUNTERS), Some(256));
+    }
 
     fn ports(kinds: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
         kinds

@@ -87,8 +87,8 @@ impl Snapshot {
 /// fast path decided on has exactly one. The program counts `forwarded` for
 /// every frame of a registered group and, besides, `forwarded_sole_port` or
 /// `forwarded_to_set` for some of them; the rest of `forwarded` is shown as
-/// `forwarded_every_port`. `egress_filtered` counts copies, not frames, and
-/// is a metric of its own.
+/// `forwarded_every_port`. `egress_filtered` and `clone_failed` count
+/// copies, not frames, and are metrics of their own.
 pub fn decisions(data: &DataCounters) -> Vec<(&'static str, u64)> {
     let frames = |counter: DataCounter| data.frames[counter as usize];
     let sole = frames(DataCounter::ForwardedSolePort);
@@ -105,7 +105,8 @@ pub fn decisions(data: &DataCounters) -> Vec<(&'static str, u64)> {
             DataCounter::Forwarded
             | DataCounter::ForwardedSolePort
             | DataCounter::ForwardedToSet
-            | DataCounter::EgressFiltered => {}
+            | DataCounter::EgressFiltered
+            | DataCounter::CloneFailed => {}
             counter => rows.push((counter.name(), frames(counter))),
         }
     }
@@ -206,6 +207,13 @@ pub fn render(snapshot: &Snapshot) -> String {
         "igmp_snoop_egress_filtered",
         "Copies of forwarded frames the egress check kept from a port",
         filtered,
+    );
+    let clone_failed = PromCounter::<u64>::default();
+    clone_failed.inc_by(snapshot.data.frames[DataCounter::CloneFailed as usize]);
+    registry.register(
+        "igmp_snoop_clone_failed",
+        "Copies of forwarded frames the tc classifier could not make (a port missed the frame)",
+        clone_failed,
     );
     let mut out = String::new();
     // Writing into a String cannot fail.

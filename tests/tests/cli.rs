@@ -230,6 +230,55 @@ fn maps_pinned_by_an_incompatible_version_are_refused_and_kept() {
     let _ = std::fs::remove_dir(&pin_dir);
 }
 
+/// An upgrade whose counters or derived maps changed layout starts anyway:
+/// they are made anew (the counts restart at 0, the daemon fills the rest),
+/// where a changed state map is refused (above).
+#[test]
+fn counters_and_derived_maps_of_another_layout_are_made_anew() {
+    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 3, 3, 6);
+    let mut lab = Lab::new(1, BridgeSnooping::Off).unwrap();
+    let pin_dir = unique_pin_dir("older");
+    std::fs::create_dir_all(&pin_dir).unwrap();
+    // COUNTERS as builds before the headroom pinned it (22 + 17 counters),
+    // GROUPS with a value of another size.
+    for (name, kind, key, value) in [
+        ("COUNTERS", "percpu_hash", "4", "312"),
+        ("GROUPS", "hash", "8", "99"),
+    ] {
+        let created = std::process::Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(pin_dir.join(name))
+            .args([
+                "type", kind, "key", key, "value", value, "entries", "16", "name", name,
+            ])
+            .status()
+            .unwrap();
+        assert!(created.success());
+    }
+    lab.start_daemon(&daemon_binary(), &pin_dir, &[]).unwrap();
+    let _member = lab.join(0, GROUP).unwrap();
+    let tables = || igmp_user::tables::Tables::open(&pin_dir);
+    let joined = igmp_lab::wait_for(Duration::from_secs(5), || {
+        tables().is_ok_and(|tables| tables.memberships().len() == 1)
+    });
+    let log = lab.daemon_log();
+    assert!(joined, "{log}");
+    for name in ["COUNTERS", "GROUPS"] {
+        assert!(
+            log.contains(&format!("map=\"{name}\"")) && log.contains("made anew"),
+            "{name}: {log}"
+        );
+    }
+    let counters = aya::maps::MapInfo::from_pin(pin_dir.join("COUNTERS")).unwrap();
+    assert_eq!(counters.value_size(), 640);
+    assert!(
+        !tables().unwrap().port_counters().is_empty(),
+        "counting again"
+    );
+    lab.stop_daemon(libc::SIGTERM).unwrap();
+    let _ = igmp_user::loader::remove_pins(&pin_dir);
+}
+
 /// `igmp-snoop stats | head -1`: the reader goes away, the command ends by
 /// SIGPIPE as `ls` would, with no panic. The pipe's read end is closed
 /// before the command starts, so every run writes into a closed pipe.
