@@ -423,3 +423,85 @@ pub mod group_flags {
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Settings {}
+
+// Keys know their relatives: the daemon and the views derive one from the
+// other through these, never field by field.
+
+impl MembershipKey {
+    /// The group this membership is of, switch-wide (the `GROUPS` key).
+    pub const fn group_key(&self) -> GroupKey {
+        GroupKey {
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group: self.group,
+        }
+    }
+}
+
+impl GroupKey {
+    /// This group's membership on port `ifindex`.
+    pub const fn on_port(&self, ifindex: u32) -> MembershipKey {
+        MembershipKey {
+            ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group: self.group,
+        }
+    }
+}
+
+impl SourceKey {
+    /// The membership this source belongs to.
+    pub const fn membership(&self) -> MembershipKey {
+        MembershipKey {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group: self.group,
+        }
+    }
+}
+
+impl HostKey {
+    /// The membership this host reports for.
+    pub const fn membership(&self) -> MembershipKey {
+        MembershipKey {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group: self.group,
+        }
+    }
+}
+
+impl Event {
+    /// The membership the event is about.
+    pub const fn membership_key(&self) -> MembershipKey {
+        MembershipKey {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group: self.group,
+        }
+    }
+
+    /// The source the event names (`address`), in its membership.
+    pub const fn source_key(&self) -> SourceKey {
+        SourceKey {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+            group: self.group,
+            source: self.address,
+        }
+    }
+
+    /// The router port the event is about (its port and VLANs).
+    pub const fn router_key(&self) -> RouterKey {
+        RouterKey {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            inner_vlan: self.inner_vlan,
+        }
+    }
+}

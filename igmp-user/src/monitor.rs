@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
+use igmp_common::{Event, EventKind};
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
@@ -96,6 +97,33 @@ impl MonitorEvent {
             address: None,
             reason: None,
         }
+    }
+
+    /// What the monitors see of an event of the packet program.
+    pub fn from_kernel(kind: EventKind, event: &Event, port: &str) -> Self {
+        let name = match kind {
+            EventKind::NewMembership => MonitorKind::Join,
+            EventKind::LeaveSeen => MonitorKind::Leave,
+            EventKind::QuerySeen => MonitorKind::Query,
+            EventKind::NewRouterPort => MonitorKind::Router,
+            EventKind::NewSource => MonitorKind::Source,
+            EventKind::SourceLeaveSeen => MonitorKind::Block,
+            EventKind::QuerySourceSeen => MonitorKind::QuerySource,
+        };
+        let mut monitor = Self::new(name, port.to_string());
+        monitor.vid = Some(event.vlan);
+        if event.group != [0; 4] {
+            monitor.grp = Some(Ipv4Addr::from(event.group));
+        }
+        if matches!(
+            kind,
+            EventKind::NewSource | EventKind::SourceLeaveSeen | EventKind::QuerySourceSeen
+        ) {
+            monitor.src = Some(Ipv4Addr::from(event.address));
+        } else {
+            monitor.address = Some(Ipv4Addr::from(event.address));
+        }
+        monitor
     }
 
     /// One line in the style of `bridge monitor -t mdb`.

@@ -17,7 +17,7 @@ impl Daemon {
         for &ifindex in &self.ports {
             let key = MembershipKey {
                 ifindex,
-                ..group_key(query)
+                ..query.membership_key()
             };
             // A v1 host answers within 10 s whatever the query asks (RFC 2236 §4).
             if self.tables.membership.get(&key, 0).is_ok()
@@ -40,7 +40,7 @@ impl Daemon {
         for &ifindex in &self.ports {
             let key = SourceKey {
                 ifindex,
-                ..source_key(query)
+                ..query.source_key()
             };
             let asked = self
                 .tables
@@ -207,7 +207,7 @@ impl Daemon {
     /// records name it. Returns whether it did; a source of INCLUDE's A, of
     /// Y, or deleted by an EXCLUDE record since its last naming just goes.
     fn exclude_if_in_x(&mut self, key: SourceKey, mut entry: SourceEntry, now: u64) -> bool {
-        let group_key = keys::group_of_source(&key);
+        let group_key = key.membership();
         let Ok(group) = self.tables.membership.get(&group_key, 0) else {
             return false;
         };
@@ -276,7 +276,7 @@ impl Daemon {
             .hosts
             .iter()
             .filter_map(Result::ok)
-            .any(|(host, entry)| group_of_host(&host) == key && entry.last_report_ns + gmi > now);
+            .any(|(host, entry)| host.membership() == key && entry.last_report_ns + gmi > now);
         if others_remain {
             self.cancel_leave(key);
             return;
@@ -330,7 +330,7 @@ impl Daemon {
             .hosts
             .keys()
             .filter_map(Result::ok)
-            .filter(|host| groups.contains(&group_of_host(host)))
+            .filter(|host| groups.contains(&host.membership()))
             .collect();
         for key in hosts {
             let _ = self.tables.hosts.remove(&key);

@@ -57,7 +57,7 @@ impl Daemon {
     pub(super) fn rebuild_groups(&mut self) {
         let mut wanted: HashMap<GroupKey, u32> = HashMap::new();
         for (key, _) in self.tables.memberships() {
-            *wanted.entry(group_key_of(&key)).or_default() += 1;
+            *wanted.entry(key.group_key()).or_default() += 1;
         }
         for (group, ports) in &wanted {
             let entry = GroupEntry {
@@ -87,14 +87,14 @@ impl Daemon {
     /// A port joined: data for the group is forwarded in XDP from now on.
     pub(super) fn register_group(&mut self, key: MembershipKey) {
         let routes = self.routes();
-        self.refresh_group(group_key_of(&key), &routes);
+        self.refresh_group(key.group_key(), &routes);
     }
 
     /// A member is gone: the group stays registered while another port (or
     /// the host itself) still wants it.
     pub(super) fn unregister_if_unwanted(&mut self, key: MembershipKey) {
         let routes = self.routes();
-        self.refresh_group(group_key_of(&key), &routes);
+        self.refresh_group(key.group_key(), &routes);
     }
 
     /// Writes the group's entry from the membership table and `routes`, or
@@ -105,13 +105,10 @@ impl Daemon {
             .iter()
             .copied()
             .filter(|&ifindex| {
-                let key = MembershipKey {
-                    ifindex,
-                    vlan: group.vlan,
-                    inner_vlan: group.inner_vlan,
-                    group: group.group,
-                };
-                self.tables.membership.get(&key, 0).is_ok()
+                self.tables
+                    .membership
+                    .get(&group.on_port(ifindex), 0)
+                    .is_ok()
             })
             .collect();
         let mut entry = self.tables.groups.get(&group, 0).unwrap_or_default();
@@ -211,14 +208,6 @@ impl Daemon {
             }
         }
         self.local_groups = now;
-    }
-}
-
-fn group_key_of(key: &MembershipKey) -> GroupKey {
-    GroupKey {
-        vlan: key.vlan,
-        inner_vlan: key.inner_vlan,
-        group: key.group,
     }
 }
 

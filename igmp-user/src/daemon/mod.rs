@@ -21,7 +21,6 @@ use tracing::{debug, info, warn};
 mod aging;
 mod destinations;
 mod forwarding;
-mod keys;
 mod lost;
 mod port_changes;
 mod querying;
@@ -30,8 +29,6 @@ mod statics;
 
 use destinations::DestinationSets;
 use sources::SourceIndex;
-
-use keys::{group_key, group_of_host, monitor_event, router_key, source_key};
 
 use crate::{
     expiry::{self, Reason, Verdict},
@@ -257,7 +254,7 @@ impl Daemon {
         let address = Ipv4Addr::from(event.address);
         let gmi = nanos(self.timers.group_membership_interval());
         let lmqt = nanos(self.timers.last_member_query_time());
-        self.publish(monitor_event(kind, event, &port));
+        self.publish(MonitorEvent::from_kernel(kind, event, &port));
         match kind {
             EventKind::NewMembership => {
                 // Per-entry lines are debug: at table scale they would be the
@@ -271,28 +268,28 @@ impl Daemon {
                     "join"
                 );
                 self.deadlines
-                    .schedule(event.timestamp_ns + gmi, Due::Group(group_key(event)));
-                self.register_group(group_key(event));
+                    .schedule(event.timestamp_ns + gmi, Due::Group(event.membership_key()));
+                self.register_group(event.membership_key());
             }
             EventKind::LeaveSeen => {
                 debug!(port, vid = event.vlan, group = %group, reporter = %address, "leave");
                 if event.version == igmp_version::V2
-                    && self.v1_host_present(group_key(event), event.timestamp_ns)
+                    && self.v1_host_present(event.membership_key(), event.timestamp_ns)
                 {
                     // RFC 2236 §4: a v1 host never leaves; a v2 host's leave
                     // cannot tell whether it was the last.
                     debug!(port, group = %group, "leave ignored: a v1 host is on the port");
-                    self.cancel_leave(group_key(event));
+                    self.cancel_leave(event.membership_key());
                 } else if self.fast_leave_ports.contains(&event.ifindex) {
-                    self.fast_leave(group_key(event));
+                    self.fast_leave(event.membership_key());
                 } else if let Some(querier) = self.querier.other_querier(event.timestamp_ns) {
                     // The querier's group-specific queries decide (RFC 4541 §2.1.1).
                     debug!(port, group = %group, querier = %querier, "leave left to the querier");
-                    self.cancel_leave(group_key(event));
+                    self.cancel_leave(event.membership_key());
                 } else {
                     let deadline = event.timestamp_ns + lmqt;
                     self.deadlines
-                        .schedule(deadline, Due::Group(group_key(event)));
+                        .schedule(deadline, Due::Group(event.membership_key()));
                     // As querier, ask whether anyone else on the port still wants the group.
                     self.querier
                         .on_leave(event.ifindex, group, event.timestamp_ns);
@@ -302,15 +299,15 @@ impl Daemon {
             EventKind::NewSource => {
                 debug!(port, group = %group, source = %address, "source");
                 self.deadlines
-                    .schedule(event.timestamp_ns + gmi, Due::Source(source_key(event)));
-                self.sources.insert(source_key(event));
+                    .schedule(event.timestamp_ns + gmi, Due::Source(event.source_key()));
+                self.sources.insert(event.source_key());
             }
             EventKind::SourceLeaveSeen => {
                 debug!(port, group = %group, source = %address, "block");
                 // A BLOCK in EXCLUDE mode may have made the entry.
-                self.sources.insert(source_key(event));
+                self.sources.insert(event.source_key());
                 self.deadlines
-                    .schedule(event.timestamp_ns + lmqt, Due::Source(source_key(event)));
+                    .schedule(event.timestamp_ns + lmqt, Due::Source(event.source_key()));
                 self.querier
                     .on_source_leave(event.ifindex, group, address, event.timestamp_ns);
                 self.run_querier();
@@ -324,8 +321,10 @@ impl Daemon {
                     "router port"
                 );
                 let timeout = nanos(self.timers.router_timeout);
-                self.deadlines
-                    .schedule(event.timestamp_ns + timeout, Due::Router(router_key(event)));
+                self.deadlines.schedule(
+                    event.timestamp_ns + timeout,
+                    Due::Router(event.router_key()),
+                );
                 // The program voided every group's destinations: with this port, anew.
                 self.refresh_all_groups();
             }

@@ -10,8 +10,6 @@ use std::collections::{HashMap, HashSet};
 
 use igmp_common::{MembershipKey, SourceKey};
 
-use super::keys::group_of_source;
-
 #[derive(Debug, Default)]
 pub(super) struct SourceIndex {
     by_group: HashMap<MembershipKey, HashSet<SourceKey>>,
@@ -20,13 +18,13 @@ pub(super) struct SourceIndex {
 impl SourceIndex {
     pub(super) fn insert(&mut self, source: SourceKey) {
         self.by_group
-            .entry(group_of_source(&source))
+            .entry(source.membership())
             .or_default()
             .insert(source);
     }
 
     pub(super) fn remove(&mut self, source: &SourceKey) {
-        let group = group_of_source(source);
+        let group = source.membership();
         if let Some(sources) = self.by_group.get_mut(&group) {
             sources.remove(source);
             if sources.is_empty() {
@@ -67,7 +65,7 @@ mod tests {
         index.insert(source(2, 1, 2));
         index.insert(source(3, 1, 1));
         index.insert(source(2, 9, 1));
-        let group = group_of_source(&source(2, 1, 0));
+        let group = source(2, 1, 0).membership();
         let mut found: Vec<_> = index.of_group(&group).map(|key| key.source[3]).collect();
         found.sort();
         assert_eq!(found, [1, 2]);
@@ -80,7 +78,7 @@ mod tests {
         index.remove(&source(2, 1, 1));
         assert!(index.by_group.is_empty());
         index.insert(source(2, 1, 1));
-        let taken = index.take_group(&group_of_source(&source(2, 1, 0)));
+        let taken = index.take_group(&source(2, 1, 0).membership());
         assert_eq!(taken.len(), 1);
         assert!(index.by_group.is_empty());
     }
