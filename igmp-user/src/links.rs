@@ -111,6 +111,40 @@ pub struct BridgeLink {
     pub port_fast_leave: bool,
 }
 
+/// What the operator should change on the ports' bridges, one line each:
+/// - a bridge whose own snooping is on too: two snoopers on one LAN, and two
+///   querier candidates;
+/// - a VLAN-filtering bridge whose own snooping is off: there igmp-snoop
+///   only learns (the kernel forwards, tagging per port), so without the
+///   bridge's per-VLAN snooping every group floods its VLAN.
+pub fn bridge_warnings(port_links: &[PortLink]) -> Vec<String> {
+    let mut bridges: Vec<&BridgeLink> = port_links
+        .iter()
+        .filter_map(|link| link.bridge.as_ref())
+        .collect();
+    bridges.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    bridges.dedup_by(|a, b| a.name == b.name);
+    bridges
+        .into_iter()
+        .filter_map(|bridge| {
+            let name = &bridge.name;
+            match (bridge.vlan_filtering, bridge.snooping) {
+                (false, true) => Some(format!(
+                    "{name}: the bridge's own multicast snooping is on too (two snoopers, two querier \
+                     candidates); turn it off with `ip link set {name} type bridge mcast_snooping 0` \
+                     (which turns its MLD snooping off as well)"
+                )),
+                (true, false) => Some(format!(
+                    "{name} filters VLANs: igmp-snoop learns there but leaves forwarding to the \
+                     kernel, so every group floods its VLAN; turn the bridge's per-VLAN snooping on \
+                     with `ip link set {name} type bridge mcast_snooping 1 mcast_vlan_snooping 1`"
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Reads every port of `ports` (name, ifindex) and the bridge it is in.
 pub async fn port_links(ports: &[(String, u32)]) -> Result<Vec<PortLink>> {
     let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
@@ -315,6 +349,33 @@ mod tests {
         assert!(!plain.snooping && !plain.vlan_filtering && !plain.port_fast_leave);
         assert_eq!(plain.port_router_mode, Some(router_mode::AUTO));
         assert_eq!(bridge_link(&LinkMessage::default(), &port(vec![])), None);
+    }
+
+    fn port_in(bridge: &str, vlan_filtering: bool, snooping: bool) -> PortLink {
+        PortLink {
+            name: "p1".into(),
+            kind: Some("veth".into()),
+            bridge: Some(BridgeLink {
+                name: bridge.into(),
+                snooping,
+                vlan_filtering,
+                ..BridgeLink::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn each_bridge_gets_the_warning_its_settings_call_for_once() {
+        let snooping = [port_in("br0", false, true), port_in("br0", false, true)];
+        let warnings = bridge_warnings(&snooping);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("mcast_snooping 0"), "{warnings:?}");
+        let vlans = bridge_warnings(&[port_in("br1", true, false)]);
+        assert_eq!(vlans.len(), 1);
+        assert!(vlans[0].contains("mcast_vlan_snooping 1"), "{vlans:?}");
+        assert!(bridge_warnings(&[port_in("br0", false, false)]).is_empty());
+        assert!(bridge_warnings(&[port_in("br1", true, true)]).is_empty());
+        assert!(bridge_warnings(&[PortLink::default()]).is_empty());
     }
 
     #[test]

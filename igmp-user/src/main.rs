@@ -172,7 +172,7 @@ async fn run(args: RunArgs) -> Result<()> {
     PortMode::refuse_bridges(&kinds)?;
     let (mode, why) = PortMode::choose(settings.attach, &kinds);
     let taken = settings.follow_bridge_ports(&port_links);
-    let warnings = bridges_snooping_too(&port_links);
+    let warnings = links::bridge_warnings(&port_links);
     if args.check_config {
         println!("# attach: {} ({why})", mode.name());
         for line in taken.iter().chain(&warnings) {
@@ -305,29 +305,6 @@ fn port_plan(settings: &RunSettings, named: &[(String, u32)]) -> Vec<PortPlan> {
         .map(|(port, (_, ifindex))| PortPlan {
             ifindex: *ifindex,
             options: port.clone(),
-        })
-        .collect()
-}
-
-/// A warning for each bridge whose own snooping is still on: two snoopers
-/// on one LAN, and two querier candidates.
-fn bridges_snooping_too(port_links: &[links::PortLink]) -> Vec<String> {
-    let mut bridges: Vec<&str> = port_links
-        .iter()
-        .filter_map(|link| link.bridge.as_ref())
-        .filter(|bridge| bridge.snooping)
-        .map(|bridge| bridge.name.as_str())
-        .collect();
-    bridges.sort_unstable();
-    bridges.dedup();
-    bridges
-        .into_iter()
-        .map(|bridge| {
-            format!(
-                "{bridge}: the bridge's own multicast snooping is on too (two snoopers, two querier candidates); \
-                 turn it off with `ip link set {bridge} type bridge mcast_snooping 0` \
-                 (which turns its MLD snooping off as well)"
-            )
         })
         .collect()
 }

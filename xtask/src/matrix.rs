@@ -159,7 +159,8 @@ pub const GUEST_SUITES: &[Suite] = &[
         file: "statics",
         tests: &["a_static_group_reaches_a_port_whose_host_never_reports_until_it_is_deleted"],
         minutes: 5,
-        why: "a static group forwarded, kept through a leave and another querier's queries, deleted",
+        why:
+            "a static group forwarded, kept through a leave and another querier's queries, deleted",
     },
     Suite {
         file: "cli",

@@ -12,7 +12,8 @@ impl Daemon {
     pub fn with_fast_path(mut self, on: bool) -> Self {
         if !on {
             warn!(
-                "a port's bridge filters VLANs: forwarding is left to the kernel, snooping goes on"
+                "a port's bridge filters VLANs: forwarding is left to the kernel (the bridge's own \
+                 per-VLAN snooping), snooping goes on"
             );
         }
         self.fast_path_off = !on;
