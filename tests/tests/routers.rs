@@ -44,7 +44,7 @@ fn a_querying_bridge_makes_a_router_port_that_expires_when_it_stops() {
     assert!(
         wait_for(Duration::from_secs(2), || lab
             .daemon_log()
-            .contains("expire: router port p3")),
+            .contains("router port expired port=\"p3\"")),
         "{}",
         lab.daemon_log()
     );
