@@ -1,5 +1,7 @@
-//! Link notifications from the kernel (rtnetlink): interfaces that appear,
-//! vanish, or whose bridge port changes STP state.
+//! What rtnetlink says about the links: the notifications of interfaces
+//! that appear, vanish, or whose bridge port changes STP state; each port's
+//! kind and bridge settings, read once at start (`port_links`), with the
+//! warnings they call for; and every interface's master, for the views.
 
 use std::collections::BTreeMap;
 
