@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::monitor;
+use crate::{control, monitor};
 
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_NET_RAW: u32 = 13;
@@ -88,16 +88,16 @@ fn english_list(items: &[&str]) -> String {
 pub struct InstanceLock {
     /// Open for as long as the lock is held; closing it releases the lock.
     _file: File,
-    path: PathBuf,
+    pin_dir: PathBuf,
 }
 
 impl Drop for InstanceLock {
     fn drop(&mut self) {
         // Removed while still locked: a starter that opened the old file
         // finds, once it gets the lock, that the path no longer names it.
-        let _ = fs::remove_file(monitor::socket_path_of_lock(&self.path));
-        let _ = fs::remove_file(self.path.with_extension("ctl"));
-        let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_file(monitor::socket_path(&self.pin_dir));
+        let _ = fs::remove_file(control::socket_path(&self.pin_dir));
+        let _ = fs::remove_file(lock_path(&self.pin_dir));
     }
 }
 
@@ -154,7 +154,10 @@ fn try_lock(pin_dir: &Path) -> Result<std::result::Result<InstanceLock, String>>
         }
         file.set_len(0)?;
         writeln!(file, "{}", std::process::id())?;
-        return Ok(Ok(InstanceLock { _file: file, path }));
+        return Ok(Ok(InstanceLock {
+            _file: file,
+            pin_dir: pin_dir.to_path_buf(),
+        }));
     }
 }
 

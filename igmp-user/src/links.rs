@@ -184,15 +184,8 @@ fn bridge_link(bridge: &LinkMessage, port: &LinkMessage) -> Option<BridgeLink> {
             _ => None,
         })
         .unwrap_or_default();
-    let name = bridge
-        .attributes
-        .iter()
-        .find_map(|attribute| match attribute {
-            LinkAttribute::IfName(name) => Some(name.clone()),
-            _ => None,
-        });
     Some(BridgeLink {
-        name: name.unwrap_or_default(),
+        name: link_name(bridge).unwrap_or_default(),
         snooping: options.contains(&InfoBridge::MulticastSnooping(true)),
         vlan_filtering: options.contains(&InfoBridge::VlanFiltering(true)),
         port_router_mode: port_options.iter().find_map(|option| match option {
@@ -215,6 +208,15 @@ fn infos(link: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
             _ => None,
         })
         .flatten()
+}
+
+fn link_name(link: &LinkMessage) -> Option<String> {
+    link.attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::IfName(name) => Some(name.clone()),
+            _ => None,
+        })
 }
 
 fn link_kind(link: &LinkMessage) -> Option<String> {
@@ -255,14 +257,7 @@ async fn dump_masters() -> Result<BTreeMap<u32, String>> {
         if let Some(master) = controller(&link) {
             controllers.insert(index, master);
         }
-        if let Some(name) = link
-            .attributes
-            .iter()
-            .find_map(|attribute| match attribute {
-                LinkAttribute::IfName(name) => Some(name.clone()),
-                _ => None,
-            })
-        {
+        if let Some(name) = link_name(&link) {
             names.insert(index, name);
         }
     }

@@ -201,20 +201,23 @@ pub fn render(snapshot: &Snapshot) -> String {
         "Multicast frames by fast-path decision; each frame has one decision",
         data,
     );
-    let filtered = PromCounter::<u64>::default();
-    filtered.inc_by(snapshot.data.frames[DataCounter::EgressFiltered as usize]);
-    registry.register(
-        "igmp_snoop_egress_filtered",
-        "Copies of forwarded frames the egress check kept from a port",
-        filtered,
-    );
-    let clone_failed = PromCounter::<u64>::default();
-    clone_failed.inc_by(snapshot.data.frames[DataCounter::CloneFailed as usize]);
-    registry.register(
-        "igmp_snoop_clone_failed",
-        "Copies of forwarded frames the tc classifier could not make (a port missed the frame)",
-        clone_failed,
-    );
+    // Counters of copies, not frames: each a metric of its own.
+    for (name, help, counter) in [
+        (
+            "igmp_snoop_egress_filtered",
+            "Copies of forwarded frames the egress check kept from a port",
+            DataCounter::EgressFiltered,
+        ),
+        (
+            "igmp_snoop_clone_failed",
+            "Copies of forwarded frames the tc classifier could not make (a port missed the frame)",
+            DataCounter::CloneFailed,
+        ),
+    ] {
+        let copies = PromCounter::<u64>::default();
+        copies.inc_by(snapshot.data.frames[counter as usize]);
+        registry.register(name, help, copies);
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_text::encode(&mut out, &registry);

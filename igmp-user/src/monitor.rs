@@ -166,11 +166,6 @@ pub fn socket_path(pin_dir: &Path) -> PathBuf {
 }
 
 /// Accepts monitors on the socket of `pin_dir` and streams `events` to each.
-/// The socket beside a daemon's lock file (`instance`), which removes both.
-pub fn socket_path_of_lock(lock: &Path) -> PathBuf {
-    lock.with_extension("sock")
-}
-
 pub async fn serve(pin_dir: &Path, events: broadcast::Sender<MonitorEvent>) -> Result<()> {
     let path = socket_path(pin_dir);
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("creating {RUN_DIR}"))?;

@@ -1,9 +1,16 @@
 //! The option enums that both the flags and the configuration file take,
-//! and the components that act on them read. A leaf: it imports nothing of
+//! and the components that act on them read, and what a group option may name. A leaf: it imports nothing of
 //! this crate, so `cli`, `config`, `settings`, the loader and the daemon
 //! all build on it without importing each other.
 
 use serde::Deserialize;
+
+/// Whether `group` is one a port can be a member of: multicast and outside
+/// 224.0.0.0/24, which is always flooded (RFC 4541 §2.1.2). For the static
+/// groups the operator names, in the file and through `mdb add`.
+pub fn is_snooped_group(group: std::net::Ipv4Addr) -> bool {
+    group.is_multicast() && group.octets()[..3] != [224, 0, 0]
+}
 
 /// What happens to multicast data for groups no port joined (`--unregistered`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::{
-    options::{AttachMode, RouterModeName, UnregisteredPolicy},
+    options::{is_snooped_group, AttachMode, RouterModeName, UnregisteredPolicy},
     timers::Timers,
 };
 
@@ -242,7 +242,7 @@ impl Config {
             if let Some(group) = options
                 .static_groups
                 .iter()
-                .find(|group| !group.is_multicast() || group.octets()[..3] == [224, 0, 0])
+                .find(|group| !is_snooped_group(**group))
             {
                 return Err(ConfigError::Inconsistent {
                     path: path.to_path_buf(),

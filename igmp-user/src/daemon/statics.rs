@@ -7,7 +7,10 @@
 //! group limits, which are against report floods.
 
 use super::*;
-use crate::control::{Reply, Request};
+use crate::{
+    control::{Reply, Request},
+    options::is_snooped_group,
+};
 
 impl Daemon {
     /// A request from the control socket.
@@ -45,19 +48,23 @@ impl Daemon {
             .with_context(|| format!("{port}: not a port this daemon snoops"))
     }
 
+    /// The membership of `port` (a snooped one) in `group` on VLAN `vid`.
+    fn request_key(&self, port: &str, group: Ipv4Addr, vid: u16) -> Result<MembershipKey> {
+        Ok(MembershipKey {
+            ifindex: self.snooped_port(port)?,
+            vlan: vid,
+            inner_vlan: 0,
+            group: group.octets(),
+        })
+    }
+
     pub(super) fn add_static(&mut self, port: &str, group: Ipv4Addr, vid: u16) -> Result<String> {
-        let ifindex = self.snooped_port(port)?;
-        if !group.is_multicast() || group.octets()[..3] == [224, 0, 0] {
+        let key = self.request_key(port, group, vid)?;
+        if !is_snooped_group(group) {
             anyhow::bail!(
                 "{group}: not a group to snoop (a multicast address outside 224.0.0.0/24, which is always flooded)"
             );
         }
-        let key = MembershipKey {
-            ifindex,
-            vlan: vid,
-            inner_vlan: 0,
-            group: group.octets(),
-        };
         let now = monotonic_ns();
         let entry = match self.tables.membership.get(&key, 0) {
             // A learned membership becomes static; its hosts' sources stay.
@@ -91,13 +98,7 @@ impl Daemon {
     }
 
     fn delete_membership(&mut self, port: &str, group: Ipv4Addr, vid: u16) -> Result<String> {
-        let ifindex = self.snooped_port(port)?;
-        let key = MembershipKey {
-            ifindex,
-            vlan: vid,
-            inner_vlan: 0,
-            group: group.octets(),
-        };
+        let key = self.request_key(port, group, vid)?;
         if !self.remove_on_request(key) {
             anyhow::bail!("port {port} vid {vid} group {group}: no such membership");
         }
