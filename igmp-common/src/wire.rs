@@ -439,6 +439,15 @@ impl MembershipKey {
 }
 
 impl GroupKey {
+    /// Group `group` outside any VLAN.
+    pub const fn untagged(group: [u8; 4]) -> Self {
+        Self {
+            vlan: 0,
+            inner_vlan: 0,
+            group,
+        }
+    }
+
     /// This group's membership on port `ifindex`.
     pub const fn on_port(&self, ifindex: u32) -> MembershipKey {
         MembershipKey {

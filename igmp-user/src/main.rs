@@ -277,8 +277,10 @@ fn prepare(
     settings: &RunSettings,
 ) -> Result<(Tables, RingBuf<MapData>, UnboundedReceiver<links::LinkNote>)> {
     let mut tables = Tables::open(&settings.pin_dir)?;
-    tables.write_settings(&settings.timers, settings.limits.max_groups)?;
-    tables.reconcile_group_counts()?;
+    tables
+        .forwarding
+        .write_settings(&settings.timers, settings.limits.max_groups)?;
+    tables.learned.reconcile_group_counts()?;
     let events = tables::open_events(&settings.pin_dir)?;
     Ok((tables, events, links::watch()?))
 }
@@ -434,7 +436,7 @@ fn stats(args: &ShowArgs) -> Result<()> {
     let (tables, state) = tables_to_print(&pin_dir)?;
     let counters = tables.port_counters();
     let data = tables.data_counters();
-    let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
+    let ports: Vec<_> = tables.ports.ports.iter().filter_map(Result::ok).collect();
     let limits = view::limit_rows(&tables.groups_in_use(), &ports, &tables.settings());
     let attached = loader::attachments(&pin_dir);
     if args.json {

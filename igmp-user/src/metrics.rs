@@ -62,7 +62,7 @@ impl Snapshot {
             .collect();
         let mut counted = tables.port_counters();
         // A port attached but not yet sent a frame has no counters entry.
-        for ifindex in tables.ports.keys().filter_map(Result::ok) {
+        for ifindex in tables.ports.ports.keys().filter_map(Result::ok) {
             if !counted.iter().any(|(known, _)| *known == ifindex) {
                 counted.push((ifindex, PortCounters::default()));
             }

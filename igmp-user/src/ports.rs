@@ -6,15 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use aya::{programs::ProgramFd, Ebpf};
-use igmp_common::{router_flags, router_mode, PortSettings, RouterKey, RouterPort};
+use igmp_common::{router_mode, PortSettings};
 use tracing::{info, warn};
 
 use crate::{
     interfaces,
     loader::{self, Attachment, PortMode},
     settings::PortOptions,
-    tables::Tables,
-    timers::monotonic_ns,
+    tables::PortMaps,
 };
 
 /// The options of one snooped port.
@@ -146,48 +145,41 @@ impl PortSet {
     }
 
     /// Makes the maps say what the plan says, replacing what an earlier run left.
-    pub fn publish(&self, tables: &mut Tables) -> Result<()> {
-        let stale: Vec<u32> = tables.ports.keys().filter_map(Result::ok).collect();
+    pub fn publish(&self, maps: &mut PortMaps) -> Result<()> {
+        let stale: Vec<u32> = maps.ports.keys().filter_map(Result::ok).collect();
         for ifindex in stale {
-            let _ = tables.ports.remove(&ifindex);
+            let _ = maps.ports.remove(&ifindex);
         }
-        let stale: Vec<u32> = tables.egress_ports.keys().filter_map(Result::ok).collect();
+        let stale: Vec<u32> = maps.egress_ports.keys().filter_map(Result::ok).collect();
         for ifindex in stale {
-            let _ = tables.egress_ports.remove(ifindex);
+            let _ = maps.egress_ports.remove(ifindex);
         }
         for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
-            self.add_egress(tables, port.plan.ifindex)?;
+            self.add_egress(maps, port.plan.ifindex)?;
         }
-        tables.write_port_list(&self.ifindexes())?;
+        maps.write_port_list(&self.ifindexes())?;
         for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
-            write_settings(tables, port)?;
-        }
-        demote_unlisted_permanent_routers(tables, &self.plans())?;
-        for port in self
-            .ports
-            .iter()
-            .filter(|port| port.plan.options.router_mode == router_mode::PERMANENT)
-        {
-            if port.plan.ifindex != 0 {
-                make_permanent_router(tables, port.plan.ifindex).with_context(|| {
-                    format!(
-                        "{}: making it a permanent router port",
-                        port.plan.options.name
-                    )
-                })?;
-            }
+            write_settings(maps, port)?;
         }
         Ok(())
     }
 
-    fn plans(&self) -> Vec<PortPlan> {
-        self.ports.iter().map(|port| port.plan.clone()).collect()
+    /// The ports configured as permanent router ports, present and
+    /// forwarding: the membership component keeps their `ROUTER_PORTS` entries.
+    pub fn permanent_routers(&self) -> Vec<u32> {
+        self.ports
+            .iter()
+            .filter(|port| port.plan.options.router_mode == router_mode::PERMANENT)
+            .filter(|port| !port.blocked)
+            .map(|port| port.plan.ifindex)
+            .filter(|&ifindex| ifindex != 0)
+            .collect()
     }
 
     /// Compares every port with the interfaces that exist now: a port whose
     /// interface vanished is dropped from the maps, one that came back is
     /// attached again.
-    pub fn resync(&mut self, tables: &mut Tables) -> Vec<PortChange> {
+    pub fn resync(&mut self, maps: &mut PortMaps) -> Vec<PortChange> {
         let mut changes = Vec::new();
         for index in 0..self.ports.len() {
             let now =
@@ -197,10 +189,10 @@ impl PortSet {
                 continue;
             }
             if known != 0 {
-                changes.push(self.forget(index, tables));
+                changes.push(self.forget(index, maps));
             }
             if now != 0 {
-                if let Some(change) = self.reattach(index, now, tables) {
+                if let Some(change) = self.reattach(index, now, maps) {
                     changes.push(change);
                 }
             }
@@ -208,24 +200,24 @@ impl PortSet {
         changes
     }
 
-    fn forget(&mut self, index: usize, tables: &mut Tables) -> PortChange {
+    fn forget(&mut self, index: usize, maps: &mut PortMaps) -> PortChange {
         let port = &mut self.ports[index];
         let ifindex = port.plan.ifindex;
         // The kernel detached the program with the interface; the pin is all that is left.
         if let Some(attachment) = port.attachment.take() {
             let _ = attachment.detach();
         }
-        let _ = tables.ports.remove(&ifindex);
-        let _ = tables.egress_ports.remove(ifindex);
+        let _ = maps.ports.remove(&ifindex);
+        let _ = maps.egress_ports.remove(ifindex);
         port.plan.ifindex = 0;
         let name = port.plan.options.name.clone();
-        if let Err(error) = tables.write_port_list(&self.ifindexes()) {
+        if let Err(error) = maps.write_port_list(&self.ifindexes()) {
             warn!("{name}: {error:#}");
         }
         PortChange::Gone { name, ifindex }
     }
 
-    fn reattach(&mut self, index: usize, ifindex: u32, tables: &mut Tables) -> Option<PortChange> {
+    fn reattach(&mut self, index: usize, ifindex: u32, maps: &mut PortMaps) -> Option<PortChange> {
         let name = self.ports[index].plan.options.name.clone();
         match loader::attach(&mut self.ebpf, &name, self.mode, &self.pin_dir) {
             Ok(attachment) => {
@@ -233,16 +225,13 @@ impl PortSet {
                 port.attachment = Some(attachment);
                 port.plan.ifindex = ifindex;
                 port.blocked = false;
-                if let Err(error) = write_settings(tables, port) {
+                if let Err(error) = write_settings(maps, port) {
                     warn!("{name}: {error:#}");
                 }
-                if port.plan.options.router_mode == router_mode::PERMANENT {
-                    let _ = make_permanent_router(tables, ifindex);
-                }
-                if let Err(error) = self.add_egress(tables, ifindex) {
+                if let Err(error) = self.add_egress(maps, ifindex) {
                     warn!("{name}: {error:#}");
                 }
-                if let Err(error) = tables.write_port_list(&self.ifindexes()) {
+                if let Err(error) = maps.write_port_list(&self.ifindexes()) {
                     warn!("{name}: {error:#}");
                 }
                 Some(PortChange::Back { name, ifindex })
@@ -260,10 +249,9 @@ impl PortSet {
     }
 
     /// Makes port `ifindex` a destination of the fast path, behind the egress filter.
-    fn add_egress(&self, tables: &mut Tables, ifindex: u32) -> Result<()> {
+    fn add_egress(&self, maps: &mut PortMaps, ifindex: u32) -> Result<()> {
         let filter = loader::egress_program_fd(&self.ebpf)?;
-        tables
-            .egress_ports
+        maps.egress_ports
             .insert(ifindex, ifindex, Some(filter), 0)
             .with_context(|| format!("adding ifindex {ifindex} to the EGRESS_PORTS devmap"))
     }
@@ -273,7 +261,7 @@ impl PortSet {
         &mut self,
         ifindex: u32,
         state: u8,
-        tables: &mut Tables,
+        maps: &mut PortMaps,
     ) -> Option<PortChange> {
         let port = self
             .ports
@@ -284,7 +272,7 @@ impl PortSet {
             return None;
         }
         port.blocked = blocked;
-        if let Err(error) = write_settings(tables, port) {
+        if let Err(error) = write_settings(maps, port) {
             warn!("{}: {error:#}", port.plan.options.name);
         }
         let name = port.plan.options.name.clone();
@@ -337,7 +325,7 @@ fn detach_new(ports: Vec<Port>) {
     }
 }
 
-fn write_settings(tables: &mut Tables, port: &Port) -> Result<()> {
+fn write_settings(maps: &mut PortMaps, port: &Port) -> Result<()> {
     let options = &port.plan.options;
     let settings = PortSettings {
         router_mode: options.router_mode,
@@ -350,8 +338,7 @@ fn write_settings(tables: &mut Tables, port: &Port) -> Result<()> {
         report_burst: options.report_burst,
         ..PortSettings::default()
     };
-    tables
-        .ports
+    maps.ports
         .insert(port.plan.ifindex, settings, 0)
         .with_context(|| {
             format!(
@@ -359,40 +346,4 @@ fn write_settings(tables: &mut Tables, port: &Port) -> Result<()> {
                 port.plan.options.name
             )
         })
-}
-
-/// A port no longer configured permanent ages out like a learned one.
-fn demote_unlisted_permanent_routers(tables: &mut Tables, plan: &[PortPlan]) -> Result<()> {
-    let permanent = |ifindex: u32| {
-        plan.iter().any(|port| {
-            port.ifindex == ifindex && port.options.router_mode == router_mode::PERMANENT
-        })
-    };
-    let demoted: Vec<(RouterKey, RouterPort)> = tables
-        .router_ports()
-        .into_iter()
-        .filter(|(key, router)| {
-            router.flags & router_flags::PERMANENT != 0 && !permanent(key.ifindex)
-        })
-        .collect();
-    for (key, mut router) in demoted {
-        router.flags &= !router_flags::PERMANENT;
-        router.last_query_ns = monotonic_ns();
-        tables.routers.insert(key, router, 0)?;
-    }
-    Ok(())
-}
-
-/// Static router ports are kept for the untagged VLAN.
-fn make_permanent_router(tables: &mut Tables, ifindex: u32) -> Result<()> {
-    let key = RouterKey {
-        ifindex,
-        vlan: 0,
-        inner_vlan: 0,
-    };
-    let mut router = tables.routers.get(&key, 0).unwrap_or_default();
-    router.flags |= router_flags::PERMANENT;
-    router.last_query_ns = monotonic_ns();
-    tables.routers.insert(key, router, 0)?;
-    Ok(())
 }

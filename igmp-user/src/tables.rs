@@ -1,6 +1,7 @@
-//! The pinned maps, opened by path: the daemon and every CLI command that
-//! reads the table use the same handles, so what `show` prints is what the
-//! XDP program sees.
+//! The pinned maps, opened by path and grouped by the component that writes
+//! them (ARCHITECTURE.md, "Who writes each map"): the daemon hands each group
+//! to its owner, and every CLI command that reads the table uses the same
+//! handles, so what `show` prints is what the packet programs see.
 
 use std::path::{Path, PathBuf};
 
@@ -17,33 +18,56 @@ use igmp_common::{
 use crate::timers::Timers;
 
 pub struct Tables {
+    pub learned: LearnedMaps,
+    pub forwarding: ForwardingMaps,
+    pub ports: PortMaps,
+    pub statistics: StatisticsMaps,
+}
+
+/// What the programs learn from the wire and the daemon ages: the daemon's
+/// membership component owns these.
+pub struct LearnedMaps {
     pub membership: HashMap<MapData, MembershipKey, Membership>,
     pub sources: HashMap<MapData, SourceKey, SourceEntry>,
     pub routers: HashMap<MapData, RouterKey, RouterPort>,
-    pub counters: PerCpuHashMap<MapData, u32, PortCounters>,
-    pub settings: Array<MapData, Settings>,
-    pub ports: HashMap<MapData, u32, PortSettings>,
     pub hosts: HashMap<MapData, HostKey, HostEntry>,
     /// When each membership last heard an IGMPv1 report; read only here.
     pub v1_hosts: HashMap<MapData, MembershipKey, u64>,
-    pub groups: HashMap<MapData, GroupKey, GroupEntry>,
-    pub egress_ports: DevMapHash<MapData>,
-    pub data_counters: PerCpuArray<MapData, DataCounters>,
+    /// Router ports the XDP program learned; read only here.
+    pub router_epoch: Array<MapData, u32>,
     /// Entries the XDP program made, per port (0: all); read only here.
     pub groups_added: HashMap<MapData, u32, u64>,
     /// Entries removed, per port (0: all); only the daemon writes it.
     pub groups_removed: HashMap<MapData, u32, u64>,
-    /// Router ports the XDP program learned; read only here.
-    pub router_epoch: Array<MapData, u32>,
+    /// Removals counted but not yet added to `groups_removed`: a sweep of
+    /// many expiries writes each port's count once (`publish_removed`).
+    removed_pending: std::collections::BTreeMap<u32, u64>,
+}
+
+/// What the fast path forwards by, worked out by the daemon's forwarding
+/// component, and the switch-wide settings written at start.
+pub struct ForwardingMaps {
+    pub groups: HashMap<MapData, GroupKey, GroupEntry>,
     /// Devmaps of destination ports, shared by groups; only the daemon writes it.
     pub dest_sets: ArrayOfMaps<MapData, DevMapHash<MapData>>,
     /// The same sets as port lists, for tc; only the daemon writes it.
     pub set_port_lists: Array<MapData, PortList>,
+    pub settings: Array<MapData, Settings>,
+}
+
+/// The snooped ports as the programs see them: written by `ports.rs`.
+pub struct PortMaps {
+    pub ports: HashMap<MapData, u32, PortSettings>,
+    pub egress_ports: DevMapHash<MapData>,
     /// Every snooped port, for tc; only the daemon writes it.
     pub port_list: Array<MapData, u32>,
-    /// Removals counted but not yet added to `groups_removed`: a sweep of
-    /// many expiries writes each port's count once (`publish_removed`).
-    removed_pending: std::collections::BTreeMap<u32, u64>,
+}
+
+/// Counters the programs keep; user space only reads them (and drops a
+/// vanished port's).
+pub struct StatisticsMaps {
+    pub counters: PerCpuHashMap<MapData, u32, PortCounters>,
+    pub data_counters: PerCpuArray<MapData, DataCounters>,
 }
 
 /// The key of the whole-switch counts in `groups_added` / `groups_removed`.
@@ -52,39 +76,93 @@ pub const ALL_PORTS: u32 = 0;
 impl Tables {
     pub fn open(pin_dir: &Path) -> Result<Self> {
         Ok(Self {
-            membership: open(pin_dir, map_names::MEMBERSHIP)?,
-            sources: open(pin_dir, map_names::SOURCES)?,
-            routers: open(pin_dir, map_names::ROUTER_PORTS)?,
-            counters: open(pin_dir, map_names::COUNTERS)?,
-            settings: open(pin_dir, map_names::SETTINGS)?,
-            ports: open(pin_dir, map_names::PORTS)?,
-            hosts: open(pin_dir, map_names::HOSTS)?,
-            v1_hosts: open(pin_dir, map_names::V1_HOSTS)?,
-            groups: open(pin_dir, map_names::GROUPS)?,
-            egress_ports: open(pin_dir, map_names::EGRESS_PORTS)?,
-            data_counters: open(pin_dir, map_names::DATA_COUNTERS)?,
-            groups_added: open(pin_dir, map_names::GROUPS_ADDED)?,
-            groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
-            router_epoch: open(pin_dir, map_names::ROUTER_EPOCH)?,
-            dest_sets: open(pin_dir, map_names::DEST_SETS)?,
-            set_port_lists: open(pin_dir, map_names::SET_PORT_LISTS)?,
-            port_list: open(pin_dir, map_names::PORT_LIST)?,
-            removed_pending: Default::default(),
+            learned: LearnedMaps {
+                membership: open(pin_dir, map_names::MEMBERSHIP)?,
+                sources: open(pin_dir, map_names::SOURCES)?,
+                routers: open(pin_dir, map_names::ROUTER_PORTS)?,
+                hosts: open(pin_dir, map_names::HOSTS)?,
+                v1_hosts: open(pin_dir, map_names::V1_HOSTS)?,
+                router_epoch: open(pin_dir, map_names::ROUTER_EPOCH)?,
+                groups_added: open(pin_dir, map_names::GROUPS_ADDED)?,
+                groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
+                removed_pending: Default::default(),
+            },
+            forwarding: ForwardingMaps {
+                groups: open(pin_dir, map_names::GROUPS)?,
+                dest_sets: open(pin_dir, map_names::DEST_SETS)?,
+                set_port_lists: open(pin_dir, map_names::SET_PORT_LISTS)?,
+                settings: open(pin_dir, map_names::SETTINGS)?,
+            },
+            ports: PortMaps {
+                ports: open(pin_dir, map_names::PORTS)?,
+                egress_ports: open(pin_dir, map_names::EGRESS_PORTS)?,
+                port_list: open(pin_dir, map_names::PORT_LIST)?,
+            },
+            statistics: StatisticsMaps {
+                counters: open(pin_dir, map_names::COUNTERS)?,
+                data_counters: open(pin_dir, map_names::DATA_COUNTERS)?,
+            },
         })
     }
 
-    /// Makes `PORT_LIST` hold `ports` from index 0 on, 0 after the last.
-    pub fn write_port_list(&mut self, ports: &[u32]) -> Result<()> {
-        let capacity = self.port_list.len();
-        if ports.len() >= capacity as usize {
-            anyhow::bail!("{} ports: PORT_LIST holds {}", ports.len(), capacity - 1);
-        }
-        // The end marker first: a reader meanwhile sees a shorter list, never a stale port past the end.
-        self.port_list.set(ports.len() as u32, 0, 0)?;
-        for (index, port) in ports.iter().enumerate().rev() {
-            self.port_list.set(index as u32, port, 0)?;
-        }
-        Ok(())
+    /// Every membership entry, sorted by (port, VLAN, group).
+    pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
+        self.learned.memberships()
+    }
+
+    pub fn source_entries(&self) -> Vec<(SourceKey, SourceEntry)> {
+        self.learned.source_entries()
+    }
+
+    pub fn router_ports(&self) -> Vec<(RouterKey, RouterPort)> {
+        self.learned.router_ports()
+    }
+
+    /// The timers the running daemon published, or the RFC defaults.
+    pub fn settings(&self) -> Settings {
+        self.forwarding.settings()
+    }
+
+    /// Per-port counters summed over CPUs.
+    pub fn port_counters(&self) -> Vec<(u32, PortCounters)> {
+        self.statistics.port_counters()
+    }
+
+    /// Data-path counters summed over CPUs.
+    pub fn data_counters(&self) -> DataCounters {
+        self.statistics.data_totals()
+    }
+
+    /// Groups each port holds against its limit, as the XDP program counts
+    /// them (added - removed), by ifindex; 0 is the whole switch.
+    pub fn groups_in_use(&self) -> Vec<(u32, u64)> {
+        let learned = &self.learned;
+        let mut rows: Vec<_> = learned
+            .groups_added
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(ifindex, added)| {
+                let removed = learned.groups_removed.get(&ifindex, 0).unwrap_or(0);
+                (ifindex, added.saturating_sub(removed))
+            })
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+}
+
+impl LearnedMaps {
+    /// Every membership entry, sorted by (port, VLAN, group).
+    pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
+        sorted(&self.membership)
+    }
+
+    pub fn source_entries(&self) -> Vec<(SourceKey, SourceEntry)> {
+        sorted(&self.sources)
+    }
+
+    pub fn router_ports(&self) -> Vec<(RouterKey, RouterPort)> {
+        sorted(&self.routers)
     }
 
     /// Removes a membership entry and counts it as removed; the place it
@@ -117,22 +195,6 @@ impl Tables {
         }
     }
 
-    /// Groups each port holds against its limit, as the XDP program counts
-    /// them (added - removed), by ifindex; 0 is the whole switch.
-    pub fn groups_in_use(&self) -> Vec<(u32, u64)> {
-        let mut rows: Vec<_> = self
-            .groups_added
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(ifindex, added)| {
-                let removed = self.groups_removed.get(&ifindex, 0).unwrap_or(0);
-                (ifindex, added.saturating_sub(removed))
-            })
-            .collect();
-        rows.sort_unstable();
-        rows
-    }
-
     /// Sets the removed counts so that added - removed is what the table
     /// holds: a daemon killed between a removal and its count would
     /// otherwise leave a port short of places for good. Run at start-up.
@@ -156,7 +218,9 @@ impl Tables {
         }
         Ok(())
     }
+}
 
+impl ForwardingMaps {
     /// Publishes the timers in force for the CLI's countdowns, and the
     /// switch-wide group limit for the XDP program.
     pub fn write_settings(&mut self, timers: &Timers, max_groups: u32) -> Result<()> {
@@ -194,19 +258,6 @@ impl Tables {
             .context("writing the SETTINGS map")
     }
 
-    /// Data-path counters summed over CPUs.
-    pub fn data_counters(&self) -> DataCounters {
-        let mut total = DataCounters::default();
-        if let Ok(per_cpu) = self.data_counters.get(&0, 0) {
-            for block in per_cpu.iter() {
-                for (sum, value) in total.frames.iter_mut().zip(block.frames) {
-                    *sum += value;
-                }
-            }
-        }
-        total
-    }
-
     /// The timers the running daemon published, or the RFC defaults.
     pub fn settings(&self) -> Settings {
         let stored = self.settings.get(&0, 0).unwrap_or_default();
@@ -223,24 +274,36 @@ impl Tables {
             ..stored
         }
     }
+}
 
-    /// Every membership entry, sorted by (port, VLAN, group).
-    pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
-        let mut rows: Vec<_> = self.membership.iter().filter_map(Result::ok).collect();
-        rows.sort_by_key(|(key, _)| *key);
-        rows
+impl PortMaps {
+    /// Makes `PORT_LIST` hold `ports` from index 0 on, 0 after the last.
+    pub fn write_port_list(&mut self, ports: &[u32]) -> Result<()> {
+        let capacity = self.port_list.len();
+        if ports.len() >= capacity as usize {
+            anyhow::bail!("{} ports: PORT_LIST holds {}", ports.len(), capacity - 1);
+        }
+        // The end marker first: a reader meanwhile sees a shorter list, never a stale port past the end.
+        self.port_list.set(ports.len() as u32, 0, 0)?;
+        for (index, port) in ports.iter().enumerate().rev() {
+            self.port_list.set(index as u32, port, 0)?;
+        }
+        Ok(())
     }
+}
 
-    pub fn source_entries(&self) -> Vec<(SourceKey, SourceEntry)> {
-        let mut rows: Vec<_> = self.sources.iter().filter_map(Result::ok).collect();
-        rows.sort_by_key(|(key, _)| *key);
-        rows
-    }
-
-    pub fn router_ports(&self) -> Vec<(RouterKey, RouterPort)> {
-        let mut rows: Vec<_> = self.routers.iter().filter_map(Result::ok).collect();
-        rows.sort_by_key(|(key, _)| *key);
-        rows
+impl StatisticsMaps {
+    /// Data-path counters summed over CPUs.
+    pub fn data_totals(&self) -> DataCounters {
+        let mut total = DataCounters::default();
+        if let Ok(per_cpu) = self.data_counters.get(&0, 0) {
+            for block in per_cpu.iter() {
+                for (sum, value) in total.frames.iter_mut().zip(block.frames) {
+                    *sum += value;
+                }
+            }
+        }
+        total
     }
 
     /// Per-port counters summed over CPUs.
@@ -254,6 +317,17 @@ impl Tables {
         rows.sort_by_key(|(ifindex, _)| *ifindex);
         rows
     }
+}
+
+/// Every entry of a hash map, sorted by key.
+fn sorted<K, V>(map: &HashMap<MapData, K, V>) -> Vec<(K, V)>
+where
+    K: aya::Pod + Ord,
+    V: aya::Pod,
+{
+    let mut rows: Vec<_> = map.iter().filter_map(Result::ok).collect();
+    rows.sort_by_key(|(key, _)| *key);
+    rows
 }
 
 /// The events ring buffer (one reader: the daemon).

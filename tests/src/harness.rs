@@ -206,7 +206,13 @@ impl Harness {
     }
 
     pub fn hosts(&self) -> Vec<(HostKey, HostEntry)> {
-        let mut rows: Vec<_> = self.tables.hosts.iter().filter_map(Result::ok).collect();
+        let mut rows: Vec<_> = self
+            .tables
+            .learned
+            .hosts
+            .iter()
+            .filter_map(Result::ok)
+            .collect();
         rows.sort_by_key(|(key, _)| *key);
         rows
     }
@@ -258,10 +264,10 @@ pub fn table_snapshot(tables: &Tables) -> TableSnapshot {
         bytes
     }
     vec![
-        ("MEMBERSHIP", entries(tables.membership.iter())),
-        ("SOURCES", entries(tables.sources.iter())),
-        ("ROUTER_PORTS", entries(tables.routers.iter())),
-        ("HOSTS", entries(tables.hosts.iter())),
+        ("MEMBERSHIP", entries(tables.learned.membership.iter())),
+        ("SOURCES", entries(tables.learned.sources.iter())),
+        ("ROUTER_PORTS", entries(tables.learned.routers.iter())),
+        ("HOSTS", entries(tables.learned.hosts.iter())),
     ]
 }
 

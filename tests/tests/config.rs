@@ -21,7 +21,7 @@ fn the_daemon_takes_timers_and_port_options_from_the_file() {
     );
     let snooped = Snooped::new(2, &["--config", config.to_str().unwrap()]);
     let tables = snooped.tables();
-    let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
+    let ports: Vec<_> = tables.ports.ports.iter().filter_map(Result::ok).collect();
     let settings_of = |ifindex: u32| ports.iter().find(|(index, _)| *index == ifindex).unwrap().1;
     assert_eq!(settings_of(snooped.port(0)).fast_leave, 1);
     assert_eq!(

@@ -69,6 +69,7 @@ fn seeded_harness(hook: TestHook) -> Harness {
     harness
         .tables
         .ports
+        .ports
         .insert(TEST_RUN_IFINDEX, fast_leave, 0)
         .unwrap();
     harness.run(&v2_report(SEED_HOST, SEEDED));

@@ -27,6 +27,7 @@ fn group_key(vlan: u16) -> GroupKey {
 fn write_entry(harness: &mut Harness, vlan: u16, entry: GroupEntry) {
     harness
         .tables
+        .forwarding
         .groups
         .insert(group_key(vlan), entry, 0)
         .unwrap();
@@ -51,6 +52,7 @@ fn register_sole_port(harness: &mut Harness, port: u32) {
     write_entry(harness, 0, entry);
     harness
         .tables
+        .ports
         .egress_ports
         .insert(OTHER_PORT, TEST_RUN_IFINDEX, None, 0)
         .unwrap();
@@ -67,12 +69,18 @@ fn register_dest_set(harness: &mut Harness, slot: u32) {
 }
 
 fn entry_now(harness: &Harness) -> GroupEntry {
-    harness.tables.groups.get(&group_key(0), 0).unwrap()
+    harness
+        .tables
+        .forwarding
+        .groups
+        .get(&group_key(0), 0)
+        .unwrap()
 }
 
 fn set_policy(harness: &mut Harness, policy: u8, reports_to_routers: bool) {
     harness
         .tables
+        .forwarding
         .write_forwarding(policy, reports_to_routers, false, false)
         .unwrap();
     let settings: Settings = harness.tables.settings();
@@ -134,7 +142,7 @@ fn a_router_port_learned_since_brings_the_broadcast_back() {
         ),
     );
     harness.run(&query);
-    assert_eq!(harness.tables.router_epoch.get(&0, 0).unwrap(), 1);
+    assert_eq!(harness.tables.learned.router_epoch.get(&0, 0).unwrap(), 1);
     assert_eq!(
         harness.run(&udp_data(&[], SENDER, GROUP, 100)),
         XDP_REDIRECT
@@ -146,7 +154,7 @@ fn a_router_port_learned_since_brings_the_broadcast_back() {
     );
     // Refreshing the known router port changes nothing more.
     harness.run(&query);
-    assert_eq!(harness.tables.router_epoch.get(&0, 0).unwrap(), 1);
+    assert_eq!(harness.tables.learned.router_epoch.get(&0, 0).unwrap(), 1);
 }
 
 #[test]
@@ -288,6 +296,7 @@ fn with_the_fast_path_off_data_and_reports_go_to_the_kernel_and_learning_goes_on
     register(&mut harness, 0, 0);
     harness
         .tables
+        .forwarding
         .write_forwarding(unregistered::DROP, true, false, true)
         .unwrap();
     assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);

@@ -115,7 +115,7 @@ fn a_full_ring_buffer_is_counted_and_the_daemon_catches_up_from_the_table() {
     // The daemon reads the table for what the lost events said: every group
     // gets a fast-path entry and, unrefreshed, expires.
     snooped.wait_until("every group registered", Duration::from_secs(10), || {
-        snooped.tables().groups.keys().count() == groups.len()
+        snooped.tables().forwarding.groups.keys().count() == groups.len()
     });
     snooped.wait_until("every group expired", Duration::from_secs(20), || {
         snooped.pairs().is_empty()
@@ -198,7 +198,10 @@ fn multicast_keeps_flowing_through_the_fast_path_while_the_daemon_is_replaced(
         forwarded - forwarded_before
     );
     assert!(
-        snooped.lab.daemon_log().contains("adopting 1 groups"),
+        snooped
+            .lab
+            .daemon_log()
+            .contains("adopting the table groups=1"),
         "{}",
         snooped.lab.daemon_log()
     );

@@ -383,6 +383,7 @@ fn a_group_the_host_itself_joined_goes_through_the_kernel_and_reaches_it() {
         };
         snooped
             .tables()
+            .forwarding
             .groups
             .get(&key, 0)
             .is_ok_and(|entry| entry.flags & igmp_common::group_flags::LOCAL_LISTENER != 0)
@@ -410,7 +411,7 @@ fn entry_of(snooped: &Snooped, group: Ipv4Addr) -> Option<GroupEntry> {
         inner_vlan: 0,
         group: group.octets(),
     };
-    snooped.tables().groups.get(&key, 0).ok()
+    snooped.tables().forwarding.groups.get(&key, 0).ok()
 }
 
 fn data_frames(snooped: &Snooped, counter: DataCounter) -> u64 {

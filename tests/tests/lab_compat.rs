@@ -41,7 +41,7 @@ fn a_v2_leave_is_ignored_while_a_v1_host_is_behind_the_port() {
     });
     snooped.wait_until("the v1 report", Duration::from_secs(15), || {
         snooped.lab.daemon_log().contains("version=1")
-            || snooped.tables().v1_hosts.keys().next().is_some()
+            || snooped.tables().learned.v1_hosts.keys().next().is_some()
     });
     drop(v2_member);
     // The kernel leaves only if it reported last (RFC 2236 §6): a leave for sure.

@@ -199,7 +199,7 @@ fn behind_one_port_a_source_one_host_asks_for_is_never_excluded() {
             .source_entries()
             .iter()
             .any(|(_, entry)| entry.mode == filter_mode::INCLUDE);
-        asked && tables.groups.keys().next().is_some()
+        asked && tables.forwarding.groups.keys().next().is_some()
     };
     snooped.wait_until(
         "S1 asked for, the group registered",
@@ -246,7 +246,7 @@ fn behind_one_port_a_host_excluding_a_source_leaves_it_to_one_that_wants_all() {
     let excluder = lab.join_excluding(behind[1], G_ASM, s1).unwrap();
     let all = lab.join(behind[0], G_ASM).unwrap();
     snooped.wait_until("the group registered", Duration::from_secs(5), || {
-        snooped.tables().groups.keys().next().is_some()
+        snooped.tables().forwarding.groups.keys().next().is_some()
     });
     // Both hosts' state-change reports go at once; a query round to be sure.
     sleep(Duration::from_millis(1500));

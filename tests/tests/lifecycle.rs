@@ -51,7 +51,7 @@ fn sigkill_keeps_forwarding_state_and_a_restart_adopts_it() {
         log.contains("took over the attachment of p1 left by a previous daemon"),
         "{log}"
     );
-    assert!(log.contains("adopting 3 groups"), "{log}");
+    assert!(log.contains("adopting the table groups=3"), "{log}");
     let after = created(&snooped);
     for (entry, time) in &before {
         assert_eq!(
@@ -97,7 +97,7 @@ fn a_restart_in_the_other_hook_moves_every_port_and_keeps_the_table() {
         )
         .unwrap();
     let log = snooped.lab.daemon_log();
-    assert!(log.contains("adopting 1 groups"), "{log}");
+    assert!(log.contains("adopting the table groups=1"), "{log}");
     for port in ["p1", "p2"] {
         assert!(!xdp_on_link(&snooped, port), "{port} kept its XDP program");
         assert!(

@@ -20,6 +20,7 @@ fn with_port(harness: &mut Harness, port: PortSettings) {
     harness
         .tables
         .ports
+        .ports
         .insert(TEST_RUN_IFINDEX, port, 0)
         .unwrap();
 }
@@ -78,8 +79,8 @@ fn a_removed_group_gives_its_place_back() {
     }
     assert_eq!(held_groups(&harness), [group(1), group(2)]);
     let (first, _) = harness.memberships()[0];
-    assert!(harness.tables.remove_membership(&first));
-    harness.tables.publish_removed();
+    assert!(harness.tables.learned.remove_membership(&first));
+    harness.tables.learned.publish_removed();
     harness.run(&v2_report(HOST, group(3)));
     assert_eq!(held_groups(&harness), [group(2), group(3)]);
     assert_eq!(harness.in_use(TEST_RUN_IFINDEX), 2);
@@ -94,7 +95,12 @@ fn the_switch_limit_holds_whatever_the_port_allows() {
         max_groups: 2,
         ..harness.tables.settings()
     };
-    harness.tables.settings.set(0, settings, 0).unwrap();
+    harness
+        .tables
+        .forwarding
+        .settings
+        .set(0, settings, 0)
+        .unwrap();
     for n in 1..=4 {
         harness.run(&v2_report(HOST, group(n)));
     }

@@ -94,6 +94,7 @@ fn only_v1_reports_start_the_v1_host_present_timer(
     harness.run(&v2_report(HOST, GROUP_B));
     let timers: Vec<_> = harness
         .tables
+        .learned
         .v1_hosts
         .iter()
         .filter_map(Result::ok)
@@ -101,9 +102,25 @@ fn only_v1_reports_start_the_v1_host_present_timer(
         .collect();
     assert_eq!(timers, [(GROUP, true)], "v2 reports leave it alone");
     // A later v1 report restarts it in place.
-    let first = harness.tables.v1_hosts.iter().next().unwrap().unwrap().1;
+    let first = harness
+        .tables
+        .learned
+        .v1_hosts
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap()
+        .1;
     harness.run(&frame(&[], &v1));
-    let second = harness.tables.v1_hosts.iter().next().unwrap().unwrap().1;
+    let second = harness
+        .tables
+        .learned
+        .v1_hosts
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap()
+        .1;
     assert!(second > first);
 }
 

@@ -25,6 +25,7 @@ fn set_port(harness: &mut Harness, router_mode: u8, fast_leave: bool) {
     harness
         .tables
         .ports
+        .ports
         .insert(TEST_RUN_IFINDEX, settings, 0)
         .unwrap();
 }
@@ -90,7 +91,12 @@ fn a_query_on_a_permanent_router_port_keeps_it_permanent() {
         flags: router_flags::PERMANENT,
         ..RouterPort::default()
     };
-    harness.tables.routers.insert(key, permanent, 0).unwrap();
+    harness
+        .tables
+        .learned
+        .routers
+        .insert(key, permanent, 0)
+        .unwrap();
     harness.run(&general_query());
     let router = harness.routers()[0].1;
     assert_eq!(router.flags, router_flags::PERMANENT);
@@ -108,6 +114,7 @@ fn fast_leave_ports_track_each_reporting_host() {
     ));
     let hosts = |h: &Harness| -> Vec<[u8; 4]> {
         h.tables
+            .learned
             .hosts
             .keys()
             .filter_map(Result::ok)
@@ -130,7 +137,7 @@ fn fast_leave_ports_track_each_reporting_host() {
 fn ports_without_fast_leave_track_no_hosts() {
     let harness = Harness::new();
     harness.run(&v2_report(Ipv4Addr::new(10, 0, 0, 7), GROUP));
-    assert_eq!(harness.tables.hosts.keys().count(), 0);
+    assert_eq!(harness.tables.learned.hosts.keys().count(), 0);
 }
 
 #[test]
@@ -267,7 +274,7 @@ fn a_bridge_ports_mcast_router_and_fast_leave_are_the_defaults() {
     let snooped = Snooped::on(lab, &args);
     let _ = std::fs::remove_file(&config);
     let tables = snooped.tables();
-    let ports: Vec<_> = tables.ports.iter().filter_map(Result::ok).collect();
+    let ports: Vec<_> = tables.ports.ports.iter().filter_map(Result::ok).collect();
     let settings_of = |host: usize| {
         let ifindex = snooped.port(host);
         ports.iter().find(|(index, _)| *index == ifindex).unwrap().1

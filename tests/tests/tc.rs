@@ -38,7 +38,7 @@ impl Switch {
             .iter()
             .map(|host| lab.port_ifindex(&host.port).unwrap())
             .collect();
-        harness.tables.write_port_list(&ports).unwrap();
+        harness.tables.ports.write_port_list(&ports).unwrap();
         Self {
             lab,
             harness,
@@ -61,6 +61,7 @@ impl Switch {
         };
         self.harness
             .tables
+            .learned
             .membership
             .insert(key, entry, 0)
             .unwrap();
@@ -72,7 +73,12 @@ impl Switch {
             inner_vlan: 0,
             group: GROUP.octets(),
         };
-        self.harness.tables.groups.insert(key, entry, 0).unwrap();
+        self.harness
+            .tables
+            .forwarding
+            .groups
+            .insert(key, entry, 0)
+            .unwrap();
     }
 
     /// Slot `SLOT` of `SET_PORT_LISTS` lists the ports of `indexes`.
@@ -83,6 +89,7 @@ impl Switch {
         }
         self.harness
             .tables
+            .forwarding
             .set_port_lists
             .set(SLOT, list, 0)
             .unwrap();

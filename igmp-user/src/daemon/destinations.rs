@@ -26,7 +26,7 @@ use aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH;
 use igmp_common::{capacity, GroupKey, PortList};
 use tracing::warn;
 
-use crate::tables::Tables;
+use crate::tables::ForwardingMaps;
 
 /// A slot of `DEST_SETS` in use.
 #[derive(Debug)]
@@ -69,14 +69,14 @@ impl DestinationSets {
     /// every port: one port or none, no egress filter to hand, no slot left.
     pub(super) fn assign(
         &mut self,
-        tables: &mut Tables,
+        maps: &mut ForwardingMaps,
         egress: Option<&ProgramFd>,
         group: GroupKey,
         ports: &[u32],
     ) -> u32 {
         let set = match egress {
             Some(egress) if ports.len() > 1 => {
-                self.acquire(tables, egress, ports).unwrap_or_else(|error| {
+                self.acquire(maps, egress, ports).unwrap_or_else(|error| {
                     warn!("{error:#}");
                     0
                 })
@@ -95,7 +95,12 @@ impl DestinationSets {
     /// The `GroupEntry::dest_set` value for `ports` (sorted, at least two),
     /// one more user of it; 0 (broadcast to every port) when the set is too
     /// large or every slot is taken.
-    fn acquire(&mut self, tables: &mut Tables, egress: &ProgramFd, ports: &[u32]) -> Result<u32> {
+    fn acquire(
+        &mut self,
+        maps: &mut ForwardingMaps,
+        egress: &ProgramFd,
+        ports: &[u32],
+    ) -> Result<u32> {
         if ports.len() > capacity::SET_PORTS as usize {
             return Ok(0);
         }
@@ -106,7 +111,7 @@ impl DestinationSets {
         let Some(index) = self.free.pop().or_else(|| self.reclaim()) else {
             return Ok(0);
         };
-        if let Err(error) = write_set(tables, egress, index, ports) {
+        if let Err(error) = write_set(maps, egress, index, ports) {
             self.free.push(index);
             return Err(error);
         }
@@ -162,7 +167,12 @@ impl DestinationSets {
 }
 
 /// Makes a devmap of `ports`, each behind the egress filter, and puts it in slot `index`.
-fn write_set(tables: &mut Tables, egress: &ProgramFd, index: u32, ports: &[u32]) -> Result<()> {
+fn write_set(
+    maps: &mut ForwardingMaps,
+    egress: &ProgramFd,
+    index: u32,
+    ports: &[u32],
+) -> Result<()> {
     // Key: ifindex; value: ifindex and program fd (`bpf_devmap_val`).
     let definition = aya_obj::Map::new_from_params(
         BPF_MAP_TYPE_DEVMAP_HASH as u32,
@@ -180,12 +190,10 @@ fn write_set(tables: &mut Tables, egress: &ProgramFd, index: u32, ports: &[u32])
     }
     let mut list = PortList::default();
     list.ports[..ports.len()].copy_from_slice(ports);
-    tables
-        .set_port_lists
+    maps.set_port_lists
         .set(index, list, 0)
         .with_context(|| format!("SET_PORT_LISTS slot {index}"))?;
-    tables
-        .dest_sets
+    maps.dest_sets
         .set(index, &set, 0)
         .with_context(|| format!("DEST_SETS slot {index}"))
 }

@@ -1,15 +1,49 @@
-//! What the fast path reads from the daemon: which groups are registered
-//! (`GROUPS`), which the host itself listens to, and the policy for the rest.
+//! The forwarding component: it owns what the fast path reads from the
+//! daemon: which groups are registered and where their data goes
+//! (`GROUPS`, with the destination sets of `destinations.rs`), which groups
+//! the host itself listens to, and the policy for the rest (`SETTINGS`).
+//! It reads no other component's maps: the loop hands it each group's
+//! member ports and the router ports (`Routes`).
 
 use std::collections::{BTreeSet, HashMap};
 
-use igmp_common::{group_flags, unregistered, GroupEntry, GroupKey};
+use aya::programs::ProgramFd;
+use igmp_common::{group_flags, unregistered, GroupEntry, GroupKey, MembershipKey};
+use tracing::{debug, warn};
 
-use super::*;
+use super::{destinations::DestinationSets, Routes};
+use crate::{options::UnregisteredPolicy, tables::ForwardingMaps};
 
-impl Daemon {
+pub(super) struct Forwarding {
+    maps: ForwardingMaps,
+    /// The devmaps of the groups' destination ports.
+    destinations: DestinationSets,
+    /// The egress filter every destination set's entries carry; none
+    /// before the ports are attached (then every group broadcasts).
+    egress: Option<ProgramFd>,
+    unregistered: UnregisteredPolicy,
+    /// Whether some port has its own report or unregistered-group policy.
+    port_overrides: bool,
+    fast_path_off: bool,
+    /// Groups the host itself listens to (flagged in `GROUPS`).
+    local_groups: BTreeSet<[u8; 4]>,
+}
+
+impl Forwarding {
+    pub(super) fn new(maps: ForwardingMaps) -> Self {
+        Self {
+            maps,
+            destinations: DestinationSets::default(),
+            egress: None,
+            unregistered: UnregisteredPolicy::default(),
+            port_overrides: false,
+            fast_path_off: false,
+            local_groups: BTreeSet::new(),
+        }
+    }
+
     /// Turns the fast path off (learning goes on): on a VLAN-filtering bridge.
-    pub fn with_fast_path(mut self, on: bool) -> Self {
+    pub(super) fn set_fast_path(&mut self, on: bool) {
         if !on {
             warn!(
                 "a port's bridge filters VLANs: forwarding is left to the kernel (the bridge's own \
@@ -17,47 +51,50 @@ impl Daemon {
             );
         }
         self.fast_path_off = !on;
-        self.publish_forwarding();
-        self
     }
 
-    /// Sets the policy for unregistered groups and publishes it.
-    pub fn with_unregistered(mut self, policy: UnregisteredPolicy) -> Self {
+    pub(super) fn set_unregistered(&mut self, policy: UnregisteredPolicy) {
         self.unregistered = policy;
-        self.publish_forwarding();
-        self
+    }
+
+    /// The ports' egress filter, and whether some port overrides a policy.
+    pub(super) fn set_ports(&mut self, egress: Option<ProgramFd>, port_overrides: bool) {
+        self.egress = egress;
+        self.port_overrides = port_overrides;
     }
 
     /// Resolves the policy against the querier state, as the bridge does
     /// (`br_multicast_querier_exists`), and writes it where XDP reads it.
     /// Called again whenever that state changes: a querier elected, ours
     /// started, the other one fallen silent.
-    pub(super) fn publish_forwarding(&mut self) {
-        let querier_known = self.querier.current().is_some();
+    pub(super) fn publish_policy(&mut self, querier_known: bool) {
         let policy = match self.unregistered {
             UnregisteredPolicy::Auto if querier_known => unregistered::ROUTERS,
             UnregisteredPolicy::Auto | UnregisteredPolicy::Flood => unregistered::FLOOD,
             UnregisteredPolicy::Routers => unregistered::ROUTERS,
             UnregisteredPolicy::Drop => unregistered::DROP,
         };
-        let overrides = self.port_set.as_ref().is_some_and(PortSet::has_overrides);
-        let written =
-            self.tables
-                .write_forwarding(policy, querier_known, overrides, self.fast_path_off);
+        let written = self.maps.write_forwarding(
+            policy,
+            querier_known,
+            self.port_overrides,
+            self.fast_path_off,
+        );
         if let Err(error) = written {
             warn!("{error:#}");
         }
     }
 
-    /// Rebuilds `GROUPS` from the membership table (at start: the table may
-    /// have grown while no daemon ran).
+    /// Rewrites `GROUPS` for the groups `members` counts (at start: the table
+    /// may have grown while no daemon ran); hands back every group, whose
+    /// destinations the caller then works out.
     /// Entries are overwritten in place and only then the unwanted removed:
     /// a group with members never leaves the fast path, even for an instant.
     /// They are first written with no destinations (broadcast, always
-    /// right), which voids a previous daemon's sets; then worked out anew.
-    pub(super) fn rebuild_groups(&mut self) {
+    /// right), which voids a previous daemon's sets.
+    pub(super) fn rebuild(&mut self, members: &[MembershipKey]) -> Vec<GroupKey> {
         let mut wanted: HashMap<GroupKey, u32> = HashMap::new();
-        for (key, _) in self.tables.memberships() {
+        for key in members {
             *wanted.entry(key.group_key()).or_default() += 1;
         }
         for (group, ports) in &wanted {
@@ -65,60 +102,38 @@ impl Daemon {
                 ports: *ports,
                 ..GroupEntry::default()
             };
-            if let Err(error) = self.tables.groups.insert(*group, entry, 0) {
+            if let Err(error) = self.maps.groups.insert(*group, entry, 0) {
                 warn!("GROUPS full? {error}");
             }
         }
         let unwanted: Vec<GroupKey> = self
-            .tables
-            .groups
-            .keys()
-            .filter_map(Result::ok)
+            .groups()
+            .into_iter()
             .filter(|group| !wanted.contains_key(group))
             .collect();
         for group in unwanted {
-            let _ = self.tables.groups.remove(&group);
+            let _ = self.maps.groups.remove(&group);
         }
         self.destinations.clear();
-        self.refresh_all_groups();
         self.local_groups.clear();
-        self.refresh_local_listeners();
+        self.groups()
     }
 
-    /// A port joined: data for the group is forwarded in XDP from now on.
-    pub(super) fn register_group(&mut self, key: MembershipKey) {
-        let routes = self.routes();
-        self.refresh_group(key.group_key(), &routes);
+    /// Every group with an entry.
+    pub(super) fn groups(&self) -> Vec<GroupKey> {
+        self.maps.groups.keys().filter_map(Result::ok).collect()
     }
 
-    /// A member is gone: the group stays registered while another port (or
-    /// the host itself) still wants it.
-    pub(super) fn unregister_if_unwanted(&mut self, key: MembershipKey) {
-        let routes = self.routes();
-        self.refresh_group(key.group_key(), &routes);
-    }
-
-    /// Writes the group's entry from the membership table and `routes`, or
+    /// Writes the group's entry from its member ports and `routes`, or
     /// removes it when no port and not the host wants the group.
-    fn refresh_group(&mut self, group: GroupKey, routes: &Routes) {
-        let members: Vec<u32> = self
-            .ports
-            .iter()
-            .copied()
-            .filter(|&ifindex| {
-                self.tables
-                    .membership
-                    .get(&group.on_port(ifindex), 0)
-                    .is_ok()
-            })
-            .collect();
-        let mut entry = self.tables.groups.get(&group, 0).unwrap_or_default();
+    pub(super) fn refresh_group(&mut self, group: GroupKey, members: &[u32], routes: &Routes) {
+        let mut entry = self.maps.groups.get(&group, 0).unwrap_or_default();
         if members.is_empty() && entry.flags & group_flags::LOCAL_LISTENER == 0 {
-            let _ = self.tables.groups.remove(&group);
+            let _ = self.maps.groups.remove(&group);
             self.assign_destination_set(group, &[]);
             return;
         }
-        let destinations = routes.destinations(&members);
+        let destinations = routes.destinations(members);
         entry.ports = members.len() as u32;
         entry.router_epoch = routes.epoch;
         entry.sole_port = match destinations[..] {
@@ -126,89 +141,44 @@ impl Daemon {
             _ => 0,
         };
         entry.dest_set = self.assign_destination_set(group, &destinations);
-        if let Err(error) = self.tables.groups.insert(group, entry, 0) {
+        if let Err(error) = self.maps.groups.insert(group, entry, 0) {
             warn!("GROUPS full? {error}");
         }
     }
 
     fn assign_destination_set(&mut self, group: GroupKey, ports: &[u32]) -> u32 {
-        let egress = self
-            .port_set
-            .as_ref()
-            .and_then(|port_set| port_set.egress_filter().ok());
         self.destinations
-            .assign(&mut self.tables, egress, group, ports)
+            .assign(&mut self.maps, self.egress.as_ref(), group, ports)
     }
 
-    /// Works out every group's destinations again: a router port came, went,
-    /// or the daemon wrote one (the XDP program's epoch counts only its own).
-    pub(super) fn refresh_all_groups(&mut self) {
-        let routes = self.routes();
-        let groups: Vec<GroupKey> = self.tables.groups.keys().filter_map(Result::ok).collect();
-        for group in groups {
-            self.refresh_group(group, &routes);
-        }
+    /// Logs how many destination sets are in use, after a refresh of every group.
+    pub(super) fn log_destination_sets(&self) {
         debug!(in_use = self.destinations.len(), "destination sets");
     }
 
-    /// The router ports and the epoch they stand for. The epoch is read
-    /// first: a router port learned meanwhile makes the entries written from
-    /// this stale, never wrong.
-    fn routes(&self) -> Routes {
-        let epoch = self.tables.router_epoch.get(&0, 0).unwrap_or_default();
-        let mut router_ports: Vec<u32> = self
-            .tables
-            .routers
-            .keys()
-            .filter_map(Result::ok)
-            .map(|key| key.ifindex)
-            .collect();
-        router_ports.sort_unstable();
-        router_ports.dedup();
-        Routes {
-            epoch,
-            router_ports,
-        }
-    }
-
     /// Marks the groups the host itself joined (on any interface that is not
-    /// a snooped port, the bridge device included): their frames go through
-    /// the kernel so that local delivery never breaks.
-    pub(super) fn refresh_local_listeners(&mut self) {
-        let port_names: Vec<String> = self
-            .ports
-            .iter()
-            .map(|&ifindex| interface_name(ifindex))
-            .collect();
-        let now: BTreeSet<[u8; 4]> = local_groups(&port_names);
-        for group in now.difference(&self.local_groups.clone()) {
-            let key = GroupKey {
-                vlan: 0,
-                inner_vlan: 0,
-                group: *group,
-            };
-            let mut entry = self.tables.groups.get(&key, 0).unwrap_or_default();
+    /// one of `ports`, the bridge device included): their frames go through
+    /// the kernel so that local delivery never breaks. Hands back the groups
+    /// the host left, whose entries the caller works out again.
+    pub(super) fn refresh_local_listeners(&mut self, ports: &[String]) -> Vec<GroupKey> {
+        let now: BTreeSet<[u8; 4]> = local_groups(ports);
+        for group in now.difference(&self.local_groups) {
+            let key = GroupKey::untagged(*group);
+            let mut entry = self.maps.groups.get(&key, 0).unwrap_or_default();
             entry.flags |= group_flags::LOCAL_LISTENER;
-            let _ = self.tables.groups.insert(key, entry, 0);
+            let _ = self.maps.groups.insert(key, entry, 0);
         }
-        for group in self.local_groups.clone().difference(&now) {
-            let key = GroupKey {
-                vlan: 0,
-                inner_vlan: 0,
-                group: *group,
-            };
-            if let Ok(mut entry) = self.tables.groups.get(&key, 0) {
+        let mut left = Vec::new();
+        for group in self.local_groups.difference(&now) {
+            let key = GroupKey::untagged(*group);
+            if let Ok(mut entry) = self.maps.groups.get(&key, 0) {
                 entry.flags &= !group_flags::LOCAL_LISTENER;
-                let _ = self.tables.groups.insert(key, entry, 0);
-                self.unregister_if_unwanted(MembershipKey {
-                    ifindex: 0,
-                    vlan: 0,
-                    inner_vlan: 0,
-                    group: *group,
-                });
+                let _ = self.maps.groups.insert(key, entry, 0);
+                left.push(key);
             }
         }
         self.local_groups = now;
+        left
     }
 }
 
@@ -246,23 +216,6 @@ fn parse_proc_net_igmp(table: &str, ports: &[String]) -> BTreeSet<[u8; 4]> {
         }
     }
     groups
-}
-
-/// Where every group's data goes besides its members: the router ports.
-struct Routes {
-    /// `ROUTER_EPOCH`, read before the router ports.
-    epoch: u32,
-    router_ports: Vec<u32>,
-}
-
-impl Routes {
-    /// The ports a group with `members` sends to, sorted, each once.
-    fn destinations(&self, members: &[u32]) -> Vec<u32> {
-        let mut ports: Vec<u32> = members.iter().chain(&self.router_ports).copied().collect();
-        ports.sort_unstable();
-        ports.dedup();
-        ports
-    }
 }
 
 #[cfg(test)]

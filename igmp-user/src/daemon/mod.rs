@@ -1,119 +1,109 @@
-//! The control loop: reads events from the XDP program, keeps a deadline per
-//! entry and removes what expired, queries when elected, follows the ports,
-//! and keeps the maps the fast path reads. Nothing the kernel needs to
-//! forward depends on it staying alive: killing it leaves the table pinned
-//! and the program attached through pinned links.
+//! The control loop: one `select!` over the daemon's inputs, one `on_<input>`
+//! handler per arm. State lives in components that own their maps:
+//!
+//! - `membership`: what the programs learn, with a deadline per entry;
+//! - `forwarding`: the groups' fast-path entries, destination sets, policy;
+//! - `querying`: the querier election and our queries;
+//! - `snooped_ports`: the ports and their maps;
+//! - `lost`: the counters, to notice events the ring buffer dropped.
+//!
+//! A component does not reach into another's maps: what one's work means
+//! for another goes back to the loop (`Effects`, `PortChange`) and the loop
+//! hands it on. Nothing the kernel needs to forward depends on the daemon
+//! staying alive: killing it leaves the table pinned and the programs
+//! attached through pinned links.
 
-use std::{collections::HashSet, future::Future, net::Ipv4Addr, time::Duration};
+use std::{collections::BTreeSet, future::Future, net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use igmp_common::{
-    filter_mode, igmp_version, membership_flags, query_flags, Event, EventKind, HostKey,
-    Membership, MembershipKey, RouterKey, SourceEntry, SourceKey,
-};
+use igmp_common::{query_flags, Event, EventKind, GroupKey, MembershipKey};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::{broadcast, mpsc},
 };
 use tracing::{debug, info, warn};
 
-mod aging;
 mod destinations;
 mod forwarding;
 mod lost;
-mod port_changes;
+mod membership;
 mod querying;
+mod snooped_ports;
 mod sources;
-mod statics;
 
-use destinations::DestinationSets;
-use sources::SourceIndex;
+use forwarding::Forwarding;
+use lost::LostEvents;
+use membership::{AfterLeave, Memberships};
+use querying::Querying;
+use snooped_ports::SnoopedPorts;
 
 use crate::{
-    expiry::{self, Reason, Verdict},
+    control::{Reply, Request},
+    expiry::Reason,
     interfaces::interface_name,
-    leaves::{GroupQueries, SourceQueries},
     links::LinkNote,
     metrics::SharedStatus,
     monitor::{MonitorEvent, MonitorKind},
-    options::UnregisteredPolicy,
+    options::{is_snooped_group, UnregisteredPolicy},
     ports::{PortChange, PortSet},
-    querier::{Querier, QuerierSettings, QuerySender, QueryVersion},
+    querier::QuerierSettings,
     tables::Tables,
-    timers::{monotonic_ns, nanos, Deadlines, Timers},
+    timers::{monotonic_ns, Timers},
 };
 
-/// An entry with a deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
-    Group(MembershipKey),
-    Source(SourceKey),
-    Router(RouterKey),
+/// What a component's work means for forwarding, handed on by the loop.
+#[derive(Debug, Default)]
+struct Effects {
+    /// Groups whose members changed: their entries are worked out again.
+    groups: BTreeSet<GroupKey>,
+    /// Router ports came or went: every group's destinations change.
+    routers: bool,
+}
+
+/// Where every group's data goes besides its members: the router ports.
+struct Routes {
+    /// `ROUTER_EPOCH`, read before the router ports.
+    epoch: u32,
+    router_ports: Vec<u32>,
+}
+
+impl Routes {
+    /// The ports a group with `members` sends to, sorted, each once.
+    fn destinations(&self, members: &[u32]) -> Vec<u32> {
+        let mut ports: Vec<u32> = members.iter().chain(&self.router_ports).copied().collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
 }
 
 pub struct Daemon {
-    tables: Tables,
-    timers: Timers,
-    deadlines: Deadlines<Due>,
+    memberships: Memberships,
+    forwarding: Forwarding,
+    querying: Querying,
+    ports: SnoopedPorts,
+    lost: LostEvents,
     monitor: broadcast::Sender<MonitorEvent>,
-    /// Ports whose groups go at once when their last host leaves.
-    fast_leave_ports: HashSet<u32>,
-    /// Every snooped port, to find a group's members without a table scan.
-    ports: Vec<u32>,
-    port_set: Option<PortSet>,
-    /// The querier election, and our queries when we win it.
-    querier: Querier,
-    query_settings: QuerierSettings,
-    query_sender: Option<QuerySender>,
-    status: SharedStatus,
-    group_queries: GroupQueries,
-    source_queries: SourceQueries,
-    unregistered: UnregisteredPolicy,
-    fast_path_off: bool,
-    /// Groups the host itself listens to (flagged in `GROUPS`).
-    local_groups: std::collections::BTreeSet<[u8; 4]>,
-    /// Events the XDP program could not queue, as last counted.
-    events_lost: u64,
-    /// The sources of each group, so that an expiring group needs no scan of `SOURCES`.
-    sources: SourceIndex,
-    /// Whether `HOSTS` may hold entries: only fast-leave ports write it, so
-    /// without one the daemon never pays for reading it.
-    hosts_possible: bool,
-    /// The devmaps of the groups' destination ports.
-    destinations: DestinationSets,
     /// The configuration's static groups, by port name: installed at start.
     static_groups: Vec<(String, Ipv4Addr)>,
 }
 
 impl Daemon {
     pub fn new(tables: Tables, timers: Timers, monitor: broadcast::Sender<MonitorEvent>) -> Self {
-        let timers_for_querier = timers.clone();
+        let Tables {
+            learned,
+            forwarding,
+            ports,
+            statistics,
+        } = tables;
         Self {
-            tables,
-            timers,
-            deadlines: Deadlines::default(),
+            memberships: Memberships::new(learned, timers.clone(), monitor.clone()),
+            forwarding: Forwarding::new(forwarding),
+            querying: Querying::new(timers, monitor.clone()),
+            ports: SnoopedPorts::new(ports),
+            lost: LostEvents::new(statistics),
             monitor,
-            fast_leave_ports: HashSet::new(),
-            ports: Vec::new(),
-            port_set: None,
-            querier: Querier::new(false, None, timers_for_querier, monotonic_ns()),
-            query_settings: QuerierSettings {
-                enabled: false,
-                version: QueryVersion::V2,
-                address: None,
-            },
-            query_sender: None,
-            status: SharedStatus::default(),
-            group_queries: GroupQueries::default(),
-            source_queries: SourceQueries::default(),
-            unregistered: UnregisteredPolicy::default(),
-            fast_path_off: false,
-            local_groups: std::collections::BTreeSet::new(),
-            events_lost: 0,
-            sources: SourceIndex::default(),
-            hosts_possible: false,
-            destinations: DestinationSets::default(),
             static_groups: Vec::new(),
         }
     }
@@ -128,22 +118,40 @@ impl Daemon {
     /// Takes charge of the ports: their options go to the maps, and the
     /// daemon follows them as they vanish, come back or change STP state.
     pub fn with_ports(mut self, port_set: PortSet) -> Result<Self> {
-        port_set.publish(&mut self.tables)?;
-        self.port_set = Some(port_set);
-        self.refresh_port_lists();
+        self.ports.adopt(port_set)?;
+        let mut effects = Effects::default();
+        self.memberships
+            .keep_permanent_routers(&self.ports.permanent_routers(), &mut effects)?;
+        self.follow_port_options();
         Ok(self)
     }
 
-    fn refresh_port_lists(&mut self) {
-        if let Some(port_set) = &self.port_set {
-            self.ports = port_set.ifindexes();
-            self.fast_leave_ports = port_set.fast_leave_ifindexes().into_iter().collect();
-        }
-        // A port that stops being fast-leave may leave its hosts behind.
-        self.hosts_possible |= !self.fast_leave_ports.is_empty();
+    /// Sets how this switch queries; with `--querier` it starts querying now.
+    pub fn with_querier(mut self, settings: QuerierSettings, status: SharedStatus) -> Result<Self> {
+        self.querying.configure(settings, status)?;
+        Ok(self)
     }
 
-    /// Tells the monitors; nobody listening is fine.
+    /// Sets the policy for unregistered groups.
+    pub fn with_unregistered(mut self, policy: UnregisteredPolicy) -> Self {
+        self.forwarding.set_unregistered(policy);
+        self
+    }
+
+    /// Turns the fast path off (learning goes on): on a VLAN-filtering bridge.
+    pub fn with_fast_path(mut self, on: bool) -> Self {
+        self.forwarding.set_fast_path(on);
+        self
+    }
+
+    /// Hands the components what follows from the ports' options.
+    fn follow_port_options(&mut self) {
+        self.memberships
+            .set_fast_leave_ports(self.ports.fast_leave());
+        self.forwarding
+            .set_ports(self.ports.egress_filter(), self.ports.has_overrides());
+    }
+
     fn publish(&self, event: MonitorEvent) {
         let _ = self.monitor.send(event);
     }
@@ -156,75 +164,65 @@ impl Daemon {
         mut requests: mpsc::Receiver<crate::control::Asked>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Option<PortSet>> {
-        self.adopt_table();
-        self.install_static_groups();
+        self.on_start();
         // SAFETY: the ring buffer owns its fd, which stays open for as long as the AsyncFd owns it.
         let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
             .map_err(std::io::Error::from)
             .context("polling the events ring buffer")?;
         tokio::pin!(shutdown);
-        // How often the host's own group memberships are re-read.
-        let mut local_listeners = tokio::time::interval(Duration::from_secs(2));
+        // How often the host's own group memberships and the lost events are looked at.
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(2));
         loop {
             let sleep = self.sleep_until_next_deadline();
             tokio::select! {
                 ready = events.readable_mut() => {
                     let mut guard = ready.context("waiting for events")?;
-                    self.drain(guard.get_inner_mut());
+                    self.on_events(guard.get_inner_mut());
                     guard.clear_ready();
                 }
-                () = sleep => {
-                    self.expire_due();
-                    self.run_querier();
-                }
+                () = sleep => self.on_deadline(),
                 Some(note) = links.recv() => self.on_link(&note),
                 Some((request, reply)) = requests.recv() => {
                     let _ = reply.send(self.on_request(request));
                 }
-                _ = local_listeners.tick() => {
-                    self.refresh_local_listeners();
-                    self.catch_up_lost_events();
-                }
-                () = &mut shutdown => return Ok(self.port_set.take()),
+                _ = housekeeping.tick() => self.on_housekeeping(),
+                () = &mut shutdown => return Ok(self.ports.take()),
             }
             // Once per wake-up, however many entries it removed.
-            self.tables.publish_removed();
+            self.memberships.publish_removed();
         }
     }
 
-    /// Schedules every entry already in the maps: a restarted daemon picks up
-    /// the table its predecessor left pinned.
-    fn adopt_table(&mut self) {
-        let now = monotonic_ns();
-        let groups = self.tables.memberships();
-        let sources = self.tables.source_entries();
-        let routers = self.tables.router_ports();
-        info!(
-            "adopting {} groups, {} sources, {} router ports",
-            groups.len(),
-            sources.len(),
-            routers.len()
-        );
-        for (key, _) in groups {
-            self.deadlines.schedule(now, Due::Group(key));
-        }
-        for (key, _) in sources {
-            self.deadlines.schedule(now, Due::Source(key));
-            self.sources.insert(key);
-        }
-        self.hosts_possible |= self.tables.hosts.keys().next().is_some();
-        for (key, _) in routers {
-            self.deadlines.schedule(now, Due::Router(key));
-        }
-        self.rebuild_groups();
-        self.events_lost = self.count_lost_events();
+    /// Takes over the table a previous daemon left pinned: every entry gets
+    /// its deadline, the querier it knew is elected again before any policy
+    /// is published (a restart must not flood, even for an instant), and
+    /// the fast-path entries are rebuilt.
+    fn on_start(&mut self) {
+        self.memberships.adopt();
+        self.querying
+            .adopt(&self.memberships.router_ports(), self.ports.ifindexes());
+        self.forwarding
+            .publish_policy(self.querying.querier_known());
+        let members: Vec<MembershipKey> = self
+            .memberships
+            .memberships()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let groups = self.forwarding.rebuild(&members);
+        self.refresh_groups(groups);
+        self.on_housekeeping();
+        self.install_static_groups();
     }
 
     fn sleep_until_next_deadline(&self) -> tokio::time::Sleep {
-        let next = [self.deadlines.next_deadline(), self.querier.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            self.memberships.next_deadline(),
+            self.querying.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let wait = match next {
             Some(deadline) => Duration::from_nanos(deadline.saturating_sub(monotonic_ns())),
             None => Duration::from_secs(3600),
@@ -232,10 +230,10 @@ impl Daemon {
         tokio::time::sleep(wait)
     }
 
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+    fn on_events(&mut self, ring: &mut RingBuf<MapData>) {
         while let Some(item) = ring.next() {
             if item.len() < std::mem::size_of::<Event>() {
-                warn!("short event of {} bytes ignored", item.len());
+                warn!(bytes = item.len(), "short event ignored");
                 continue;
             }
             // SAFETY: the XDP program writes whole `Event`s; read_unaligned copes with any offset.
@@ -246,15 +244,14 @@ impl Daemon {
 
     fn on_event(&mut self, event: &Event) {
         let Some(kind) = EventKind::from_u32(event.kind) else {
-            warn!("unknown event kind {}", event.kind);
+            warn!(kind = event.kind, "unknown event kind");
             return;
         };
         let port = interface_name(event.ifindex);
         let group = Ipv4Addr::from(event.group);
         let address = Ipv4Addr::from(event.address);
-        let gmi = nanos(self.timers.group_membership_interval());
-        let lmqt = nanos(self.timers.last_member_query_time());
         self.publish(MonitorEvent::from_kernel(kind, event, &port));
+        let mut effects = Effects::default();
         match kind {
             EventKind::NewMembership => {
                 // Per-entry lines are debug: at table scale they would be the
@@ -267,50 +264,31 @@ impl Daemon {
                     version = event.version,
                     "join"
                 );
-                self.deadlines
-                    .schedule(event.timestamp_ns + gmi, Due::Group(event.membership_key()));
-                self.register_group(event.membership_key());
+                self.memberships.joined(event, &mut effects);
             }
             EventKind::LeaveSeen => {
                 debug!(port, vid = event.vlan, group = %group, reporter = %address, "leave");
-                if event.version == igmp_version::V2
-                    && self.v1_host_present(event.membership_key(), event.timestamp_ns)
-                {
-                    // RFC 2236 §4: a v1 host never leaves; a v2 host's leave
-                    // cannot tell whether it was the last.
-                    debug!(port, group = %group, "leave ignored: a v1 host is on the port");
-                    self.cancel_leave(event.membership_key());
-                } else if self.fast_leave_ports.contains(&event.ifindex) {
-                    self.fast_leave(event.membership_key());
-                } else if let Some(querier) = self.querier.other_querier(event.timestamp_ns) {
-                    // The querier's group-specific queries decide (RFC 4541 §2.1.1).
-                    debug!(port, group = %group, querier = %querier, "leave left to the querier");
-                    self.cancel_leave(event.membership_key());
-                } else {
-                    let deadline = event.timestamp_ns + lmqt;
-                    self.deadlines
-                        .schedule(deadline, Due::Group(event.membership_key()));
+                let other_querier = self.querying.other_querier(event.timestamp_ns);
+                let after = self
+                    .memberships
+                    .leave_seen(event, other_querier, &mut effects);
+                if after == AfterLeave::AskPort {
                     // As querier, ask whether anyone else on the port still wants the group.
-                    self.querier
-                        .on_leave(event.ifindex, group, event.timestamp_ns);
-                    self.run_querier();
+                    self.querying
+                        .leave_seen(event.ifindex, group, event.timestamp_ns);
+                    self.poll_querier();
                 }
             }
             EventKind::NewSource => {
                 debug!(port, group = %group, source = %address, "source");
-                self.deadlines
-                    .schedule(event.timestamp_ns + gmi, Due::Source(event.source_key()));
-                self.sources.insert(event.source_key());
+                self.memberships.source_seen(event);
             }
             EventKind::SourceLeaveSeen => {
                 debug!(port, group = %group, source = %address, "block");
-                // A BLOCK in EXCLUDE mode may have made the entry.
-                self.sources.insert(event.source_key());
-                self.deadlines
-                    .schedule(event.timestamp_ns + lmqt, Due::Source(event.source_key()));
-                self.querier
-                    .on_source_leave(event.ifindex, group, address, event.timestamp_ns);
-                self.run_querier();
+                self.memberships.source_leave_seen(event);
+                self.querying
+                    .source_leave_seen(event.ifindex, group, address, event.timestamp_ns);
+                self.poll_querier();
             }
             EventKind::NewRouterPort => {
                 info!(
@@ -320,13 +298,7 @@ impl Daemon {
                     version = event.version,
                     "router port"
                 );
-                let timeout = nanos(self.timers.router_timeout);
-                self.deadlines.schedule(
-                    event.timestamp_ns + timeout,
-                    Due::Router(event.router_key()),
-                );
-                // The program voided every group's destinations: with this port, anew.
-                self.refresh_all_groups();
+                self.memberships.router_seen(event, &mut effects);
             }
             EventKind::QuerySeen => {
                 debug!(
@@ -336,41 +308,216 @@ impl Daemon {
                     version = event.version,
                     "query"
                 );
-                if let Some(action) = self.querier.on_query(address, event.timestamp_ns) {
-                    self.act(action);
+                let ports = self.ports.ifindexes();
+                if self.querying.query_seen(address, event.timestamp_ns, ports) {
+                    self.forwarding
+                        .publish_policy(self.querying.querier_known());
                 }
                 // With the S flag nothing is lowered; a group-and-source
                 // query lowers its sources' timers only, one event each
                 // (RFC 3376 §6.6.1).
                 let group_only = event.flags & (query_flags::SUPPRESS | query_flags::SOURCES) == 0;
                 if event.group != [0; 4] && group_only {
-                    self.follow_group_query(event);
+                    self.memberships.group_query_seen(event, ports);
                 }
             }
             EventKind::QuerySourceSeen => {
                 debug!(port, group = %group, source = %address, "query for a source");
-                self.follow_source_query(event);
+                self.memberships
+                    .source_query_seen(event, self.ports.ifindexes());
+            }
+        }
+        self.apply(effects);
+    }
+
+    /// Deadlines came: expiries, then whatever the querier has due.
+    fn on_deadline(&mut self) {
+        let mut effects = Effects::default();
+        self.memberships.expire_due(&mut effects);
+        self.apply(effects);
+        self.poll_querier();
+    }
+
+    /// Sends what the querier has due; its state may change the policy.
+    fn poll_querier(&mut self) {
+        if self.querying.poll(self.ports.ifindexes()) {
+            self.forwarding
+                .publish_policy(self.querying.querier_known());
+        }
+    }
+
+    /// An interface changed: a port that vanished or stopped forwarding
+    /// loses its entries, as the bridge does; one that came back is attached
+    /// again and, if configured so, a permanent router port again.
+    fn on_link(&mut self, note: &LinkNote) {
+        debug!(
+            ifindex = note.ifindex,
+            removed = note.removed,
+            stp_state = ?note.stp_state,
+            "link note"
+        );
+        let changes = self.ports.follow(note);
+        if changes.is_empty() {
+            return;
+        }
+        let mut effects = Effects::default();
+        for change in changes {
+            info!("{change}");
+            match change {
+                PortChange::Gone { name, ifindex } | PortChange::Blocked { name, ifindex } => {
+                    self.memberships.flush_port(ifindex, &mut effects);
+                    self.lost.forget_port(ifindex);
+                    self.publish(MonitorEvent::new(MonitorKind::PortDown, name));
+                }
+                PortChange::Back { name, .. } | PortChange::Unblocked { name, .. } => {
+                    self.publish(MonitorEvent::new(MonitorKind::PortUp, name));
+                }
+            }
+        }
+        let permanent = self.ports.permanent_routers();
+        if let Err(error) = self
+            .memberships
+            .keep_permanent_routers(&permanent, &mut effects)
+        {
+            warn!("{error:#}");
+        }
+        self.follow_port_options();
+        // Router ports went or came back with their ports.
+        effects.routers = true;
+        self.apply(effects);
+    }
+
+    /// Every two seconds: the groups the host itself listens to, and a look
+    /// for events the ring buffer dropped.
+    fn on_housekeeping(&mut self) {
+        let port_names: Vec<String> = self
+            .ports
+            .ifindexes()
+            .iter()
+            .map(|&ifindex| interface_name(ifindex))
+            .collect();
+        let mut effects = Effects::default();
+        effects
+            .groups
+            .extend(self.forwarding.refresh_local_listeners(&port_names));
+        if self.lost.lost_since_last_look() {
+            self.memberships.catch_up(&mut effects);
+        }
+        self.apply(effects);
+    }
+
+    /// A request from the control socket (`igmp-snoop mdb`).
+    fn on_request(&mut self, request: Request) -> Reply {
+        let result = match request {
+            Request::Add { port, group, vid } => self.add_static(&port, group, vid),
+            Request::Del { port, group, vid } => self.delete_membership(&port, group, vid),
+            Request::Flush { port } => self.flush_memberships(port.as_deref()),
+        };
+        match result {
+            Ok(message) => {
+                info!("{message}");
+                Reply::done(message)
+            }
+            Err(error) => Reply::refused(format!("{error:#}")),
+        }
+    }
+
+    /// Installs the configuration's static groups; one that cannot be is
+    /// logged, and the others still go in.
+    fn install_static_groups(&mut self) {
+        for (port, group) in std::mem::take(&mut self.static_groups) {
+            match self.add_static(&port, group, 0) {
+                Ok(message) => info!("{message} (configuration)"),
+                Err(error) => warn!("static group {group} on {port}: {error:#}"),
             }
         }
     }
 
-    /// Checks every entry whose deadline has come, removing the expired ones.
-    fn expire_due(&mut self) {
-        let now = monotonic_ns();
-        let mut expired_groups = HashSet::new();
-        for due in self.deadlines.pop_due(now) {
-            match due {
-                Due::Group(key) => {
-                    if self.check_group(key, now) {
-                        expired_groups.insert(key);
-                    }
-                }
-                Due::Source(key) => self.check_source(key, now),
-                Due::Router(key) => self.check_router(key, now),
-            }
+    /// The ifindex of `port`, which must be one this daemon snoops.
+    fn snooped_port(&self, port: &str) -> Result<u32> {
+        crate::interfaces::interface_index(port)
+            .ok()
+            .filter(|ifindex| self.ports.ifindexes().contains(ifindex))
+            .with_context(|| format!("{port}: not a port this daemon snoops"))
+    }
+
+    /// The membership of `port` (a snooped one) in `group` on VLAN `vid`.
+    fn request_key(&self, port: &str, group: Ipv4Addr, vid: u16) -> Result<MembershipKey> {
+        Ok(MembershipKey {
+            ifindex: self.snooped_port(port)?,
+            vlan: vid,
+            inner_vlan: 0,
+            group: group.octets(),
+        })
+    }
+
+    fn add_static(&mut self, port: &str, group: Ipv4Addr, vid: u16) -> Result<String> {
+        let key = self.request_key(port, group, vid)?;
+        if !is_snooped_group(group) {
+            anyhow::bail!(
+                "{group}: not a group to snoop (a multicast address outside 224.0.0.0/24, which is always flooded)"
+            );
         }
-        if !expired_groups.is_empty() {
-            self.remove_sources_of(&expired_groups);
+        let mut effects = Effects::default();
+        self.memberships
+            .add_static(key, &mut effects)
+            .with_context(|| format!("writing the static membership of {port} in {group}"))?;
+        self.apply(effects);
+        let mut event = MonitorEvent::new(MonitorKind::Static, port.to_string());
+        event.vid = Some(vid);
+        event.grp = Some(group);
+        self.publish(event);
+        Ok(format!("static: port {port} vid {vid} group {group}"))
+    }
+
+    fn delete_membership(&mut self, port: &str, group: Ipv4Addr, vid: u16) -> Result<String> {
+        let key = self.request_key(port, group, vid)?;
+        let mut effects = Effects::default();
+        let removed = self.memberships.remove(key, Reason::Deleted, &mut effects);
+        self.apply(effects);
+        if !removed {
+            anyhow::bail!("port {port} vid {vid} group {group}: no such membership");
+        }
+        Ok(format!("deleted: port {port} vid {vid} group {group}"))
+    }
+
+    fn flush_memberships(&mut self, port: Option<&str>) -> Result<String> {
+        let only = port.map(|port| self.snooped_port(port)).transpose()?;
+        let mut effects = Effects::default();
+        let removed = self
+            .memberships
+            .memberships_of(only)
+            .into_iter()
+            .filter(|key| self.memberships.remove(*key, Reason::Deleted, &mut effects))
+            .count();
+        self.apply(effects);
+        Ok(match port {
+            Some(port) => format!("flushed {removed} memberships of port {port}"),
+            None => format!("flushed {removed} memberships"),
+        })
+    }
+
+    /// Hands the membership component's changes to forwarding: the groups
+    /// that changed, or every group when the router ports did (the
+    /// program's epoch counts only the router ports it learned itself).
+    fn apply(&mut self, effects: Effects) {
+        if effects.routers {
+            let mut groups = effects.groups;
+            groups.extend(self.forwarding.groups());
+            self.refresh_groups(groups);
+            self.forwarding.log_destination_sets();
+        } else if !effects.groups.is_empty() {
+            self.refresh_groups(effects.groups);
+        }
+    }
+
+    /// Works out the entries of `groups` from their member ports and the router ports.
+    fn refresh_groups(&mut self, groups: impl IntoIterator<Item = GroupKey>) {
+        let routes = self.memberships.routes();
+        let ports = self.ports.ifindexes();
+        for group in groups {
+            let members = self.memberships.member_ports(group, ports);
+            self.forwarding.refresh_group(group, &members, &routes);
         }
     }
 }

@@ -1,26 +1,65 @@
-//! The querier's part of the loop: sending what the election decides and
-//! telling the monitors and the metrics who queries. At start it takes over
-//! the querier a previous daemon knew, from the router ports it left pinned,
-//! so that the policies that follow "a querier is known" survive a restart.
+//! The querier component: the election (`querier::Querier`), sending what
+//! it decides out of its own raw socket, and telling the monitors and the
+//! metrics who queries. At start it takes over the querier a previous daemon
+//! knew, from the router ports it left pinned, so that the policies that
+//! follow "a querier is known" survive a restart. It owns no map: the loop
+//! tells the forwarding component when whether a querier is known may have
+//! changed.
 
-use igmp_common::RouterPort;
+use std::{net::Ipv4Addr, time::Duration};
+
+use anyhow::{Context as _, Result};
+use igmp_common::{RouterKey, RouterPort};
+use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use super::*;
-use crate::querier::{
-    general_query, group_and_source_query, group_query, interface_mac, QuerierAction,
+use crate::{
+    interfaces::interface_name,
+    metrics::SharedStatus,
+    monitor::{MonitorEvent, MonitorKind},
+    querier::{
+        general_query, group_and_source_query, group_query, interface_mac, Querier, QuerierAction,
+        QuerierSettings, QuerySender, QueryVersion,
+    },
+    timers::{monotonic_ns, Timers},
 };
 
-impl Daemon {
+pub(super) struct Querying {
+    /// The querier election, and our queries when we win it.
+    querier: Querier,
+    settings: QuerierSettings,
+    sender: Option<QuerySender>,
+    timers: Timers,
+    status: SharedStatus,
+    monitor: broadcast::Sender<MonitorEvent>,
+}
+
+impl Querying {
+    /// A switch that does not query and has heard no querier yet.
+    pub(super) fn new(timers: Timers, monitor: broadcast::Sender<MonitorEvent>) -> Self {
+        Self {
+            querier: Querier::new(false, None, timers.clone(), monotonic_ns()),
+            settings: QuerierSettings {
+                enabled: false,
+                version: QueryVersion::V2,
+                address: None,
+            },
+            sender: None,
+            timers,
+            status: SharedStatus::default(),
+            monitor,
+        }
+    }
+
     /// Sets how this switch queries; with `--querier` it starts querying now.
-    pub fn with_querier(
-        mut self,
+    pub(super) fn configure(
+        &mut self,
         settings: QuerierSettings,
         status: SharedStatus,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<()> {
         if settings.enabled {
             let sender = QuerySender::new().context("opening a raw socket to send queries")?;
-            self.query_sender = Some(sender);
+            self.sender = Some(sender);
         }
         self.querier = Querier::new(
             settings.enabled,
@@ -28,12 +67,9 @@ impl Daemon {
             self.timers.clone(),
             monotonic_ns(),
         );
-        self.query_settings = settings;
+        self.settings = settings;
         self.status = status;
-        // Before anything is published: a restart must not flood, even for an instant.
-        self.adopt_querier();
-        self.update_status();
-        Ok(self)
+        Ok(())
     }
 
     /// Elects again the queriers heard on the router ports before this start
@@ -42,9 +78,9 @@ impl Daemon {
     /// other querier present interval runs out, as it would have without the
     /// restart. A querier heard on a port with router mode off left no entry,
     /// and is known again from its next query.
-    fn adopt_querier(&mut self) {
+    pub(super) fn adopt(&mut self, routers: &[(RouterKey, RouterPort)], ports: &[u32]) {
         let now = monotonic_ns();
-        for (address, heard) in queriers_heard(&self.tables.router_ports(), &self.ports) {
+        for (address, heard) in queriers_heard(routers, ports) {
             if let Some(QuerierAction::OtherQuerierElected(elected)) =
                 self.querier.adopt(address, heard, now)
             {
@@ -56,19 +92,65 @@ impl Daemon {
                 );
             }
         }
+        self.update_status();
     }
 
-    /// Carries out whatever the querier has due now.
-    pub(super) fn run_querier(&mut self) {
-        for action in self.querier.poll(monotonic_ns()) {
-            self.act(action);
+    /// Whether a querier is known (this switch or another): the forwarding
+    /// policies follow it.
+    pub(super) fn querier_known(&self) -> bool {
+        self.querier.current().is_some()
+    }
+
+    /// The other querier on the LAN, if one is present at `now`.
+    pub(super) fn other_querier(&self, now: u64) -> Option<Ipv4Addr> {
+        self.querier.other_querier(now)
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        self.querier.next_deadline()
+    }
+
+    /// A query heard on the wire; returns whether the election changed.
+    pub(super) fn query_seen(&mut self, source: Ipv4Addr, now: u64, ports: &[u32]) -> bool {
+        match self.querier.on_query(source, now) {
+            Some(action) => {
+                self.act(action, ports);
+                true
+            }
+            None => false,
         }
     }
 
-    pub(super) fn act(&mut self, action: QuerierAction) {
+    /// A leave this switch, as querier, asks the port about.
+    pub(super) fn leave_seen(&mut self, port: u32, group: Ipv4Addr, now: u64) {
+        self.querier.on_leave(port, group, now);
+    }
+
+    /// A source leave this switch, as querier, asks the port about.
+    pub(super) fn source_leave_seen(
+        &mut self,
+        port: u32,
+        group: Ipv4Addr,
+        source: Ipv4Addr,
+        now: u64,
+    ) {
+        self.querier.on_source_leave(port, group, source, now);
+    }
+
+    /// Carries out whatever the querier has due now; returns whether it did anything.
+    pub(super) fn poll(&mut self, ports: &[u32]) -> bool {
+        let actions = self.querier.poll(monotonic_ns());
+        let acted = !actions.is_empty();
+        for action in actions {
+            self.act(action, ports);
+        }
+        acted
+    }
+
+    fn act(&mut self, action: QuerierAction, ports: &[u32]) {
         match action {
             QuerierAction::SendGeneralQuery => {
-                for ifindex in self.ports.clone() {
+                for &ifindex in ports {
                     self.send_general_query(ifindex);
                 }
             }
@@ -82,30 +164,30 @@ impl Daemon {
                 info!("querier: this switch queries, from {address}");
                 let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
                 event.address = Some(address);
-                self.publish(event);
+                let _ = self.monitor.send(event);
             }
             QuerierAction::OtherQuerierElected(address) => {
                 info!("querier: {address} is the querier");
                 let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
                 event.address = Some(address);
-                self.publish(event);
+                let _ = self.monitor.send(event);
             }
             QuerierAction::OtherQuerierSilent(address) => {
                 info!("querier: {address} fell silent");
                 let mut event = MonitorEvent::new(MonitorKind::QuerierExpire, "*".into());
                 event.address = Some(address);
-                self.publish(event);
+                let _ = self.monitor.send(event);
             }
         }
         self.update_status();
     }
 
     fn query_source(&self) -> Ipv4Addr {
-        self.query_settings.address.unwrap_or(Ipv4Addr::UNSPECIFIED)
+        self.settings.address.unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
     fn send_general_query(&self, ifindex: u32) {
-        let (version, source) = (self.query_settings.version, self.query_source());
+        let (version, source) = (self.settings.version, self.query_source());
         self.send_frame(ifindex, |mac| {
             general_query(version, source, mac, &self.timers)
         });
@@ -114,7 +196,7 @@ impl Daemon {
     /// A group-specific query, or a group-and-source-specific one when a
     /// source is named and we speak IGMPv3 (a v2 querier asks about the group).
     fn send_group_query(&self, ifindex: u32, group: Ipv4Addr, listed: Option<Ipv4Addr>) {
-        let (version, source) = (self.query_settings.version, self.query_source());
+        let (version, source) = (self.settings.version, self.query_source());
         self.send_frame(ifindex, |mac| match listed {
             Some(listed) if version == QueryVersion::V3 => {
                 group_and_source_query(source, mac, group, &[listed], &self.timers)
@@ -124,7 +206,7 @@ impl Daemon {
     }
 
     fn send_frame(&self, ifindex: u32, build: impl FnOnce([u8; 6]) -> Vec<u8>) {
-        let Some(sender) = &self.query_sender else {
+        let Some(sender) = &self.sender else {
             return;
         };
         let mac = match interface_mac(ifindex) {
@@ -136,14 +218,11 @@ impl Daemon {
         }
     }
 
-    /// Tells the metrics, and the fast path (whose policies follow whether a querier is known).
+    /// Tells the metrics who queries.
     fn update_status(&mut self) {
-        {
-            let mut status = self.status.lock().expect("status lock");
-            status.is_querier = self.querier.is_querier();
-            status.querier = self.querier.current();
-        }
-        self.publish_forwarding();
+        let mut status = self.status.lock().expect("status lock");
+        status.is_querier = self.querier.is_querier();
+        status.querier = self.querier.current();
     }
 }
 

@@ -243,6 +243,7 @@ fn scale_run(groups: u32) -> Result<ScaleFigures> {
     // counts its member ports and works its destinations out.
     let worked_out = || {
         tables
+            .forwarding
             .groups
             .iter()
             .filter_map(Result::ok)
@@ -272,7 +273,7 @@ fn scale_run(groups: u32) -> Result<ScaleFigures> {
     }
     let sweep_start = cpu_ns(pid)?;
     let emptied = wait_for(Duration::from_secs(300), || {
-        tables.membership.keys().next().is_none()
+        tables.learned.membership.keys().next().is_none()
     });
     // Reported, not fatal: a table that does not empty is itself the figure.
     let expiry_s = if emptied {

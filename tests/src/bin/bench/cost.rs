@@ -52,6 +52,7 @@ fn measure(quick: bool) -> Result<Section> {
     };
     harness
         .tables
+        .forwarding
         .groups
         .insert(key, GroupEntry::default(), 0)?;
     harness.run(&v2_report(SENDER, REGISTERED));
@@ -171,9 +172,10 @@ fn register_with_sole_port(harness: &mut Harness) -> Result<()> {
         sole_port: SOLE_PORT,
         ..GroupEntry::default()
     };
-    harness.tables.groups.insert(key, entry, 0)?;
+    harness.tables.forwarding.groups.insert(key, entry, 0)?;
     harness
         .tables
+        .ports
         .egress_ports
         .insert(SOLE_PORT, TEST_RUN_IFINDEX, None, 0)?;
     Ok(())
