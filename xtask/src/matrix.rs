@@ -36,7 +36,7 @@ pub struct Suite {
 /// tier and the lab tests whose outcome depends on the kernel, not timers.
 pub const GUEST_SUITES: &[Suite] = &[
     Suite {
-        file: "parse",
+        file: "xdp_parse",
         tests: &[],
         // Two minutes alone; 138 program loads under TCG took over five on a
         // machine busy with builds.
@@ -50,7 +50,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "IGMPv3 source tables merged per port, and query sources handed to user space",
     },
     Suite {
-        file: "fastpath",
+        file: "xdp_fastpath",
         tests: &[],
         minutes: 5,
         why: "the per-frame forwarding decision: redirects and devmap broadcasts",
@@ -58,7 +58,7 @@ pub const GUEST_SUITES: &[Suite] = &[
     // Not the_rate_refills_with_time: it needs two BPF_PROG_TEST_RUNs within the
     // millisecond of one token, and under TCG one takes longer.
     Suite {
-        file: "limits",
+        file: "xdp_limits",
         tests: &[
             "a_port_at_its_limit_refuses_new_groups_and_keeps_the_old_ones",
             "a_removed_group_gives_its_place_back",
@@ -99,7 +99,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "the tc classifier's redirects and its clones along port lists, on real wires",
     },
     Suite {
-        file: "bpftool",
+        file: "xdp_bpftool",
         tests: &[],
         minutes: 5,
         why: "the pinned maps' BTF as the kernel's bpftool support reads it",
