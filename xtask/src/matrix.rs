@@ -116,7 +116,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "load, attach and learning from the kernel's own v1/v2/v3 clients",
     },
     Suite {
-        file: "forwarding",
+        file: "lab_forwarding",
         tests: &[
             "the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave",
             "groups_go_to_their_sole_port_or_their_destination_set_only",
@@ -133,13 +133,13 @@ pub const GUEST_SUITES: &[Suite] = &[
               whole, VLAN devices in the containers (8021q: not in the host kernel)",
     },
     Suite {
-        file: "differential",
+        file: "lab_differential",
         tests: &[],
         minutes: 5,
         why: "the table the kernel's clients give, against the bridge's own snooping",
     },
     Suite {
-        file: "lifecycle",
+        file: "lab_lifecycle",
         tests: &[
             "sigkill_keeps_forwarding_state_and_a_restart_adopts_it",
             "keep_attached_survives_sigterm_and_detach_removes_everything",
@@ -151,21 +151,21 @@ pub const GUEST_SUITES: &[Suite] = &[
               from one hook to the other",
     },
     Suite {
-        file: "faults",
+        file: "lab_faults",
         tests: &["multicast_keeps_flowing_through_the_fast_path_while_the_daemon_is_replaced"],
         minutes: 5,
         why: "adoption while multicast flows through the fast path (a kill, a stop with \
               --keep-attached): no datagram lost at the member's socket",
     },
     Suite {
-        file: "statics",
+        file: "lab_statics",
         tests: &["a_static_group_reaches_a_port_whose_host_never_reports_until_it_is_deleted"],
         minutes: 5,
         why:
             "a static group forwarded, kept through a leave and another querier's queries, deleted",
     },
     Suite {
-        file: "cli",
+        file: "lab_cli",
         tests: &["counters_and_derived_maps_of_another_layout_are_made_anew"],
         minutes: 5,
         why: "an upgrade's counters and derived maps of another layout made anew",
