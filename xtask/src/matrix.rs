@@ -71,16 +71,10 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "group limits and the report rate inside the program",
     },
     Suite {
-        file: "ports",
-        tests: &[
-            "pim_hello_makes_a_router_port",
-            "router_mode_off_learns_no_router_port",
-            "a_query_on_a_permanent_router_port_keeps_it_permanent",
-            "fast_leave_ports_track_each_reporting_host",
-            "ports_without_fast_leave_track_no_hosts",
-        ],
+        file: "xdp_ports",
+        tests: &[],
         minutes: 5,
-        why: "per-port options as the program applies them (its BPF_PROG_TEST_RUN tests)",
+        why: "per-port options as the program applies them",
     },
     Suite {
         file: "corpus",
