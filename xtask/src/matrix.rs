@@ -77,14 +77,11 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "per-port options as the program applies them",
     },
     Suite {
-        file: "corpus",
-        tests: &[
-            "every_malformed_frame_is_passed_counted_by_reason_and_changes_no_table",
-            "the_corpus_on_the_wire_changes_no_table_and_the_daemon_keeps_running::attach_2___tc__",
-        ],
+        file: "xdp_corpus",
+        tests: &[],
         minutes: 8,
-        why: "the malformed-frame corpus through BPF_PROG_TEST_RUN in both hooks, and on a wire \
-              into tc, whose skbs the kernel has untagged: no frame slips past a bound",
+        why: "the malformed-frame corpus through BPF_PROG_TEST_RUN in both hooks: no frame slips \
+              past a bound",
     },
     Suite {
         file: "tc",
@@ -108,6 +105,15 @@ pub const GUEST_SUITES: &[Suite] = &[
         ],
         minutes: 5,
         why: "load, attach and learning from the kernel's own v1/v2/v3 clients",
+    },
+    Suite {
+        file: "lab_corpus",
+        tests: &[
+            "the_corpus_on_the_wire_changes_no_table_and_the_daemon_keeps_running::attach_2___tc__",
+        ],
+        minutes: 8,
+        why: "the malformed-frame corpus on a wire into tc, whose skbs the kernel has untagged: \
+              no frame slips past a bound",
     },
     Suite {
         file: "lab_forwarding",
