@@ -84,12 +84,6 @@ pub const GUEST_SUITES: &[Suite] = &[
               past a bound",
     },
     Suite {
-        file: "tc",
-        tests: &[],
-        minutes: 5,
-        why: "the tc classifier's redirects and its clones along port lists, on real wires",
-    },
-    Suite {
         file: "xdp_bpftool",
         tests: &[],
         minutes: 5,
@@ -114,6 +108,12 @@ pub const GUEST_SUITES: &[Suite] = &[
         minutes: 8,
         why: "the malformed-frame corpus on a wire into tc, whose skbs the kernel has untagged: \
               no frame slips past a bound",
+    },
+    Suite {
+        file: "lab_tc",
+        tests: &[],
+        minutes: 5,
+        why: "the tc classifier's redirects and its clones along port lists, on real wires",
     },
     Suite {
         file: "lab_forwarding",
