@@ -33,7 +33,8 @@ pub struct Suite {
 }
 
 /// What each guest kernel runs: TCG is slow, so the whole BPF_PROG_TEST_RUN
-/// tier and the lab tests whose outcome depends on the kernel, not timers.
+/// tier (the xdp_ files) and the lab tests (lab_ files) whose outcome depends
+/// on the kernel, not timers.
 pub const GUEST_SUITES: &[Suite] = &[
     Suite {
         file: "xdp_parse",
