@@ -1,5 +1,7 @@
 //! Real kernel IGMP clients in network namespaces, on a Linux bridge whose
 //! own snooping is off, with igmp-snoop attached to its ports.
+//!
+//! Lab tier (`Snooped`): kernel hosts in network namespaces, a bridge, the daemon.
 
 use std::{collections::BTreeSet, net::Ipv4Addr, time::Duration};
 

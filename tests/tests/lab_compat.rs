@@ -2,6 +2,9 @@
 //! v1 host is present on a port, v2 leaves for its group there are
 //! ignored, and a group-specific query's short deadline does not apply to
 //! the port, since a v1 host answers any query as a general one, within 10 s.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, a bridge, the
+//! daemon.
 
 use std::{net::Ipv4Addr, thread::sleep, time::Duration};
 

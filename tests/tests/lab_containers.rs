@@ -2,6 +2,9 @@
 //! setting is the kernel's default (GRO off, checksum offload on), as a
 //! container runtime leaves them. Delivery is counted where users see it:
 //! datagrams at real sockets and at iperf2, a client this project did not write.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, a bridge, the
+//! daemon.
 
 use std::{
     net::Ipv4Addr,

@@ -2,6 +2,9 @@
 //! group-and-source query lowers, what a BLOCK of an unlisted source does,
 //! and a port whose hosts (behind a hub) ask for different things.
 //! Datagrams are counted at the members' sockets or on their wires.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, a bridge, the
+//! daemon.
 
 use std::{net::Ipv4Addr, thread::sleep, time::Duration};
 

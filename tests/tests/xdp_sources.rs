@@ -6,6 +6,8 @@
 //! A source of mode INCLUDE is in the requested list (INCLUDE's A,
 //! EXCLUDE's X), one of mode EXCLUDE in EXCLUDE's Y; `listed` says whether
 //! an EXCLUDE record since deleted it.
+//!
+//! TestRun tier (`Harness`, no namespaces).
 
 use std::net::Ipv4Addr;
 

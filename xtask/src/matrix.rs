@@ -33,10 +33,11 @@ pub struct Suite {
 }
 
 /// What each guest kernel runs: TCG is slow, so the whole BPF_PROG_TEST_RUN
-/// tier and the lab tests whose outcome depends on the kernel, not timers.
+/// tier (the xdp_ files) and the lab tests (lab_ files) whose outcome depends
+/// on the kernel, not timers.
 pub const GUEST_SUITES: &[Suite] = &[
     Suite {
-        file: "parse",
+        file: "xdp_parse",
         tests: &[],
         // Two minutes alone; 138 program loads under TCG took over five on a
         // machine busy with builds.
@@ -50,7 +51,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "IGMPv3 source tables merged per port, and query sources handed to user space",
     },
     Suite {
-        file: "fastpath",
+        file: "xdp_fastpath",
         tests: &[],
         minutes: 5,
         why: "the per-frame forwarding decision: redirects and devmap broadcasts",
@@ -58,7 +59,7 @@ pub const GUEST_SUITES: &[Suite] = &[
     // Not the_rate_refills_with_time: it needs two BPF_PROG_TEST_RUNs within the
     // millisecond of one token, and under TCG one takes longer.
     Suite {
-        file: "limits",
+        file: "xdp_limits",
         tests: &[
             "a_port_at_its_limit_refuses_new_groups_and_keeps_the_old_ones",
             "a_removed_group_gives_its_place_back",
@@ -71,35 +72,20 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "group limits and the report rate inside the program",
     },
     Suite {
-        file: "ports",
-        tests: &[
-            "pim_hello_makes_a_router_port",
-            "router_mode_off_learns_no_router_port",
-            "a_query_on_a_permanent_router_port_keeps_it_permanent",
-            "fast_leave_ports_track_each_reporting_host",
-            "ports_without_fast_leave_track_no_hosts",
-        ],
-        minutes: 5,
-        why: "per-port options as the program applies them (its BPF_PROG_TEST_RUN tests)",
-    },
-    Suite {
-        file: "corpus",
-        tests: &[
-            "every_malformed_frame_is_passed_counted_by_reason_and_changes_no_table",
-            "the_corpus_on_the_wire_changes_no_table_and_the_daemon_keeps_running::attach_2___tc__",
-        ],
-        minutes: 8,
-        why: "the malformed-frame corpus through BPF_PROG_TEST_RUN in both hooks, and on a wire \
-              into tc, whose skbs the kernel has untagged: no frame slips past a bound",
-    },
-    Suite {
-        file: "tc",
+        file: "xdp_ports",
         tests: &[],
         minutes: 5,
-        why: "the tc classifier's redirects and its clones along port lists, on real wires",
+        why: "per-port options as the program applies them",
     },
     Suite {
-        file: "bpftool",
+        file: "xdp_corpus",
+        tests: &[],
+        minutes: 8,
+        why: "the malformed-frame corpus through BPF_PROG_TEST_RUN in both hooks: no frame slips \
+              past a bound",
+    },
+    Suite {
+        file: "xdp_bpftool",
         tests: &[],
         minutes: 5,
         why: "the pinned maps' BTF as the kernel's bpftool support reads it",
@@ -116,7 +102,22 @@ pub const GUEST_SUITES: &[Suite] = &[
         why: "load, attach and learning from the kernel's own v1/v2/v3 clients",
     },
     Suite {
-        file: "forwarding",
+        file: "lab_corpus",
+        tests: &[
+            "the_corpus_on_the_wire_changes_no_table_and_the_daemon_keeps_running::attach_2___tc__",
+        ],
+        minutes: 8,
+        why: "the malformed-frame corpus on a wire into tc, whose skbs the kernel has untagged: \
+              no frame slips past a bound",
+    },
+    Suite {
+        file: "lab_tc",
+        tests: &[],
+        minutes: 5,
+        why: "the tc classifier's redirects and its clones along port lists, on real wires",
+    },
+    Suite {
+        file: "lab_forwarding",
         tests: &[
             "the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave",
             "groups_go_to_their_sole_port_or_their_destination_set_only",
@@ -133,13 +134,13 @@ pub const GUEST_SUITES: &[Suite] = &[
               whole, VLAN devices in the containers (8021q: not in the host kernel)",
     },
     Suite {
-        file: "differential",
+        file: "lab_differential",
         tests: &[],
         minutes: 5,
         why: "the table the kernel's clients give, against the bridge's own snooping",
     },
     Suite {
-        file: "lifecycle",
+        file: "lab_lifecycle",
         tests: &[
             "sigkill_keeps_forwarding_state_and_a_restart_adopts_it",
             "keep_attached_survives_sigterm_and_detach_removes_everything",
@@ -151,21 +152,21 @@ pub const GUEST_SUITES: &[Suite] = &[
               from one hook to the other",
     },
     Suite {
-        file: "faults",
+        file: "lab_faults",
         tests: &["multicast_keeps_flowing_through_the_fast_path_while_the_daemon_is_replaced"],
         minutes: 5,
         why: "adoption while multicast flows through the fast path (a kill, a stop with \
               --keep-attached): no datagram lost at the member's socket",
     },
     Suite {
-        file: "statics",
+        file: "lab_statics",
         tests: &["a_static_group_reaches_a_port_whose_host_never_reports_until_it_is_deleted"],
         minutes: 5,
         why:
             "a static group forwarded, kept through a leave and another querier's queries, deleted",
     },
     Suite {
-        file: "cli",
+        file: "lab_cli",
         tests: &["counters_and_derived_maps_of_another_layout_are_made_anew"],
         minutes: 5,
         why: "an upgrade's counters and derived maps of another layout made anew",

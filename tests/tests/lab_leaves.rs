@@ -1,5 +1,7 @@
 //! Leaves with another querier on the LAN: the switch follows that querier's
 //! group-specific queries (RFC 4541 §2.1.1), like the Linux bridge.
+//!
+//! Lab tier (`Snooped`): kernel hosts in network namespaces, a bridge, the daemon.
 
 use std::{collections::BTreeSet, net::Ipv4Addr, time::Duration};
 

@@ -1,6 +1,9 @@
 //! The daemon's life cycle: the program stays attached and the table pinned
 //! across a crash; a restart takes both over; SIGTERM or `detach` removes
 //! them; ports that vanish, come back or stop forwarding are followed.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, a bridge, the
+//! daemon.
 
 use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 

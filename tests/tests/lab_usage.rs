@@ -1,7 +1,11 @@
 //! Refused usage: no privileges, bad configuration files, conflicting flags,
 //! a second daemon. Each gets one clear error line and a non-zero exit, and
 //! nothing already running is disturbed. (Unknown interfaces, drivers without
-//! native XDP and incompatible pins are in cli.rs.)
+//! native XDP and incompatible pins are in lab_cli.rs.)
+//!
+//! Lab tier (`Lab`, `Snooped`): the daemon runs in a lab's switch namespace. A
+//! few refusals need no namespace (unreadable or invalid files, wrong flags, a
+//! detach off bpffs) and stay here with their subject.
 
 use std::{net::Ipv4Addr, process::Command, time::Duration};
 

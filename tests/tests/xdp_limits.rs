@@ -1,5 +1,7 @@
 //! The limits against report floods, in the XDP program (BPF_PROG_TEST_RUN):
 //! group limits per port and for the switch, and the per-port report rate.
+//!
+//! TestRun tier (`Harness`, no namespaces).
 
 use std::net::Ipv4Addr;
 

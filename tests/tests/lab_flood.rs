@@ -2,6 +2,8 @@
 //! groups from ever new addresses as fast as it can for 30 s, while a real
 //! member receives a stream. The limits hold, the member loses nothing, the
 //! daemon answers and does not grow.
+//!
+//! Lab tier (`Snooped`): kernel hosts in network namespaces, a bridge, the daemon.
 
 use std::{
     net::Ipv4Addr,

@@ -1,5 +1,7 @@
 //! Log lines as JSON, one object per line: the daemon's own lines and the
 //! XDP program's (aya-log hands them to the same subscriber).
+//!
+//! Lab tier (`Snooped`): kernel hosts in network namespaces, a bridge, the daemon.
 
 use std::time::Duration;
 

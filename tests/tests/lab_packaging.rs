@@ -4,6 +4,10 @@
 //! xtask install` lays a prefix out; the unit tells systemd when every
 //! port is attached; the maintainer scripts leave no program on a port and
 //! no pin behind.
+//!
+//! Lab tier (`Lab`): the unit's command and the maintainer scripts run in a
+//! lab's switch namespace. The checks of the manual pages, completions, unit
+//! file and install layout need no namespace and stay here with their subject.
 
 use std::{
     fs,

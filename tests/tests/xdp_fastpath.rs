@@ -1,5 +1,7 @@
 //! The data path's decision per frame (BPF_PROG_TEST_RUN): redirect registered
 //! groups, pass what the kernel must see, apply the unregistered policy.
+//!
+//! TestRun tier (`Harness`, no namespaces).
 
 use std::net::Ipv4Addr;
 

@@ -1,4 +1,7 @@
 //! The table seen from another shell while the daemon runs: `monitor` and the metrics.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, a bridge, the
+//! daemon.
 
 use std::{
     collections::BTreeSet,

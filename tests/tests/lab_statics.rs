@@ -1,6 +1,9 @@
 //! Static groups and operator changes to the table (`igmp-snoop mdb add|del|
 //! flush`, the configuration's `static-groups`), through the running daemon,
 //! with real hosts, queries and datagrams.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, a bridge, the
+//! daemon.
 
 use std::{net::Ipv4Addr, time::Duration};
 

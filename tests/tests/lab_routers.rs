@@ -1,5 +1,7 @@
 //! Router ports: learned from the queries of a real querier (a Linux bridge
 //! with `mcast_querier 1`), expired when it falls silent.
+//!
+//! Lab tier (`Snooped`): kernel hosts in network namespaces, a bridge, the daemon.
 
 use std::{net::Ipv4Addr, time::Duration};
 

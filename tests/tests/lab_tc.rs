@@ -1,8 +1,12 @@
 //! The tc classifier's own part of forwarding, through BPF_PROG_TEST_RUN in a
 //! lab's switch: what it redirects, and the copies its walk over a port list
 //! puts on real wires, counted at the hosts. Learning and the forwarding
-//! decision are the XDP program's too: `parse.rs` and `corpus.rs` run them in
-//! both hooks.
+//! decision are the XDP program's too: `xdp_parse.rs` and `xdp_corpus.rs` run
+//! them in both hooks.
+//!
+//! Lab tier: each test runs frames through a `Harness` inside a `Lab`'s switch
+//! and counts the clones at its hosts' namespaces (no daemon), so none of
+//! them is a TestRun test alone.
 
 use std::{net::Ipv4Addr, time::Duration};
 

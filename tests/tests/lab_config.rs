@@ -1,5 +1,9 @@
 //! The configuration file: accepted as documented, refused with its line and
 //! key, overridden by flags, and driving a real daemon.
+//!
+//! Lab tier (`Lab`, `Snooped`): the ports a file names are a lab's. Two checks
+//! need no namespace (an unreadable file; README's keys against the example's)
+//! and stay here with their subject.
 
 use std::{collections::BTreeSet, path::PathBuf};
 

@@ -1,4 +1,7 @@
 //! The pinned maps carry BTF: bpftool prints their fields by name.
+//!
+//! TestRun tier: the maps are a `Harness`'s, filled by frames it runs;
+//! bpftool reads them from their pins. No namespaces, no daemon.
 
 use std::{net::Ipv4Addr, process::Command};
 

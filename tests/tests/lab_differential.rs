@@ -1,6 +1,8 @@
 //! The Linux bridge's own snooping is the reference peer: the same kernel
 //! clients joining and leaving on a bridge with `mcast_snooping 1` and on one
 //! watched by igmp-snoop must give the same (port, group) table.
+//!
+//! Lab tier (`Lab`): kernel hosts in network namespaces, two bridges, the daemon.
 
 use std::{collections::BTreeSet, net::Ipv4Addr, thread::sleep, time::Duration};
 

@@ -1,5 +1,8 @@
 //! BPF_PROG_TEST_RUN on crafted frames: every parse branch, every malformed case.
 //! Each case checks the XDP action, the table, and the counter that moved.
+//!
+//! TestRun tier (`Harness`, no namespaces): each case runs in both hooks,
+//! the XDP program and the tc classifier, which share the parser.
 
 use std::net::Ipv4Addr;
 

@@ -1,4 +1,6 @@
 //! Bad usage gets one clear error line and a non-zero exit.
+//!
+//! Lab tier (`Lab`, `Snooped`): every command runs in a lab's switch namespace.
 
 use std::{net::Ipv4Addr, process::Stdio, time::Duration};
 

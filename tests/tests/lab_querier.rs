@@ -5,6 +5,9 @@
 //! auto`: router ports only while it is present, flooded again once its
 //! other querier present interval runs out, as on the bridge, and kept
 //! across a restart of the daemon until then.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, bridges, the
+//! daemon.
 
 use std::{
     net::Ipv4Addr,

@@ -1,6 +1,9 @@
 //! Who receives what: real datagrams from a sender host, counted on every
 //! other host's wire, with igmp-snoop's fast path and with the Linux bridge's
 //! own snooping (the reference), both with a querier on the LAN.
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, bridges, the
+//! daemon.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -1,7 +1,11 @@
 //! Faults around a running or starting daemon: no bpffs to pin in, a ring
 //! buffer that overflows while the daemon is stopped, and a SIGKILL while
-//! multicast flows, or a stop with --keep-attached. (SIGKILL with adoption of the table, interfaces deleted
-//! under the daemon and incompatible pins are in lifecycle.rs and cli.rs.)
+//! multicast flows, or a stop with --keep-attached. (SIGKILL with adoption of
+//! the table, interfaces deleted under the daemon and incompatible pins are
+//! in lab_lifecycle.rs and lab_cli.rs.)
+//!
+//! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, a bridge, the
+//! daemon.
 
 use std::{
     net::{Ipv4Addr, UdpSocket},
