@@ -3,11 +3,13 @@
 //! Every type that crosses the kernel/user boundary lives here: map keys and
 //! values, event records and the named counters. All are `#[repr(C)]` with
 //! explicit padding so that both sides, and bpftool through BTF, agree on the
-//! layout. Addresses are kept as `[u8; 4]` in network order so that
-//! `bpftool map dump` prints them as dotted bytes.
+//! layout. Addresses are kept as bytes in network order (`[u8; 4]`, and
+//! `[u8; 16]` for IPv6: `family.rs` says why the families keep parallel
+//! tables) so that `bpftool map dump` prints them as bytes.
 #![no_std]
 
 mod counters;
+mod family;
 pub mod registry;
 mod wire;
 
@@ -15,6 +17,7 @@ pub use counters::{
     Counter, DataCounter, DataCounters, DropReason, PortCounters, COUNTER_CAPACITY, COUNTER_SLOTS,
     DATA_COUNTER_CAPACITY, DATA_COUNTER_SLOTS, DROP_CAPACITY, DROP_SLOTS,
 };
+pub use family::{Address, Family};
 pub use wire::*;
 
 /// Names of the maps as they appear in the object file and under the pin directory.

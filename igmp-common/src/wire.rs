@@ -1,11 +1,15 @@
 //! Map keys, map values and ring-buffer events.
+//!
+//! Every type that holds an address is generic over the address family's
+//! bytes (`A: Address`, see `family.rs`), with IPv4 (`[u8; 4]`) as the
+//! default: `MembershipKey` is IPv4's, `MembershipKey<[u8; 16]>` IPv6's.
 
-use crate::filter_mode;
+use crate::{filter_mode, Address};
 
 /// Key of the membership map: one entry per (port, VLAN, group).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MembershipKey {
+pub struct MembershipKey<A: Address = [u8; 4]> {
     /// Ingress port (the interface the report arrived on).
     pub ifindex: u32,
     /// Outer VLAN id (802.1Q, or the 802.1ad service tag); 0 when untagged.
@@ -13,13 +17,13 @@ pub struct MembershipKey {
     /// Inner VLAN id of a double-tagged frame; 0 otherwise.
     pub inner_vlan: u16,
     /// Group address (RFC 2236 §2.4 / RFC 3376 §4.2.8 "Multicast Address").
-    pub group: [u8; 4],
+    pub group: A,
 }
 
 /// Value of the membership map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Membership {
+pub struct Membership<A: Address = [u8; 4]> {
     /// CLOCK_MONOTONIC time of the last report that kept this group alive.
     pub last_report_ns: u64,
     /// CLOCK_MONOTONIC time the entry was created.
@@ -27,25 +31,27 @@ pub struct Membership {
     /// CLOCK_MONOTONIC time of the last leave seen after `last_report_ns` (0: none).
     pub leave_ns: u64,
     /// Source address of the last report (RFC 4541 §2.1.1 host tracking).
-    pub last_reporter: [u8; 4],
+    pub last_reporter: A,
     /// Lowest IGMP version heard for the group on this port (RFC 3376 §7.3.2 compatibility).
     pub version: u8,
     /// `filter_mode::INCLUDE` or `filter_mode::EXCLUDE` (RFC 3376 §6.2.1); v1/v2 are EXCLUDE {}.
     pub filter_mode: u8,
     /// `membership_flags::*`.
     pub flags: u16,
+    /// What keeps an IPv6 entry free of implicit padding; nothing for IPv4.
+    pub _pad: A::Pad,
 }
 
 /// Key of the source map: one entry per (port, VLAN, group, source) named in a v3 record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SourceKey {
+pub struct SourceKey<A: Address = [u8; 4]> {
     pub ifindex: u32,
     pub vlan: u16,
     pub inner_vlan: u16,
-    pub group: [u8; 4],
+    pub group: A,
     /// Source address (RFC 3376 §4.2.12 "Source Address [i]").
-    pub source: [u8; 4],
+    pub source: A,
 }
 
 /// Value of the source map.
@@ -103,11 +109,11 @@ pub struct RouterKey {
 /// Value of the router-port map: what the last query (or PIM hello) on the port said.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RouterPort {
+pub struct RouterPort<A: Address = [u8; 4]> {
     /// CLOCK_MONOTONIC time of the last query or PIM hello.
     pub last_query_ns: u64,
     /// IP source of the last query: the querier (RFC 3376 §6.6.2); or of the last PIM hello.
-    pub querier: [u8; 4],
+    pub querier: A,
     /// Query version told apart by length and Max Resp Code (RFC 3376 §7.1); 0 for PIM only.
     pub version: u8,
     /// QRV, the querier's robustness variable (RFC 3376 §4.1.6); 0 before v3.
@@ -119,6 +125,8 @@ pub struct RouterPort {
     /// `router_flags::*`.
     pub flags: u8,
     pub _pad: [u8; 7],
+    /// What keeps an IPv6 entry free of implicit padding; nothing for IPv4.
+    pub _family_pad: A::Pad,
 }
 
 /// Bits of [`RouterPort::flags`].
@@ -198,13 +206,13 @@ pub mod router_mode {
 /// Key of the host map: one reporter of a group on a fast-leave port (RFC 4541 §2.1.1, host tracking).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HostKey {
+pub struct HostKey<A: Address = [u8; 4]> {
     pub ifindex: u32,
     pub vlan: u16,
     pub inner_vlan: u16,
-    pub group: [u8; 4],
+    pub group: A,
     /// The reporting host's IP address.
-    pub host: [u8; 4],
+    pub host: A,
 }
 
 /// Value of the host map.
@@ -254,7 +262,7 @@ impl EventKind {
 /// A record in the events ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Event {
+pub struct Event<A: Address = [u8; 4]> {
     /// CLOCK_MONOTONIC time of the packet.
     pub timestamp_ns: u64,
     /// An [`EventKind`] as `u32`.
@@ -262,10 +270,10 @@ pub struct Event {
     pub ifindex: u32,
     pub vlan: u16,
     pub inner_vlan: u16,
-    /// Group the event is about (0.0.0.0 for general queries and router ports).
-    pub group: [u8; 4],
+    /// Group the event is about (unspecified for general queries and router ports).
+    pub group: A,
     /// IP source of the packet (reporter or querier), or the source named by a v3 record.
-    pub address: [u8; 4],
+    pub address: A,
     /// IGMP version of the message.
     pub version: u8,
     /// v3 group record type (RFC 3376 §4.2.12), 0 otherwise.
@@ -309,18 +317,20 @@ impl Default for PortList {
 mod pod {
     use super::*;
     unsafe impl aya::Pod for PortList {}
-    unsafe impl aya::Pod for MembershipKey {}
-    unsafe impl aya::Pod for Membership {}
-    unsafe impl aya::Pod for SourceKey {}
+    // Generic over the family: `layout_of` below checks that both
+    // families' layouts have no implicit padding.
+    unsafe impl<A: Address> aya::Pod for MembershipKey<A> {}
+    unsafe impl<A: Address> aya::Pod for Membership<A> {}
+    unsafe impl<A: Address> aya::Pod for SourceKey<A> {}
     unsafe impl aya::Pod for SourceEntry {}
     unsafe impl aya::Pod for RouterKey {}
-    unsafe impl aya::Pod for RouterPort {}
-    unsafe impl aya::Pod for GroupKey {}
+    unsafe impl<A: Address> aya::Pod for RouterPort<A> {}
+    unsafe impl<A: Address> aya::Pod for GroupKey<A> {}
     unsafe impl aya::Pod for GroupEntry {}
     unsafe impl aya::Pod for PortSettings {}
-    unsafe impl aya::Pod for HostKey {}
+    unsafe impl<A: Address> aya::Pod for HostKey<A> {}
     unsafe impl aya::Pod for HostEntry {}
-    unsafe impl aya::Pod for Event {}
+    unsafe impl<A: Address> aya::Pod for Event<A> {}
 }
 
 /// Layout checks: a change here breaks the pinned maps of a running daemon.
@@ -338,6 +348,19 @@ const _: () = {
     assert!(core::mem::size_of::<HostKey>() == 16);
     assert!(core::mem::size_of::<HostEntry>() == 8);
     assert!(core::mem::size_of::<Event>() == 32);
+};
+
+/// The IPv6 layouts: each size is the sum of its fields, so no byte of an
+/// entry is implicit padding (what `aya::Pod` above relies on).
+const _: () = {
+    type V6 = [u8; 16];
+    assert!(core::mem::size_of::<MembershipKey<V6>>() == 4 + 2 + 2 + 16);
+    assert!(core::mem::size_of::<Membership<V6>>() == 3 * 8 + 16 + 1 + 1 + 2 + 4);
+    assert!(core::mem::size_of::<SourceKey<V6>>() == 4 + 2 + 2 + 16 + 16);
+    assert!(core::mem::size_of::<RouterPort<V6>>() == 8 + 16 + 5 + 7 + 4);
+    assert!(core::mem::size_of::<GroupKey<V6>>() == 2 + 2 + 16);
+    assert!(core::mem::size_of::<HostKey<V6>>() == 4 + 2 + 2 + 16 + 16);
+    assert!(core::mem::size_of::<Event<V6>>() == 8 + 4 + 4 + 2 + 2 + 16 + 16 + 4);
 };
 
 /// The daemon's settings, in the single entry of the `SETTINGS` array map, so
@@ -384,10 +407,10 @@ pub mod unregistered {
 /// Key of the `GROUPS` map: a group some port of the VLAN joined.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupKey {
+pub struct GroupKey<A: Address = [u8; 4]> {
     pub vlan: u16,
     pub inner_vlan: u16,
-    pub group: [u8; 4],
+    pub group: A,
 }
 
 /// Value of the `GROUPS` map, written by the daemon.
@@ -427,9 +450,9 @@ unsafe impl aya::Pod for Settings {}
 // Keys know their relatives: the daemon and the views derive one from the
 // other through these, never field by field.
 
-impl MembershipKey {
+impl<A: Address> MembershipKey<A> {
     /// The group this membership is of, switch-wide (the `GROUPS` key).
-    pub const fn group_key(&self) -> GroupKey {
+    pub const fn group_key(&self) -> GroupKey<A> {
         GroupKey {
             vlan: self.vlan,
             inner_vlan: self.inner_vlan,
@@ -438,9 +461,9 @@ impl MembershipKey {
     }
 }
 
-impl GroupKey {
+impl<A: Address> GroupKey<A> {
     /// Group `group` outside any VLAN.
-    pub const fn untagged(group: [u8; 4]) -> Self {
+    pub const fn untagged(group: A) -> Self {
         Self {
             vlan: 0,
             inner_vlan: 0,
@@ -449,7 +472,7 @@ impl GroupKey {
     }
 
     /// This group's membership on port `ifindex`.
-    pub const fn on_port(&self, ifindex: u32) -> MembershipKey {
+    pub const fn on_port(&self, ifindex: u32) -> MembershipKey<A> {
         MembershipKey {
             ifindex,
             vlan: self.vlan,
@@ -459,9 +482,9 @@ impl GroupKey {
     }
 }
 
-impl SourceKey {
+impl<A: Address> SourceKey<A> {
     /// The membership this source belongs to.
-    pub const fn membership(&self) -> MembershipKey {
+    pub const fn membership(&self) -> MembershipKey<A> {
         MembershipKey {
             ifindex: self.ifindex,
             vlan: self.vlan,
@@ -471,9 +494,9 @@ impl SourceKey {
     }
 }
 
-impl HostKey {
+impl<A: Address> HostKey<A> {
     /// The membership this host reports for.
-    pub const fn membership(&self) -> MembershipKey {
+    pub const fn membership(&self) -> MembershipKey<A> {
         MembershipKey {
             ifindex: self.ifindex,
             vlan: self.vlan,
@@ -483,9 +506,9 @@ impl HostKey {
     }
 }
 
-impl Event {
+impl<A: Address> Event<A> {
     /// The membership the event is about.
-    pub const fn membership_key(&self) -> MembershipKey {
+    pub const fn membership_key(&self) -> MembershipKey<A> {
         MembershipKey {
             ifindex: self.ifindex,
             vlan: self.vlan,
@@ -495,7 +518,7 @@ impl Event {
     }
 
     /// The source the event names (`address`), in its membership.
-    pub const fn source_key(&self) -> SourceKey {
+    pub const fn source_key(&self) -> SourceKey<A> {
         SourceKey {
             ifindex: self.ifindex,
             vlan: self.vlan,

@@ -1,18 +1,40 @@
-//! Ethernet with up to two VLAN tags (802.1ad S-tag + 802.1Q C-tag, or 802.1Q + 802.1Q).
+//! Ethernet with up to two VLAN tags (802.1ad S-tag + 802.1Q C-tag, or
+//! 802.1Q + 802.1Q), and which network layer follows: IPv4, or IPv6 (whose
+//! MLD the program does not snoop yet: `main.rs` passes it on).
 
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
 use crate::frame::{Frame, Hook};
 
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 
-/// Where the IPv4 header starts and which VLAN the frame belongs to.
+/// The network layer a frame carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    Ipv4,
+    Ipv6,
+}
+
+impl Network {
+    #[inline(always)]
+    fn of(ether_type: u16) -> Option<Self> {
+        match ether_type {
+            ETH_P_IP => Some(Self::Ipv4),
+            ETH_P_IPV6 => Some(Self::Ipv6),
+            _ => None,
+        }
+    }
+}
+
+/// Where the IP header starts, which IP, and which VLAN the frame belongs to.
 pub struct L2 {
     pub vlan: u16,
     pub inner_vlan: u16,
     pub l3_offset: usize,
+    pub network: Network,
 }
 
 /// A third tag: more than this switch keeps membership for.
@@ -20,7 +42,7 @@ pub struct TooManyTags;
 
 /// Parses the Ethernet header and its tags, the outermost first: one the
 /// kernel took out of the frame ([`Frame::offloaded_vlan`]), then those in
-/// it. `Ok(None)` for anything that is not IPv4.
+/// it. `Ok(None)` for anything that is not IP.
 #[inline(always)]
 pub fn parse<H: Hook>(frame: &Frame<H>) -> Result<Option<L2>, TooManyTags> {
     let Some(ether_type) = frame.be16(12) else {
@@ -30,12 +52,14 @@ pub fn parse<H: Hook>(frame: &Frame<H>) -> Result<Option<L2>, TooManyTags> {
         vlan: 0,
         inner_vlan: 0,
         l3_offset: EthHdr::LEN,
+        network: Network::Ipv4,
     };
     let offloaded = frame.offloaded_vlan;
     if let Some(vid) = offloaded {
         l2.vlan = vid;
     }
-    if ether_type == ETH_P_IP {
+    if let Some(network) = Network::of(ether_type) {
+        l2.network = network;
         return Ok(Some(l2));
     }
     if !is_vlan(ether_type) {
@@ -51,7 +75,7 @@ pub fn parse<H: Hook>(frame: &Frame<H>) -> Result<Option<L2>, TooManyTags> {
             return Err(TooManyTags);
         }
         l2.inner_vlan = vid;
-        return Ok((ether_type == ETH_P_IP).then_some(l2));
+        return Ok(with_network(l2, ether_type));
     }
     l2.vlan = vid;
     if is_vlan(ether_type) {
@@ -63,9 +87,16 @@ pub fn parse<H: Hook>(frame: &Frame<H>) -> Result<Option<L2>, TooManyTags> {
         }
         l2.inner_vlan = inner;
         l2.l3_offset += VlanHdr::LEN;
-        return Ok((inner_type == ETH_P_IP).then_some(l2));
+        return Ok(with_network(l2, inner_type));
     }
-    Ok((ether_type == ETH_P_IP).then_some(l2))
+    Ok(with_network(l2, ether_type))
+}
+
+/// `l2` carrying the network layer `ether_type` names, if IP.
+#[inline(always)]
+fn with_network(mut l2: L2, ether_type: u16) -> Option<L2> {
+    l2.network = Network::of(ether_type)?;
+    Some(l2)
 }
 
 #[inline(always)]

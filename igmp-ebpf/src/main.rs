@@ -76,8 +76,9 @@ const IGMP_FRAME_MAX: u32 = 14 + 2 * 4 + checksum::MAX_SPAN as u32;
 fn snoop<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
     let frame = Frame::<H>::new(ctx);
     let l2 = match l2::parse(&frame) {
-        Ok(Some(l2)) => l2,
-        Ok(None) => return Verdict::Pass,
+        Ok(Some(l2)) if l2.network == l2::Network::Ipv4 => l2,
+        // IPv6 (MLD snooping is not built yet: the kernel's path decides) and not IP at all.
+        Ok(_) => return Verdict::Pass,
         // Rare, and worth a counter whatever the payload.
         Err(l2::TooManyTags) => {
             PortStats::for_port(ingress).reject(DropReason::TooManyVlanTags);

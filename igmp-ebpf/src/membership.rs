@@ -205,6 +205,7 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
         version: report.version,
         filter_mode: mode,
         flags: 0,
+        _pad: [],
     };
     match MEMBERSHIP.insert(key, entry, BPF_NOEXIST) {
         Ok(()) => {

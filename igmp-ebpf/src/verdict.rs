@@ -57,6 +57,9 @@ impl Headers {
         let Ok(Some(l2)) = l2::parse(frame) else {
             return None;
         };
+        if l2.network != l2::Network::Ipv4 {
+            return None;
+        }
         let ip = frame.get::<Ipv4Hdr>(l2.l3_offset)?;
         Some(Self::new(&l2, unsafe { &*ip }))
     }

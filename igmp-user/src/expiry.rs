@@ -2,7 +2,7 @@
 //! from the maps so they can be tested without a kernel.
 
 use igmp_common::{
-    membership_flags, router_flags, source_flags, Membership, RouterPort, SourceEntry,
+    membership_flags, router_flags, source_flags, Address, Membership, RouterPort, SourceEntry,
 };
 
 use crate::timers::{nanos, Timers};
@@ -40,7 +40,7 @@ impl Reason {
     }
 }
 
-pub fn group(entry: &Membership, now: u64, timers: &Timers) -> Verdict {
+pub fn group<A: Address>(entry: &Membership<A>, now: u64, timers: &Timers) -> Verdict {
     if entry.flags & membership_flags::STATIC != 0 {
         return Verdict::KeepForever;
     }
@@ -63,7 +63,7 @@ pub fn source(entry: &SourceEntry, now: u64, timers: &Timers) -> Verdict {
     )
 }
 
-pub fn router(entry: &RouterPort, now: u64, timers: &Timers) -> Verdict {
+pub fn router<A: Address>(entry: &RouterPort<A>, now: u64, timers: &Timers) -> Verdict {
     if entry.flags & router_flags::PERMANENT != 0 {
         return Verdict::KeepForever;
     }
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn router_port_expires_after_router_timeout() {
         let timers = Timers::default();
-        let port = RouterPort {
+        let port: RouterPort = RouterPort {
             last_query_ns: 10 * SECOND,
             ..RouterPort::default()
         };

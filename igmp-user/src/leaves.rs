@@ -18,10 +18,10 @@ pub struct QueriedTimers<K> {
 }
 
 /// Members a group-specific query lowered (RFC 3376 §6.6.1).
-pub type GroupQueries = QueriedTimers<MembershipKey>;
+pub type GroupQueries<A = [u8; 4]> = QueriedTimers<MembershipKey<A>>;
 /// Sources a group-and-source-specific query lowered (RFC 3376 §6.6.1): the
 /// query lowers the timers of its sources only, never the group's.
-pub type SourceQueries = QueriedTimers<SourceKey>;
+pub type SourceQueries<A = [u8; 4]> = QueriedTimers<SourceKey<A>>;
 
 impl<K> Default for QueriedTimers<K> {
     fn default() -> Self {
@@ -75,7 +75,7 @@ mod tests {
         let mut queries = GroupQueries::default();
         queries.lower(KEY, 50, 70);
         queries.lower(KEY, 60, 90);
-        let silent = Membership {
+        let silent: Membership = Membership {
             last_report_ns: 10,
             ..Membership::default()
         };
@@ -98,7 +98,7 @@ mod tests {
     fn a_report_after_the_query_answers_it() {
         let mut queries = GroupQueries::default();
         queries.lower(KEY, 50, 70);
-        let answered = Membership {
+        let answered: Membership = Membership {
             last_report_ns: 55,
             ..Membership::default()
         };

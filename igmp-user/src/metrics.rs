@@ -16,7 +16,9 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use igmp_common::{Counter, DataCounter, DataCounters, DropReason, PortCounters};
+use igmp_common::{
+    Address, Counter, DataCounter, DataCounters, DropReason, Family as AddressFamily, PortCounters,
+};
 use prometheus_client::{
     encoding::prometheus_text,
     metrics::{counter::Counter as PromCounter, family::Family, gauge::Gauge},
@@ -27,7 +29,10 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::{interfaces::interface_name, tables::Tables};
+use crate::{
+    interfaces::interface_name,
+    tables::{LearnedMaps, Tables},
+};
 
 /// What the daemon knows beyond the maps: the querier election.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,13 +45,59 @@ pub struct QuerierStatus {
 
 pub type SharedStatus = Arc<Mutex<QuerierStatus>>;
 
-/// What one scrape shows, read from the maps.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
+/// The size of one address family's tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableSizes {
     pub groups: usize,
     pub memberships: usize,
     pub sources: usize,
     pub router_ports: usize,
+}
+
+impl TableSizes {
+    pub fn read<A: Address>(learned: &LearnedMaps<A>) -> Self {
+        let memberships = learned.memberships();
+        let groups: BTreeSet<_> = memberships.iter().map(|(key, _)| key.group_key()).collect();
+        Self {
+            groups: groups.len(),
+            memberships: memberships.len(),
+            sources: learned.source_entries().len(),
+            router_ports: learned.router_ports().len(),
+        }
+    }
+
+    /// Each table's gauge: name, help text, value.
+    fn gauges(&self) -> [(&'static str, &'static str, usize); 4] {
+        [
+            (
+                "igmp_snoop_groups",
+                "Groups with at least one member port",
+                self.groups,
+            ),
+            (
+                "igmp_snoop_memberships",
+                "(port, VLAN, group) entries",
+                self.memberships,
+            ),
+            (
+                "igmp_snoop_sources",
+                "(port, VLAN, group, source) entries",
+                self.sources,
+            ),
+            (
+                "igmp_snoop_router_ports",
+                "Ports a query was heard on",
+                self.router_ports,
+            ),
+        ]
+    }
+}
+
+/// What one scrape shows, read from the maps.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Each address family's tables (the `family` label).
+    pub tables: Vec<(AddressFamily, TableSizes)>,
     pub status: QuerierStatus,
     /// Every attached port (and any port with counters), by name.
     pub ports: Vec<(String, PortCounters)>,
@@ -55,11 +106,6 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn read(tables: &Tables, status: &QuerierStatus) -> Self {
-        let memberships = tables.memberships();
-        let groups: BTreeSet<_> = memberships
-            .iter()
-            .map(|(key, _)| (key.vlan, key.inner_vlan, key.group))
-            .collect();
         let mut counted = tables.port_counters();
         // A port attached but not yet sent a frame has no counters entry.
         for ifindex in tables.ports.ports.keys().filter_map(Result::ok) {
@@ -69,10 +115,7 @@ impl Snapshot {
         }
         counted.sort_by_key(|(ifindex, _)| *ifindex);
         Self {
-            groups: groups.len(),
-            memberships: memberships.len(),
-            sources: tables.source_entries().len(),
-            router_ports: tables.router_ports().len(),
+            tables: vec![(AddressFamily::Ipv4, TableSizes::read(&tables.learned))],
             status: status.clone(),
             ports: counted
                 .into_iter()
@@ -123,30 +166,17 @@ pub fn render(snapshot: &Snapshot) -> String {
         metric.set(i64::try_from(value).unwrap_or(i64::MAX));
         registry.register(name, help, metric);
     };
-    gauge(
-        &mut registry,
-        "igmp_snoop_groups",
-        "Groups with at least one member port",
-        snapshot.groups,
-    );
-    gauge(
-        &mut registry,
-        "igmp_snoop_memberships",
-        "(port, VLAN, group) entries",
-        snapshot.memberships,
-    );
-    gauge(
-        &mut registry,
-        "igmp_snoop_sources",
-        "(port, VLAN, group, source) entries",
-        snapshot.sources,
-    );
-    gauge(
-        &mut registry,
-        "igmp_snoop_router_ports",
-        "Ports a query was heard on",
-        snapshot.router_ports,
-    );
+    // One gauge per table, one series per family.
+    for (index, (name, help, _)) in TableSizes::default().gauges().into_iter().enumerate() {
+        let by_family = Family::<Labels, Gauge>::default();
+        for (family, sizes) in &snapshot.tables {
+            let (_, _, size) = sizes.gauges()[index];
+            by_family
+                .get_or_create(&vec![("family", family.name().to_string())])
+                .set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        registry.register(name, help, by_family);
+    }
     gauge(
         &mut registry,
         "igmp_snoop_is_querier",
@@ -293,6 +323,29 @@ mod tests {
         assert_eq!(rows.iter().map(|(_, value)| value).sum::<u64>(), 15);
         assert!(rows.contains(&("forwarded_every_port", 3)));
         assert!(!rows.iter().any(|(name, _)| *name == "forwarded"));
+    }
+
+    #[test]
+    fn table_sizes_carry_their_family() {
+        let sizes = TableSizes {
+            groups: 1,
+            memberships: 2,
+            sources: 3,
+            router_ports: 4,
+        };
+        let snapshot = Snapshot {
+            tables: vec![(AddressFamily::Ipv4, sizes)],
+            ..Snapshot::default()
+        };
+        let text = render(&snapshot);
+        for line in [
+            r#"igmp_snoop_groups{family="ipv4"} 1"#,
+            r#"igmp_snoop_memberships{family="ipv4"} 2"#,
+            r#"igmp_snoop_sources{family="ipv4"} 3"#,
+            r#"igmp_snoop_router_ports{family="ipv4"} 4"#,
+        ] {
+            assert!(text.lines().any(|found| found == line), "{line}: {text}");
+        }
     }
 
     #[test]

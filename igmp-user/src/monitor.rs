@@ -5,12 +5,12 @@
 //! its pin directory, one JSON object per line, to every connected monitor.
 
 use std::{
-    net::Ipv4Addr,
+    net::IpAddr,
     path::{Path, PathBuf},
 };
 
 use anyhow::{bail, Context as _, Result};
-use igmp_common::{Event, EventKind};
+use igmp_common::{Address, Event, EventKind};
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
@@ -75,12 +75,12 @@ pub struct MonitorEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vid: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub grp: Option<Ipv4Addr>,
+    pub grp: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub src: Option<Ipv4Addr>,
+    pub src: Option<IpAddr>,
     /// Reporter, querier or router address, as the event says.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -100,7 +100,7 @@ impl MonitorEvent {
     }
 
     /// What the monitors see of an event of the packet program.
-    pub fn from_kernel(kind: EventKind, event: &Event, port: &str) -> Self {
+    pub fn from_kernel<A: Address>(kind: EventKind, event: &Event<A>, port: &str) -> Self {
         let name = match kind {
             EventKind::NewMembership => MonitorKind::Join,
             EventKind::LeaveSeen => MonitorKind::Leave,
@@ -112,16 +112,16 @@ impl MonitorEvent {
         };
         let mut monitor = Self::new(name, port.to_string());
         monitor.vid = Some(event.vlan);
-        if event.group != [0; 4] {
-            monitor.grp = Some(Ipv4Addr::from(event.group));
+        if event.group != A::UNSPECIFIED {
+            monitor.grp = Some(event.group.ip());
         }
         if matches!(
             kind,
             EventKind::NewSource | EventKind::SourceLeaveSeen | EventKind::QuerySourceSeen
         ) {
-            monitor.src = Some(Ipv4Addr::from(event.address));
+            monitor.src = Some(event.address.ip());
         } else {
-            monitor.address = Some(Ipv4Addr::from(event.address));
+            monitor.address = Some(event.address.ip());
         }
         monitor
     }
@@ -224,6 +224,8 @@ pub async fn follow(pin_dir: &Path, json: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     #[test]
@@ -238,9 +240,9 @@ mod tests {
     fn line_reads_like_bridge_monitor() {
         let mut event = MonitorEvent::new(MonitorKind::Join, "p1".into());
         event.time = "2026-12-02T10:00:00.123Z".into();
-        event.grp = Some(Ipv4Addr::new(239, 1, 1, 1));
+        event.grp = Some(Ipv4Addr::new(239, 1, 1, 1).into());
         event.vid = Some(10);
-        event.address = Some(Ipv4Addr::new(10, 0, 0, 1));
+        event.address = Some(Ipv4Addr::new(10, 0, 0, 1).into());
         assert_eq!(
             event.line(),
             "[2026-12-02T10:00:00.123Z] join port p1 grp 239.1.1.1 vid 10 from 10.0.0.1"

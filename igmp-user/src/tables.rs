@@ -10,7 +10,7 @@ use aya::maps::{
     Array, ArrayOfMaps, DevMapHash, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf,
 };
 use igmp_common::{
-    map_names, membership_flags, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey,
+    map_names, membership_flags, Address, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey,
     Membership, MembershipKey, PortCounters, PortList, PortSettings, RouterKey, RouterPort,
     Settings, SourceEntry, SourceKey,
 };
@@ -26,13 +26,14 @@ pub struct Tables {
 
 /// What the programs learn from the wire and the daemon ages: the daemon's
 /// membership component owns these.
-pub struct LearnedMaps {
-    pub membership: HashMap<MapData, MembershipKey, Membership>,
-    pub sources: HashMap<MapData, SourceKey, SourceEntry>,
-    pub routers: HashMap<MapData, RouterKey, RouterPort>,
-    pub hosts: HashMap<MapData, HostKey, HostEntry>,
-    /// When each membership last heard an IGMPv1 report; read only here.
-    pub v1_hosts: HashMap<MapData, MembershipKey, u64>,
+/// One set per address family (`igmp_common::Address`): IPv4's today.
+pub struct LearnedMaps<A: Address = [u8; 4]> {
+    pub membership: HashMap<MapData, MembershipKey<A>, Membership<A>>,
+    pub sources: HashMap<MapData, SourceKey<A>, SourceEntry>,
+    pub routers: HashMap<MapData, RouterKey, RouterPort<A>>,
+    pub hosts: HashMap<MapData, HostKey<A>, HostEntry>,
+    /// When each membership last heard an IGMPv1 report (MLDv1 for IPv6); read only here.
+    pub v1_hosts: HashMap<MapData, MembershipKey<A>, u64>,
     /// Router ports the XDP program learned; read only here.
     pub router_epoch: Array<MapData, u32>,
     /// Entries the XDP program made, per port (0: all); read only here.
@@ -46,8 +47,8 @@ pub struct LearnedMaps {
 
 /// What the fast path forwards by, worked out by the daemon's forwarding
 /// component, and the switch-wide settings written at start.
-pub struct ForwardingMaps {
-    pub groups: HashMap<MapData, GroupKey, GroupEntry>,
+pub struct ForwardingMaps<A: Address = [u8; 4]> {
+    pub groups: HashMap<MapData, GroupKey<A>, GroupEntry>,
     /// Devmaps of destination ports, shared by groups; only the daemon writes it.
     pub dest_sets: ArrayOfMaps<MapData, DevMapHash<MapData>>,
     /// The same sets as port lists, for tc; only the daemon writes it.
@@ -151,23 +152,23 @@ impl Tables {
     }
 }
 
-impl LearnedMaps {
+impl<A: Address> LearnedMaps<A> {
     /// Every membership entry, sorted by (port, VLAN, group).
-    pub fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
+    pub fn memberships(&self) -> Vec<(MembershipKey<A>, Membership<A>)> {
         sorted(&self.membership)
     }
 
-    pub fn source_entries(&self) -> Vec<(SourceKey, SourceEntry)> {
+    pub fn source_entries(&self) -> Vec<(SourceKey<A>, SourceEntry)> {
         sorted(&self.sources)
     }
 
-    pub fn router_ports(&self) -> Vec<(RouterKey, RouterPort)> {
+    pub fn router_ports(&self) -> Vec<(RouterKey, RouterPort<A>)> {
         sorted(&self.routers)
     }
 
     /// Removes a membership entry and counts it as removed; the place it
     /// held under the group limits is given back by `publish_removed`.
-    pub fn remove_membership(&mut self, key: &MembershipKey) -> bool {
+    pub fn remove_membership(&mut self, key: &MembershipKey<A>) -> bool {
         let uncounted = self
             .membership
             .get(key, 0)
@@ -220,7 +221,7 @@ impl LearnedMaps {
     }
 }
 
-impl ForwardingMaps {
+impl<A: Address> ForwardingMaps<A> {
     /// Publishes the timers in force for the CLI's countdowns, and the
     /// switch-wide group limit for the XDP program.
     pub fn write_settings(&mut self, timers: &Timers, max_groups: u32) -> Result<()> {

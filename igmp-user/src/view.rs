@@ -1,12 +1,11 @@
 //! Rendering the table for people (aligned columns, like `bridge mdb show`)
 //! and for programs (JSON with the keys of `bridge -j mdb show`).
 
-use std::net::Ipv4Addr;
-
 use comfy_table::{presets::NOTHING, Table};
 use igmp_common::{
-    filter_mode, membership_flags, router_flags, source_flags, Counter, DataCounter, DataCounters,
-    DropReason, Membership, MembershipKey, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    filter_mode, membership_flags, router_flags, source_flags, Address, Counter, DataCounter,
+    DataCounters, DropReason, Membership, MembershipKey, RouterKey, RouterPort, Settings,
+    SourceEntry, SourceKey,
 };
 use serde::Serialize;
 
@@ -55,9 +54,9 @@ pub struct RouterRow {
 /// Each port's bridge by the port's ifindex ([`crate::links::masters`]).
 pub type Masters = std::collections::BTreeMap<u32, String>;
 
-pub fn mdb_rows(
-    groups: &[(MembershipKey, Membership)],
-    sources: &[(SourceKey, SourceEntry)],
+pub fn mdb_rows<A: Address>(
+    groups: &[(MembershipKey<A>, Membership<A>)],
+    sources: &[(SourceKey<A>, SourceEntry)],
     settings: &Settings,
     masters: &Masters,
 ) -> Vec<MdbRow> {
@@ -70,7 +69,7 @@ pub fn mdb_rows(
         let listed = |source: &SourceEntry| source.listed(entry.filter_mode, entry.last_report_ns);
         for (source_key, source) in sources
             .iter()
-            .filter(|(s, source)| same_group(s, key) && listed(source))
+            .filter(|(s, source)| s.membership() == *key && listed(source))
         {
             rows.push(source_row(
                 key, entry, source_key, source, settings, now, masters,
@@ -80,16 +79,9 @@ pub fn mdb_rows(
     rows
 }
 
-fn same_group(source: &SourceKey, key: &MembershipKey) -> bool {
-    source.ifindex == key.ifindex
-        && source.vlan == key.vlan
-        && source.inner_vlan == key.inner_vlan
-        && source.group == key.group
-}
-
-fn group_row(
-    key: &MembershipKey,
-    entry: &Membership,
+fn group_row<A: Address>(
+    key: &MembershipKey<A>,
+    entry: &Membership<A>,
     settings: &Settings,
     now: u64,
     masters: &Masters,
@@ -107,7 +99,7 @@ fn group_row(
             .unwrap_or_else(|| port.clone()),
         port,
         ifindex: key.ifindex,
-        grp: Ipv4Addr::from(key.group).to_string(),
+        grp: key.group.ip().to_string(),
         src: None,
         vid: (key.vlan != 0).then_some(key.vlan),
         inner_vid: (key.inner_vlan != 0).then_some(key.inner_vlan),
@@ -120,14 +112,14 @@ fn group_row(
         filter_mode: mode_name(entry.filter_mode),
         version: entry.version,
         flags: group_flags(entry.flags),
-        last_reporter: Ipv4Addr::from(entry.last_reporter).to_string(),
+        last_reporter: entry.last_reporter.ip().to_string(),
     }
 }
 
-fn source_row(
-    key: &MembershipKey,
-    entry: &Membership,
-    source_key: &SourceKey,
+fn source_row<A: Address>(
+    key: &MembershipKey<A>,
+    entry: &Membership<A>,
+    source_key: &SourceKey<A>,
     source: &SourceEntry,
     settings: &Settings,
     now: u64,
@@ -140,7 +132,7 @@ fn source_row(
         deadline = deadline.min(source.leave_ns + ms(settings.last_member_query_time_ms));
         flags.push("leaving");
     }
-    row.src = Some(Ipv4Addr::from(source_key.source).to_string());
+    row.src = Some(source_key.source.ip().to_string());
     row.timer = seconds(deadline.saturating_sub(now));
     row.filter_mode = mode_name(source.mode);
     row.flags = flags;
@@ -166,7 +158,10 @@ fn mode_name(mode: u8) -> &'static str {
     }
 }
 
-pub fn router_rows(routers: &[(RouterKey, RouterPort)], settings: &Settings) -> Vec<RouterRow> {
+pub fn router_rows<A: Address>(
+    routers: &[(RouterKey, RouterPort<A>)],
+    settings: &Settings,
+) -> Vec<RouterRow> {
     let now = monotonic_ns();
     routers
         .iter()
@@ -174,7 +169,7 @@ pub fn router_rows(routers: &[(RouterKey, RouterPort)], settings: &Settings) -> 
             port: interface_name(key.ifindex),
             ifindex: key.ifindex,
             vid: (key.vlan != 0).then_some(key.vlan),
-            querier: Ipv4Addr::from(router.querier).to_string(),
+            querier: router.querier.ip().to_string(),
             version: router.version,
             robustness: router.robustness,
             qqic: router.qqic,

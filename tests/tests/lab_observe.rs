@@ -100,11 +100,14 @@ fn metrics_count_groups_members_and_messages() {
     let _a = lab.join(0, GROUP).unwrap();
     let _b = lab.join(1, GROUP).unwrap();
     let scraped = igmp_lab::wait_for(Duration::from_secs(5), || {
-        scrape(&lab.switch).contains("igmp_snoop_memberships 2")
+        scrape(&lab.switch).contains(r#"igmp_snoop_memberships{family="ipv4"} 2"#)
     });
     let text = scrape(&lab.switch);
     assert!(scraped, "{text}");
-    assert!(text.contains("igmp_snoop_groups 1"), "{text}");
+    assert!(
+        text.contains(r#"igmp_snoop_groups{family="ipv4"} 1"#),
+        "{text}"
+    );
     assert!(text.contains("igmp_snoop_is_querier 0"), "{text}");
     assert!(
         text.contains("igmp_snoop_data_frames_total{decision=\"forwarded_every_port\"} 0"),

@@ -23,7 +23,7 @@ use aya::{
     programs::ProgramFd,
 };
 use aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH;
-use igmp_common::{capacity, GroupKey, PortList};
+use igmp_common::{capacity, Address, GroupKey, PortList};
 use tracing::warn;
 
 use crate::tables::ForwardingMaps;
@@ -37,12 +37,12 @@ struct Slot {
 }
 
 #[derive(Debug)]
-pub(super) struct DestinationSets {
+pub(super) struct DestinationSets<A: Address> {
     by_ports: HashMap<Vec<u32>, Slot>,
     ports_of: HashMap<u32, Vec<u32>>,
     /// Each group's `dest_set` as last given. Kept here, not read back from
     /// `GROUPS`: the XDP program may have zeroed it there since.
-    of_group: HashMap<GroupKey, u32>,
+    of_group: HashMap<GroupKey<A>, u32>,
     /// Slots never written, the lowest last.
     free: Vec<u32>,
     /// Slots whose set lost its last user, oldest first; a slot here may
@@ -50,7 +50,7 @@ pub(super) struct DestinationSets {
     unused: VecDeque<u32>,
 }
 
-impl Default for DestinationSets {
+impl<A: Address> Default for DestinationSets<A> {
     fn default() -> Self {
         Self {
             by_ports: HashMap::new(),
@@ -62,16 +62,16 @@ impl Default for DestinationSets {
     }
 }
 
-impl DestinationSets {
+impl<A: Address> DestinationSets<A> {
     /// The `dest_set` for `group` sending to `ports` (sorted; a set only for
     /// two or more), which the caller writes at once: the group's previous
     /// slot is free for reuse from the next call on. 0 means broadcast to
     /// every port: one port or none, no egress filter to hand, no slot left.
     pub(super) fn assign(
         &mut self,
-        maps: &mut ForwardingMaps,
+        maps: &mut ForwardingMaps<A>,
         egress: Option<&ProgramFd>,
-        group: GroupKey,
+        group: GroupKey<A>,
         ports: &[u32],
     ) -> u32 {
         let set = match egress {
@@ -97,7 +97,7 @@ impl DestinationSets {
     /// large or every slot is taken.
     fn acquire(
         &mut self,
-        maps: &mut ForwardingMaps,
+        maps: &mut ForwardingMaps<A>,
         egress: &ProgramFd,
         ports: &[u32],
     ) -> Result<u32> {
@@ -167,8 +167,8 @@ impl DestinationSets {
 }
 
 /// Makes a devmap of `ports`, each behind the egress filter, and puts it in slot `index`.
-fn write_set(
-    maps: &mut ForwardingMaps,
+fn write_set<A: Address>(
+    maps: &mut ForwardingMaps<A>,
     egress: &ProgramFd,
     index: u32,
     ports: &[u32],

@@ -8,16 +8,17 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aya::programs::ProgramFd;
-use igmp_common::{group_flags, unregistered, GroupEntry, GroupKey, MembershipKey};
+use igmp_common::{group_flags, unregistered, Address, GroupEntry, GroupKey, MembershipKey};
 use tracing::{debug, warn};
 
 use super::{destinations::DestinationSets, Routes};
 use crate::{options::UnregisteredPolicy, tables::ForwardingMaps};
 
-pub(super) struct Forwarding {
-    maps: ForwardingMaps,
+/// One per address family: `A` is the family's address bytes.
+pub(super) struct Forwarding<A: HostGroups> {
+    maps: ForwardingMaps<A>,
     /// The devmaps of the groups' destination ports.
-    destinations: DestinationSets,
+    destinations: DestinationSets<A>,
     /// The egress filter every destination set's entries carry; none
     /// before the ports are attached (then every group broadcasts).
     egress: Option<ProgramFd>,
@@ -26,11 +27,23 @@ pub(super) struct Forwarding {
     port_overrides: bool,
     fast_path_off: bool,
     /// Groups the host itself listens to (flagged in `GROUPS`).
-    local_groups: BTreeSet<[u8; 4]>,
+    local_groups: BTreeSet<A>,
 }
 
-impl Forwarding {
-    pub(super) fn new(maps: ForwardingMaps) -> Self {
+/// The groups the host itself joined, as each family's kernel lists them.
+pub(super) trait HostGroups: Address {
+    /// Groups joined on interfaces other than `ports` and loopback.
+    fn host_groups(ports: &[String]) -> BTreeSet<Self>;
+}
+
+impl HostGroups for [u8; 4] {
+    fn host_groups(ports: &[String]) -> BTreeSet<Self> {
+        local_groups(ports)
+    }
+}
+
+impl<A: HostGroups> Forwarding<A> {
+    pub(super) fn new(maps: ForwardingMaps<A>) -> Self {
         Self {
             maps,
             destinations: DestinationSets::default(),
@@ -92,8 +105,8 @@ impl Forwarding {
     /// a group with members never leaves the fast path, even for an instant.
     /// They are first written with no destinations (broadcast, always
     /// right), which voids a previous daemon's sets.
-    pub(super) fn rebuild(&mut self, members: &[MembershipKey]) -> Vec<GroupKey> {
-        let mut wanted: HashMap<GroupKey, u32> = HashMap::new();
+    pub(super) fn rebuild(&mut self, members: &[MembershipKey<A>]) -> Vec<GroupKey<A>> {
+        let mut wanted: HashMap<GroupKey<A>, u32> = HashMap::new();
         for key in members {
             *wanted.entry(key.group_key()).or_default() += 1;
         }
@@ -106,7 +119,7 @@ impl Forwarding {
                 warn!("GROUPS full? {error}");
             }
         }
-        let unwanted: Vec<GroupKey> = self
+        let unwanted: Vec<GroupKey<A>> = self
             .groups()
             .into_iter()
             .filter(|group| !wanted.contains_key(group))
@@ -120,13 +133,13 @@ impl Forwarding {
     }
 
     /// Every group with an entry.
-    pub(super) fn groups(&self) -> Vec<GroupKey> {
+    pub(super) fn groups(&self) -> Vec<GroupKey<A>> {
         self.maps.groups.keys().filter_map(Result::ok).collect()
     }
 
     /// Writes the group's entry from its member ports and `routes`, or
     /// removes it when no port and not the host wants the group.
-    pub(super) fn refresh_group(&mut self, group: GroupKey, members: &[u32], routes: &Routes) {
+    pub(super) fn refresh_group(&mut self, group: GroupKey<A>, members: &[u32], routes: &Routes) {
         let mut entry = self.maps.groups.get(&group, 0).unwrap_or_default();
         if members.is_empty() && entry.flags & group_flags::LOCAL_LISTENER == 0 {
             let _ = self.maps.groups.remove(&group);
@@ -146,7 +159,7 @@ impl Forwarding {
         }
     }
 
-    fn assign_destination_set(&mut self, group: GroupKey, ports: &[u32]) -> u32 {
+    fn assign_destination_set(&mut self, group: GroupKey<A>, ports: &[u32]) -> u32 {
         self.destinations
             .assign(&mut self.maps, self.egress.as_ref(), group, ports)
     }
@@ -160,8 +173,8 @@ impl Forwarding {
     /// one of `ports`, the bridge device included): their frames go through
     /// the kernel so that local delivery never breaks. Hands back the groups
     /// the host left, whose entries the caller works out again.
-    pub(super) fn refresh_local_listeners(&mut self, ports: &[String]) -> Vec<GroupKey> {
-        let now: BTreeSet<[u8; 4]> = local_groups(ports);
+    pub(super) fn refresh_local_listeners(&mut self, ports: &[String]) -> Vec<GroupKey<A>> {
+        let now = A::host_groups(ports);
         for group in now.difference(&self.local_groups) {
             let key = GroupKey::untagged(*group);
             let mut entry = self.maps.groups.get(&key, 0).unwrap_or_default();

@@ -18,13 +18,13 @@
 
 use std::{
     collections::{BTreeSet, HashSet},
-    net::Ipv4Addr,
+    net::IpAddr,
 };
 
 use anyhow::{Context as _, Result};
 use igmp_common::{
-    filter_mode, igmp_version, membership_flags, router_flags, source_flags, Event, GroupKey,
-    HostKey, Membership, MembershipKey, RouterKey, RouterPort, SourceEntry, SourceKey,
+    filter_mode, igmp_version, membership_flags, router_flags, source_flags, Address, Event,
+    GroupKey, HostKey, Membership, MembershipKey, RouterKey, RouterPort, SourceEntry, SourceKey,
 };
 use tokio::sync::broadcast;
 use tracing::{debug, info};
@@ -41,9 +41,9 @@ use crate::{
 
 /// An entry with a deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
-    Group(MembershipKey),
-    Source(SourceKey),
+enum Due<A: Address> {
+    Group(MembershipKey<A>),
+    Source(SourceKey<A>),
     Router(RouterKey),
 }
 
@@ -56,14 +56,15 @@ pub(super) enum AfterLeave {
     AskPort,
 }
 
-pub(super) struct Memberships {
-    maps: LearnedMaps,
+/// One per address family: `A` is the family's address bytes.
+pub(super) struct Memberships<A: Address> {
+    maps: LearnedMaps<A>,
     timers: Timers,
-    deadlines: Deadlines<Due>,
+    deadlines: Deadlines<Due<A>>,
     /// The sources of each group, so that an expiring group needs no scan of `SOURCES`.
-    sources: SourceIndex,
-    group_queries: GroupQueries,
-    source_queries: SourceQueries,
+    sources: SourceIndex<A>,
+    group_queries: GroupQueries<A>,
+    source_queries: SourceQueries<A>,
     /// Ports whose groups go at once when their last host leaves.
     fast_leave_ports: HashSet<u32>,
     /// Whether `HOSTS` may hold entries: only fast-leave ports write it, so
@@ -72,9 +73,9 @@ pub(super) struct Memberships {
     monitor: broadcast::Sender<MonitorEvent>,
 }
 
-impl Memberships {
+impl<A: Address> Memberships<A> {
     pub(super) fn new(
-        maps: LearnedMaps,
+        maps: LearnedMaps<A>,
         timers: Timers,
         monitor: broadcast::Sender<MonitorEvent>,
     ) -> Self {
@@ -130,8 +131,8 @@ impl Memberships {
     /// Follows every entry of the tables that has no deadline yet: after
     /// events were lost (`lost.rs`), a group created meanwhile would
     /// otherwise never expire nor get its fast-path entry.
-    pub(super) fn catch_up(&mut self, effects: &mut Effects) {
-        let followed: BTreeSet<Due> = self.deadlines.pending().copied().collect();
+    pub(super) fn catch_up(&mut self, effects: &mut Effects<A>) {
+        let followed: BTreeSet<Due<A>> = self.deadlines.pending().copied().collect();
         let now = monotonic_ns();
         for (key, _) in self.maps.memberships() {
             if !followed.contains(&Due::Group(key)) {
@@ -157,17 +158,17 @@ impl Memberships {
     }
 
     /// Every membership, for the forwarding entries' rebuild at start.
-    pub(super) fn memberships(&self) -> Vec<(MembershipKey, Membership)> {
+    pub(super) fn memberships(&self) -> Vec<(MembershipKey<A>, Membership<A>)> {
         self.maps.memberships()
     }
 
     /// Router ports and the queriers they heard, for the querier's adoption.
-    pub(super) fn router_ports(&self) -> Vec<(RouterKey, RouterPort)> {
+    pub(super) fn router_ports(&self) -> Vec<(RouterKey, RouterPort<A>)> {
         self.maps.router_ports()
     }
 
     /// The ports among `ports` that are members of `group`.
-    pub(super) fn member_ports(&self, group: GroupKey, ports: &[u32]) -> Vec<u32> {
+    pub(super) fn member_ports(&self, group: GroupKey<A>, ports: &[u32]) -> Vec<u32> {
         ports
             .iter()
             .copied()
@@ -201,7 +202,7 @@ impl Memberships {
     }
 
     /// A port joined a group.
-    pub(super) fn joined(&mut self, event: &Event, effects: &mut Effects) {
+    pub(super) fn joined(&mut self, event: &Event<A>, effects: &mut Effects<A>) {
         let gmi = nanos(self.timers.group_membership_interval());
         let key = event.membership_key();
         self.deadlines
@@ -212,13 +213,13 @@ impl Memberships {
     /// A leave. `other_querier` is the querier on the LAN, if another one.
     pub(super) fn leave_seen(
         &mut self,
-        event: &Event,
-        other_querier: Option<Ipv4Addr>,
-        effects: &mut Effects,
+        event: &Event<A>,
+        other_querier: Option<IpAddr>,
+        effects: &mut Effects<A>,
     ) -> AfterLeave {
         let key = event.membership_key();
         let port = interface_name(event.ifindex);
-        let group = Ipv4Addr::from(event.group);
+        let group = event.group.ip();
         if event.version == igmp_version::V2 && self.v1_host_present(key, event.timestamp_ns) {
             // RFC 2236 §4: a v1 host never leaves; a v2 host's leave
             // cannot tell whether it was the last.
@@ -240,7 +241,7 @@ impl Memberships {
     }
 
     /// A port asked for a source.
-    pub(super) fn source_seen(&mut self, event: &Event) {
+    pub(super) fn source_seen(&mut self, event: &Event<A>) {
         let gmi = nanos(self.timers.group_membership_interval());
         self.deadlines
             .schedule(event.timestamp_ns + gmi, Due::Source(event.source_key()));
@@ -249,7 +250,7 @@ impl Memberships {
 
     /// A port blocked a source: it goes after the last member query time
     /// unless asked for again.
-    pub(super) fn source_leave_seen(&mut self, event: &Event) {
+    pub(super) fn source_leave_seen(&mut self, event: &Event<A>) {
         // A BLOCK in EXCLUDE mode may have made the entry.
         self.sources.insert(event.source_key());
         let lmqt = nanos(self.timers.last_member_query_time());
@@ -258,7 +259,7 @@ impl Memberships {
     }
 
     /// The program learned a router port.
-    pub(super) fn router_seen(&mut self, event: &Event, effects: &mut Effects) {
+    pub(super) fn router_seen(&mut self, event: &Event<A>, effects: &mut Effects<A>) {
         let timeout = nanos(self.timers.router_timeout);
         self.deadlines.schedule(
             event.timestamp_ns + timeout,
@@ -271,7 +272,7 @@ impl Memberships {
     /// A group-specific query: every member of the group must answer within
     /// LMQC × its Max Resp Time, or goes (the bridge lowers all of them),
     /// except on a port with a v1 host.
-    pub(super) fn group_query_seen(&mut self, query: &Event, ports: &[u32]) {
+    pub(super) fn group_query_seen(&mut self, query: &Event<A>, ports: &[u32]) {
         let wait = expiry::max_response_time(query.version, query.max_resp_code)
             * self.timers.last_member_query_count;
         let deadline = query.timestamp_ns + nanos(wait);
@@ -294,7 +295,7 @@ impl Memberships {
     /// asked for (INCLUDE's A, EXCLUDE's X) must be asked for again within
     /// LMQC × its Max Resp Time, or leaves that list (RFC 3376 §6.6.1). The
     /// group's timer stays, and sources in Y stay excluded.
-    pub(super) fn source_query_seen(&mut self, query: &Event, ports: &[u32]) {
+    pub(super) fn source_query_seen(&mut self, query: &Event<A>, ports: &[u32]) {
         let wait = expiry::max_response_time(query.version, query.max_resp_code)
             * self.timers.last_member_query_count;
         let deadline = query.timestamp_ns + nanos(wait);
@@ -316,7 +317,7 @@ impl Memberships {
     }
 
     /// Checks every entry whose deadline has come, removing the expired ones.
-    pub(super) fn expire_due(&mut self, effects: &mut Effects) {
+    pub(super) fn expire_due(&mut self, effects: &mut Effects<A>) {
         let now = monotonic_ns();
         let mut expired_groups = HashSet::new();
         for due in self.deadlines.pop_due(now) {
@@ -336,13 +337,13 @@ impl Memberships {
     }
 
     /// Whether an IGMPv1 host is present on the entry's port (RFC 3376 §7.3.2).
-    fn v1_host_present(&self, key: MembershipKey, now: u64) -> bool {
+    fn v1_host_present(&self, key: MembershipKey<A>, now: u64) -> bool {
         let last = self.maps.v1_hosts.get(&key, 0).ok();
         expiry::v1_host_present(last, now, &self.timers)
     }
 
     /// Returns whether the group was removed.
-    fn check_group(&mut self, key: MembershipKey, now: u64, effects: &mut Effects) -> bool {
+    fn check_group(&mut self, key: MembershipKey<A>, now: u64, effects: &mut Effects<A>) -> bool {
         let Ok(entry) = self.maps.membership.get(&key, 0) else {
             self.group_queries.forget(&key);
             return false;
@@ -381,7 +382,7 @@ impl Memberships {
 
     /// Whether a source of the group is asked for: in the group's requested
     /// list (X), not deleted by a later EXCLUDE record, its timer running.
-    fn source_wanted(&self, source: &SourceEntry, group: &Membership, now: u64) -> bool {
+    fn source_wanted(&self, source: &SourceEntry, group: &Membership<A>, now: u64) -> bool {
         let gmi = nanos(self.timers.group_membership_interval());
         source.mode == filter_mode::INCLUDE
             && source.listed(group.filter_mode, group.last_report_ns)
@@ -389,7 +390,7 @@ impl Memberships {
     }
 
     /// Whether sources of the group were asked for within the group membership interval.
-    fn has_wanted_sources(&self, key: MembershipKey, group: &Membership, now: u64) -> bool {
+    fn has_wanted_sources(&self, key: MembershipKey<A>, group: &Membership<A>, now: u64) -> bool {
         self.sources.of_group(&key).any(|source| {
             self.maps
                 .sources
@@ -401,8 +402,8 @@ impl Memberships {
     /// An EXCLUDE group whose timer ran out while sources are still asked
     /// for goes to INCLUDE mode with them (RFC 3376 §6.5) instead of away;
     /// the rest of its sources (Y, and those deleted) go.
-    fn switch_to_include(&mut self, key: MembershipKey, mut entry: Membership, now: u64) {
-        let unwanted: Vec<SourceKey> = self
+    fn switch_to_include(&mut self, key: MembershipKey<A>, mut entry: Membership<A>, now: u64) {
+        let unwanted: Vec<SourceKey<A>> = self
             .sources
             .of_group(&key)
             .filter(|source| {
@@ -426,7 +427,7 @@ impl Memberships {
         if self.maps.membership.insert(key, entry, 0).is_ok() {
             info!(
                 port = interface_name(key.ifindex),
-                group = %Ipv4Addr::from(key.group),
+                group = %key.group.ip(),
                 "include: the group keeps only its sources"
             );
             let gmi = nanos(self.timers.group_membership_interval());
@@ -434,7 +435,7 @@ impl Memberships {
         }
     }
 
-    fn check_source(&mut self, key: SourceKey, now: u64) {
+    fn check_source(&mut self, key: SourceKey<A>, now: u64) {
         let Ok(entry) = self.maps.sources.get(&key, 0) else {
             self.sources.remove(&key);
             self.source_queries.forget(&key);
@@ -455,7 +456,7 @@ impl Memberships {
                 self.sources.remove(&key);
                 if self.maps.sources.remove(&key).is_ok() {
                     let port = interface_name(key.ifindex);
-                    let (group, source) = (Ipv4Addr::from(key.group), Ipv4Addr::from(key.source));
+                    let (group, source) = (key.group.ip(), key.source.ip());
                     debug!(
                         port,
                         group = %group,
@@ -478,7 +479,7 @@ impl Memberships {
     /// forwarded, and kept (RFC 3376 §6.3), for as long as the EXCLUDE
     /// records name it. Returns whether it did; a source of INCLUDE's A, of
     /// Y, or deleted by an EXCLUDE record since its last naming just goes.
-    fn exclude_if_in_x(&mut self, key: SourceKey, mut entry: SourceEntry, now: u64) -> bool {
+    fn exclude_if_in_x(&mut self, key: SourceKey<A>, mut entry: SourceEntry, now: u64) -> bool {
         let group_key = key.membership();
         let Ok(group) = self.maps.membership.get(&group_key, 0) else {
             return false;
@@ -498,18 +499,14 @@ impl Memberships {
             return false;
         }
         self.source_queries.forget(&key);
-        let (port, group, source) = (
-            interface_name(key.ifindex),
-            Ipv4Addr::from(key.group),
-            Ipv4Addr::from(key.source),
-        );
+        let (port, group, source) = (interface_name(key.ifindex), key.group.ip(), key.source.ip());
         debug!(port, group = %group, source = %source, "exclude: the source is no longer asked for");
         let gmi = nanos(self.timers.group_membership_interval());
         self.deadlines.schedule(now + gmi, Due::Source(key));
         true
     }
 
-    fn check_router(&mut self, key: RouterKey, now: u64, effects: &mut Effects) {
+    fn check_router(&mut self, key: RouterKey, now: u64, effects: &mut Effects<A>) {
         let Ok(entry) = self.maps.routers.get(&key, 0) else {
             return;
         };
@@ -531,7 +528,7 @@ impl Memberships {
 
     /// A leave on a fast-leave port: the group goes at once unless another
     /// host on the port still reported it within the group membership interval.
-    fn fast_leave(&mut self, key: MembershipKey, effects: &mut Effects) {
+    fn fast_leave(&mut self, key: MembershipKey<A>, effects: &mut Effects<A>) {
         let static_entry = self
             .maps
             .membership
@@ -557,7 +554,7 @@ impl Memberships {
     }
 
     /// Other hosts still want the group: the leave changes nothing.
-    fn cancel_leave(&mut self, key: MembershipKey) {
+    fn cancel_leave(&mut self, key: MembershipKey<A>) {
         if let Ok(mut entry) = self.maps.membership.get(&key, 0) {
             entry.flags &= !membership_flags::LEAVE_PENDING;
             entry.leave_ns = 0;
@@ -565,9 +562,9 @@ impl Memberships {
         }
     }
 
-    fn announce_expiry(&self, key: MembershipKey, reason: Reason) {
+    fn announce_expiry(&self, key: MembershipKey<A>, reason: Reason) {
         let port = interface_name(key.ifindex);
-        let group = Ipv4Addr::from(key.group);
+        let group = key.group.ip();
         debug!(
             port,
             vid = key.vlan,
@@ -586,9 +583,9 @@ impl Memberships {
     /// returns whether there was one.
     pub(super) fn remove(
         &mut self,
-        key: MembershipKey,
+        key: MembershipKey<A>,
         reason: Reason,
-        effects: &mut Effects,
+        effects: &mut Effects<A>,
     ) -> bool {
         if !self.maps.remove_membership(&key) {
             return false;
@@ -602,7 +599,7 @@ impl Memberships {
 
     /// Removes the sources and hosts of a batch of removed groups: sources
     /// by the index, hosts in one pass over `HOSTS`, if it may hold any.
-    fn remove_sources_of(&mut self, groups: &HashSet<MembershipKey>) {
+    fn remove_sources_of(&mut self, groups: &HashSet<MembershipKey<A>>) {
         for group in groups {
             for key in self.sources.take_group(group) {
                 let _ = self.maps.sources.remove(&key);
@@ -611,7 +608,7 @@ impl Memberships {
         if !self.hosts_possible {
             return;
         }
-        let hosts: Vec<HostKey> = self
+        let hosts: Vec<HostKey<A>> = self
             .maps
             .hosts
             .keys()
@@ -625,8 +622,8 @@ impl Memberships {
 
     /// Removes every entry of port `ifindex`, as the bridge does for a port
     /// that is deleted or stops forwarding.
-    pub(super) fn flush_port(&mut self, ifindex: u32, effects: &mut Effects) {
-        let groups: HashSet<MembershipKey> =
+    pub(super) fn flush_port(&mut self, ifindex: u32, effects: &mut Effects<A>) {
+        let groups: HashSet<MembershipKey<A>> =
             self.memberships_of(Some(ifindex)).into_iter().collect();
         for key in &groups {
             self.maps.remove_membership(key);
@@ -647,7 +644,7 @@ impl Memberships {
     }
 
     /// The memberships of port `only`, or of every port.
-    pub(super) fn memberships_of(&self, only: Option<u32>) -> Vec<MembershipKey> {
+    pub(super) fn memberships_of(&self, only: Option<u32>) -> Vec<MembershipKey<A>> {
         self.maps
             .membership
             .keys()
@@ -658,7 +655,11 @@ impl Memberships {
 
     /// Makes `key` a static membership: a learned one keeps its hosts'
     /// sources, a new one is EXCLUDE {} and not counted under the limits.
-    pub(super) fn add_static(&mut self, key: MembershipKey, effects: &mut Effects) -> Result<()> {
+    pub(super) fn add_static(
+        &mut self,
+        key: MembershipKey<A>,
+        effects: &mut Effects<A>,
+    ) -> Result<()> {
         let now = monotonic_ns();
         let entry = match self.maps.membership.get(&key, 0) {
             Ok(mut learned) => {
@@ -671,10 +672,11 @@ impl Memberships {
                 last_report_ns: now,
                 created_ns: now,
                 leave_ns: 0,
-                last_reporter: [0; 4],
+                last_reporter: A::UNSPECIFIED,
                 version: igmp_version::V2,
                 filter_mode: filter_mode::EXCLUDE,
                 flags: membership_flags::STATIC | membership_flags::UNCOUNTED,
+                _pad: Default::default(),
             },
         };
         self.maps
@@ -691,10 +693,10 @@ impl Memberships {
     pub(super) fn keep_permanent_routers(
         &mut self,
         permanent: &[u32],
-        effects: &mut Effects,
+        effects: &mut Effects<A>,
     ) -> Result<()> {
         let now = monotonic_ns();
-        let demoted: Vec<(RouterKey, RouterPort)> = self
+        let demoted: Vec<(RouterKey, RouterPort<A>)> = self
             .maps
             .router_ports()
             .into_iter()

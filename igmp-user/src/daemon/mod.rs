@@ -13,11 +13,16 @@
 //! staying alive: killing it leaves the table pinned and the programs
 //! attached through pinned links.
 
-use std::{collections::BTreeSet, future::Future, net::Ipv4Addr, time::Duration};
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use igmp_common::{query_flags, Event, EventKind, GroupKey, MembershipKey};
+use igmp_common::{query_flags, Address, Event, EventKind, GroupKey, MembershipKey};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::{broadcast, mpsc},
@@ -53,12 +58,21 @@ use crate::{
 };
 
 /// What a component's work means for forwarding, handed on by the loop.
-#[derive(Debug, Default)]
-struct Effects {
+#[derive(Debug)]
+struct Effects<A: Address> {
     /// Groups whose members changed: their entries are worked out again.
-    groups: BTreeSet<GroupKey>,
+    groups: BTreeSet<GroupKey<A>>,
     /// Router ports came or went: every group's destinations change.
     routers: bool,
+}
+
+impl<A: Address> Default for Effects<A> {
+    fn default() -> Self {
+        Self {
+            groups: BTreeSet::new(),
+            routers: false,
+        }
+    }
 }
 
 /// Where every group's data goes besides its members: the router ports.
@@ -78,9 +92,12 @@ impl Routes {
     }
 }
 
+/// The IGMP tables' address bytes; MLD's (`[u8; 16]`) get components of their own.
+type Ipv4 = [u8; 4];
+
 pub struct Daemon {
-    memberships: Memberships,
-    forwarding: Forwarding,
+    memberships: Memberships<Ipv4>,
+    forwarding: Forwarding<Ipv4>,
     querying: Querying,
     ports: SnoopedPorts,
     lost: LostEvents,
@@ -203,7 +220,7 @@ impl Daemon {
             .adopt(&self.memberships.router_ports(), self.ports.ifindexes());
         self.forwarding
             .publish_policy(self.querying.querier_known());
-        let members: Vec<MembershipKey> = self
+        let members: Vec<MembershipKey<Ipv4>> = self
             .memberships
             .memberships()
             .into_iter()
@@ -268,7 +285,10 @@ impl Daemon {
             }
             EventKind::LeaveSeen => {
                 debug!(port, vid = event.vlan, group = %group, reporter = %address, "leave");
-                let other_querier = self.querying.other_querier(event.timestamp_ns);
+                let other_querier = self
+                    .querying
+                    .other_querier(event.timestamp_ns)
+                    .map(IpAddr::V4);
                 let after = self
                     .memberships
                     .leave_seen(event, other_querier, &mut effects);
@@ -465,7 +485,7 @@ impl Daemon {
         self.apply(effects);
         let mut event = MonitorEvent::new(MonitorKind::Static, port.to_string());
         event.vid = Some(vid);
-        event.grp = Some(group);
+        event.grp = Some(group.into());
         self.publish(event);
         Ok(format!("static: port {port} vid {vid} group {group}"))
     }
@@ -500,7 +520,7 @@ impl Daemon {
     /// Hands the membership component's changes to forwarding: the groups
     /// that changed, or every group when the router ports did (the
     /// program's epoch counts only the router ports it learned itself).
-    fn apply(&mut self, effects: Effects) {
+    fn apply(&mut self, effects: Effects<Ipv4>) {
         if effects.routers {
             let mut groups = effects.groups;
             groups.extend(self.forwarding.groups());
@@ -512,7 +532,7 @@ impl Daemon {
     }
 
     /// Works out the entries of `groups` from their member ports and the router ports.
-    fn refresh_groups(&mut self, groups: impl IntoIterator<Item = GroupKey>) {
+    fn refresh_groups(&mut self, groups: impl IntoIterator<Item = GroupKey<Ipv4>>) {
         let routes = self.memberships.routes();
         let ports = self.ports.ifindexes();
         for group in groups {

@@ -163,19 +163,19 @@ impl Querying {
                 let address = self.query_source();
                 info!("querier: this switch queries, from {address}");
                 let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
-                event.address = Some(address);
+                event.address = Some(address.into());
                 let _ = self.monitor.send(event);
             }
             QuerierAction::OtherQuerierElected(address) => {
                 info!("querier: {address} is the querier");
                 let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
-                event.address = Some(address);
+                event.address = Some(address.into());
                 let _ = self.monitor.send(event);
             }
             QuerierAction::OtherQuerierSilent(address) => {
                 info!("querier: {address} fell silent");
                 let mut event = MonitorEvent::new(MonitorKind::QuerierExpire, "*".into());
-                event.address = Some(address);
+                event.address = Some(address.into());
                 let _ = self.monitor.send(event);
             }
         }

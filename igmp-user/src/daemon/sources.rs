@@ -8,22 +8,30 @@
 
 use std::collections::{HashMap, HashSet};
 
-use igmp_common::{MembershipKey, SourceKey};
+use igmp_common::{Address, MembershipKey, SourceKey};
 
-#[derive(Debug, Default)]
-pub(super) struct SourceIndex {
-    by_group: HashMap<MembershipKey, HashSet<SourceKey>>,
+#[derive(Debug)]
+pub(super) struct SourceIndex<A: Address> {
+    by_group: HashMap<MembershipKey<A>, HashSet<SourceKey<A>>>,
 }
 
-impl SourceIndex {
-    pub(super) fn insert(&mut self, source: SourceKey) {
+impl<A: Address> Default for SourceIndex<A> {
+    fn default() -> Self {
+        Self {
+            by_group: HashMap::new(),
+        }
+    }
+}
+
+impl<A: Address> SourceIndex<A> {
+    pub(super) fn insert(&mut self, source: SourceKey<A>) {
         self.by_group
             .entry(source.membership())
             .or_default()
             .insert(source);
     }
 
-    pub(super) fn remove(&mut self, source: &SourceKey) {
+    pub(super) fn remove(&mut self, source: &SourceKey<A>) {
         let group = source.membership();
         if let Some(sources) = self.by_group.get_mut(&group) {
             sources.remove(source);
@@ -34,12 +42,12 @@ impl SourceIndex {
     }
 
     /// The sources of `group`, as far as the daemon knows.
-    pub(super) fn of_group(&self, group: &MembershipKey) -> impl Iterator<Item = &SourceKey> {
+    pub(super) fn of_group(&self, group: &MembershipKey<A>) -> impl Iterator<Item = &SourceKey<A>> {
         self.by_group.get(group).into_iter().flatten()
     }
 
     /// Forgets the sources of `group` and hands them back.
-    pub(super) fn take_group(&mut self, group: &MembershipKey) -> HashSet<SourceKey> {
+    pub(super) fn take_group(&mut self, group: &MembershipKey<A>) -> HashSet<SourceKey<A>> {
         self.by_group.remove(group).unwrap_or_default()
     }
 }
