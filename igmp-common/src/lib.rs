@@ -125,6 +125,46 @@ pub mod filter_mode {
     pub const EXCLUDE: u8 = 2;
 }
 
+/// A [`filter_mode`] code as user space matches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterMode {
+    Include,
+    Exclude,
+    /// A code this build does not know (a newer program's).
+    Other(u8),
+}
+
+impl From<u8> for FilterMode {
+    fn from(code: u8) -> Self {
+        match code {
+            filter_mode::INCLUDE => Self::Include,
+            filter_mode::EXCLUDE => Self::Exclude,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl From<FilterMode> for u8 {
+    fn from(mode: FilterMode) -> Self {
+        match mode {
+            FilterMode::Include => filter_mode::INCLUDE,
+            FilterMode::Exclude => filter_mode::EXCLUDE,
+            FilterMode::Other(code) => code,
+        }
+    }
+}
+
+impl FilterMode {
+    /// As `bridge mdb show` spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Include => "include",
+            Self::Exclude => "exclude",
+            Self::Other(_) => "unknown",
+        }
+    }
+}
+
 /// Bits of [`Membership::flags`].
 pub mod membership_flags {
     /// A leave (v2 leave, v3 TO_IN{} or TO_IN in EXCLUDE mode) arrived after the

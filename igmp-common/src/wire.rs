@@ -203,6 +203,50 @@ pub mod router_mode {
     pub const PERMANENT: u8 = 2;
 }
 
+/// A [`router_mode`] code as user space matches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouterMode {
+    Off,
+    Auto,
+    Permanent,
+    /// A code this build does not know.
+    Other(u8),
+}
+
+impl From<u8> for RouterMode {
+    fn from(code: u8) -> Self {
+        match code {
+            router_mode::OFF => Self::Off,
+            router_mode::AUTO => Self::Auto,
+            router_mode::PERMANENT => Self::Permanent,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl From<RouterMode> for u8 {
+    fn from(mode: RouterMode) -> Self {
+        match mode {
+            RouterMode::Off => router_mode::OFF,
+            RouterMode::Auto => router_mode::AUTO,
+            RouterMode::Permanent => router_mode::PERMANENT,
+            RouterMode::Other(code) => code,
+        }
+    }
+}
+
+impl RouterMode {
+    /// As the configuration's `router` spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Auto => "auto",
+            Self::Permanent => "permanent",
+            Self::Other(_) => "unknown",
+        }
+    }
+}
+
 /// Key of the host map: one reporter of a group on a fast-leave port (RFC 4541 §2.1.1, host tracking).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -404,6 +448,55 @@ pub mod unregistered {
     pub const FOLLOW_GLOBAL: u8 = 0xff;
 }
 
+/// An [`unregistered`] code as user space matches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unregistered {
+    Flood,
+    Routers,
+    Drop,
+    /// A port's: the global policy applies.
+    FollowGlobal,
+    /// A code this build does not know.
+    Other(u8),
+}
+
+impl From<u8> for Unregistered {
+    fn from(code: u8) -> Self {
+        match code {
+            unregistered::FLOOD => Self::Flood,
+            unregistered::ROUTERS => Self::Routers,
+            unregistered::DROP => Self::Drop,
+            unregistered::FOLLOW_GLOBAL => Self::FollowGlobal,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl From<Unregistered> for u8 {
+    fn from(policy: Unregistered) -> Self {
+        match policy {
+            Unregistered::Flood => unregistered::FLOOD,
+            Unregistered::Routers => unregistered::ROUTERS,
+            Unregistered::Drop => unregistered::DROP,
+            Unregistered::FollowGlobal => unregistered::FOLLOW_GLOBAL,
+            Unregistered::Other(code) => code,
+        }
+    }
+}
+
+impl Unregistered {
+    /// As the flag and the configuration spell it (`auto`: follow the global policy).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Flood => "flood",
+            Self::Routers => "routers",
+            Self::Drop => "drop",
+            Self::FollowGlobal => "auto",
+            Self::Other(_) => "unknown",
+        }
+    }
+}
+
 /// Key of the `GROUPS` map: a group some port of the VLAN joined.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -535,5 +628,29 @@ impl<A: Address> Event<A> {
             vlan: self.vlan,
             inner_vlan: self.inner_vlan,
         }
+    }
+}
+
+#[cfg(test)]
+mod typed_codes {
+    use super::*;
+    use crate::{filter_mode, FilterMode};
+
+    #[test]
+    fn every_code_goes_to_its_enum_and_back_and_an_unknown_one_stays_itself() {
+        for code in 0..=u8::MAX {
+            assert_eq!(u8::from(FilterMode::from(code)), code);
+            assert_eq!(u8::from(RouterMode::from(code)), code);
+            assert_eq!(u8::from(Unregistered::from(code)), code);
+        }
+        assert_eq!(FilterMode::from(filter_mode::INCLUDE), FilterMode::Include);
+        assert_eq!(FilterMode::from(7), FilterMode::Other(7));
+        assert_eq!(RouterMode::from(router_mode::PERMANENT).name(), "permanent");
+        assert_eq!(RouterMode::from(9), RouterMode::Other(9));
+        assert_eq!(
+            Unregistered::from(unregistered::FOLLOW_GLOBAL),
+            Unregistered::FollowGlobal
+        );
+        assert_eq!(Unregistered::from(3).name(), "unknown");
     }
 }

@@ -64,7 +64,7 @@ pub fn is_valid<H: Hook>(frame: &Frame<H>, offset: usize, len: usize) -> bool {
 /// The sum of `N` bytes (`N` even) at `offset`, read from the frame itself.
 #[inline(always)]
 fn sum_in_place<const N: usize, H: Hook>(frame: &Frame<H>, offset: usize) -> Option<u32> {
-    let bytes = unsafe { *frame.get::<[u8; N]>(offset)? };
+    let bytes = frame.read::<[u8; N]>(offset)?;
     let mut sum = 0u32;
     for pair in bytes.chunks_exact(2) {
         sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));

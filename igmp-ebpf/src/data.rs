@@ -16,10 +16,9 @@ use crate::{
 /// Decides what happens to a non-IGMP IPv4 frame arriving on port `ingress`.
 #[inline(always)]
 pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
-    let Some(ip) = frame.get::<Ipv4Hdr>(l2.l3_offset) else {
+    let Some(ip) = frame.header::<Ipv4Hdr>(l2.l3_offset) else {
         return Verdict::Pass;
     };
-    let ip = unsafe { &*ip };
     let group = ip.dst_addr;
     if !is_multicast(group) {
         return Verdict::Pass;

@@ -150,7 +150,7 @@ impl<H: Hook> Frame<H> {
     /// A pointer to a `T` at `offset`, or `None` when the frame ends before it
     /// does (for an skb: before its linear part does).
     #[inline(always)]
-    pub fn get<T>(&self, offset: usize) -> Option<*const T> {
+    fn get<T>(&self, offset: usize) -> Option<*const T> {
         if offset > MAX_OFFSET {
             return None;
         }
@@ -159,6 +159,27 @@ impl<H: Hook> Frame<H> {
             return None;
         }
         Some(at as *const T)
+    }
+
+    /// The header `T` at `offset`, in place, or `None` when the frame ends
+    /// before it does: what parsers read, so that only this file
+    /// dereferences a packet pointer. A reference, not a copy: a copy of a
+    /// header passed on by reference would take stack, and the tc program's
+    /// two frames already come close to the verifier's 512 bytes.
+    #[inline(always)]
+    pub fn header<T: Header>(&self, offset: usize) -> Option<&T> {
+        let at = self.get::<T>(offset)?;
+        // SAFETY: `get` checked that the frame holds a whole `T` at `at`, and
+        // a header is bytes only (`Header`): any alignment and value will do.
+        // The reference lives no longer than this `Frame`, made void only by
+        // `make_readable`, which takes the context, never a frame.
+        Some(unsafe { &*at })
+    }
+
+    /// A copy of the bytes at `offset`, or `None` when the frame ends before them.
+    #[inline(always)]
+    pub fn read<T: Header + Copy>(&self, offset: usize) -> Option<T> {
+        self.header::<T>(offset).copied()
     }
 
     /// Whether the frame holds at least `len` bytes.
@@ -194,3 +215,17 @@ pub fn load<H: Hook, T: Copy>(ctx: *mut c_void, offset: usize) -> Option<T> {
     // SAFETY: on success the helper wrote all `size` bytes of `value`.
     (loaded == 0).then(|| unsafe { value.assume_init() })
 }
+
+/// What may be read in place from a frame: bytes and structs of bytes, with
+/// no alignment beyond 1 and no invalid value.
+///
+/// # Safety
+/// Implement it only for types of alignment 1 whose every bit pattern is valid.
+pub unsafe trait Header {}
+
+// SAFETY: byte arrays and the wire headers below are bytes only.
+unsafe impl Header for u8 {}
+unsafe impl<const N: usize> Header for [u8; N] {}
+unsafe impl Header for network_types::ip::Ipv4Hdr {}
+unsafe impl Header for crate::headers::IgmpHeader {}
+unsafe impl Header for crate::headers::V3QueryTail {}

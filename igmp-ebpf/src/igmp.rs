@@ -69,10 +69,7 @@ fn classify<H: Hook>(
         return Err(DropReason::PortBlocked);
     }
     let packet = ip::igmp_packet(frame, l2.l3_offset)?;
-    let header = frame
-        .get::<IgmpHeader>(packet.offset)
-        .ok_or(DropReason::Truncated)?;
-    let header = unsafe { &*header };
+    let header: &IgmpHeader = frame.header(packet.offset).ok_or(DropReason::Truncated)?;
     let kind = header.kind;
     if !matches!(
         kind,
@@ -191,10 +188,9 @@ fn query<H: Hook>(
     } else if packet.len < V3_QUERY_MIN_LEN {
         return Err(DropReason::BadIgmpLength);
     } else {
-        let tail = frame
-            .get::<V3QueryTail>(packet.offset + ip::IGMP_MIN_LEN)
+        let tail: &V3QueryTail = frame
+            .header(packet.offset + ip::IGMP_MIN_LEN)
             .ok_or(DropReason::Truncated)?;
-        let tail = unsafe { &*tail };
         sources = usize::from(u16::from_be_bytes(tail.sources));
         if V3_QUERY_MIN_LEN + sources * 4 > packet.len {
             return Err(DropReason::BadIgmpLength);

@@ -21,8 +21,7 @@ const PROTOCOL_OFFSET: usize = 9;
 /// then counts it as truncated instead of letting it pass unseen.
 #[inline(always)]
 pub fn protocol<H: Hook>(frame: &Frame<H>, l3_offset: usize) -> Option<u8> {
-    let protocol = frame.get::<u8>(l3_offset + PROTOCOL_OFFSET)?;
-    Some(unsafe { *protocol })
+    frame.read::<u8>(l3_offset + PROTOCOL_OFFSET)
 }
 
 /// What the IP header says about the IGMP message it carries.
@@ -39,10 +38,7 @@ pub struct IgmpPacket {
 /// Checks the IPv4 header at `l3_offset` and locates the IGMP message.
 #[inline(always)]
 pub fn igmp_packet<H: Hook>(frame: &Frame<H>, l3_offset: usize) -> Result<IgmpPacket, DropReason> {
-    let ip = frame
-        .get::<Ipv4Hdr>(l3_offset)
-        .ok_or(DropReason::Truncated)?;
-    let ip = unsafe { &*ip };
+    let ip: &Ipv4Hdr = frame.header(l3_offset).ok_or(DropReason::Truncated)?;
     let header_len = usize::from(ip.vihl & 0x0f) * 4;
     if ip.vihl >> 4 != 4 || header_len < Ipv4Hdr::LEN {
         return Err(DropReason::BadIpHeader);

@@ -19,18 +19,17 @@ pub const PROTOCOL: u8 = 103;
 const V2_HELLO: u8 = 0x20;
 
 pub fn handle<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2) {
-    let Some(ip) = frame.get::<Ipv4Hdr>(l2.l3_offset) else {
+    let Some(ip) = frame.header::<Ipv4Hdr>(l2.l3_offset) else {
         return;
     };
-    let ip = unsafe { &*ip };
     if ip.dst_addr != ALL_PIM_ROUTERS {
         return;
     }
     let header_len = usize::from(ip.vihl & 0x0f) * 4;
-    let Some(kind) = frame.get::<[u8; 4]>(l2.l3_offset + header_len) else {
+    let Some(kind) = frame.header::<[u8; 4]>(l2.l3_offset + header_len) else {
         return;
     };
-    if unsafe { (*kind)[0] } != V2_HELLO {
+    if kind[0] != V2_HELLO {
         return;
     }
     let settings = port_settings(ifindex);

@@ -60,7 +60,6 @@ impl Headers {
         if l2.network != l2::Network::Ipv4 {
             return None;
         }
-        let ip = frame.get::<Ipv4Hdr>(l2.l3_offset)?;
-        Some(Self::new(&l2, unsafe { &*ip }))
+        Some(Self::new(&l2, frame.header::<Ipv4Hdr>(l2.l3_offset)?))
     }
 }

@@ -3,7 +3,7 @@ use aya::maps::{MapData, RingBuf};
 use aya_log::EbpfLogger;
 use clap::Parser as _;
 use igmp_user::{
-    cli::{Cli, Command, Generated, MdbChange, MdbShowArgs, RunArgs, ShowArgs},
+    cli::{Cli, Command, Generated, MdbChange, RunArgs},
     control,
     daemon::Daemon,
     generate, instance, interfaces, kernel, links,
@@ -93,9 +93,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             .enable_all()
             .build()?
             .block_on(run(*args)),
-        Command::Show(args) => show(&args),
-        Command::Routers(args) => routers(&args),
-        Command::Stats(args) => stats(&args),
+        Command::Show(args) => view::mdb::print(&args),
+        Command::Routers(args) => view::routers::print(&args),
+        Command::Stats(args) => view::stats::print(&args),
         Command::Monitor(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -366,97 +366,4 @@ fn spawn_kernel_log(ebpf: &mut aya::Ebpf) {
             guard.clear_ready();
         }
     });
-}
-
-/// Exit status of `show`, `routers` and `stats` when no daemon runs on the
-/// pins: the rows are printed, but they are what the last daemon left and
-/// their timers stand still (as `systemctl status` of a stopped unit).
-const EXIT_NO_DAEMON: i32 = 3;
-
-/// Opens the tables of `pin_dir` for a command that prints them, and whether
-/// a daemon keeps them.
-fn tables_to_print(pin_dir: &std::path::Path) -> Result<(Tables, instance::DaemonState)> {
-    let state = instance::daemon_state(pin_dir)?;
-    Ok((Tables::open(pin_dir)?, state))
-}
-
-/// Says, once the rows are out, that no daemon keeps them, and ends with
-/// [`EXIT_NO_DAEMON`].
-fn end_if_no_daemon(pin_dir: &std::path::Path, state: &instance::DaemonState) {
-    if *state == instance::DaemonState::NotRunning {
-        eprintln!(
-            "igmp-snoop: no daemon runs on {}: these rows are what the last one left, and their timers stand still",
-            pin_dir.display()
-        );
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        std::process::exit(EXIT_NO_DAEMON);
-    }
-}
-
-fn show(args: &MdbShowArgs) -> Result<()> {
-    let pin_dir = settings::pin_dir(&args.show.pin)?;
-    let (tables, state) = tables_to_print(&pin_dir)?;
-    let settings = tables.settings();
-    let masters = links::masters()?;
-    let rows = view::mdb_rows(
-        &tables.memberships(),
-        &tables.source_entries(),
-        &settings,
-        &masters,
-    );
-    if args.bridge {
-        let routers = view::router_rows(&tables.router_ports(), &settings);
-        let shaped = view::bridge_shape(&rows, &routers, &masters);
-        println!("{}", serde_json::to_string_pretty(&shaped)?);
-    } else if args.show.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        print!("{}", view::render_mdb(&rows));
-        println!();
-    }
-    end_if_no_daemon(&pin_dir, &state);
-    Ok(())
-}
-
-fn routers(args: &ShowArgs) -> Result<()> {
-    let pin_dir = settings::pin_dir(&args.pin)?;
-    let (tables, state) = tables_to_print(&pin_dir)?;
-    let rows = view::router_rows(&tables.router_ports(), &tables.settings());
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        println!("{}", view::render_routers(&rows));
-    }
-    end_if_no_daemon(&pin_dir, &state);
-    Ok(())
-}
-
-fn stats(args: &ShowArgs) -> Result<()> {
-    let pin_dir = settings::pin_dir(&args.pin)?;
-    let (tables, state) = tables_to_print(&pin_dir)?;
-    let counters = tables.port_counters();
-    let data = tables.data_counters();
-    let ports: Vec<_> = tables.ports.ports.iter().filter_map(Result::ok).collect();
-    let limits = view::limit_rows(&tables.groups_in_use(), &ports, &tables.settings());
-    let attached = loader::attachments(&pin_dir);
-    if args.json {
-        let json = serde_json::json!({
-            "ports": view::counters_json(&counters),
-            "data": view::data_counters_json(&data),
-            "limits": limits,
-            "attached": view::attachments_json(&attached),
-            "daemon": match &state {
-                instance::DaemonState::Running { pid } => serde_json::json!({"running": true, "pid": pid}),
-                instance::DaemonState::NotRunning => serde_json::json!({"running": false}),
-            },
-        });
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    } else {
-        println!("{}", view::render_counters(&counters));
-        println!("{}", view::render_data_counters(&data));
-        println!("{}", view::render_limits(&limits));
-        println!("{}", view::render_attachments(&attached));
-    }
-    end_if_no_daemon(&pin_dir, &state);
-    Ok(())
 }

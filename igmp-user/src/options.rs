@@ -3,6 +3,7 @@
 //! this crate, so `cli`, `config`, `settings`, the loader and the daemon
 //! all build on it without importing each other.
 
+use igmp_common::{RouterMode, Unregistered};
 use serde::Deserialize;
 
 /// Whether `group` is one a port can be a member of: multicast and outside
@@ -23,6 +24,29 @@ pub enum UnregisteredPolicy {
     Flood,
     Routers,
     Drop,
+}
+
+impl UnregisteredPolicy {
+    /// The switch-wide code the fast path applies, resolved as the bridge
+    /// does (`br_multicast_querier_exists`): `auto` follows whether a querier is known.
+    pub fn resolved(self, querier_known: bool) -> Unregistered {
+        match self {
+            Self::Auto if querier_known => Unregistered::Routers,
+            Self::Auto | Self::Flood => Unregistered::Flood,
+            Self::Routers => Unregistered::Routers,
+            Self::Drop => Unregistered::Drop,
+        }
+    }
+
+    /// A port's own policy: `auto` follows the switch-wide one.
+    pub fn for_port(self) -> Unregistered {
+        match self {
+            Self::Auto => Unregistered::FollowGlobal,
+            Self::Flood => Unregistered::Flood,
+            Self::Routers => Unregistered::Routers,
+            Self::Drop => Unregistered::Drop,
+        }
+    }
 }
 
 /// How the program is to be attached, as the flags and the file ask.
@@ -50,4 +74,14 @@ pub enum RouterModeName {
     #[default]
     Auto,
     Permanent,
+}
+
+impl From<RouterModeName> for RouterMode {
+    fn from(name: RouterModeName) -> Self {
+        match name {
+            RouterModeName::Off => Self::Off,
+            RouterModeName::Auto => Self::Auto,
+            RouterModeName::Permanent => Self::Permanent,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{bail, Result};
-use igmp_common::{capacity, limits, router_mode, unregistered};
+use igmp_common::{capacity, limits, router_mode, RouterMode, Unregistered};
 use serde::Serialize;
 
 use crate::{
@@ -11,7 +11,7 @@ use crate::{
     config::{check_timers, Config, LimitConfig, Robustness, Seconds, TimerConfig},
     links::PortLink,
     loader::DEFAULT_PIN_DIR,
-    options::{AttachMode, RouterModeName, UnregisteredPolicy},
+    options::{AttachMode, UnregisteredPolicy},
     querier::{QuerierSettings, QueryVersion},
     timers::Timers,
 };
@@ -193,7 +193,7 @@ impl RunSettings {
                 .filter(|&mode| !port.configured.router_mode && mode != port.router_mode)
             {
                 port.router_mode = mode;
-                let name = DescribedPort::router_name(mode);
+                let name = RouterMode::from(mode).name();
                 taken.push(format!(
                     "{}: router {name}, as its mcast_router in {}",
                     port.name, bridge.name
@@ -308,29 +308,13 @@ impl From<&PortOptions> for DescribedPort {
     fn from(port: &PortOptions) -> Self {
         Self {
             fast_leave: port.fast_leave,
-            router: Self::router_name(port.router_mode),
+            router: RouterMode::from(port.router_mode).name(),
             flood_reports: port.flood_reports,
-            unregistered: match port.unregistered {
-                unregistered::FLOOD => "flood",
-                unregistered::ROUTERS => "routers",
-                unregistered::DROP => "drop",
-                _ => "auto",
-            },
+            unregistered: Unregistered::from(port.unregistered).name(),
             max_groups: port.max_groups,
             report_rate: port.report_rate,
             report_burst: port.report_burst,
             static_groups: port.static_groups.clone(),
-        }
-    }
-}
-
-impl DescribedPort {
-    /// A `router_mode::*` as the file's `router` spells it.
-    fn router_name(mode: u8) -> &'static str {
-        match mode {
-            router_mode::OFF => "off",
-            router_mode::PERMANENT => "permanent",
-            _ => "auto",
         }
     }
 }
@@ -375,11 +359,7 @@ fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) ->
     let router_mode = if args.router_ports.iter().any(|port| port == name) {
         Some(router_mode::PERMANENT)
     } else {
-        file.router.map(|mode| match mode {
-            RouterModeName::Off => router_mode::OFF,
-            RouterModeName::Auto => router_mode::AUTO,
-            RouterModeName::Permanent => router_mode::PERMANENT,
-        })
+        file.router.map(|mode| RouterMode::from(mode).into())
     };
     let fast_leave = if args.fast_leave.iter().any(|port| port == name) {
         Some(true)
@@ -395,12 +375,7 @@ fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) ->
             fast_leave: fast_leave.is_some(),
         },
         flood_reports: file.flood_reports,
-        unregistered: match file.unregistered {
-            None | Some(UnregisteredPolicy::Auto) => unregistered::FOLLOW_GLOBAL,
-            Some(UnregisteredPolicy::Flood) => unregistered::FLOOD,
-            Some(UnregisteredPolicy::Routers) => unregistered::ROUTERS,
-            Some(UnregisteredPolicy::Drop) => unregistered::DROP,
-        },
+        unregistered: file.unregistered.unwrap_or_default().for_port().into(),
         max_groups: file.max_groups.unwrap_or(limits.max_groups_per_port),
         report_rate: file.report_rate.unwrap_or(limits.report_rate),
         report_burst: file.report_burst.unwrap_or(limits.report_burst),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aya::programs::ProgramFd;
-use igmp_common::{group_flags, unregistered, Address, GroupEntry, GroupKey, MembershipKey};
+use igmp_common::{group_flags, Address, GroupEntry, GroupKey, MembershipKey};
 use tracing::{debug, warn};
 
 use super::{destinations::DestinationSets, Routes};
@@ -81,14 +81,9 @@ impl<A: HostGroups> Forwarding<A> {
     /// Called again whenever that state changes: a querier elected, ours
     /// started, the other one fallen silent.
     pub(super) fn publish_policy(&mut self, querier_known: bool) {
-        let policy = match self.unregistered {
-            UnregisteredPolicy::Auto if querier_known => unregistered::ROUTERS,
-            UnregisteredPolicy::Auto | UnregisteredPolicy::Flood => unregistered::FLOOD,
-            UnregisteredPolicy::Routers => unregistered::ROUTERS,
-            UnregisteredPolicy::Drop => unregistered::DROP,
-        };
+        let policy = self.unregistered.resolved(querier_known);
         let written = self.maps.write_forwarding(
-            policy,
+            policy.into(),
             querier_known,
             self.port_overrides,
             self.fast_path_off,
