@@ -58,7 +58,12 @@ pub mod map_names {
     /// Every snooped port's ifindex from index 0 on, 0 after the last: the
     /// ports the tc classifier asks when a frame may go anywhere.
     pub const PORT_LIST: &str = "PORT_LIST";
-    pub const ALL: [&str; 19] = [
+    /// The version of the table's layout (`registry::TABLE_LAYOUT`), one
+    /// `u32`: made and written by the daemon, not by the program's object.
+    pub const LAYOUT_VERSION: &str = "LAYOUT_VERSION";
+
+    pub const ALL: [&str; 20] = [
+        LAYOUT_VERSION,
         SET_PORT_LISTS,
         PORT_LIST,
         ROUTER_EPOCH,

@@ -60,10 +60,18 @@ const fn spec(
 const U32: usize = size_of::<u32>();
 const U64: usize = size_of::<u64>();
 
-pub const MAPS: [MapSpec; 19] = {
+/// The version of the state maps' layouts this build pins
+/// (`map_names::LAYOUT_VERSION`). Raise it whenever a state map's key or
+/// value changes, with the old layout and a migration step in
+/// `igmp-user/src/layout.rs`. 0 is what builds before the version was
+/// pinned left: their state layouts are version 1's.
+pub const TABLE_LAYOUT: u32 = 1;
+
+pub const MAPS: [MapSpec; 20] = {
     use MapKind::{Derived, State, Statistics};
     use Writer::{Both, Daemon, Program};
     [
+        spec(map_names::LAYOUT_VERSION, U32, U32, State, Daemon),
         spec(
             map_names::MEMBERSHIP,
             size_of::<MembershipKey>(),

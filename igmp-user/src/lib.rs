@@ -9,6 +9,7 @@ pub mod generate;
 pub mod instance;
 pub mod interfaces;
 pub mod kernel;
+pub mod layout;
 pub mod leaves;
 pub mod links;
 pub mod loader;

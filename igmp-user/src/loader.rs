@@ -147,6 +147,7 @@ const TABLE_MAPS: [&str; 5] = [
 /// every mode: destination sets carry it, whichever hook reads them.
 pub fn load(pin_dir: &Path, table_size: u32, mode: PortMode) -> Result<Ebpf> {
     prepare_pin_dir(pin_dir)?;
+    crate::layout::migrate(pin_dir)?;
     check_pinned_layout(pin_dir)?;
     check_pinned_table_size(pin_dir, table_size)?;
     let paths: Vec<(&str, PathBuf)> = map_names::ALL
@@ -189,6 +190,7 @@ pub fn load(pin_dir: &Path, table_size: u32, mode: PortMode) -> Result<Ebpf> {
             .with_context(|| format!("the kernel refused the {TC_PROGRAM} program"))?;
         log_verifier_figures(TC_PROGRAM, classifier.info());
     }
+    crate::layout::pin_current(pin_dir)?;
     Ok(ebpf)
 }
 

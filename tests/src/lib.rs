@@ -5,6 +5,7 @@ pub mod corpus;
 pub mod frames;
 pub mod harness;
 pub mod process;
+pub mod replace;
 pub mod service;
 pub mod snooped;
 

@@ -56,7 +56,7 @@ enum Task {
     Bench {
         #[arg(long)]
         quick: bool,
-        /// Run one section only (cost, forwarding, live, latency or scale); nothing is written.
+        /// Run one section only (cost, forwarding, live, latency, scale or upgrade); nothing is written.
         #[arg(long, value_name = "SECTION")]
         only: Option<String>,
     },

@@ -153,10 +153,14 @@ pub const GUEST_SUITES: &[Suite] = &[
     },
     Suite {
         file: "lab_faults",
-        tests: &["multicast_keeps_flowing_through_the_fast_path_while_the_daemon_is_replaced"],
-        minutes: 5,
+        tests: &[
+            "multicast_keeps_flowing_through_the_fast_path_while_the_daemon_is_replaced",
+            "a_table_of_a_newer_layout_is_refused_in_one_line",
+        ],
+        minutes: 7,
         why: "adoption while multicast flows through the fast path (a kill, a stop with \
-              --keep-attached): no datagram lost at the member's socket",
+              --keep-attached, an upgrade from a table of layout 0, a stop without it): no \
+              datagram lost at the member's socket; a newer layout refused",
     },
     Suite {
         file: "lab_statics",

@@ -22,7 +22,7 @@ use igmp_tests::process::{cpu_ns, rss_kib};
 const MEMBER: usize = 0;
 const SENDER: usize = 1;
 /// What the bench daemons run with: no limit in the way of the figures.
-const UNLIMITED: [&str; 6] = [
+pub(crate) const UNLIMITED: [&str; 6] = [
     "--max-groups-per-port",
     "0",
     "--max-groups",
@@ -309,7 +309,7 @@ fn settle(pid: u32) -> Result<f64> {
 }
 
 /// IGMPv3 reports from `host` joining groups 0..`groups`, 32 records each.
-fn v3_reports(host: Ipv4Addr, groups: u32) -> Vec<Vec<u8>> {
+pub(crate) fn v3_reports(host: Ipv4Addr, groups: u32) -> Vec<Vec<u8>> {
     (0..groups)
         .collect::<Vec<_>>()
         .chunks(32)

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: the XDP program's per-frame cost, forwarding
-//! throughput against the Linux bridge, join latency and scale. A benchmark,
+//! throughput against the Linux bridge, join latency, scale and the daemon
+//! replaced under a stream (restart, upgrade). A benchmark,
 //! not a test: it prints and writes figures, it asserts nothing; every figure
 //! is set against a baseline measured in the same run.
 
@@ -7,6 +8,7 @@ mod control;
 mod cost;
 mod forwarding;
 mod report;
+mod upgrade;
 
 use anyhow::{bail, Result};
 
@@ -16,12 +18,13 @@ use report::Section;
 type Measure = fn(bool) -> Result<Section>;
 
 /// The sections, by the name `--only` takes.
-const SECTIONS: [(&str, Measure); 5] = [
+const SECTIONS: [(&str, Measure); 6] = [
     ("cost", cost::run),
     ("forwarding", forwarding::run),
     ("live", forwarding::run_live),
     ("latency", control::join_latency),
     ("scale", control::scale),
+    ("upgrade", upgrade::run),
 ];
 
 fn main() -> Result<()> {

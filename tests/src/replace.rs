@@ -1,0 +1,88 @@
+//! Replacing the daemon under a stream: what the restart and upgrade tests
+//! (`lab_faults.rs`) and the bench's upgrade section share. The stream goes
+//! from a real socket to a member's real socket, so a datagram counts as
+//! delivered only where an application would see it.
+
+use std::{
+    net::{Ipv4Addr, UdpSocket},
+    path::Path,
+    process::Command,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use igmp_lab::{Member, DATA_PORT};
+
+/// Sends a datagram to `group` every 500 µs from `socket` while `replace`
+/// runs (it starts half a second in), and until `after` more have gone out
+/// once it returned: however long the new daemon's start takes (a guest
+/// under TCG verifies for seconds), the stream spans it. Hands back the
+/// datagrams sent and those `member` received.
+pub fn stream_across(
+    socket: &UdpSocket,
+    group: Ipv4Addr,
+    member: &Member,
+    after: usize,
+    replace: impl FnOnce(),
+) -> (usize, usize) {
+    let replaced = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let (mut sent, mut since) = (0u32, 0);
+            while since < after {
+                socket
+                    .send_to(&sent.to_be_bytes(), (group, DATA_PORT))
+                    .expect("sending the stream");
+                sent += 1;
+                if replaced.load(Ordering::SeqCst) {
+                    since += 1;
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            sent as usize
+        });
+        let receiver = scope.spawn(|| member.drain());
+        std::thread::sleep(Duration::from_millis(500));
+        replace();
+        replaced.store(true, Ordering::SeqCst);
+        (
+            sender.join().expect("sender thread"),
+            receiver.join().expect("receiver thread"),
+        )
+    })
+}
+
+/// Makes the table pinned under `pin_dir` look like one of layout 0 (the
+/// builds before the layout version) while the program runs on: the version
+/// goes, and `COUNTERS` is pinned in its old size, without headroom (22 + 17
+/// counters); the running program keeps the map it has.
+pub fn pin_layout_0(pin_dir: &Path) {
+    std::fs::remove_file(pin_dir.join("LAYOUT_VERSION")).expect("LAYOUT_VERSION pinned");
+    std::fs::remove_file(pin_dir.join("COUNTERS")).expect("COUNTERS pinned");
+    let created = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(pin_dir.join("COUNTERS"))
+        .args([
+            "type",
+            "percpu_hash",
+            "key",
+            "4",
+            "value",
+            "312",
+            "entries",
+            "16",
+            "name",
+            "COUNTERS",
+        ])
+        .status()
+        .expect("running bpftool");
+    assert!(created.success(), "bpftool map create");
+}
+
+/// The layout version pinned beside the table.
+pub fn pinned_layout(pin_dir: &Path) -> u32 {
+    let data = aya::maps::MapData::from_pin(pin_dir.join("LAYOUT_VERSION")).expect("pinned");
+    let version: aya::maps::Array<_, u32> =
+        aya::maps::Array::try_from(aya::maps::Map::Array(data)).expect("a u32 array");
+    version.get(&0, 0).expect("entry 0")
+}
