@@ -33,9 +33,12 @@ use crate::report::Section;
 use igmp_tests::process::busy_cpu_ns;
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 5);
-const PORTS: usize = 6;
+/// The sender, 16 members at most, and a bystander that never joins.
+const PORTS: usize = 18;
 const SENDER: usize = 0;
-const FAN_OUTS: [usize; 3] = [1, 2, 4];
+/// Members per group: where per-copy work (an XDP frame clone, an skb clone)
+/// overtakes the per-frame saving, the sweep shows the crossover.
+const FAN_OUTS: [usize; 5] = [1, 2, 4, 8, 16];
 /// Ethernet frame sizes without the FCS: 64 and 1518 bytes on the wire.
 const SIZES: [(usize, &str); 2] = [(60, "64 B"), (1514, "1518 B")];
 
