@@ -165,7 +165,11 @@ pub struct PortSettings {
     pub report_rate: u32,
     /// How many reports may arrive back to back before the rate applies.
     pub report_burst: u32,
-    pub _reserved: u32,
+    /// The bridge VLAN untagged (and priority-tagged) frames belong to: the
+    /// port's PVID on a VLAN-filtering bridge, 0 elsewhere. Learning keys
+    /// them by it, as the bridge's own per-VLAN snooping does.
+    pub pvid: u16,
+    pub _reserved: u16,
 }
 
 impl Default for PortSettings {
@@ -188,6 +192,7 @@ impl PortSettings {
             max_groups: 0,
             report_rate: 0,
             report_burst: 0,
+            pvid: 0,
             _reserved: 0,
         }
     };

@@ -47,7 +47,8 @@ impl Origin {
     ) -> Self {
         Self {
             ifindex,
-            vlan: l2.vlan,
+            // Untagged on a VLAN-filtering bridge: the port's PVID (0 elsewhere).
+            vlan: if l2.vlan == 0 { port.pvid } else { l2.vlan },
             inner_vlan: l2.inner_vlan,
             sender,
             stats,

@@ -11,8 +11,9 @@ use igmp_common::router_mode;
 use netlink_packet_core::{NetlinkPayload, Nla as _};
 use netlink_packet_route::{
     link::{
-        BridgeMulticastRouterType, InfoBridge, InfoBridgePort, InfoData, InfoPortData,
-        LinkAttribute, LinkInfo, LinkMessage, LinkProtoInfoBridge,
+        AfSpecBridge, BridgeMulticastRouterType, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort,
+        InfoData, InfoPortData, LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage,
+        LinkProtoInfoBridge,
     },
     AddressFamily, RouteNetlinkMessage,
 };
@@ -29,6 +30,9 @@ pub struct LinkNote {
     pub removed: bool,
     /// The bridge port state (`BR_STATE_*`), when the note comes from the bridge.
     pub stp_state: Option<u8>,
+    /// In a note that carries the port's VLANs (a VLAN-filtering bridge's:
+    /// `bridge vlan add/del` sends one), the port's PVID, 0 for none.
+    pub pvid: Option<u16>,
 }
 
 /// Subscribes to link notifications; each arrives on the returned channel.
@@ -58,13 +62,12 @@ pub fn watch() -> Result<mpsc::UnboundedReceiver<LinkNote>> {
 }
 
 fn note(link: &LinkMessage, removed: bool) -> LinkNote {
-    let stp_state = (link.header.interface_family == AddressFamily::Bridge)
-        .then(|| bridge_port_state(link))
-        .flatten();
+    let from_bridge = link.header.interface_family == AddressFamily::Bridge;
     LinkNote {
         ifindex: link.header.index,
         removed,
-        stp_state,
+        stp_state: from_bridge.then(|| bridge_port_state(link)).flatten(),
+        pvid: (from_bridge && carries_vlans(link)).then(|| pvid_of(link).unwrap_or(0)),
     }
 }
 
@@ -111,6 +114,9 @@ pub struct BridgeLink {
     pub port_router_mode: Option<u8>,
     /// The port's `mcast_fast_leave`.
     pub port_fast_leave: bool,
+    /// On a VLAN-filtering bridge, the port's PVID: the VLAN its untagged
+    /// frames belong to, which learning keys them by (`bridge vlan`).
+    pub port_pvid: Option<u16>,
 }
 
 /// What the operator should change on the ports' bridges, one line each:
@@ -167,6 +173,18 @@ pub async fn port_links(ports: &[(String, u32)]) -> Result<Vec<PortLink>> {
         }
         links.push(port_link);
     }
+    if links.iter().any(|link| {
+        link.bridge
+            .as_ref()
+            .is_some_and(|bridge| bridge.vlan_filtering)
+    }) {
+        let pvids = pvids(&handle).await?;
+        for (link, (_, ifindex)) in links.iter_mut().zip(ports) {
+            if let Some(bridge) = link.bridge.as_mut().filter(|bridge| bridge.vlan_filtering) {
+                bridge.port_pvid = pvids.get(ifindex).copied();
+            }
+        }
+    }
     task.abort();
     Ok(links)
 }
@@ -197,7 +215,51 @@ fn bridge_link(bridge: &LinkMessage, port: &LinkMessage) -> Option<BridgeLink> {
             _ => None,
         }),
         port_fast_leave: port_options.contains(&InfoBridgePort::FastLeave(true)),
+        port_pvid: None,
     })
+}
+
+/// Every bridge port's PVID, by ifindex: the bridge's VLAN table
+/// (`RTEXT_FILTER_BRVLAN`), as `bridge vlan show` reads it.
+async fn pvids(handle: &rtnetlink::Handle) -> Result<BTreeMap<u32, u16>> {
+    let mut pvids = BTreeMap::new();
+    let mut links = handle
+        .link()
+        .get()
+        .set_filter_mask(AddressFamily::Bridge, vec![LinkExtentMask::Brvlan])
+        .execute();
+    while let Some(link) = links.next().await {
+        let link = link.context("reading the bridges' VLANs")?;
+        if let Some(pvid) = pvid_of(&link) {
+            pvids.insert(link.header.index, pvid);
+        }
+    }
+    Ok(pvids)
+}
+
+/// Whether a bridge's message lists the port's VLANs.
+fn carries_vlans(link: &LinkMessage) -> bool {
+    link.attributes.iter().any(|attribute| match attribute {
+        LinkAttribute::AfSpecBridge(specs) => specs
+            .iter()
+            .any(|spec| matches!(spec, AfSpecBridge::VlanInfo(_))),
+        _ => false,
+    })
+}
+
+/// The PVID in a bridge port's VLAN list, if it has one.
+fn pvid_of(link: &LinkMessage) -> Option<u16> {
+    link.attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::AfSpecBridge(specs) => specs.iter().find_map(|spec| match spec {
+                AfSpecBridge::VlanInfo(info) if info.flags.contains(BridgeVlanInfoFlags::Pvid) => {
+                    Some(info.vid)
+                }
+                _ => None,
+            }),
+            _ => None,
+        })
 }
 
 fn infos(link: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
@@ -334,6 +396,8 @@ mod tests {
                 vlan_filtering: true,
                 port_router_mode: Some(router_mode::PERMANENT),
                 port_fast_leave: true,
+                // Read from the bridge's VLAN table, apart (`pvids`).
+                port_pvid: None,
             }
         );
         let plain = bridge_link(

@@ -283,6 +283,28 @@ impl PortSet {
         })
     }
 
+    /// The bridge gave port `ifindex` another PVID (`bridge vlan`): its
+    /// untagged frames are learned in `pvid` from now on. Returns whether it changed.
+    pub fn set_pvid(&mut self, ifindex: u32, pvid: u16, maps: &mut PortMaps) -> bool {
+        let Some(port) = self
+            .ports
+            .iter_mut()
+            .find(|port| port.plan.ifindex == ifindex && port.plan.options.pvid != pvid)
+        else {
+            return false;
+        };
+        port.plan.options.pvid = pvid;
+        if let Err(error) = write_settings(maps, port) {
+            warn!("{}: {error:#}", port.plan.options.name);
+        }
+        info!(
+            port = port.plan.options.name,
+            vid = pvid,
+            "untagged frames learned in the port's new PVID"
+        );
+        true
+    }
+
     /// At shutdown: detaches every port, or leaves them attached for a later daemon.
     pub fn release(self, keep_attached: bool) -> Result<()> {
         if keep_attached {
@@ -336,6 +358,7 @@ fn write_settings(maps: &mut PortMaps, port: &Port) -> Result<()> {
         max_groups: options.max_groups,
         report_rate: options.report_rate,
         report_burst: options.report_burst,
+        pvid: options.pvid,
         ..PortSettings::default()
     };
     maps.ports

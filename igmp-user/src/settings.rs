@@ -37,6 +37,10 @@ pub struct PortOptions {
     pub report_burst: u32,
     /// Groups the port always receives.
     pub static_groups: Vec<std::net::Ipv4Addr>,
+    /// The bridge VLAN of the port's untagged frames (its PVID on a
+    /// VLAN-filtering bridge), or 0: taken from the bridge, not configured.
+    #[serde(skip)]
+    pub pvid: u16,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -203,6 +207,13 @@ impl RunSettings {
                 port.fast_leave = true;
                 taken.push(format!(
                     "{}: fast leave, as its mcast_fast_leave in {}",
+                    port.name, bridge.name
+                ));
+            }
+            if let Some(pvid) = bridge.port_pvid {
+                port.pvid = pvid;
+                taken.push(format!(
+                    "{}: untagged frames learned in VLAN {pvid}, its PVID in {}",
                     port.name, bridge.name
                 ));
             }
@@ -380,6 +391,7 @@ fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) ->
         report_rate: file.report_rate.unwrap_or(limits.report_rate),
         report_burst: file.report_burst.unwrap_or(limits.report_burst),
         static_groups: file.static_groups,
+        pvid: 0,
     }
 }
 

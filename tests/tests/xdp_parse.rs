@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 
 use igmp_common::{
-    filter_mode, membership_flags, source_flags, Counter, DropReason, MAX_V3_RECORDS,
+    filter_mode, membership_flags, source_flags, Counter, DropReason, PortSettings, MAX_V3_RECORDS,
     MAX_V3_SOURCES_PER_RECORD,
 };
 use igmp_tests::{
@@ -343,6 +343,34 @@ fn membership_is_kept_per_vlan(
     let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
     assert_eq!(harness.run(&frame(tags, &ip)), XDP_PASS);
     assert_eq!(groups(&harness), vec![(vlan, inner, GROUP)]);
+}
+
+/// On a VLAN-filtering bridge the daemon writes each port's PVID: untagged
+/// and priority-tagged reports are learned in it, as the bridge's own
+/// per-VLAN snooping does; a tagged one keeps its tag.
+#[rstest]
+#[case::untagged(&[], 10)]
+#[case::priority_tagged(&[(TPID_8021Q, 0xa000)], 10)]
+#[case::tagged(&[(TPID_8021Q, 20)], 20)]
+fn untagged_reports_are_learned_in_the_ports_pvid(
+    #[case] tags: &[(u16, u16)],
+    #[case] vlan: u16,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let mut harness = Harness::on(hook);
+    let settings = PortSettings {
+        pvid: 10,
+        ..PortSettings::default()
+    };
+    harness
+        .tables
+        .ports
+        .ports
+        .insert(TEST_RUN_IFINDEX, settings, 0)
+        .unwrap();
+    let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
+    assert_eq!(harness.run(&frame(tags, &ip)), XDP_PASS);
+    assert_eq!(groups(&harness), vec![(vlan, 0, GROUP)]);
 }
 
 #[rstest]

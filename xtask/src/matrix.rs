@@ -134,6 +134,13 @@ pub const GUEST_SUITES: &[Suite] = &[
               whole, VLAN devices in the containers (8021q: not in the host kernel)",
     },
     Suite {
+        file: "lab_vlan_bridge",
+        tests: &[],
+        minutes: 4,
+        why: "a VLAN-filtering bridge: untagged joins learned in the port's PVID, the same \
+              table as the bridge's per-VLAN snooping (not in the host kernel)",
+    },
+    Suite {
         file: "lab_differential",
         tests: &[],
         minutes: 5,

@@ -1,8 +1,8 @@
 //! The ports component: the snooped ports (`ports.rs`'s `PortSet`) and the
 //! maps that describe them to the programs (`PORTS`, `EGRESS_PORTS`,
-//! `PORT_LIST`). It follows ports that vanish, come back or change STP
-//! state, and reports each change; the loop has the other components flush
-//! or refresh what goes with the port.
+//! `PORT_LIST`). It follows ports that vanish, come back, change STP state
+//! or get another PVID on a VLAN-filtering bridge, and reports each change;
+//! the loop has the other components flush or refresh what goes with the port.
 
 use std::collections::HashSet;
 
@@ -88,6 +88,9 @@ impl SnoopedPorts {
         let mut changes = set.resync(&mut self.maps);
         if let Some(state) = note.stp_state.filter(|_| !note.removed) {
             changes.extend(set.stp_state(note.ifindex, state, &mut self.maps));
+        }
+        if let Some(pvid) = note.pvid.filter(|_| !note.removed) {
+            set.set_pvid(note.ifindex, pvid, &mut self.maps);
         }
         self.ifindexes = set.ifindexes();
         changes
