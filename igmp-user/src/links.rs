@@ -11,9 +11,9 @@ use igmp_common::router_mode;
 use netlink_packet_core::{NetlinkPayload, Nla as _};
 use netlink_packet_route::{
     link::{
-        AfSpecBridge, BridgeMulticastRouterType, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort,
-        InfoData, InfoPortData, LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage,
-        LinkProtoInfoBridge,
+        AfSpecBridge, BridgeMulticastRouterType, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge,
+        InfoBridgePort, InfoData, InfoPortData, LinkAttribute, LinkExtentMask, LinkInfo,
+        LinkMessage, LinkProtoInfoBridge,
     },
     AddressFamily, RouteNetlinkMessage,
 };
@@ -30,9 +30,18 @@ pub struct LinkNote {
     pub removed: bool,
     /// The bridge port state (`BR_STATE_*`), when the note comes from the bridge.
     pub stp_state: Option<u8>,
-    /// In a note that carries the port's VLANs (a VLAN-filtering bridge's:
-    /// `bridge vlan add/del` sends one), the port's PVID, 0 for none.
-    pub pvid: Option<u16>,
+    /// The port's VLANs, in a note that carries them (a VLAN-filtering
+    /// bridge's: `bridge vlan add/del` sends one).
+    pub vlans: Option<PortVlans>,
+}
+
+/// A bridge port's VLANs, as `bridge vlan show` lists them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortVlans {
+    /// The VLAN of untagged frames, 0 for none (they are dropped).
+    pub pvid: u16,
+    /// Every VLAN the port is a member of, ascending.
+    pub vids: Vec<u16>,
 }
 
 /// Subscribes to link notifications; each arrives on the returned channel.
@@ -67,7 +76,7 @@ fn note(link: &LinkMessage, removed: bool) -> LinkNote {
         ifindex: link.header.index,
         removed,
         stp_state: from_bridge.then(|| bridge_port_state(link)).flatten(),
-        pvid: (from_bridge && carries_vlans(link)).then(|| pvid_of(link).unwrap_or(0)),
+        vlans: from_bridge.then(|| port_vlans(link)).flatten(),
     }
 }
 
@@ -114,9 +123,9 @@ pub struct BridgeLink {
     pub port_router_mode: Option<u8>,
     /// The port's `mcast_fast_leave`.
     pub port_fast_leave: bool,
-    /// On a VLAN-filtering bridge, the port's PVID: the VLAN its untagged
-    /// frames belong to, which learning keys them by (`bridge vlan`).
-    pub port_pvid: Option<u16>,
+    /// On a VLAN-filtering bridge, the port's VLANs: its PVID is the VLAN
+    /// its untagged frames belong to, which learning keys them by.
+    pub port_vlans: Option<PortVlans>,
 }
 
 /// What the operator should change on the ports' bridges, one line each:
@@ -178,10 +187,10 @@ pub async fn port_links(ports: &[(String, u32)]) -> Result<Vec<PortLink>> {
             .as_ref()
             .is_some_and(|bridge| bridge.vlan_filtering)
     }) {
-        let pvids = pvids(&handle).await?;
+        let mut vlans = bridge_vlans(&handle).await?;
         for (link, (_, ifindex)) in links.iter_mut().zip(ports) {
             if let Some(bridge) = link.bridge.as_mut().filter(|bridge| bridge.vlan_filtering) {
-                bridge.port_pvid = pvids.get(ifindex).copied();
+                bridge.port_vlans = Some(vlans.remove(ifindex).unwrap_or_default());
             }
         }
     }
@@ -215,14 +224,14 @@ fn bridge_link(bridge: &LinkMessage, port: &LinkMessage) -> Option<BridgeLink> {
             _ => None,
         }),
         port_fast_leave: port_options.contains(&InfoBridgePort::FastLeave(true)),
-        port_pvid: None,
+        port_vlans: None,
     })
 }
 
-/// Every bridge port's PVID, by ifindex: the bridge's VLAN table
+/// Every bridge port's VLANs, by ifindex: the bridge's VLAN table
 /// (`RTEXT_FILTER_BRVLAN`), as `bridge vlan show` reads it.
-async fn pvids(handle: &rtnetlink::Handle) -> Result<BTreeMap<u32, u16>> {
-    let mut pvids = BTreeMap::new();
+async fn bridge_vlans(handle: &rtnetlink::Handle) -> Result<BTreeMap<u32, PortVlans>> {
+    let mut by_port = BTreeMap::new();
     let mut links = handle
         .link()
         .get()
@@ -230,36 +239,50 @@ async fn pvids(handle: &rtnetlink::Handle) -> Result<BTreeMap<u32, u16>> {
         .execute();
     while let Some(link) = links.next().await {
         let link = link.context("reading the bridges' VLANs")?;
-        if let Some(pvid) = pvid_of(&link) {
-            pvids.insert(link.header.index, pvid);
+        if let Some(vlans) = port_vlans(&link) {
+            by_port.insert(link.header.index, vlans);
         }
     }
-    Ok(pvids)
+    Ok(by_port)
 }
 
-/// Whether a bridge's message lists the port's VLANs.
-fn carries_vlans(link: &LinkMessage) -> bool {
-    link.attributes.iter().any(|attribute| match attribute {
-        LinkAttribute::AfSpecBridge(specs) => specs
-            .iter()
-            .any(|spec| matches!(spec, AfSpecBridge::VlanInfo(_))),
-        _ => false,
-    })
-}
-
-/// The PVID in a bridge port's VLAN list, if it has one.
-fn pvid_of(link: &LinkMessage) -> Option<u16> {
-    link.attributes
+/// The port's VLANs in a bridge's message, if it lists them: single
+/// entries, and ranges (`RangeBegin` .. `RangeEnd`) as the compressed form
+/// of the notifications gives them.
+fn port_vlans(link: &LinkMessage) -> Option<PortVlans> {
+    let infos: Vec<&BridgeVlanInfo> = link
+        .attributes
         .iter()
-        .find_map(|attribute| match attribute {
-            LinkAttribute::AfSpecBridge(specs) => specs.iter().find_map(|spec| match spec {
-                AfSpecBridge::VlanInfo(info) if info.flags.contains(BridgeVlanInfoFlags::Pvid) => {
-                    Some(info.vid)
-                }
-                _ => None,
-            }),
+        .filter_map(|attribute| match attribute {
+            LinkAttribute::AfSpecBridge(specs) => Some(specs),
             _ => None,
         })
+        .flatten()
+        .filter_map(|spec| match spec {
+            AfSpecBridge::VlanInfo(info) => Some(info),
+            _ => None,
+        })
+        .collect();
+    if infos.is_empty() {
+        return None;
+    }
+    let mut vlans = PortVlans::default();
+    let mut range_start = None;
+    for info in infos {
+        if info.flags.contains(BridgeVlanInfoFlags::Pvid) {
+            vlans.pvid = info.vid;
+        }
+        if info.flags.contains(BridgeVlanInfoFlags::RangeBegin) {
+            range_start = Some(info.vid);
+        } else if let Some(start) = range_start.take() {
+            vlans.vids.extend(start..=info.vid);
+        } else {
+            vlans.vids.push(info.vid);
+        }
+    }
+    vlans.vids.sort_unstable();
+    vlans.vids.dedup();
+    Some(vlans)
 }
 
 fn infos(link: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
@@ -354,6 +377,33 @@ fn controller(link: &LinkMessage) -> Option<u32> {
 mod tests {
     use super::*;
 
+    fn vlan(vid: u16, flags: BridgeVlanInfoFlags) -> AfSpecBridge {
+        AfSpecBridge::VlanInfo(BridgeVlanInfo { flags, vid })
+    }
+
+    #[test]
+    fn a_ports_vlans_are_read_with_their_ranges_and_its_pvid() {
+        let mut message = LinkMessage::default();
+        message.attributes.push(LinkAttribute::AfSpecBridge(vec![
+            vlan(1, BridgeVlanInfoFlags::empty()),
+            vlan(
+                10,
+                BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged,
+            ),
+            vlan(20, BridgeVlanInfoFlags::RangeBegin),
+            vlan(23, BridgeVlanInfoFlags::RangeEnd),
+        ]));
+        assert_eq!(
+            port_vlans(&message),
+            Some(PortVlans {
+                pvid: 10,
+                vids: vec![1, 10, 20, 21, 22, 23],
+            })
+        );
+        // A message without the VLAN list says nothing of the VLANs.
+        assert_eq!(port_vlans(&LinkMessage::default()), None);
+    }
+
     fn bridge(options: Vec<InfoBridge>) -> LinkMessage {
         let mut message = LinkMessage::default();
         message.attributes.push(LinkAttribute::IfName("br0".into()));
@@ -396,8 +446,8 @@ mod tests {
                 vlan_filtering: true,
                 port_router_mode: Some(router_mode::PERMANENT),
                 port_fast_leave: true,
-                // Read from the bridge's VLAN table, apart (`pvids`).
-                port_pvid: None,
+                // Read from the bridge's VLAN table, apart (`bridge_vlans`).
+                port_vlans: None,
             }
         );
         let plain = bridge_link(

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::{
     interfaces,
+    links::PortVlans,
     loader::{self, Attachment, PortMode},
     settings::PortOptions,
     tables::PortMaps,
@@ -54,6 +55,13 @@ pub enum PortChange {
         name: String,
         ifindex: u32,
     },
+    /// The bridge took VLANs off the port (`bridge vlan del`): its entries
+    /// in them must go, as the bridge's own are.
+    LeftVlans {
+        name: String,
+        ifindex: u32,
+        vids: Vec<u16>,
+    },
 }
 
 impl std::fmt::Display for PortChange {
@@ -67,6 +75,16 @@ impl std::fmt::Display for PortChange {
                 "blocked by the bridge (STP): its entries are removed",
             ),
             Self::Unblocked { name, ifindex } => (name, ifindex, "forwarding again"),
+            Self::LeftVlans {
+                name,
+                ifindex,
+                vids,
+            } => {
+                return write!(
+                    f,
+                    "port {name} (ifindex {ifindex}) left VLANs {vids:?}: its entries there are removed"
+                )
+            }
         };
         write!(f, "port {name} (ifindex {ifindex}) {what}")
     }
@@ -283,26 +301,47 @@ impl PortSet {
         })
     }
 
-    /// The bridge gave port `ifindex` another PVID (`bridge vlan`): its
-    /// untagged frames are learned in `pvid` from now on. Returns whether it changed.
-    pub fn set_pvid(&mut self, ifindex: u32, pvid: u16, maps: &mut PortMaps) -> bool {
-        let Some(port) = self
+    /// The bridge changed port `ifindex`'s VLANs (`bridge vlan`): its
+    /// untagged frames are learned in the new PVID from now on, and the
+    /// VLANs it left are handed back so that their entries go.
+    pub fn set_vlans(
+        &mut self,
+        ifindex: u32,
+        vlans: PortVlans,
+        maps: &mut PortMaps,
+    ) -> Option<PortChange> {
+        let port = self
             .ports
             .iter_mut()
-            .find(|port| port.plan.ifindex == ifindex && port.plan.options.pvid != pvid)
-        else {
-            return false;
-        };
-        port.plan.options.pvid = pvid;
-        if let Err(error) = write_settings(maps, port) {
-            warn!("{}: {error:#}", port.plan.options.name);
+            .find(|port| port.plan.ifindex == ifindex)?;
+        // A port whose bridge did not filter VLANs at start had none.
+        let before = port
+            .plan
+            .options
+            .vlans
+            .replace(vlans.clone())
+            .unwrap_or_default();
+        if before.pvid != vlans.pvid {
+            if let Err(error) = write_settings(maps, port) {
+                warn!("{}: {error:#}", port.plan.options.name);
+            }
+            info!(
+                port = port.plan.options.name,
+                vid = vlans.pvid,
+                "untagged frames learned in the port's new PVID"
+            );
         }
-        info!(
-            port = port.plan.options.name,
-            vid = pvid,
-            "untagged frames learned in the port's new PVID"
-        );
-        true
+        let left: Vec<u16> = before
+            .vids
+            .iter()
+            .copied()
+            .filter(|vid| !vlans.vids.contains(vid))
+            .collect();
+        (!left.is_empty()).then(|| PortChange::LeftVlans {
+            name: port.plan.options.name.clone(),
+            ifindex,
+            vids: left,
+        })
     }
 
     /// At shutdown: detaches every port, or leaves them attached for a later daemon.
@@ -358,7 +397,7 @@ fn write_settings(maps: &mut PortMaps, port: &Port) -> Result<()> {
         max_groups: options.max_groups,
         report_rate: options.report_rate,
         report_burst: options.report_burst,
-        pvid: options.pvid,
+        pvid: options.vlans.as_ref().map_or(0, |vlans| vlans.pvid),
         ..PortSettings::default()
     };
     maps.ports

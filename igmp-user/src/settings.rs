@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::{
     cli::{LimitArgs, PinArgs, RunArgs, TimerArgs},
     config::{check_timers, Config, LimitConfig, Robustness, Seconds, TimerConfig},
-    links::PortLink,
+    links::{PortLink, PortVlans},
     loader::DEFAULT_PIN_DIR,
     options::{AttachMode, UnregisteredPolicy},
     querier::{QuerierSettings, QueryVersion},
@@ -37,10 +37,10 @@ pub struct PortOptions {
     pub report_burst: u32,
     /// Groups the port always receives.
     pub static_groups: Vec<std::net::Ipv4Addr>,
-    /// The bridge VLAN of the port's untagged frames (its PVID on a
-    /// VLAN-filtering bridge), or 0: taken from the bridge, not configured.
+    /// The port's VLANs on a VLAN-filtering bridge (its PVID: the bridge VLAN
+    /// of its untagged frames), or none: taken from the bridge, not configured.
     #[serde(skip)]
-    pub pvid: u16,
+    pub vlans: Option<PortVlans>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -210,11 +210,11 @@ impl RunSettings {
                     port.name, bridge.name
                 ));
             }
-            if let Some(pvid) = bridge.port_pvid {
-                port.pvid = pvid;
+            if let Some(vlans) = &bridge.port_vlans {
+                port.vlans = Some(vlans.clone());
                 taken.push(format!(
-                    "{}: untagged frames learned in VLAN {pvid}, its PVID in {}",
-                    port.name, bridge.name
+                    "{}: untagged frames learned in VLAN {}, its PVID in {}",
+                    port.name, vlans.pvid, bridge.name
                 ));
             }
         }
@@ -391,7 +391,7 @@ fn port_options(name: &str, config: &Config, args: &RunArgs, limits: &Limits) ->
         report_rate: file.report_rate.unwrap_or(limits.report_rate),
         report_burst: file.report_burst.unwrap_or(limits.report_burst),
         static_groups: file.static_groups,
-        pvid: 0,
+        vlans: None,
     }
 }
 

@@ -1,8 +1,9 @@
 //! A VLAN-filtering bridge (`vlan_filtering 1`, the bridge's own per-VLAN
 //! snooping on, as the README's recipe for it says): untagged joins on
 //! access ports are learned in the port's PVID, the bridge VLAN they belong
-//! to, also after `bridge vlan` moves a port, and `show --json --bridge`
-//! gives the bridge's own table, vid for vid.
+//! to, also after `bridge vlan` moves a port (whose entries in the VLAN it
+//! left go, as the bridge's do), and `show --json --bridge` gives the
+//! bridge's own table, vid for vid.
 //! The host kernel has no bridge VLAN filtering: the guest kernels run these
 //! (`cargo xtask test --kernel`).
 //!
@@ -14,6 +15,7 @@ use igmp_lab::{ip, run, run_output, wait_for, BridgeSnooping, Lab};
 use igmp_tests::{daemon_binary, harness::unique_pin_dir};
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 20, 0, 1);
+const OTHER: Ipv4Addr = Ipv4Addr::new(239, 20, 0, 2);
 
 /// (port, vid, group) rows of JSON in the shape of `bridge -j mdb show`.
 type Table = BTreeSet<(String, u64, Ipv4Addr)>;
@@ -87,8 +89,19 @@ fn untagged_joins_on_access_ports_are_learned_in_the_ports_pvid_as_the_bridge_do
     );
     let _on_10 = lab.join(0, GROUP).unwrap();
     let _on_20 = lab.join(1, GROUP).unwrap();
-    let (p1, p2) = (lab.hosts[0].port.clone(), lab.hosts[1].port.clone());
-    let expected: Table = [(p1, 10, GROUP), (p2, 20, GROUP)].into_iter().collect();
+    let _other_on_10 = lab.join(2, OTHER).unwrap();
+    let (p1, p2, p3) = (
+        lab.hosts[0].port.clone(),
+        lab.hosts[1].port.clone(),
+        lab.hosts[2].port.clone(),
+    );
+    let expected: Table = [
+        (p1.clone(), 10, GROUP),
+        (p2.clone(), 20, GROUP),
+        (p3.clone(), 10, OTHER),
+    ]
+    .into_iter()
+    .collect();
     let bridge =
         || table_of(&run_output(&["bridge", "-n", &lab.switch, "-j", "mdb", "show"]).unwrap());
     let shown = || {
@@ -110,9 +123,9 @@ fn untagged_joins_on_access_ports_are_learned_in_the_ports_pvid_as_the_bridge_do
         lab.daemon_log()
     );
 
-    // The operator moves host 3's port to VLAN 30 while the daemon runs: its
-    // next join is learned there.
-    let p3 = lab.hosts[2].port.clone();
+    // The operator moves host 3's port from VLAN 10 to 30 while the daemon
+    // runs: its entry in VLAN 10 goes, as the bridge's does, and its next
+    // join is learned in VLAN 30.
     let switch = lab.switch.clone();
     let bridge_vlan = |args: &[&str]| {
         let mut command = vec!["bridge", "-n", switch.as_str(), "vlan"];
@@ -126,8 +139,9 @@ fn untagged_joins_on_access_ports_are_learned_in_the_ports_pvid_as_the_bridge_do
             .contains("untagged frames learned in the port's new PVID")
     });
     let _on_30 = lab.join(2, GROUP).unwrap();
-    let mut expected = expected;
-    expected.insert((p3, 30, GROUP));
+    let expected: Table = [(p1, 10, GROUP), (p2, 20, GROUP), (p3, 30, GROUP)]
+        .into_iter()
+        .collect();
     let agreed = wait_for(Duration::from_secs(10), || {
         shown() == expected && bridge() == expected
     });

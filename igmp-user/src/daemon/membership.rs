@@ -643,6 +643,31 @@ impl<A: Address> Memberships<A> {
         }
     }
 
+    /// Removes port `ifindex`'s entries in VLAN `vid`, which the bridge
+    /// took off the port, as the bridge does with its own.
+    pub(super) fn flush_port_vlan(&mut self, ifindex: u32, vid: u16, effects: &mut Effects<A>) {
+        let groups: HashSet<MembershipKey<A>> = self
+            .memberships_of(Some(ifindex))
+            .into_iter()
+            .filter(|key| key.vlan == vid)
+            .collect();
+        for key in &groups {
+            self.maps.remove_membership(key);
+            self.group_queries.forget(key);
+            effects.groups.insert(key.group_key());
+            self.announce_expiry(*key, Reason::Deleted);
+        }
+        self.remove_sources_of(&groups);
+        let router = RouterKey {
+            ifindex,
+            vlan: vid,
+            inner_vlan: 0,
+        };
+        if self.maps.routers.remove(&router).is_ok() {
+            effects.routers = true;
+        }
+    }
+
     /// The memberships of port `only`, or of every port.
     pub(super) fn memberships_of(&self, only: Option<u32>) -> Vec<MembershipKey<A>> {
         self.maps

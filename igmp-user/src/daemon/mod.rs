@@ -394,6 +394,11 @@ impl Daemon {
                 PortChange::Back { name, .. } | PortChange::Unblocked { name, .. } => {
                     self.publish(MonitorEvent::new(MonitorKind::PortUp, name));
                 }
+                PortChange::LeftVlans { ifindex, vids, .. } => {
+                    for vid in vids {
+                        self.memberships.flush_port_vlan(ifindex, vid, &mut effects);
+                    }
+                }
             }
         }
         let permanent = self.ports.permanent_routers();

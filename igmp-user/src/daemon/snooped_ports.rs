@@ -89,8 +89,8 @@ impl SnoopedPorts {
         if let Some(state) = note.stp_state.filter(|_| !note.removed) {
             changes.extend(set.stp_state(note.ifindex, state, &mut self.maps));
         }
-        if let Some(pvid) = note.pvid.filter(|_| !note.removed) {
-            set.set_pvid(note.ifindex, pvid, &mut self.maps);
+        if let Some(vlans) = note.vlans.clone().filter(|_| !note.removed) {
+            changes.extend(set.set_vlans(note.ifindex, vlans, &mut self.maps));
         }
         self.ifindexes = set.ifindexes();
         changes
