@@ -111,7 +111,7 @@ pub fn pin_current(pin_dir: &Path) -> Result<()> {
 
 /// The version pinned under `pin_dir`: `None` for a directory without a
 /// table, 0 for a table pinned before versions were.
-fn pinned_version(pin_dir: &Path) -> Result<Option<u32>> {
+pub fn pinned_version(pin_dir: &Path) -> Result<Option<u32>> {
     let path = pin_dir.join(map_names::LAYOUT_VERSION);
     if path.exists() {
         let data = MapData::from_pin(&path)

@@ -243,9 +243,7 @@ impl PortSet {
                 port.attachment = Some(attachment);
                 port.plan.ifindex = ifindex;
                 port.blocked = false;
-                if let Err(error) = write_settings(maps, port) {
-                    warn!("{name}: {error:#}");
-                }
+                rewrite_settings(maps, port);
                 if let Err(error) = self.add_egress(maps, ifindex) {
                     warn!("{name}: {error:#}");
                 }
@@ -290,9 +288,7 @@ impl PortSet {
             return None;
         }
         port.blocked = blocked;
-        if let Err(error) = write_settings(maps, port) {
-            warn!("{}: {error:#}", port.plan.options.name);
-        }
+        rewrite_settings(maps, port);
         let name = port.plan.options.name.clone();
         Some(if blocked {
             PortChange::Blocked { name, ifindex }
@@ -322,9 +318,7 @@ impl PortSet {
             .replace(vlans.clone())
             .unwrap_or_default();
         if before.pvid != vlans.pvid {
-            if let Err(error) = write_settings(maps, port) {
-                warn!("{}: {error:#}", port.plan.options.name);
-            }
+            rewrite_settings(maps, port);
             info!(
                 port = port.plan.options.name,
                 vid = vlans.pvid,
@@ -383,6 +377,14 @@ fn detach_new(ports: Vec<Port>) {
         if !attachment.adopted {
             let _ = attachment.detach();
         }
+    }
+}
+
+/// `write_settings` for a change while the daemon runs: a failure is
+/// logged (the error names the port) and the daemon goes on.
+fn rewrite_settings(maps: &mut PortMaps, port: &Port) {
+    if let Err(error) = write_settings(maps, port) {
+        warn!("{error:#}");
     }
 }
 

@@ -11,7 +11,7 @@ use aya::{
 };
 use igmp_common::{
     Counter, DropReason, Event, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
-    RouterKey, RouterPort, SourceEntry, SourceKey,
+    PortSettings, RouterKey, RouterPort, SourceEntry, SourceKey,
 };
 use igmp_user::{
     loader,
@@ -82,6 +82,16 @@ impl Harness {
             pin_dir,
             hook,
         }
+    }
+
+    /// Gives the port frames arrive on (`TEST_RUN_IFINDEX`) `settings`, as
+    /// the daemon writes a port's options to `PORTS`.
+    pub fn set_port(&mut self, settings: PortSettings) {
+        self.tables
+            .ports
+            .ports
+            .insert(TEST_RUN_IFINDEX, settings, 0)
+            .expect("writing PORTS");
     }
 
     /// The loaded object, for programs the harness does not wrap (the bench baseline).

@@ -40,3 +40,20 @@ pub fn one_error_line(output: &std::process::Output) -> String {
     assert!(stderr.starts_with("igmp-snoop: "), "{stderr}");
     stderr.trim_end().to_string()
 }
+
+/// Pins a map made with `bpftool map create` at `path`, as a build with
+/// another layout (or another version) would have left it: `kind` is
+/// bpftool's type name (`hash`, `percpu_hash`, `array`).
+pub fn pin_map(path: &std::path::Path, kind: &str, key: u32, value: u32, entries: u32) {
+    let name = path.file_name().expect("a map name").to_string_lossy();
+    let (key, value, entries) = (key.to_string(), value.to_string(), entries.to_string());
+    let created = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(path)
+        .args([
+            "type", kind, "key", &key, "value", &value, "entries", &entries, "name", &name,
+        ])
+        .status()
+        .expect("running bpftool");
+    assert!(created.success(), "bpftool map create {}", path.display());
+}

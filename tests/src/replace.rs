@@ -6,7 +6,6 @@
 use std::{
     net::{Ipv4Addr, UdpSocket},
     path::Path,
-    process::Command,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
@@ -59,30 +58,12 @@ pub fn stream_across(
 pub fn pin_layout_0(pin_dir: &Path) {
     std::fs::remove_file(pin_dir.join("LAYOUT_VERSION")).expect("LAYOUT_VERSION pinned");
     std::fs::remove_file(pin_dir.join("COUNTERS")).expect("COUNTERS pinned");
-    let created = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(pin_dir.join("COUNTERS"))
-        .args([
-            "type",
-            "percpu_hash",
-            "key",
-            "4",
-            "value",
-            "312",
-            "entries",
-            "16",
-            "name",
-            "COUNTERS",
-        ])
-        .status()
-        .expect("running bpftool");
-    assert!(created.success(), "bpftool map create");
+    crate::pin_map(&pin_dir.join("COUNTERS"), "percpu_hash", 4, 312, 16);
 }
 
-/// The layout version pinned beside the table.
+/// The layout version pinned beside the table (0 if maps are pinned without one).
 pub fn pinned_layout(pin_dir: &Path) -> u32 {
-    let data = aya::maps::MapData::from_pin(pin_dir.join("LAYOUT_VERSION")).expect("pinned");
-    let version: aya::maps::Array<_, u32> =
-        aya::maps::Array::try_from(aya::maps::Map::Array(data)).expect("a u32 array");
-    version.get(&0, 0).expect("entry 0")
+    igmp_user::layout::pinned_version(pin_dir)
+        .expect("reading LAYOUT_VERSION")
+        .expect("a table pinned")
 }

@@ -5,7 +5,7 @@
 use std::{net::Ipv4Addr, process::Stdio, time::Duration};
 
 use igmp_lab::{BridgeSnooping, Lab};
-use igmp_tests::{daemon_binary, harness::unique_pin_dir, snooped::Snooped};
+use igmp_tests::{daemon_binary, harness::unique_pin_dir, pin_map, snooped::Snooped};
 
 fn run_in(lab: &Lab, args: &[&str]) -> (bool, String) {
     let pin_dir = unique_pin_dir("cli");
@@ -192,24 +192,7 @@ fn maps_pinned_by_an_incompatible_version_are_refused_and_kept() {
     let pin_dir = unique_pin_dir("old");
     std::fs::create_dir_all(&pin_dir).unwrap();
     let old_map = pin_dir.join("MEMBERSHIP");
-    let created = std::process::Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&old_map)
-        .args([
-            "type",
-            "hash",
-            "key",
-            "12",
-            "value",
-            "24",
-            "entries",
-            "16",
-            "name",
-            "MEMBERSHIP",
-        ])
-        .status()
-        .unwrap();
-    assert!(created.success());
+    pin_map(&old_map, "hash", 12, 24, 16);
     let output = lab
         .command_in_switch(&daemon_binary())
         .args(["run", "--iface", "p1", "--pin-dir"])
@@ -243,20 +226,8 @@ fn counters_and_derived_maps_of_another_layout_are_made_anew() {
     std::fs::create_dir_all(&pin_dir).unwrap();
     // COUNTERS as builds before the headroom pinned it (22 + 17 counters),
     // GROUPS with a value of another size.
-    for (name, kind, key, value) in [
-        ("COUNTERS", "percpu_hash", "4", "312"),
-        ("GROUPS", "hash", "8", "99"),
-    ] {
-        let created = std::process::Command::new("bpftool")
-            .args(["map", "create"])
-            .arg(pin_dir.join(name))
-            .args([
-                "type", kind, "key", key, "value", value, "entries", "16", "name", name,
-            ])
-            .status()
-            .unwrap();
-        assert!(created.success());
-    }
+    pin_map(&pin_dir.join("COUNTERS"), "percpu_hash", 4, 312, 16);
+    pin_map(&pin_dir.join("GROUPS"), "hash", 8, 99, 16);
     lab.start_daemon(&daemon_binary(), &pin_dir, &[]).unwrap();
     let _member = lab.join(0, GROUP).unwrap();
     let tables = || igmp_user::tables::Tables::open(&pin_dir);

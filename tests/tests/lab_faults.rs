@@ -18,7 +18,7 @@ use igmp_lab::{in_netns, BridgeSnooping, Lab};
 use igmp_tests::{
     daemon_binary, frames,
     harness::unique_pin_dir,
-    one_error_line,
+    one_error_line, pin_map,
     replace::{pin_layout_0, pinned_layout, stream_across},
     snooped::{program_attached, Snooped},
 };
@@ -52,24 +52,7 @@ fn a_table_of_a_newer_layout_is_refused_in_one_line() {
     let pin_dir = unique_pin_dir("newer");
     std::fs::create_dir_all(&pin_dir).unwrap();
     let version = pin_dir.join("LAYOUT_VERSION");
-    let made = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&version)
-        .args([
-            "type",
-            "array",
-            "key",
-            "4",
-            "value",
-            "4",
-            "entries",
-            "1",
-            "name",
-            "LAYOUT_VERSION",
-        ])
-        .status()
-        .unwrap();
-    assert!(made.success());
+    pin_map(&version, "array", 4, 4, 1);
     let written = Command::new("bpftool")
         .args(["map", "update", "pinned"])
         .arg(&version)

@@ -12,7 +12,7 @@ use igmp_common::{Counter, DropReason, PortCounters, PortSettings};
 use igmp_tests::{
     corpus::{malformed_corpus, outcome_name, tally, Case, Expected},
     frames::*,
-    harness::{table_snapshot, Harness, TestHook, TEST_RUN_IFINDEX, XDP_PASS},
+    harness::{table_snapshot, Harness, TestHook, XDP_PASS},
 };
 use rstest::rstest;
 
@@ -67,12 +67,7 @@ fn seeded_harness(hook: TestHook) -> Harness {
         fast_leave: 1,
         ..PortSettings::default()
     };
-    harness
-        .tables
-        .ports
-        .ports
-        .insert(TEST_RUN_IFINDEX, fast_leave, 0)
-        .unwrap();
+    harness.set_port(fast_leave);
     harness.run(&v2_report(SEED_HOST, SEEDED));
     let include = Record::new(MODE_IS_INCLUDE, SEEDED_V3, &[S1]);
     harness.run(&v3_report_frame(SEED_HOST, &[include]));

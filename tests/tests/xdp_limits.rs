@@ -18,15 +18,6 @@ fn group(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(239, 3, 0, n)
 }
 
-fn with_port(harness: &mut Harness, port: PortSettings) {
-    harness
-        .tables
-        .ports
-        .ports
-        .insert(TEST_RUN_IFINDEX, port, 0)
-        .unwrap();
-}
-
 fn limited_to(max_groups: u32) -> PortSettings {
     PortSettings {
         max_groups,
@@ -53,7 +44,7 @@ fn held_groups(harness: &Harness) -> Vec<Ipv4Addr> {
 #[test]
 fn a_port_at_its_limit_refuses_new_groups_and_keeps_the_old_ones() {
     let mut harness = Harness::new();
-    with_port(&mut harness, limited_to(3));
+    harness.set_port(limited_to(3));
     for n in 1..=5 {
         assert_eq!(harness.run(&v2_report(HOST, group(n))), XDP_PASS);
     }
@@ -75,7 +66,7 @@ fn a_port_at_its_limit_refuses_new_groups_and_keeps_the_old_ones() {
 #[test]
 fn a_removed_group_gives_its_place_back() {
     let mut harness = Harness::new();
-    with_port(&mut harness, limited_to(2));
+    harness.set_port(limited_to(2));
     for n in 1..=3 {
         harness.run(&v2_report(HOST, group(n)));
     }
@@ -92,7 +83,7 @@ fn a_removed_group_gives_its_place_back() {
 #[test]
 fn the_switch_limit_holds_whatever_the_port_allows() {
     let mut harness = Harness::new();
-    with_port(&mut harness, limited_to(0));
+    harness.set_port(limited_to(0));
     let settings = Settings {
         max_groups: 2,
         ..harness.tables.settings()
@@ -113,7 +104,7 @@ fn the_switch_limit_holds_whatever_the_port_allows() {
 #[test]
 fn without_limits_every_group_is_taken() {
     let mut harness = Harness::new();
-    with_port(&mut harness, limited_to(0));
+    harness.set_port(limited_to(0));
     for n in 1..=50 {
         harness.run(&v2_report(HOST, group(n)));
     }
@@ -125,7 +116,7 @@ fn without_limits_every_group_is_taken() {
 fn reports_past_the_burst_are_counted_and_dropped() {
     let mut harness = Harness::new();
     // One report a second: in a test run of microseconds, only the burst passes.
-    with_port(&mut harness, rate_limited(1, 5));
+    harness.set_port(rate_limited(1, 5));
     let actions: Vec<u32> = (1..=20)
         .map(|n| harness.run(&v2_report(HOST, group(n))))
         .collect();
@@ -138,7 +129,7 @@ fn reports_past_the_burst_are_counted_and_dropped() {
 #[test]
 fn the_rate_limit_spares_queries_and_data() {
     let mut harness = Harness::new();
-    with_port(&mut harness, rate_limited(1, 1));
+    harness.set_port(rate_limited(1, 1));
     harness.run(&v2_report(HOST, group(1)));
     let query = Ipv4::igmp(
         HOST,
@@ -161,7 +152,7 @@ fn the_rate_limit_spares_queries_and_data() {
 fn the_rate_refills_with_time() {
     let mut harness = Harness::new();
     // 1000 a second: a token every millisecond.
-    with_port(&mut harness, rate_limited(1000, 1));
+    harness.set_port(rate_limited(1000, 1));
     assert_eq!(harness.run(&v2_report(HOST, group(1))), XDP_PASS);
     assert_eq!(harness.run(&v2_report(HOST, group(1))), XDP_DROP);
     std::thread::sleep(std::time::Duration::from_millis(5));

@@ -362,12 +362,7 @@ fn untagged_reports_are_learned_in_the_ports_pvid(
         pvid: 10,
         ..PortSettings::default()
     };
-    harness
-        .tables
-        .ports
-        .ports
-        .insert(TEST_RUN_IFINDEX, settings, 0)
-        .unwrap();
+    harness.set_port(settings);
     let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
     assert_eq!(harness.run(&frame(tags, &ip)), XDP_PASS);
     assert_eq!(groups(&harness), vec![(vlan, 0, GROUP)]);

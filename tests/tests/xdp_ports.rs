@@ -22,12 +22,7 @@ fn set_port(harness: &mut Harness, router_mode: u8, fast_leave: bool) {
         fast_leave: u8::from(fast_leave),
         ..PortSettings::default()
     };
-    harness
-        .tables
-        .ports
-        .ports
-        .insert(TEST_RUN_IFINDEX, settings, 0)
-        .unwrap();
+    harness.set_port(settings);
 }
 
 fn general_query() -> Vec<u8> {

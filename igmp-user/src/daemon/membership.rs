@@ -620,11 +620,16 @@ impl<A: Address> Memberships<A> {
         }
     }
 
-    /// Removes every entry of port `ifindex`, as the bridge does for a port
-    /// that is deleted or stops forwarding.
-    pub(super) fn flush_port(&mut self, ifindex: u32, effects: &mut Effects<A>) {
-        let groups: HashSet<MembershipKey<A>> =
-            self.memberships_of(Some(ifindex)).into_iter().collect();
+    /// Removes port `ifindex`'s entries, in VLAN `only` or in all, as the
+    /// bridge does for a port that is deleted or stops forwarding, or for
+    /// the VLANs it takes off a port.
+    pub(super) fn flush_port(&mut self, ifindex: u32, only: Option<u16>, effects: &mut Effects<A>) {
+        let in_scope = |vlan: u16| only.is_none_or(|vid| vid == vlan);
+        let groups: HashSet<MembershipKey<A>> = self
+            .memberships_of(Some(ifindex))
+            .into_iter()
+            .filter(|key| in_scope(key.vlan))
+            .collect();
         for key in &groups {
             self.maps.remove_membership(key);
             self.group_queries.forget(key);
@@ -636,35 +641,10 @@ impl<A: Address> Memberships<A> {
             .routers
             .keys()
             .filter_map(Result::ok)
-            .filter(|key| key.ifindex == ifindex)
+            .filter(|key| key.ifindex == ifindex && in_scope(key.vlan))
             .collect();
         for key in routers {
             let _ = self.maps.routers.remove(&key);
-        }
-    }
-
-    /// Removes port `ifindex`'s entries in VLAN `vid`, which the bridge
-    /// took off the port, as the bridge does with its own.
-    pub(super) fn flush_port_vlan(&mut self, ifindex: u32, vid: u16, effects: &mut Effects<A>) {
-        let groups: HashSet<MembershipKey<A>> = self
-            .memberships_of(Some(ifindex))
-            .into_iter()
-            .filter(|key| key.vlan == vid)
-            .collect();
-        for key in &groups {
-            self.maps.remove_membership(key);
-            self.group_queries.forget(key);
-            effects.groups.insert(key.group_key());
-            self.announce_expiry(*key, Reason::Deleted);
-        }
-        self.remove_sources_of(&groups);
-        let router = RouterKey {
-            ifindex,
-            vlan: vid,
-            inner_vlan: 0,
-        };
-        if self.maps.routers.remove(&router).is_ok() {
-            effects.routers = true;
         }
     }
 

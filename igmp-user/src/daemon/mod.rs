@@ -387,7 +387,7 @@ impl Daemon {
             info!("{change}");
             match change {
                 PortChange::Gone { name, ifindex } | PortChange::Blocked { name, ifindex } => {
-                    self.memberships.flush_port(ifindex, &mut effects);
+                    self.memberships.flush_port(ifindex, None, &mut effects);
                     self.lost.forget_port(ifindex);
                     self.publish(MonitorEvent::new(MonitorKind::PortDown, name));
                 }
@@ -396,7 +396,8 @@ impl Daemon {
                 }
                 PortChange::LeftVlans { ifindex, vids, .. } => {
                     for vid in vids {
-                        self.memberships.flush_port_vlan(ifindex, vid, &mut effects);
+                        self.memberships
+                            .flush_port(ifindex, Some(vid), &mut effects);
                     }
                 }
             }
