@@ -1,7 +1,8 @@
 //! What rtnetlink says about the links: the notifications of interfaces
 //! that appear, vanish, or whose bridge port changes STP state; each port's
 //! kind and bridge settings, read once at start (`port_links`), with the
-//! warnings they call for; and every interface's master, for the views.
+//! warnings they call for; whether a NIC hides the tags of the VLANs it
+//! carries from XDP; and every interface's master, for the views.
 
 use std::collections::BTreeMap;
 
@@ -107,6 +108,49 @@ pub struct PortLink {
     /// device driver's NIC (physical or virtio), which has none.
     pub kind: Option<String>,
     pub bridge: Option<BridgeLink>,
+    /// The VLAN devices on the port (`eth1.10`): tagged frames arrive on it.
+    pub vlan_devices: Vec<String>,
+    /// The port takes the VLAN tag out of the frames it receives (rx VLAN
+    /// offload, ethtool's `rx-vlan-offload`). Read only for a port that
+    /// carries VLANs: elsewhere it changes nothing.
+    pub strips_vlan_tags: bool,
+}
+
+impl PortLink {
+    /// Whether tagged frames arrive on the port: a VLAN device sits on it,
+    /// or its bridge filters VLANs.
+    pub fn carries_vlans(&self) -> bool {
+        !self.vlan_devices.is_empty()
+            || self
+                .bridge
+                .as_ref()
+                .is_some_and(|bridge| bridge.vlan_filtering)
+    }
+
+    /// Why native XDP would lose this port's VLAN tags, if it would: a NIC
+    /// that strips the tags of the VLANs it carries hands native XDP each
+    /// tagged frame untagged, its tag in the driver's metadata, which only a
+    /// program bound to that device can read (`bpf_xdp_metadata_rx_vlan_tag`,
+    /// Linux 6.8, not on every driver). Tagged reports would then be learned
+    /// in the wrong VLAN and tagged data forwarded untagged.
+    pub fn hides_vlan_tags_from_xdp(&self) -> Option<String> {
+        if self.kind.is_some() || !self.strips_vlan_tags || !self.carries_vlans() {
+            return None;
+        }
+        let carried = match self.vlan_devices.as_slice() {
+            [] => format!(
+                "the VLANs of {}",
+                self.bridge
+                    .as_ref()
+                    .map_or("its bridge", |bridge| &bridge.name)
+            ),
+            devices => devices.join(", "),
+        };
+        Some(format!(
+            "{} (rx-vlan-offload on, carries {carried})",
+            self.name
+        ))
+    }
 }
 
 /// The bridge a port is in, and the port's own settings there.
@@ -194,8 +238,66 @@ pub async fn port_links(ports: &[(String, u32)]) -> Result<Vec<PortLink>> {
             }
         }
     }
+    let mut devices = vlan_devices(&handle).await?;
+    for (link, (_, ifindex)) in links.iter_mut().zip(ports) {
+        link.vlan_devices = devices.remove(ifindex).unwrap_or_default();
+    }
     task.abort();
+    for link in links.iter_mut().filter(|link| link.carries_vlans()) {
+        link.strips_vlan_tags = strips_vlan_tags(&link.name).await?;
+    }
     Ok(links)
+}
+
+/// The VLAN devices (kind `vlan`) by the ifindex of the link they sit on.
+async fn vlan_devices(handle: &rtnetlink::Handle) -> Result<BTreeMap<u32, Vec<String>>> {
+    let mut by_link: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let mut links = handle.link().get().execute();
+    while let Some(link) = links.next().await {
+        let link = link.context("reading the VLAN devices")?;
+        if link_kind(&link).as_deref() != Some("vlan") {
+            continue;
+        }
+        let lower = link
+            .attributes
+            .iter()
+            .find_map(|attribute| match attribute {
+                LinkAttribute::Link(lower) => Some(*lower),
+                _ => None,
+            });
+        if let (Some(lower), Some(name)) = (lower, link_name(&link)) {
+            by_link.entry(lower).or_default().push(name);
+        }
+    }
+    Ok(by_link)
+}
+
+/// Whether the NIC `name` strips the VLAN tag of the frames it receives:
+/// the active `rx-vlan-hw-parse` feature over ethtool netlink (ethtool -k
+/// calls it `rx-vlan-offload`).
+async fn strips_vlan_tags(name: &str) -> Result<bool> {
+    let (connection, mut handle, _) =
+        ethtool::new_connection().context("opening ethtool netlink")?;
+    let task = tokio::spawn(connection);
+    let read = async {
+        let mut replies = handle.feature().get(Some(name)).execute().await?;
+        let mut strips = false;
+        while let Some(reply) = replies.next().await {
+            for attribute in reply?.payload.nlas {
+                if let ethtool::EthtoolAttr::Feature(ethtool::EthtoolFeatureAttr::Active(bits)) =
+                    attribute
+                {
+                    strips |= bits
+                        .iter()
+                        .any(|bit| bit.name == "rx-vlan-hw-parse" && bit.value);
+                }
+            }
+        }
+        Ok::<bool, ethtool::EthtoolError>(strips)
+    };
+    let strips = read.await;
+    task.abort();
+    strips.with_context(|| format!("reading {name}'s offloads over ethtool netlink"))
 }
 
 /// The bridge `bridge` and `port`'s settings in it; `None` when the master
@@ -472,6 +574,7 @@ mod tests {
                 vlan_filtering,
                 ..BridgeLink::default()
             }),
+            ..PortLink::default()
         }
     }
 

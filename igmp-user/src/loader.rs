@@ -23,7 +23,7 @@ use igmp_common::{
     registry::{self, MapKind},
 };
 
-use crate::{interfaces::interface_index, options::AttachMode};
+use crate::{interfaces::interface_index, links::PortLink, options::AttachMode};
 
 /// Where the maps are pinned unless `--pin-dir` says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/igmp-snoop";
@@ -64,9 +64,9 @@ pub enum PortMode {
 }
 
 impl PortMode {
-    /// The mode for ports whose rtnetlink link kinds are `kinds` (`None`: a
-    /// device driver's NIC, physical or virtio; `Some("veth")`, `Some("tun")`,
-    /// ...: a virtual port), and why.
+    /// The mode for `ports` (their rtnetlink link kinds: `None` for a device
+    /// driver's NIC, physical or virtio; `Some("veth")`, `Some("tun")`, ...
+    /// for a virtual port), and why.
     ///
     /// A virtual port cannot take a frame redirected by native XDP as its
     /// sender's stack left it: a veth drops it unless its peer runs NAPI (GRO
@@ -76,35 +76,71 @@ impl PortMode {
     /// skips the conversion to an XDP buffer and back that generic XDP pays,
     /// so `auto` takes it on every port of a set with a virtual one: one hook
     /// per set, so no frame crosses from one hook's redirect to the other's.
-    pub fn choose(asked: AttachMode, kinds: &[(String, Option<String>)]) -> (Self, String) {
-        let virtual_ports: Vec<String> = kinds
+    /// The same for a NIC that hides the tags of the VLANs it carries from
+    /// native XDP ([`PortLink::hides_vlan_tags_from_xdp`]): tc reads them in
+    /// the skb.
+    pub fn choose(asked: AttachMode, ports: &[PortLink]) -> (Self, String) {
+        let virtual_ports: Vec<String> = ports
             .iter()
-            .filter_map(|(name, kind)| kind.as_ref().map(|kind| format!("{name} ({kind})")))
+            .filter_map(|port| {
+                port.kind
+                    .as_ref()
+                    .map(|kind| format!("{} ({kind})", port.name))
+            })
+            .collect();
+        let hiding_tags: Vec<String> = ports
+            .iter()
+            .filter_map(PortLink::hides_vlan_tags_from_xdp)
             .collect();
         match asked {
             AttachMode::Native => (Self::Native, "asked for".into()),
             AttachMode::Generic => (Self::Generic, "asked for".into()),
             AttachMode::Tc => (Self::Tc, "asked for".into()),
-            AttachMode::Auto if virtual_ports.is_empty() => {
-                (Self::Native, "auto: every port is a NIC".into())
-            }
-            AttachMode::Auto => (
+            AttachMode::Auto if !virtual_ports.is_empty() => (
                 Self::Tc,
                 format!(
                     "auto: frames on virtual ports are skbs already: {}",
                     virtual_ports.join(", ")
                 ),
             ),
+            AttachMode::Auto if !hiding_tags.is_empty() => (
+                Self::Tc,
+                format!(
+                    "auto: NICs strip VLAN tags native XDP cannot read, tc reads them in the skb: {}",
+                    hiding_tags.join(", ")
+                ),
+            ),
+            AttachMode::Auto => (Self::Native, "auto: every port is a NIC".into()),
         }
+    }
+
+    /// What the operator should know of `mode` on `ports`: native XDP on a
+    /// NIC that hides its VLAN tags learns tagged reports in the wrong VLAN
+    /// and forwards tagged data untagged.
+    pub fn warnings(self, ports: &[PortLink]) -> Vec<String> {
+        if self != Self::Native {
+            return Vec::new();
+        }
+        ports
+            .iter()
+            .filter_map(|port| {
+                let hidden = port.hides_vlan_tags_from_xdp()?;
+                Some(format!(
+                    "native XDP sees {hidden} untagged: its tagged reports are learned outside their VLAN and its tagged data leaves untagged; use --attach tc or auto, or `ethtool -K {} rxvlan off`",
+                    port.name
+                ))
+            })
+            .collect()
     }
 
     /// Refuses a bridge device as a port: what crosses a bridge goes through
     /// its ports, where the program must be.
-    pub fn refuse_bridges(kinds: &[(String, Option<String>)]) -> Result<()> {
-        if let Some((name, _)) = kinds
+    pub fn refuse_bridges(ports: &[PortLink]) -> Result<()> {
+        if let Some(port) = ports
             .iter()
-            .find(|(_, kind)| kind.as_deref() == Some("bridge"))
+            .find(|port| port.kind.as_deref() == Some("bridge"))
         {
+            let name = &port.name;
             bail!(
                 "{name} is a bridge: snoop on its ports instead (`bridge link show master {name}` lists them)"
             );
@@ -697,10 +733,14 @@ mod tests {
         assert_eq!(value_size(map_names::DATA_COUNTERS), Some(256));
     }
 
-    fn ports(kinds: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+    fn ports(kinds: &[(&str, Option<&str>)]) -> Vec<PortLink> {
         kinds
             .iter()
-            .map(|(name, kind)| (name.to_string(), kind.map(str::to_string)))
+            .map(|(name, kind)| PortLink {
+                name: name.to_string(),
+                kind: kind.map(str::to_string),
+                ..PortLink::default()
+            })
             .collect()
     }
 
@@ -715,6 +755,53 @@ mod tests {
         let (mode, why) = PortMode::choose(AttachMode::Auto, &mixed);
         assert_eq!(mode, PortMode::Tc);
         assert!(why.contains("p1 (veth), tap0 (tun)"), "{why}");
+    }
+
+    #[test]
+    fn auto_leaves_native_xdp_where_a_nic_strips_the_tags_of_vlans_it_carries() {
+        let mut nics = ports(&[("eth1", None), ("eth2", None)]);
+        // Carrying VLANs without stripping them, or stripping without
+        // carrying any: native XDP sees every tag there is.
+        nics[0].vlan_devices = vec!["eth1.10".into()];
+        nics[1].strips_vlan_tags = true;
+        assert_eq!(
+            PortMode::choose(AttachMode::Auto, &nics).0,
+            PortMode::Native
+        );
+        assert!(PortMode::Native.warnings(&nics).is_empty());
+
+        nics[0].strips_vlan_tags = true;
+        let (mode, why) = PortMode::choose(AttachMode::Auto, &nics);
+        assert_eq!(mode, PortMode::Tc);
+        assert!(
+            why.contains("eth1 (rx-vlan-offload on, carries eth1.10)"),
+            "{why}"
+        );
+        // In a VLAN-filtering bridge the bridge's VLANs are carried.
+        nics[1].bridge = Some(crate::links::BridgeLink {
+            name: "br0".into(),
+            vlan_filtering: true,
+            ..Default::default()
+        });
+        let (_, why) = PortMode::choose(AttachMode::Auto, &nics);
+        assert!(
+            why.contains("eth2 (rx-vlan-offload on, carries the VLANs of br0)"),
+            "{why}"
+        );
+
+        // Asked for, native is kept, with a line per such NIC.
+        assert_eq!(
+            PortMode::choose(AttachMode::Native, &nics).0,
+            PortMode::Native
+        );
+        let warnings = PortMode::Native.warnings(&nics);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("ethtool -K eth1 rxvlan off"),
+            "{warnings:?}"
+        );
+        assert!(PortMode::Tc.warnings(&nics).is_empty());
+        assert!(PortMode::Generic.warnings(&nics).is_empty());
     }
 
     #[test]

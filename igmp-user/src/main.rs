@@ -165,14 +165,11 @@ async fn run(args: RunArgs) -> Result<()> {
         .map(|port| Ok((port.name.clone(), interfaces::interface_index(&port.name)?)))
         .collect::<Result<Vec<(String, u32)>>>()?;
     let port_links = links::port_links(&named).await?;
-    let kinds: Vec<(String, Option<String>)> = port_links
-        .iter()
-        .map(|link| (link.name.clone(), link.kind.clone()))
-        .collect();
-    PortMode::refuse_bridges(&kinds)?;
-    let (mode, why) = PortMode::choose(settings.attach, &kinds);
+    PortMode::refuse_bridges(&port_links)?;
+    let (mode, why) = PortMode::choose(settings.attach, &port_links);
     let taken = settings.follow_bridge_ports(&port_links);
-    let warnings = links::bridge_warnings(&port_links);
+    let mut warnings = links::bridge_warnings(&port_links);
+    warnings.extend(mode.warnings(&port_links));
     if args.check_config {
         println!("# attach: {} ({why})", mode.name());
         for line in taken.iter().chain(&warnings) {

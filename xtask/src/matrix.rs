@@ -28,6 +28,8 @@ pub struct Suite {
     tests: &'static [&'static str],
     /// Minutes the guest gets, boot included, before it is stopped and failed.
     minutes: u64,
+    /// virtio_net NICs the guest gets, cabled in pairs (`Lab::on_nics`).
+    nics: u8,
     /// Why the guests run it.
     why: &'static str,
 }
@@ -42,18 +44,21 @@ pub const GUEST_SUITES: &[Suite] = &[
         // Two minutes alone; 138 program loads under TCG took over five on a
         // machine busy with builds.
         minutes: 10,
+        nics: 0,
         why: "every parse branch through BPF_PROG_TEST_RUN: the verifier takes the program",
     },
     Suite {
         file: "xdp_sources",
         tests: &[],
         minutes: 5,
+        nics: 0,
         why: "IGMPv3 source tables merged per port, and query sources handed to user space",
     },
     Suite {
         file: "xdp_fastpath",
         tests: &[],
         minutes: 5,
+        nics: 0,
         why: "the per-frame forwarding decision: redirects and devmap broadcasts",
     },
     // Not the_rate_refills_with_time: it needs two BPF_PROG_TEST_RUNs within the
@@ -69,18 +74,21 @@ pub const GUEST_SUITES: &[Suite] = &[
             "the_rate_limit_spares_queries_and_data",
         ],
         minutes: 5,
+        nics: 0,
         why: "group limits and the report rate inside the program",
     },
     Suite {
         file: "xdp_ports",
         tests: &[],
         minutes: 5,
+        nics: 0,
         why: "per-port options as the program applies them",
     },
     Suite {
         file: "xdp_corpus",
         tests: &[],
         minutes: 8,
+        nics: 0,
         why: "the malformed-frame corpus through BPF_PROG_TEST_RUN in both hooks: no frame slips \
               past a bound",
     },
@@ -88,6 +96,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         file: "xdp_bpftool",
         tests: &[],
         minutes: 5,
+        nics: 0,
         why: "the pinned maps' BTF as the kernel's bpftool support reads it",
     },
     Suite {
@@ -99,6 +108,7 @@ pub const GUEST_SUITES: &[Suite] = &[
             "v3_include_and_exclude_changes_follow_the_host_filter",
         ],
         minutes: 5,
+        nics: 0,
         why: "load, attach and learning from the kernel's own v1/v2/v3 clients",
     },
     Suite {
@@ -107,6 +117,7 @@ pub const GUEST_SUITES: &[Suite] = &[
             "the_corpus_on_the_wire_changes_no_table_and_the_daemon_keeps_running::attach_2___tc__",
         ],
         minutes: 8,
+        nics: 0,
         why: "the malformed-frame corpus on a wire into tc, whose skbs the kernel has untagged: \
               no frame slips past a bound",
     },
@@ -114,6 +125,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         file: "lab_tc",
         tests: &[],
         minutes: 5,
+        nics: 0,
         why: "the tc classifier's redirects and its clones along port lists, on real wires",
     },
     Suite {
@@ -123,6 +135,7 @@ pub const GUEST_SUITES: &[Suite] = &[
             "groups_go_to_their_sole_port_or_their_destination_set_only",
         ],
         minutes: 5,
+        nics: 0,
         why: "who receives what, against the bridge's own snooping; sole port and destination \
               sets in XDP and tc",
     },
@@ -130,6 +143,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         file: "lab_containers",
         tests: &[],
         minutes: 5,
+        nics: 0,
         why: "container ports at veth defaults: datagrams at real sockets and iperf2, checksums \
               whole, VLAN devices in the containers (8021q: not in the host kernel)",
     },
@@ -137,13 +151,23 @@ pub const GUEST_SUITES: &[Suite] = &[
         file: "lab_vlan_bridge",
         tests: &[],
         minutes: 4,
+        nics: 0,
         why: "a VLAN-filtering bridge: untagged joins learned in the port's PVID, the same \
               table as the bridge's per-VLAN snooping (not in the host kernel)",
+    },
+    Suite {
+        file: "lab_nics",
+        tests: &[],
+        minutes: 5,
+        nics: 6,
+        why: "native XDP on virtio_net NICs: a real driver's redirect (ndo_xdp_xmit), \
+              tags kept, and the attach mode picked from the NICs' VLAN offloads",
     },
     Suite {
         file: "lab_differential",
         tests: &[],
         minutes: 5,
+        nics: 0,
         why: "the table the kernel's clients give, against the bridge's own snooping",
     },
     Suite {
@@ -155,6 +179,7 @@ pub const GUEST_SUITES: &[Suite] = &[
             "a_group_first_joined_with_no_daemon_is_forwarded_from_its_first_report",
         ],
         minutes: 5,
+        nics: 0,
         why: "pins, tc filters and XDP links kept across a crash, adopted by a restart, moved \
               from one hook to the other",
     },
@@ -165,6 +190,7 @@ pub const GUEST_SUITES: &[Suite] = &[
             "a_table_of_a_newer_layout_is_refused_in_one_line",
         ],
         minutes: 7,
+        nics: 0,
         why: "adoption while multicast flows through the fast path (a kill, a stop with \
               --keep-attached, an upgrade from a table of layout 0, a stop without it): no \
               datagram lost at the member's socket; a newer layout refused",
@@ -173,6 +199,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         file: "lab_statics",
         tests: &["a_static_group_reaches_a_port_whose_host_never_reports_until_it_is_deleted"],
         minutes: 5,
+        nics: 0,
         why:
             "a static group forwarded, kept through a leave and another querier's queries, deleted",
     },
@@ -180,6 +207,7 @@ pub const GUEST_SUITES: &[Suite] = &[
         file: "lab_cli",
         tests: &["counters_and_derived_maps_of_another_layout_are_made_anew"],
         minutes: 5,
+        nics: 0,
         why: "an upgrade's counters and derived maps of another layout made anew",
     },
 ];
@@ -223,7 +251,7 @@ pub fn run_kernel(series: Series, extra: &[String]) -> Result<Part> {
         );
         let guest = Guest {
             kernel: kernel.clone(),
-            nics: 0,
+            nics: suite.nics,
             memory: "4G".into(),
             cpus: 2,
             timeout: Duration::from_secs(suite.minutes * 60),

@@ -1,5 +1,6 @@
 //! A switched LAN of network namespaces: a switch namespace holding a Linux
-//! bridge whose ports are veth pairs to one namespace per host. Everything
+//! bridge whose ports are veth pairs to one namespace per host, or NICs
+//! cabled in pairs (`Lab::on_nics`, in a guest of the kernel matrix). Everything
 //! is named after a unique prefix and removed on drop, so labs of parallel
 //! tests never see each other.
 //!
@@ -17,7 +18,10 @@ use std::{
     net::Ipv4Addr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    },
     thread::sleep,
     time::{Duration, Instant},
 };
@@ -62,6 +66,17 @@ pub struct Lab {
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// Held while a lab takes NICs, so that two labs never take the same one.
+static TAKING_NICS: Mutex<()> = Mutex::new(());
+
+/// How a host is cabled to its switch port.
+enum Wire {
+    /// A veth pair, made for it.
+    Veth,
+    /// Two NICs cabled to each other: the host takes the first, the switch
+    /// the second, as its port.
+    Nics(String, String),
+}
 
 impl Lab {
     /// A lab of `hosts` hosts on a bridge with the given snooping.
@@ -72,7 +87,54 @@ impl Lab {
     }
 
     pub fn with_prefix(prefix: &str, hosts: usize, snooping: BridgeSnooping) -> Result<Self> {
-        let mut lab = Self {
+        let mut lab = Self::with_prefix_and_bridge(prefix, snooping)?;
+        for index in 1..=hosts {
+            lab.add_host(index, Wire::Veth)?;
+        }
+        ip(&lab.switch, "link set br0 up")?;
+        Ok(lab)
+    }
+
+    /// A lab of `hosts` hosts whose wires are NICs rather than veths: each
+    /// host and its switch port are two virtio_net NICs that qemu cables to
+    /// each other (`cargo xtask vm --nics`: the 1st and 2nd, the 3rd and 4th,
+    /// ...), so a frame redirected to a port leaves through a real driver
+    /// (`ndo_xdp_xmit`). The NICs go back to the root namespace on drop,
+    /// where the next such lab waits for them.
+    pub fn on_nics(hosts: usize, snooping: BridgeSnooping) -> Result<Self> {
+        let _taking = TAKING_NICS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut nics = Vec::new();
+        // A deleted namespace gives its NICs back some time after the delete.
+        wait_for(Duration::from_secs(60), || {
+            nics = virtio_nics();
+            nics.len() >= 2 * hosts
+        });
+        if nics.len() < 2 * hosts {
+            bail!(
+                "{hosts} hosts on NICs need {} virtio_net NICs, found {} (cargo xtask vm --nics)",
+                2 * hosts,
+                nics.len()
+            );
+        }
+        let mut lab = Self::with_prefix_and_bridge(
+            &format!(
+                "igl{}x{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+            snooping,
+        )?;
+        for (index, pair) in (1..=hosts).zip(nics.chunks(2)) {
+            lab.add_host(index, Wire::Nics(pair[0].clone(), pair[1].clone()))?;
+        }
+        ip(&lab.switch, "link set br0 up")?;
+        Ok(lab)
+    }
+
+    fn with_prefix_and_bridge(prefix: &str, snooping: BridgeSnooping) -> Result<Self> {
+        let lab = Self {
             prefix: prefix.to_string(),
             switch: format!("{prefix}-sw"),
             hosts: Vec::new(),
@@ -87,14 +149,10 @@ impl Lab {
             &format!("link add br0 type bridge mcast_snooping {snooping}"),
         )?;
         ip(&lab.switch, "link set lo up")?;
-        for index in 1..=hosts {
-            lab.add_host(index)?;
-        }
-        ip(&lab.switch, "link set br0 up")?;
         Ok(lab)
     }
 
-    fn add_host(&mut self, index: usize) -> Result<()> {
+    fn add_host(&mut self, index: usize, wire: Wire) -> Result<()> {
         let host = Host {
             netns: format!("{}-h{index}", self.prefix),
             address: Ipv4Addr::new(10, 0, 0, index as u8),
@@ -103,10 +161,18 @@ impl Lab {
         };
         netns::add(&host.netns)?;
         let (sw, ns, port, eth) = (&self.switch, &host.netns, &host.port, &host.interface);
-        ip(
-            sw,
-            &format!("link add {port} type veth peer name {eth} netns {ns}"),
-        )?;
+        match wire {
+            Wire::Veth => ip(
+                sw,
+                &format!("link add {port} type veth peer name {eth} netns {ns}"),
+            )?,
+            Wire::Nics(host_nic, switch_nic) => {
+                for (nic, netns, name) in [(host_nic, ns, eth), (switch_nic, sw, port)] {
+                    run(&["ip", "link", "set", "dev", &nic, "netns", netns])?;
+                    ip(netns, &format!("link set {nic} name {name}"))?;
+                }
+            }
+        }
         ip(sw, &format!("link set {port} master br0"))?;
         ip(sw, &format!("link set {port} up"))?;
         ip(ns, &format!("addr add {}/24 dev {eth}", host.address))?;
@@ -406,6 +472,26 @@ impl Drop for Lab {
         netns::delete(&self.switch);
         let _ = fs::remove_file(&self.log);
     }
+}
+
+/// The virtio_net NICs of this namespace, in the order of their MAC
+/// addresses, which is the order qemu cables them in.
+fn virtio_nics() -> Vec<String> {
+    let mut nics: Vec<(String, String)> = fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            fs::read_link(entry.path().join("device/driver"))
+                .is_ok_and(|driver| driver.ends_with("virtio_net"))
+        })
+        .map(|entry| {
+            let mac = fs::read_to_string(entry.path().join("address")).unwrap_or_default();
+            (mac, entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    nics.sort();
+    nics.into_iter().map(|(_, name)| name).collect()
 }
 
 /// Runs `ip -n <netns> <command>` (the command split on white space).
