@@ -264,10 +264,17 @@ pub enum DataCounter {
     /// Copies the tc classifier could not make (`bpf_clone_redirect`
     /// failed: no memory, the port went away): that port missed the frame.
     CloneFailed = 10,
+    /// A frame in a VLAN its port is not a member of, on a VLAN-filtering
+    /// bridge: left to the bridge, whose ingress filter drops it.
+    OutsidePortVlans = 11,
+    /// On a VLAN-filtering bridge, an unregistered group's data or a report:
+    /// left to the bridge's own per-VLAN snooping, as the README's recipe
+    /// for such bridges keeps it on.
+    ToBridgeSnooping = 12,
 }
 
 /// Decisions in use in [`DataCounters::frames`].
-pub const DATA_COUNTER_SLOTS: usize = 11;
+pub const DATA_COUNTER_SLOTS: usize = 13;
 /// Room for decisions (see [`COUNTER_CAPACITY`]).
 pub const DATA_COUNTER_CAPACITY: usize = 32;
 const _: () = assert!(DATA_COUNTER_SLOTS <= DATA_COUNTER_CAPACITY);
@@ -306,6 +313,8 @@ impl DataCounter {
         Self::ForwardedSolePort,
         Self::ForwardedToSet,
         Self::CloneFailed,
+        Self::OutsidePortVlans,
+        Self::ToBridgeSnooping,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -321,6 +330,8 @@ impl DataCounter {
             Self::ForwardedSolePort => "forwarded_sole_port",
             Self::ForwardedToSet => "forwarded_to_set",
             Self::CloneFailed => "clone_failed",
+            Self::OutsidePortVlans => "outside_port_vlans",
+            Self::ToBridgeSnooping => "to_bridge_snooping",
         }
     }
 }

@@ -61,9 +61,14 @@ pub mod map_names {
     /// The version of the table's layout (`registry::TABLE_LAYOUT`), one
     /// `u32`: made and written by the daemon, not by the program's object.
     pub const LAYOUT_VERSION: &str = "LAYOUT_VERSION";
+    /// Per (port, VLAN) of a VLAN-filtering bridge, the port's membership
+    /// and how the VLAN leaves it, as the bridge's VLAN table says; only the
+    /// daemon writes it.
+    pub const PORT_VLANS: &str = "PORT_VLANS";
 
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
         LAYOUT_VERSION,
+        PORT_VLANS,
         SET_PORT_LISTS,
         PORT_LIST,
         ROUTER_EPOCH,
@@ -92,6 +97,8 @@ pub mod capacity {
     pub const SOURCES: u32 = 65_536;
     pub const ROUTER_PORTS: u32 = 1_024;
     pub const PORTS: u32 = 1_024;
+    /// (port, VLAN) pairs of VLAN-filtering bridges: 16 trunks of every VLAN.
+    pub const PORT_VLANS: u32 = 65_536;
     pub const HOSTS: u32 = 65_536;
     pub const V1_HOSTS: u32 = 65_536;
     pub const GROUPS: u32 = 65_536;

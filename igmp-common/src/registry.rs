@@ -8,7 +8,8 @@ use core::mem::size_of;
 
 use crate::{
     map_names, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey,
-    PortCounters, PortList, PortSettings, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
+    PortCounters, PortList, PortSettings, PortVlan, PortVlanKey, RouterKey, RouterPort, Settings,
+    SourceEntry, SourceKey,
 };
 
 /// What a pinned map holds.
@@ -67,7 +68,7 @@ const U64: usize = size_of::<u64>();
 /// pinned left: their state layouts are version 1's.
 pub const TABLE_LAYOUT: u32 = 1;
 
-pub const MAPS: [MapSpec; 20] = {
+pub const MAPS: [MapSpec; 21] = {
     use MapKind::{Derived, State, Statistics};
     use Writer::{Both, Daemon, Program};
     [
@@ -128,6 +129,13 @@ pub const MAPS: [MapSpec; 20] = {
             Daemon,
         ),
         spec(map_names::PORT_LIST, U32, U32, Derived, Daemon),
+        spec(
+            map_names::PORT_VLANS,
+            size_of::<PortVlanKey>(),
+            size_of::<PortVlan>(),
+            Derived,
+            Daemon,
+        ),
         spec(
             map_names::PORTS,
             U32,

@@ -97,6 +97,41 @@ impl SourceEntry {
     }
 }
 
+/// Key of `PORT_VLANS`: a VLAN a port of a VLAN-filtering bridge is a member of.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortVlanKey {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub _pad: u16,
+}
+
+impl PortVlanKey {
+    #[inline(always)]
+    pub fn new(ifindex: u32, vlan: u16) -> Self {
+        Self {
+            ifindex,
+            vlan,
+            _pad: 0,
+        }
+    }
+}
+
+/// Value of `PORT_VLANS`: how the VLAN's frames leave the port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortVlan {
+    /// `port_vlan_flags::*`.
+    pub flags: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Bits of [`PortVlan::flags`].
+pub mod port_vlan_flags {
+    /// The VLAN leaves the port untagged (`bridge vlan add ... untagged`).
+    pub const UNTAGGED: u8 = 1 << 0;
+}
+
 /// Key of the router-port map: one entry per (port, VLAN) a query arrived on.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,7 +191,12 @@ pub struct PortSettings {
     /// This port's policy for unregistered groups (`unregistered::*`), or
     /// `unregistered::FOLLOW_GLOBAL`.
     pub unregistered: u8,
-    pub _pad: [u8; 3],
+    /// Non-zero: the port is in a VLAN-filtering bridge. Its frames belong
+    /// to the bridge's VLANs (untagged ones to its PVID), only those the port
+    /// is a member of (`PORT_VLANS`); the tc classifier tags each copy as
+    /// the destination's VLAN egress says.
+    pub vlan_filtering: u8,
+    pub _pad: [u8; 2],
     /// Most groups the port may hold (0: no limit). A report for one more is
     /// refused; existing entries are never evicted.
     pub max_groups: u32,
@@ -188,7 +228,8 @@ impl PortSettings {
             blocked: 0,
             flood_reports: 0,
             unregistered: unregistered::FOLLOW_GLOBAL,
-            _pad: [0; 3],
+            vlan_filtering: 0,
+            _pad: [0; 2],
             max_groups: 0,
             report_rate: 0,
             report_burst: 0,
@@ -373,6 +414,8 @@ mod pod {
     unsafe impl<A: Address> aya::Pod for SourceKey<A> {}
     unsafe impl aya::Pod for SourceEntry {}
     unsafe impl aya::Pod for RouterKey {}
+    unsafe impl aya::Pod for PortVlanKey {}
+    unsafe impl aya::Pod for PortVlan {}
     unsafe impl<A: Address> aya::Pod for RouterPort<A> {}
     unsafe impl<A: Address> aya::Pod for GroupKey<A> {}
     unsafe impl aya::Pod for GroupEntry {}
@@ -389,6 +432,8 @@ const _: () = {
     assert!(core::mem::size_of::<SourceKey>() == 16);
     assert!(core::mem::size_of::<SourceEntry>() == 24);
     assert!(core::mem::size_of::<RouterKey>() == 8);
+    assert!(core::mem::size_of::<PortVlanKey>() == 8);
+    assert!(core::mem::size_of::<PortVlan>() == 4);
     assert!(core::mem::size_of::<RouterPort>() == 24);
     assert!(core::mem::size_of::<PortSettings>() == 24);
     assert!(core::mem::size_of::<GroupKey>() == 8);

@@ -30,6 +30,9 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
         count(DataCounter::LinkLocal);
         return Verdict::Pass;
     }
+    let Some(l2) = l2.in_bridge_vlan(ingress) else {
+        return Verdict::Pass;
+    };
     let key = GroupKey {
         vlan: l2.vlan,
         inner_vlan: l2.inner_vlan,
@@ -40,6 +43,10 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
             count(DataCounter::LocalListener);
             Verdict::Pass
         }
+        Some(_) if l2.vlan_filtering && host_listens(group) => {
+            count(DataCounter::LocalListener);
+            Verdict::Pass
+        }
         Some(entry) => {
             count(DataCounter::Forwarded);
             match destinations(unsafe { &*entry }) {
@@ -47,8 +54,23 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
                 to => Verdict::Forward(to),
             }
         }
+        None if l2.vlan_filtering => {
+            count(DataCounter::ToBridgeSnooping);
+            Verdict::Pass
+        }
         None => unregistered_group(),
     }
+}
+
+/// Whether the host itself listens to `group`. The daemon marks the host's
+/// groups untagged (it reads them per interface, not per bridge VLAN); on a
+/// VLAN-filtering bridge the frame's own key carries a VLAN, so the mark is
+/// looked up apart.
+#[inline(always)]
+fn host_listens(group: [u8; 4]) -> bool {
+    GROUPS
+        .get_ptr(GroupKey::untagged(group))
+        .is_some_and(|entry| unsafe { (*entry).flags } & group_flags::LOCAL_LISTENER != 0)
 }
 
 /// The group's destinations as the daemon worked them out, unless a router
@@ -106,11 +128,16 @@ fn unregistered_group() -> Verdict {
 }
 
 /// IGMP reports and leaves: to router ports only once a querier is known
-/// (RFC 4541 §2.1.1, the bridge's rule), flooded by the kernel before.
+/// (RFC 4541 §2.1.1, the bridge's rule), flooded by the kernel before. On a
+/// VLAN-filtering bridge the bridge's own per-VLAN snooping sends them.
 #[inline(always)]
-pub fn report() -> Verdict {
+pub fn report(l2: &L2) -> Verdict {
     let settings = settings().unwrap_or_default();
     if settings.fast_path_off != 0 {
+        return Verdict::Pass;
+    }
+    if l2.vlan_filtering {
+        count(DataCounter::ToBridgeSnooping);
         return Verdict::Pass;
     }
     if settings.reports_to_routers != 0 || settings.port_overrides != 0 {

@@ -4,7 +4,13 @@
 
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
-use crate::frame::{Frame, Hook};
+use igmp_common::DataCounter;
+
+use crate::{
+    data::count,
+    frame::{Frame, Hook},
+    maps::bridge_vlan,
+};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -30,11 +36,35 @@ impl Network {
 }
 
 /// Where the IP header starts, which IP, and which VLAN the frame belongs to.
+#[derive(Clone, Copy)]
 pub struct L2 {
     pub vlan: u16,
     pub inner_vlan: u16,
     pub l3_offset: usize,
     pub network: Network,
+    /// `vlan` is a VLAN-filtering bridge's ([`L2::in_bridge_vlan`]).
+    pub vlan_filtering: bool,
+}
+
+impl L2 {
+    /// The frame moved into the VLAN a VLAN-filtering bridge puts it in on
+    /// port `ingress` (the port's PVID when untagged), as the bridge's own
+    /// per-VLAN snooping keys it; as it is on any other port. `None`,
+    /// counted, for a VLAN the port is not a member of: the bridge drops
+    /// such a frame on its way in, so nothing is learned from it and it is
+    /// left to the bridge.
+    #[inline(always)]
+    pub fn in_bridge_vlan(mut self, ingress: u32) -> Option<Self> {
+        if let Some(bridge) = bridge_vlan(ingress, self.vlan) {
+            if !bridge.member {
+                count(DataCounter::OutsidePortVlans);
+                return None;
+            }
+            self.vlan = bridge.vlan;
+            self.vlan_filtering = true;
+        }
+        Some(self)
+    }
 }
 
 /// A third tag: more than this switch keeps membership for.
@@ -53,6 +83,7 @@ pub fn parse<H: Hook>(frame: &Frame<H>) -> Result<Option<L2>, TooManyTags> {
         inner_vlan: 0,
         l3_offset: EthHdr::LEN,
         network: Network::Ipv4,
+        vlan_filtering: false,
     };
     let offloaded = frame.offloaded_vlan;
     if let Some(vid) = offloaded {

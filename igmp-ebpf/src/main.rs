@@ -87,11 +87,16 @@ fn snoop<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
     };
     match ip::protocol(&frame, l2.l3_offset) {
         Some(protocol) if protocol == IpProto::Igmp as u8 => {
+            let Some(l2) = l2.in_bridge_vlan(ingress) else {
+                return Verdict::Pass;
+            };
             H::make_readable(ctx, IGMP_FRAME_MAX);
             igmp::handle(ctx, &Frame::<H>::new(ctx), ingress, &l2)
         }
         Some(pim::PROTOCOL) => {
-            pim::handle(&frame, ingress, &l2);
+            if let Some(l2) = l2.in_bridge_vlan(ingress) {
+                pim::handle(&frame, ingress, &l2);
+            }
             Verdict::Pass
         }
         Some(_) => data::forward(&frame, ingress, &l2),

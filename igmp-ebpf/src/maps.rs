@@ -1,13 +1,14 @@
 //! The maps, declared as BTF maps so that bpftool prints their fields by name.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     btf_maps::{Array, ArrayOfMaps, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
 use igmp_common::{
     capacity, DataCounters, Event, GroupEntry, GroupKey, HostEntry, HostKey, Membership,
-    MembershipKey, PortCounters, PortList, PortSettings, RouterKey, RouterPort, Settings,
-    SourceEntry, SourceKey,
+    MembershipKey, PortCounters, PortList, PortSettings, PortVlan, PortVlanKey, RouterKey,
+    RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 #[btf_map]
@@ -82,6 +83,52 @@ pub static SET_PORT_LISTS: Array<PortList, { capacity::DEST_SETS as usize }> = A
 /// Every snooped port, for tc; see `map_names::PORT_LIST`.
 #[btf_map]
 pub static PORT_LIST: Array<u32, { capacity::PORTS as usize }> = Array::new();
+
+/// The VLANs of ports in VLAN-filtering bridges; see `map_names::PORT_VLANS`.
+/// Not preallocated: most switches have a few, a trunk of every VLAN 4094.
+#[btf_map]
+pub static PORT_VLANS: HashMap<
+    PortVlanKey,
+    PortVlan,
+    { capacity::PORT_VLANS as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
+
+/// How VLAN `vlan` leaves port `port`, `None` when the port is not a member
+/// of it (the bridge would not send it there, nor take it in from there).
+#[inline(always)]
+pub fn port_vlan(port: u32, vlan: u16) -> Option<PortVlan> {
+    PORT_VLANS
+        .get_ptr(PortVlanKey::new(port, vlan))
+        .map(|entry| unsafe { *entry })
+}
+
+/// A VLAN-filtering bridge's VLAN for a frame that came in on a port of it.
+pub struct BridgeVlan {
+    /// The frame's tag, or the port's PVID for an untagged (or
+    /// priority-tagged) frame.
+    pub vlan: u16,
+    /// Whether the port is a member of it. The bridge drops a frame of any
+    /// other VLAN on its way in (and an untagged one on a port without PVID).
+    pub member: bool,
+}
+
+/// The bridge VLAN of a frame tagged `tag` (0: untagged) on port `ingress`,
+/// `None` when the port is not in a VLAN-filtering bridge (the tag is then
+/// the VLAN, as the bridge's own snooping keys it without VLAN filtering).
+#[inline(always)]
+pub fn bridge_vlan(ingress: u32, tag: u16) -> Option<BridgeVlan> {
+    let port = PORTS.get_ptr(ingress)?;
+    let (filtering, pvid) = unsafe { ((*port).vlan_filtering, (*port).pvid) };
+    if filtering == 0 {
+        return None;
+    }
+    let vlan = if tag == 0 { pvid } else { tag };
+    Some(BridgeVlan {
+        vlan,
+        member: vlan != 0 && PORT_VLANS.get_ptr(PortVlanKey::new(ingress, vlan)).is_some(),
+    })
+}
 
 /// Router ports learned so far; see `map_names::ROUTER_EPOCH`.
 #[btf_map]

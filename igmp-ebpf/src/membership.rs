@@ -47,8 +47,8 @@ impl Origin {
     ) -> Self {
         Self {
             ifindex,
-            // Untagged on a VLAN-filtering bridge: the port's PVID (0 elsewhere).
-            vlan: if l2.vlan == 0 { port.pvid } else { l2.vlan },
+            // On a VLAN-filtering bridge already the bridge's VLAN.
+            vlan: l2.vlan,
             inner_vlan: l2.inner_vlan,
             sender,
             stats,

@@ -14,18 +14,17 @@ use core::ffi::c_void;
 use aya_ebpf::{
     bindings::{TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC},
     btf_maps::PerCpuArray,
-    helpers::{bpf_clone_redirect, bpf_loop, bpf_redirect},
+    helpers::{bpf_clone_redirect, bpf_loop, bpf_redirect, bpf_skb_vlan_pop, bpf_skb_vlan_push},
     macros::btf_map,
     programs::TcContext,
-    EbpfContext,
 };
-use igmp_common::{capacity, DataCounter, PortList};
+use igmp_common::{capacity, port_vlan_flags, DataCounter, PortList};
 
 use crate::{
     data::count,
     egress::port_wants,
     frame::{Frame, Tc},
-    maps::{port_settings, PORT_LIST, SET_PORT_LISTS},
+    maps::{bridge_vlan, port_settings, port_vlan, PORT_LIST, SET_PORT_LISTS},
     verdict::{Destinations, Headers, Verdict},
 };
 
@@ -43,8 +42,16 @@ pub fn action(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32 {
 /// `forward`'s `slot` for every port: past the last slot.
 const EVERY_PORT: u32 = capacity::DEST_SETS;
 
+/// 802.1Q, the tag a VLAN-filtering bridge puts on (its default
+/// `vlan_protocol`).
+const ETH_P_8021Q: u16 = 0x8100;
+/// The priority and drop-eligible bits of a tag, kept when it is put back.
+const TCI_PRIORITY: u16 = 0xf000;
+
 /// To `port` if not 0, else to the ports of destination set `slot`, or to
-/// every port (`EVERY_PORT`), each that wants the frame.
+/// every port (`EVERY_PORT`), each that wants the frame. On a VLAN-filtering
+/// bridge only ports of the frame's VLAN want it, and each copy leaves
+/// tagged or untagged as that port's VLAN says (the bridge's egress rule).
 ///
 /// A function of its own (a BPF-to-BPF call), reading the headers afresh:
 /// its state then sits in a stack frame of its own, not in the main
@@ -54,28 +61,40 @@ const EVERY_PORT: u32 = capacity::DEST_SETS;
 /// enum's unused payload is.
 #[inline(never)]
 fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
+    // Index 0 of a one-entry array is always there; the check is the verifier's.
+    let Some(state) = TC_WALK.get_ptr_mut(0) else {
+        return TC_ACT_UNSPEC;
+    };
     let Some(headers) = Headers::read(&Frame::<Tc>::new(ctx)) else {
         return TC_ACT_UNSPEC;
     };
-    if port != 0 {
-        return to_port(port, &headers);
-    }
-    // Index 0 of a one-entry array is always there; the check is the verifier's.
-    let Some(last) = TC_LAST.get_ptr_mut(0) else {
-        return TC_ACT_UNSPEC;
-    };
+    let skb = ctx.skb.skb;
+    let (tagged, tci) = unsafe { ((*skb).vlan_present, (*skb).vlan_tci as u16) };
     // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
-    unsafe { *last = 0 };
-    let mut walk = Walk {
-        skb: ctx.as_ptr(),
-        set: core::ptr::null(),
-        ingress,
-        last,
+    let state = unsafe { &mut *state };
+    *state = WalkState {
         headers,
+        ingress,
+        tagged: u8::from(tagged != 0),
+        tci: tci & TCI_PRIORITY,
+        ..WalkState::default()
     };
+    if let Some(bridge) = bridge_vlan(ingress, state.headers.vlan) {
+        state.headers.vlan = bridge.vlan;
+        state.vlan_filtering = 1;
+    }
+    state.tci |= state.headers.vlan;
+    let mut walk = Walk {
+        skb: skb.cast(),
+        set: core::ptr::null(),
+        state,
+    };
+    if port != 0 {
+        return to_port(&mut walk, port);
+    }
     // A set's list starts with a port (it has two or more); an empty slot
     // falls back to every port, as XDP's broadcast does.
-    let (list, count) = match SET_PORT_LISTS.get_ptr(slot) {
+    let (list, length) = match SET_PORT_LISTS.get_ptr(slot) {
         Some(set) if unsafe { (*set).ports[0] } != 0 => {
             count(DataCounter::ForwardedToSet);
             (set, capacity::SET_PORTS)
@@ -85,24 +104,36 @@ fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
     walk.set = list;
     unsafe {
         bpf_loop(
-            count,
+            length,
             clone_to_port as *mut c_void,
             (&raw mut walk).cast(),
             0,
         )
     };
-    match unsafe { *last } {
+    let (last, untagged) = {
+        let state = walk.state();
+        (state.last, state.last_untagged != 0)
+    };
+    match last {
         // Nobody wants it.
         0 => TC_ACT_SHOT,
-        last => redirect(last),
+        port if walk.tag_for(untagged) => redirect(port),
+        _ => {
+            count(DataCounter::CloneFailed);
+            TC_ACT_SHOT
+        }
     }
 }
 
 /// The skb itself to `port`, no copy made.
 #[inline(always)]
-fn to_port(port: u32, headers: &Headers) -> i32 {
-    if !port_wants(port, &port_settings(port), headers) {
+fn to_port(walk: &mut Walk, port: u32) -> i32 {
+    let Some(untagged) = walk.wanted_by(port) else {
         count(DataCounter::EgressFiltered);
+        return TC_ACT_SHOT;
+    };
+    if !walk.tag_for(untagged) {
+        count(DataCounter::CloneFailed);
         return TC_ACT_SHOT;
     }
     redirect(port)
@@ -117,27 +148,96 @@ fn redirect(port: u32) -> i32 {
     }
 }
 
-/// What the walk over a port list needs, on the stack.
+/// What the walk over a port list needs, on the stack: the rest is in
+/// this CPU's [`WalkState`].
 #[repr(C)]
 struct Walk {
     skb: *mut c_void,
     /// The destination set's ports, or null for `PORT_LIST`.
     set: *const PortList,
-    ingress: u32,
-    /// This CPU's `TC_LAST` entry.
-    last: *mut u32,
-    headers: Headers,
+    state: *mut WalkState,
 }
 
-/// The last port the walk found to want the frame, not sent to yet (0:
-/// none): it gets the frame itself once the walk ends, so that N ports cost
-/// N - 1 clones (each clone also copies the frame's head, as the helper
-/// unclones the original for direct writes). Kept in a map, not on the
+/// A forwarded frame's walk over its ports. Kept in a map, not on the
 /// stack: verifiers before 6.8 check a `bpf_loop` callback once, with the
 /// state it is first entered with, and would drop as dead the branch that
-/// clones to a port found in an earlier iteration.
+/// clones to a port found in an earlier iteration; and the main program's
+/// frame plus this function's is near 6.1's 512-byte limit.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct WalkState {
+    headers: Headers,
+    ingress: u32,
+    /// The last port the walk found to want the frame, not sent to yet (0:
+    /// none): it gets the frame itself once the walk ends, so that N ports
+    /// cost N - 1 clones (each clone also copies the frame's head, as the
+    /// helper unclones the original for direct writes).
+    last: u32,
+    /// Non-zero: the copy for `last` leaves untagged.
+    last_untagged: u8,
+    /// Non-zero: the ingress port is in a VLAN-filtering bridge, and
+    /// `headers.vlan` is the bridge's VLAN.
+    vlan_filtering: u8,
+    /// Non-zero while the skb carries a tag (in its metadata, where the
+    /// kernel keeps the outer tag of a received frame).
+    tagged: u8,
+    /// The tag a copy leaves with: the VLAN, and the priority it came with.
+    tci: u16,
+}
+
 #[btf_map]
-static TC_LAST: PerCpuArray<u32, 1> = PerCpuArray::new();
+static TC_WALK: PerCpuArray<WalkState, 1> = PerCpuArray::new();
+
+impl Walk {
+    #[inline(always)]
+    fn state(&self) -> &WalkState {
+        // SAFETY: this CPU's TC_WALK entry, which only this frame's walk uses.
+        unsafe { &*self.state }
+    }
+
+    #[inline(always)]
+    fn state_mut(&mut self) -> &mut WalkState {
+        // SAFETY: as `state`.
+        unsafe { &mut *self.state }
+    }
+
+    /// Whether `port` wants the frame: `None` if not, else whether its copy
+    /// leaves untagged (on a VLAN-filtering bridge only; elsewhere a copy
+    /// leaves as the frame came, and this is `false`).
+    #[inline(always)]
+    fn wanted_by(&self, port: u32) -> Option<bool> {
+        let state = self.state();
+        let mut untagged = false;
+        if state.vlan_filtering != 0 {
+            // Not a member of the VLAN: the bridge would not send it there.
+            let vlan = port_vlan(port, state.headers.vlan)?;
+            untagged = vlan.flags & port_vlan_flags::UNTAGGED != 0;
+        }
+        port_wants(port, &port_settings(port), &state.headers).then_some(untagged)
+    }
+
+    /// Puts the tag on or takes it off the skb, as a copy leaving untagged
+    /// (or not) needs, on a VLAN-filtering bridge; false if the kernel could
+    /// not (no memory), and the copy must not go.
+    #[inline(always)]
+    fn tag_for(&mut self, untagged: bool) -> bool {
+        let skb = self.skb.cast();
+        let state = self.state_mut();
+        if state.vlan_filtering == 0 || untagged == (state.tagged == 0) {
+            return true;
+        }
+        let done = if untagged {
+            unsafe { bpf_skb_vlan_pop(skb) }
+        } else {
+            unsafe { bpf_skb_vlan_push(skb, ETH_P_8021Q.to_be(), state.tci) }
+        };
+        if done != 0 {
+            return false;
+        }
+        state.tagged = u8::from(!untagged);
+        true
+    }
+}
 
 /// `bpf_loop` callback: the `index`th port of the list, if it wants the
 /// frame, becomes `last`, and the one before it gets a copy. A port of 0
@@ -145,7 +245,7 @@ static TC_LAST: PerCpuArray<u32, 1> = PerCpuArray::new();
 extern "C" fn clone_to_port(index: u64, walk: *mut Walk) -> i64 {
     const CONTINUE: i64 = 0;
     const STOP: i64 = 1;
-    let walk = unsafe { &*walk };
+    let walk = unsafe { &mut *walk };
     let port = if walk.set.is_null() {
         PORT_LIST.get(index as u32).copied().unwrap_or(0)
     } else {
@@ -155,17 +255,26 @@ extern "C" fn clone_to_port(index: u64, walk: *mut Walk) -> i64 {
     if port == 0 {
         return STOP;
     }
-    if port == walk.ingress {
+    if port == walk.state().ingress {
         return CONTINUE;
     }
-    if !port_wants(port, &port_settings(port), &walk.headers) {
+    let Some(untagged) = walk.wanted_by(port) else {
         count(DataCounter::EgressFiltered);
         return CONTINUE;
+    };
+    let (last, last_untagged) = {
+        let state = walk.state();
+        (state.last, state.last_untagged != 0)
+    };
+    if last != 0 {
+        let copied = walk.tag_for(last_untagged)
+            && unsafe { bpf_clone_redirect(walk.skb.cast(), last, 0) } >= 0;
+        if !copied {
+            count(DataCounter::CloneFailed);
+        }
     }
-    let last = unsafe { &mut *walk.last };
-    if *last != 0 && unsafe { bpf_clone_redirect(walk.skb.cast(), *last, 0) } < 0 {
-        count(DataCounter::CloneFailed);
-    }
-    *last = port;
+    let state = walk.state_mut();
+    state.last = port;
+    state.last_untagged = u8::from(untagged);
     CONTINUE
 }

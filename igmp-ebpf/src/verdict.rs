@@ -30,7 +30,7 @@ pub enum Destinations {
 
 /// What a port's wishes depend on: VLAN, protocol, source and group.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct Headers {
     pub vlan: u16,
     pub inner_vlan: u16,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
-use igmp_common::router_mode;
+use igmp_common::{port_vlan_flags, router_mode, PortVlan};
 use netlink_packet_core::{NetlinkPayload, Nla as _};
 use netlink_packet_route::{
     link::{
@@ -43,6 +43,32 @@ pub struct PortVlans {
     pub pvid: u16,
     /// Every VLAN the port is a member of, ascending.
     pub vids: Vec<u16>,
+    /// Those of `vids` that leave the port untagged, ascending.
+    pub untagged: Vec<u16>,
+}
+
+impl PortVlans {
+    /// The port's `PORT_VLANS` entries: each VLAN, and how it leaves.
+    pub fn entries(&self) -> Vec<(u16, PortVlan)> {
+        self.vids
+            .iter()
+            .map(|&vid| {
+                let untagged = self.untagged.binary_search(&vid).is_ok();
+                let flags = if untagged {
+                    port_vlan_flags::UNTAGGED
+                } else {
+                    0
+                };
+                (
+                    vid,
+                    PortVlan {
+                        flags,
+                        ..PortVlan::default()
+                    },
+                )
+            })
+            .collect()
+    }
 }
 
 /// Subscribes to link notifications; each arrives on the returned channel.
@@ -159,8 +185,8 @@ pub struct BridgeLink {
     pub name: String,
     /// The bridge's own IGMP/MLD snooping (`mcast_snooping`).
     pub snooping: bool,
-    /// VLAN filtering: the bridge tags and untags per port, which a redirect
-    /// in XDP would skip.
+    /// VLAN filtering: the bridge tags and untags per port, which the tc
+    /// classifier does too and a redirect in XDP would skip.
     pub vlan_filtering: bool,
     /// The port's `mcast_router` as a `router_mode::*` (`temp`, a router
     /// port until its timer runs out, is `auto`).
@@ -176,8 +202,8 @@ pub struct BridgeLink {
 /// - a bridge whose own snooping is on too: two snoopers on one LAN, and two
 ///   querier candidates;
 /// - a VLAN-filtering bridge whose own snooping is off: there igmp-snoop
-///   only learns (the kernel forwards, tagging per port), so without the
-///   bridge's per-VLAN snooping every group floods its VLAN.
+///   leaves unregistered groups and reports to the bridge's per-VLAN
+///   snooping, so without it they flood their VLAN.
 pub fn bridge_warnings(port_links: &[PortLink]) -> Vec<String> {
     let mut bridges: Vec<&BridgeLink> = port_links
         .iter()
@@ -196,9 +222,10 @@ pub fn bridge_warnings(port_links: &[PortLink]) -> Vec<String> {
                      (which turns its MLD snooping off as well)"
                 )),
                 (true, false) => Some(format!(
-                    "{name} filters VLANs: igmp-snoop learns there but leaves forwarding to the \
-                     kernel, so every group floods its VLAN; turn the bridge's per-VLAN snooping on \
-                     with `ip link set {name} type bridge mcast_snooping 1 mcast_vlan_snooping 1`"
+                    "{name} filters VLANs: igmp-snoop forwards registered groups there but leaves \
+                     unregistered groups and reports to the bridge's per-VLAN snooping, which is \
+                     off, so they flood their VLAN; turn it on with \
+                     `ip link set {name} type bridge mcast_snooping 1 mcast_vlan_snooping 1`"
                 )),
                 _ => None,
             }
@@ -374,16 +401,23 @@ fn port_vlans(link: &LinkMessage) -> Option<PortVlans> {
         if info.flags.contains(BridgeVlanInfoFlags::Pvid) {
             vlans.pvid = info.vid;
         }
-        if info.flags.contains(BridgeVlanInfoFlags::RangeBegin) {
+        let range = if info.flags.contains(BridgeVlanInfoFlags::RangeBegin) {
             range_start = Some(info.vid);
+            continue;
         } else if let Some(start) = range_start.take() {
-            vlans.vids.extend(start..=info.vid);
+            start..=info.vid
         } else {
-            vlans.vids.push(info.vid);
+            info.vid..=info.vid
+        };
+        if info.flags.contains(BridgeVlanInfoFlags::Untagged) {
+            vlans.untagged.extend(range.clone());
         }
+        vlans.vids.extend(range);
     }
-    vlans.vids.sort_unstable();
-    vlans.vids.dedup();
+    for list in [&mut vlans.vids, &mut vlans.untagged] {
+        list.sort_unstable();
+        list.dedup();
+    }
     Some(vlans)
 }
 
@@ -494,13 +528,34 @@ mod tests {
             ),
             vlan(20, BridgeVlanInfoFlags::RangeBegin),
             vlan(23, BridgeVlanInfoFlags::RangeEnd),
+            vlan(
+                30,
+                BridgeVlanInfoFlags::RangeBegin | BridgeVlanInfoFlags::Untagged,
+            ),
+            vlan(
+                31,
+                BridgeVlanInfoFlags::RangeEnd | BridgeVlanInfoFlags::Untagged,
+            ),
         ]));
+        let vlans = port_vlans(&message).unwrap();
         assert_eq!(
-            port_vlans(&message),
-            Some(PortVlans {
+            vlans,
+            PortVlans {
                 pvid: 10,
-                vids: vec![1, 10, 20, 21, 22, 23],
-            })
+                vids: vec![1, 10, 20, 21, 22, 23, 30, 31],
+                untagged: vec![10, 30, 31],
+            }
+        );
+        let untagged = |vid: u16| {
+            vlans
+                .entries()
+                .iter()
+                .find(|(entry, _)| *entry == vid)
+                .map(|(_, port_vlan)| port_vlan.flags & port_vlan_flags::UNTAGGED != 0)
+        };
+        assert_eq!(
+            (untagged(1), untagged(10), untagged(31), untagged(2)),
+            (Some(false), Some(true), Some(true), None)
         );
         // A message without the VLAN list says nothing of the VLANs.
         assert_eq!(port_vlans(&LinkMessage::default()), None);

@@ -76,9 +76,11 @@ impl PortMode {
     /// skips the conversion to an XDP buffer and back that generic XDP pays,
     /// so `auto` takes it on every port of a set with a virtual one: one hook
     /// per set, so no frame crosses from one hook's redirect to the other's.
-    /// The same for a NIC that hides the tags of the VLANs it carries from
-    /// native XDP ([`PortLink::hides_vlan_tags_from_xdp`]): tc reads them in
-    /// the skb.
+    /// The same on a VLAN-filtering bridge, where each copy must leave
+    /// tagged or untagged as its port's VLAN says, and for a NIC that hides
+    /// the tags of the VLANs it carries from native XDP
+    /// ([`PortLink::hides_vlan_tags_from_xdp`]): tc reads and writes the tag
+    /// in the skb.
     pub fn choose(asked: AttachMode, ports: &[PortLink]) -> (Self, String) {
         let virtual_ports: Vec<String> = ports
             .iter()
@@ -87,6 +89,14 @@ impl PortMode {
                     .as_ref()
                     .map(|kind| format!("{} ({kind})", port.name))
             })
+            .collect();
+        let vlan_bridges: Vec<String> = ports
+            .iter()
+            .filter_map(|port| port.bridge.as_ref())
+            .filter(|bridge| bridge.vlan_filtering)
+            .map(|bridge| bridge.name.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         let hiding_tags: Vec<String> = ports
             .iter()
@@ -101,6 +111,13 @@ impl PortMode {
                 format!(
                     "auto: frames on virtual ports are skbs already: {}",
                     virtual_ports.join(", ")
+                ),
+            ),
+            AttachMode::Auto if !vlan_bridges.is_empty() => (
+                Self::Tc,
+                format!(
+                    "auto: VLAN-filtering bridges, where tc tags each copy as its port's VLAN says: {}",
+                    vlan_bridges.join(", ")
                 ),
             ),
             AttachMode::Auto if !hiding_tags.is_empty() => (
@@ -783,11 +800,22 @@ mod tests {
             vlan_filtering: true,
             ..Default::default()
         });
-        let (_, why) = PortMode::choose(AttachMode::Auto, &nics);
+        assert_eq!(
+            nics[1].hides_vlan_tags_from_xdp().as_deref(),
+            Some("eth2 (rx-vlan-offload on, carries the VLANs of br0)")
+        );
+        // A VLAN-filtering bridge wants tc whatever its NICs do.
+        let (mode, why) = PortMode::choose(AttachMode::Auto, &nics[1..]);
+        assert_eq!(mode, PortMode::Tc);
+        assert!(why.contains("VLAN-filtering bridges"), "{why}");
+        nics[1].strips_vlan_tags = false;
+        let (mode, why) = PortMode::choose(AttachMode::Auto, &nics[1..]);
+        assert_eq!(mode, PortMode::Tc);
         assert!(
-            why.contains("eth2 (rx-vlan-offload on, carries the VLANs of br0)"),
+            why.ends_with("tc tags each copy as its port's VLAN says: br0"),
             "{why}"
         );
+        nics[1].strips_vlan_tags = true;
 
         // Asked for, native is kept, with a line per such NIC.
         assert_eq!(

@@ -249,7 +249,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_ports(port_set)?
         .with_querier(settings.querier.clone(), status)?
         .with_unregistered(settings.unregistered)
-        .with_fast_path(!on_vlan_filtering_bridge(&port_links))
+        .with_fast_path(mode == PortMode::Tc || !on_vlan_filtering_bridge(&port_links))
         .with_static_groups(settings.static_groups());
     let stop = async {
         let signal = signals.next().await;
@@ -309,7 +309,8 @@ fn port_plan(settings: &RunSettings, named: &[(String, u32)]) -> Vec<PortPlan> {
 }
 
 /// Whether a port is in a bridge with VLAN filtering on: there the bridge
-/// tags and untags per port, which a redirect in XDP would skip.
+/// tags and untags per port, which only the tc classifier does too (a
+/// redirect in XDP would skip it).
 fn on_vlan_filtering_bridge(port_links: &[links::PortLink]) -> bool {
     port_links.iter().any(|link| {
         link.bridge

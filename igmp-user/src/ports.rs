@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use aya::{programs::ProgramFd, Ebpf};
-use igmp_common::{router_mode, PortSettings};
+use igmp_common::{router_mode, PortSettings, RouterKey};
 use tracing::{info, warn};
 
 use crate::{
@@ -55,12 +55,13 @@ pub enum PortChange {
         name: String,
         ifindex: u32,
     },
-    /// The bridge took VLANs off the port (`bridge vlan del`): its entries
-    /// in them must go, as the bridge's own are.
-    LeftVlans {
+    /// The bridge changed the port's VLANs (`bridge vlan add/del`): its
+    /// entries in those it `left` must go, as the bridge's own do, and a
+    /// permanent router port is one in each VLAN it has now.
+    Vlans {
         name: String,
         ifindex: u32,
-        vids: Vec<u16>,
+        left: Vec<u16>,
     },
 }
 
@@ -75,14 +76,19 @@ impl std::fmt::Display for PortChange {
                 "blocked by the bridge (STP): its entries are removed",
             ),
             Self::Unblocked { name, ifindex } => (name, ifindex, "forwarding again"),
-            Self::LeftVlans {
+            Self::Vlans {
                 name,
                 ifindex,
-                vids,
+                left,
+            } if left.is_empty() => (name, ifindex, "has new VLANs"),
+            Self::Vlans {
+                name,
+                ifindex,
+                left,
             } => {
                 return write!(
                     f,
-                    "port {name} (ifindex {ifindex}) left VLANs {vids:?}: its entries there are removed"
+                    "port {name} (ifindex {ifindex}) left VLANs {left:?}: its entries there are removed"
                 )
             }
         };
@@ -176,21 +182,34 @@ impl PortSet {
             self.add_egress(maps, port.plan.ifindex)?;
         }
         maps.write_port_list(&self.ifindexes())?;
+        maps.keep_port_vlans_of(&self.ifindexes());
         for port in self.ports.iter().filter(|port| port.plan.ifindex != 0) {
             write_settings(maps, port)?;
+            write_vlans(maps, port)?;
         }
         Ok(())
     }
 
     /// The ports configured as permanent router ports, present and
-    /// forwarding: the membership component keeps their `ROUTER_PORTS` entries.
-    pub fn permanent_routers(&self) -> Vec<u32> {
+    /// forwarding, in each VLAN they are in (on a VLAN-filtering bridge
+    /// each of theirs, elsewhere the untagged one): the membership component
+    /// keeps these `ROUTER_PORTS` entries.
+    pub fn permanent_routers(&self) -> Vec<RouterKey> {
         self.ports
             .iter()
             .filter(|port| port.plan.options.router_mode == router_mode::PERMANENT)
-            .filter(|port| !port.blocked)
-            .map(|port| port.plan.ifindex)
-            .filter(|&ifindex| ifindex != 0)
+            .filter(|port| !port.blocked && port.plan.ifindex != 0)
+            .flat_map(|port| {
+                let vids = match &port.plan.options.vlans {
+                    Some(vlans) => vlans.vids.clone(),
+                    None => vec![0],
+                };
+                vids.into_iter().map(|vlan| RouterKey {
+                    ifindex: port.plan.ifindex,
+                    vlan,
+                    inner_vlan: 0,
+                })
+            })
             .collect()
     }
 
@@ -227,6 +246,7 @@ impl PortSet {
         }
         let _ = maps.ports.remove(&ifindex);
         let _ = maps.egress_ports.remove(ifindex);
+        let _ = maps.write_port_vlans(ifindex, &[]);
         port.plan.ifindex = 0;
         let name = port.plan.options.name.clone();
         if let Err(error) = maps.write_port_list(&self.ifindexes()) {
@@ -244,6 +264,9 @@ impl PortSet {
                 port.plan.ifindex = ifindex;
                 port.blocked = false;
                 rewrite_settings(maps, port);
+                if let Err(error) = write_vlans(maps, port) {
+                    warn!("{error:#}");
+                }
                 if let Err(error) = self.add_egress(maps, ifindex) {
                     warn!("{name}: {error:#}");
                 }
@@ -317,8 +340,13 @@ impl PortSet {
             .vlans
             .replace(vlans.clone())
             .unwrap_or_default();
-        if before.pvid != vlans.pvid {
+        if let Err(error) = write_vlans(maps, port) {
+            warn!("{error:#}");
+        }
+        if before.pvid != vlans.pvid || before == PortVlans::default() {
             rewrite_settings(maps, port);
+        }
+        if before.pvid != vlans.pvid {
             info!(
                 port = port.plan.options.name,
                 vid = vlans.pvid,
@@ -331,10 +359,10 @@ impl PortSet {
             .copied()
             .filter(|vid| !vlans.vids.contains(vid))
             .collect();
-        (!left.is_empty()).then(|| PortChange::LeftVlans {
+        (before.vids != vlans.vids).then(|| PortChange::Vlans {
             name: port.plan.options.name.clone(),
             ifindex,
-            vids: left,
+            left,
         })
     }
 
@@ -399,6 +427,7 @@ fn write_settings(maps: &mut PortMaps, port: &Port) -> Result<()> {
         max_groups: options.max_groups,
         report_rate: options.report_rate,
         report_burst: options.report_burst,
+        vlan_filtering: u8::from(options.vlans.is_some()),
         pvid: options.vlans.as_ref().map_or(0, |vlans| vlans.pvid),
         ..PortSettings::default()
     };
@@ -410,4 +439,18 @@ fn write_settings(maps: &mut PortMaps, port: &Port) -> Result<()> {
                 port.plan.options.name
             )
         })
+}
+
+/// The port's VLANs where the tc classifier reads them: what it may take in
+/// and how each VLAN leaves it.
+fn write_vlans(maps: &mut PortMaps, port: &Port) -> Result<()> {
+    let entries = port
+        .plan
+        .options
+        .vlans
+        .as_ref()
+        .map(PortVlans::entries)
+        .unwrap_or_default();
+    maps.write_port_vlans(port.plan.ifindex, &entries)
+        .with_context(|| format!("{}: writing its VLANs", port.plan.options.name))
 }

@@ -11,8 +11,8 @@ use aya::maps::{
 };
 use igmp_common::{
     map_names, membership_flags, Address, DataCounters, GroupEntry, GroupKey, HostEntry, HostKey,
-    Membership, MembershipKey, PortCounters, PortList, PortSettings, RouterKey, RouterPort,
-    Settings, SourceEntry, SourceKey,
+    Membership, MembershipKey, PortCounters, PortList, PortSettings, PortVlan, PortVlanKey,
+    RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 use crate::timers::Timers;
@@ -62,6 +62,8 @@ pub struct PortMaps {
     pub egress_ports: DevMapHash<MapData>,
     /// Every snooped port, for tc; only the daemon writes it.
     pub port_list: Array<MapData, u32>,
+    /// The VLANs of ports in VLAN-filtering bridges; only the daemon writes it.
+    pub port_vlans: HashMap<MapData, PortVlanKey, PortVlan>,
 }
 
 /// Counters the programs keep; user space only reads them (and drops a
@@ -98,6 +100,7 @@ impl Tables {
                 ports: open(pin_dir, map_names::PORTS)?,
                 egress_ports: open(pin_dir, map_names::EGRESS_PORTS)?,
                 port_list: open(pin_dir, map_names::PORT_LIST)?,
+                port_vlans: open(pin_dir, map_names::PORT_VLANS)?,
             },
             statistics: StatisticsMaps {
                 counters: open(pin_dir, map_names::COUNTERS)?,
@@ -278,6 +281,41 @@ impl<A: Address> ForwardingMaps<A> {
 }
 
 impl PortMaps {
+    /// Makes `PORT_VLANS` hold `vlans` for port `ifindex` (VLAN, and how it
+    /// leaves the port), and nothing else for it. New entries go in before
+    /// old ones go, so a VLAN the port keeps never looks absent.
+    pub fn write_port_vlans(&mut self, ifindex: u32, vlans: &[(u16, PortVlan)]) -> Result<()> {
+        for (vlan, entry) in vlans {
+            self.port_vlans
+                .insert(PortVlanKey::new(ifindex, *vlan), entry, 0)
+                .with_context(|| format!("ifindex {ifindex}: writing VLAN {vlan} to PORT_VLANS"))?;
+        }
+        let stale: Vec<PortVlanKey> = self
+            .port_vlans
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| key.ifindex == ifindex)
+            .filter(|key| !vlans.iter().any(|(vlan, _)| *vlan == key.vlan))
+            .collect();
+        for key in stale {
+            let _ = self.port_vlans.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// Empties `PORT_VLANS` of every port but `ports`.
+    pub fn keep_port_vlans_of(&mut self, ports: &[u32]) {
+        let stale: Vec<PortVlanKey> = self
+            .port_vlans
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| !ports.contains(&key.ifindex))
+            .collect();
+        for key in stale {
+            let _ = self.port_vlans.remove(&key);
+        }
+    }
+
     /// Makes `PORT_LIST` hold `ports` from index 0 on, 0 after the last.
     pub fn write_port_list(&mut self, ports: &[u32]) -> Result<()> {
         let capacity = self.port_list.len();

@@ -10,8 +10,8 @@ use aya::{
     Ebpf,
 };
 use igmp_common::{
-    Counter, DropReason, Event, HostEntry, HostKey, Membership, MembershipKey, PortCounters,
-    PortSettings, RouterKey, RouterPort, SourceEntry, SourceKey,
+    port_vlan_flags, Counter, DropReason, Event, HostEntry, HostKey, Membership, MembershipKey,
+    PortCounters, PortSettings, PortVlan, RouterKey, RouterPort, SourceEntry, SourceKey,
 };
 use igmp_user::{
     loader,
@@ -92,6 +92,44 @@ impl Harness {
             .ports
             .insert(TEST_RUN_IFINDEX, settings, 0)
             .expect("writing PORTS");
+    }
+
+    /// Puts the port frames arrive on in a VLAN-filtering bridge with `pvid`
+    /// and `vlans` (each VLAN, and whether it leaves the port untagged), as
+    /// the daemon writes `PORTS` and `PORT_VLANS` for such a port.
+    pub fn set_port_in_vlan_bridge(&mut self, pvid: u16, vlans: &[(u16, bool)]) {
+        self.set_port(PortSettings {
+            vlan_filtering: 1,
+            pvid,
+            ..PortSettings::default()
+        });
+        self.set_port_vlans(TEST_RUN_IFINDEX, vlans);
+    }
+
+    /// Makes `port` a member of `vlans` (each VLAN, and whether it leaves the
+    /// port untagged) in `PORT_VLANS`.
+    pub fn set_port_vlans(&mut self, port: u32, vlans: &[(u16, bool)]) {
+        let entries: Vec<(u16, PortVlan)> = vlans
+            .iter()
+            .map(|&(vlan, untagged)| {
+                let flags = if untagged {
+                    port_vlan_flags::UNTAGGED
+                } else {
+                    0
+                };
+                (
+                    vlan,
+                    PortVlan {
+                        flags,
+                        ..PortVlan::default()
+                    },
+                )
+            })
+            .collect();
+        self.tables
+            .ports
+            .write_port_vlans(port, &entries)
+            .expect("writing PORT_VLANS");
     }
 
     /// The loaded object, for programs the harness does not wrap (the bench baseline).

@@ -5,10 +5,12 @@
 
 use std::net::Ipv4Addr;
 
-use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, Settings};
+use igmp_common::{
+    filter_mode, group_flags, unregistered, DataCounter, GroupEntry, GroupKey, Membership, Settings,
+};
 use igmp_tests::{
     frames::*,
-    harness::{Harness, TEST_RUN_IFINDEX, XDP_DROP, XDP_PASS, XDP_REDIRECT},
+    harness::{Harness, TestHook, TEST_RUN_IFINDEX, XDP_DROP, XDP_PASS, XDP_REDIRECT},
 };
 use rstest::rstest;
 
@@ -68,6 +70,27 @@ fn register_dest_set(harness: &mut Harness, slot: u32) {
         ..GroupEntry::default()
     };
     write_entry(harness, 0, entry);
+}
+
+/// Registers the group in `vlan` with `port` as its only destination, a
+/// member there (EXCLUDE {}), as the daemon would from a join.
+fn register_member_port(harness: &mut Harness, vlan: u16, port: u32) {
+    let entry = GroupEntry {
+        ports: 1,
+        sole_port: port,
+        ..GroupEntry::default()
+    };
+    write_entry(harness, vlan, entry);
+    let member = Membership {
+        filter_mode: filter_mode::EXCLUDE,
+        ..Membership::default()
+    };
+    harness
+        .tables
+        .learned
+        .membership
+        .insert(group_key(vlan).on_port(port), member, 0)
+        .unwrap();
 }
 
 fn entry_now(harness: &Harness) -> GroupEntry {
@@ -308,4 +331,56 @@ fn with_the_fast_path_off_data_and_reports_go_to_the_kernel_and_learning_goes_on
     );
     assert_eq!(harness.run(&v2_report(SENDER, GROUP)), XDP_PASS);
     assert_eq!(harness.memberships().len(), 1);
+}
+
+/// On a VLAN-filtering bridge (the tc classifier's case; the daemon turns the
+/// fast path off for XDP there) a frame belongs to the bridge's VLAN: an
+/// untagged one to its port's PVID. A registered group is forwarded in it;
+/// unregistered groups and reports are the bridge's own per-VLAN snooping's;
+/// a frame of a VLAN the port is not in is the bridge's to drop.
+#[test]
+fn on_a_vlan_filtering_bridge_frames_are_forwarded_in_the_bridge_vlan() {
+    let mut harness = Harness::on(TestHook::Tc);
+    harness.set_port_in_vlan_bridge(10, &[(10, true), (20, false)]);
+    harness.set_port_vlans(OTHER_PORT, &[(10, false), (20, false)]);
+    register_member_port(&mut harness, 10, OTHER_PORT);
+    set_policy(&mut harness, unregistered::DROP, true);
+    let untagged = udp_data(&[], SENDER, GROUP, 100);
+    assert_eq!(harness.run(&untagged), XDP_REDIRECT, "untagged: PVID 10");
+    assert_eq!(data_count(&harness, DataCounter::Forwarded), 1);
+
+    let in_20 = udp_data(&[(TPID_8021Q, 20)], SENDER, GROUP, 100);
+    assert_eq!(harness.run(&in_20), XDP_PASS, "unregistered in VLAN 20");
+    assert_eq!(harness.run(&v2_report(SENDER, GROUP)), XDP_PASS, "a report");
+    assert_eq!(data_count(&harness, DataCounter::ToBridgeSnooping), 2);
+    assert_eq!(data_count(&harness, DataCounter::UnregisteredDropped), 0);
+    assert_eq!(data_count(&harness, DataCounter::ReportsToRouters), 0);
+
+    let in_30 = udp_data(&[(TPID_8021Q, 30)], SENDER, GROUP, 100);
+    assert_eq!(harness.run(&in_30), XDP_PASS, "VLAN 30: not the port's");
+    assert_eq!(data_count(&harness, DataCounter::OutsidePortVlans), 1);
+    assert_eq!(data_count(&harness, DataCounter::Forwarded), 1);
+}
+
+/// The member port, once the bridge takes VLAN 10 off it, gets no copy.
+#[test]
+fn on_a_vlan_filtering_bridge_a_port_outside_the_vlan_gets_no_copy() {
+    let mut harness = Harness::on(TestHook::Tc);
+    harness.set_port_in_vlan_bridge(10, &[(10, true)]);
+    harness.set_port_vlans(OTHER_PORT, &[(20, false)]);
+    register_member_port(&mut harness, 10, OTHER_PORT);
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_DROP);
+    assert_eq!(data_count(&harness, DataCounter::EgressFiltered), 1);
+}
+
+/// A group the host listens to goes through the kernel in every VLAN: the
+/// daemon marks the host's groups untagged.
+#[test]
+fn on_a_vlan_filtering_bridge_a_group_the_host_listens_to_goes_through_the_kernel() {
+    let mut harness = Harness::on(TestHook::Tc);
+    harness.set_port_in_vlan_bridge(10, &[(10, true)]);
+    register(&mut harness, 10, 0);
+    register(&mut harness, 0, group_flags::LOCAL_LISTENER);
+    assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);
+    assert_eq!(data_count(&harness, DataCounter::LocalListener), 1);
 }

@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 
 use igmp_common::{
-    filter_mode, membership_flags, source_flags, Counter, DropReason, PortSettings, MAX_V3_RECORDS,
+    filter_mode, membership_flags, source_flags, Counter, DataCounter, DropReason, MAX_V3_RECORDS,
     MAX_V3_SOURCES_PER_RECORD,
 };
 use igmp_tests::{
@@ -358,14 +358,45 @@ fn untagged_reports_are_learned_in_the_ports_pvid(
     #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
 ) {
     let mut harness = Harness::on(hook);
-    let settings = PortSettings {
-        pvid: 10,
-        ..PortSettings::default()
-    };
-    harness.set_port(settings);
+    harness.set_port_in_vlan_bridge(10, &[(10, true), (20, false)]);
     let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
     assert_eq!(harness.run(&frame(tags, &ip)), XDP_PASS);
     assert_eq!(groups(&harness), vec![(vlan, 0, GROUP)]);
+}
+
+/// A VLAN-filtering bridge drops what comes in on a port in a VLAN the port
+/// is not a member of, and an untagged frame on a port without PVID: such a
+/// report is not learned, only counted, and left to the bridge.
+#[rstest]
+#[case::tagged_outside_its_vlans(10, &[(TPID_8021Q, 30)])]
+#[case::untagged_without_pvid(0, &[])]
+fn a_report_in_a_vlan_its_port_is_not_in_is_not_learned(
+    #[case] pvid: u16,
+    #[case] tags: &[(u16, u16)],
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let mut harness = Harness::on(hook);
+    harness.set_port_in_vlan_bridge(pvid, &[(10, true), (20, false)]);
+    let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
+    assert_eq!(harness.run(&frame(tags, &ip)), XDP_PASS);
+    assert!(harness.memberships().is_empty());
+    assert_eq!(
+        harness.tables.data_counters().frames[DataCounter::OutsidePortVlans as usize],
+        1
+    );
+}
+
+/// Without VLAN filtering the tag is the VLAN, whatever PORT_VLANS says.
+#[rstest]
+fn without_vlan_filtering_a_tagged_report_is_learned_in_its_tag(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let mut harness = Harness::on(hook);
+    harness.set_port_vlans(TEST_RUN_IFINDEX, &[(10, true)]);
+    let ip = Ipv4::igmp(HOST, GROUP, igmp_message(V2_REPORT, 0, GROUP));
+    assert_eq!(harness.run(&frame(&[(TPID_8021Q, 30)], &ip)), XDP_PASS);
+    assert_eq!(harness.run(&frame(&[], &ip)), XDP_PASS);
+    assert_eq!(groups(&harness), vec![(0, 0, GROUP), (30, 0, GROUP)]);
 }
 
 #[rstest]

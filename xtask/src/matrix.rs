@@ -152,8 +152,8 @@ pub const GUEST_SUITES: &[Suite] = &[
         tests: &[],
         minutes: 4,
         nics: 0,
-        why: "a VLAN-filtering bridge: untagged joins learned in the port's PVID, the same \
-              table as the bridge's per-VLAN snooping (not in the host kernel)",
+        why: "a VLAN-filtering bridge: the same table as the bridge's per-VLAN snooping, and \
+              the same deliveries, tags included, with the fast path (not in the host kernel)",
     },
     Suite {
         file: "lab_nics",

@@ -55,12 +55,14 @@ impl<A: HostGroups> Forwarding<A> {
         }
     }
 
-    /// Turns the fast path off (learning goes on): on a VLAN-filtering bridge.
+    /// Turns the fast path off (learning goes on): on a VLAN-filtering
+    /// bridge with the program in XDP, which cannot tag per port.
     pub(super) fn set_fast_path(&mut self, on: bool) {
         if !on {
             warn!(
-                "a port's bridge filters VLANs: forwarding is left to the kernel (the bridge's own \
-                 per-VLAN snooping), snooping goes on"
+                "a port's bridge filters VLANs and XDP cannot tag each copy as its port's VLAN \
+                 says: forwarding is left to the kernel (the bridge's own per-VLAN snooping), \
+                 snooping goes on; the tc classifier (--attach tc or auto) forwards there"
             );
         }
         self.fast_path_off = !on;
@@ -141,7 +143,7 @@ impl<A: HostGroups> Forwarding<A> {
             self.assign_destination_set(group, &[]);
             return;
         }
-        let destinations = routes.destinations(members);
+        let destinations = routes.destinations(&group, members);
         entry.ports = members.len() as u32;
         entry.router_epoch = routes.epoch;
         entry.sole_port = match destinations[..] {

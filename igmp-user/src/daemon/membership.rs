@@ -181,13 +181,8 @@ impl<A: Address> Memberships<A> {
     /// this stale, never wrong.
     pub(super) fn routes(&self) -> Routes {
         let epoch = self.maps.router_epoch.get(&0, 0).unwrap_or_default();
-        let mut router_ports: Vec<u32> = self
-            .maps
-            .routers
-            .keys()
-            .filter_map(Result::ok)
-            .map(|key| key.ifindex)
-            .collect();
+        let mut router_ports: Vec<RouterKey> =
+            self.maps.routers.keys().filter_map(Result::ok).collect();
         router_ports.sort_unstable();
         router_ports.dedup();
         Routes {
@@ -697,7 +692,7 @@ impl<A: Address> Memberships<A> {
     /// (`permanent`); one no longer configured so ages out like a learned one.
     pub(super) fn keep_permanent_routers(
         &mut self,
-        permanent: &[u32],
+        permanent: &[RouterKey],
         effects: &mut Effects<A>,
     ) -> Result<()> {
         let now = monotonic_ns();
@@ -706,7 +701,7 @@ impl<A: Address> Memberships<A> {
             .router_ports()
             .into_iter()
             .filter(|(key, router)| {
-                router.flags & router_flags::PERMANENT != 0 && !permanent.contains(&key.ifindex)
+                router.flags & router_flags::PERMANENT != 0 && !permanent.contains(key)
             })
             .collect();
         for (key, mut router) in demoted {
@@ -715,20 +710,14 @@ impl<A: Address> Memberships<A> {
             self.maps.routers.insert(key, router, 0)?;
             self.deadlines.schedule(now, Due::Router(key));
         }
-        for &ifindex in permanent {
-            // Static router ports are kept for the untagged VLAN.
-            let key = RouterKey {
-                ifindex,
-                vlan: 0,
-                inner_vlan: 0,
-            };
+        for &key in permanent {
             let mut router = self.maps.routers.get(&key, 0).unwrap_or_default();
             router.flags |= router_flags::PERMANENT;
             router.last_query_ns = now;
             self.maps.routers.insert(key, router, 0).with_context(|| {
                 format!(
                     "{}: making it a permanent router port",
-                    interface_name(ifindex)
+                    interface_name(key.ifindex)
                 )
             })?;
         }

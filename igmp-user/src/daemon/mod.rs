@@ -22,7 +22,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use igmp_common::{query_flags, Address, Event, EventKind, GroupKey, MembershipKey};
+use igmp_common::{query_flags, Address, Event, EventKind, GroupKey, MembershipKey, RouterKey};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::{broadcast, mpsc},
@@ -79,13 +79,21 @@ impl<A: Address> Default for Effects<A> {
 struct Routes {
     /// `ROUTER_EPOCH`, read before the router ports.
     epoch: u32,
-    router_ports: Vec<u32>,
+    /// Each router port, in each VLAN a query came in.
+    router_ports: Vec<RouterKey>,
 }
 
 impl Routes {
-    /// The ports a group with `members` sends to, sorted, each once.
-    fn destinations(&self, members: &[u32]) -> Vec<u32> {
-        let mut ports: Vec<u32> = members.iter().chain(&self.router_ports).copied().collect();
+    /// The ports `group` with `members` sends to, sorted, each once: its
+    /// members and the router ports of its VLAN (the egress check admits
+    /// no other router port).
+    fn destinations<A: Address>(&self, group: &GroupKey<A>, members: &[u32]) -> Vec<u32> {
+        let routers = self
+            .router_ports
+            .iter()
+            .filter(|router| router.vlan == group.vlan && router.inner_vlan == group.inner_vlan)
+            .map(|router| router.ifindex);
+        let mut ports: Vec<u32> = members.iter().copied().chain(routers).collect();
         ports.sort_unstable();
         ports.dedup();
         ports
@@ -155,7 +163,8 @@ impl Daemon {
         self
     }
 
-    /// Turns the fast path off (learning goes on): on a VLAN-filtering bridge.
+    /// Turns the fast path off (learning goes on): on a VLAN-filtering
+    /// bridge with the program in XDP.
     pub fn with_fast_path(mut self, on: bool) -> Self {
         self.forwarding.set_fast_path(on);
         self
@@ -394,8 +403,8 @@ impl Daemon {
                 PortChange::Back { name, .. } | PortChange::Unblocked { name, .. } => {
                     self.publish(MonitorEvent::new(MonitorKind::PortUp, name));
                 }
-                PortChange::LeftVlans { ifindex, vids, .. } => {
-                    for vid in vids {
+                PortChange::Vlans { ifindex, left, .. } => {
+                    for vid in left {
                         self.memberships
                             .flush_port(ifindex, Some(vid), &mut effects);
                     }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use anyhow::Result;
 use aya::programs::ProgramFd;
+use igmp_common::RouterKey;
 use tracing::warn;
 
 use crate::{
@@ -54,7 +55,7 @@ impl SnoopedPorts {
     }
 
     /// Ports configured as permanent router ports.
-    pub(super) fn permanent_routers(&self) -> Vec<u32> {
+    pub(super) fn permanent_routers(&self) -> Vec<RouterKey> {
         self.set
             .as_ref()
             .map(PortSet::permanent_routers)
