@@ -468,8 +468,14 @@ pub struct Settings {
     pub last_member_query_time_ms: u32,
     /// How long a router port lives after its last query, milliseconds.
     pub router_timeout_ms: u32,
-    /// Non-zero once a daemon has written the entry.
-    pub written: u32,
+    /// Non-zero once a daemon has written the entry. (A `u32` in builds
+    /// before `vlan_bridges`: 1 there reads as 1 here, and 0 after it.)
+    pub written: u8,
+    /// Non-zero when some port is in a VLAN-filtering bridge: only then does
+    /// the program ask a frame's port for its bridge VLAN (`PORTS`), a hash
+    /// lookup other switches are spared.
+    pub vlan_bridges: u8,
+    pub _pad: [u8; 2],
     /// What happens to multicast data for a group no port joined: `unregistered::*`,
     /// already resolved by the daemon (its `auto` picks `ROUTERS` once a querier is known).
     pub unregistered: u8,

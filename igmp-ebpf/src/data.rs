@@ -9,7 +9,7 @@ use crate::{
     addr::{is_link_local, is_multicast},
     frame::{Frame, Hook},
     l2::L2,
-    maps::{DATA_COUNTERS, GROUPS, ROUTER_EPOCH, SETTINGS},
+    maps::{in_vlan_bridge, DATA_COUNTERS, GROUPS, ROUTER_EPOCH, SETTINGS},
     verdict::{Destinations, Verdict},
 };
 
@@ -131,12 +131,14 @@ fn unregistered_group() -> Verdict {
 /// (RFC 4541 §2.1.1, the bridge's rule), flooded by the kernel before. On a
 /// VLAN-filtering bridge the bridge's own per-VLAN snooping sends them.
 #[inline(always)]
-pub fn report(l2: &L2) -> Verdict {
+pub fn report(ingress: u32) -> Verdict {
     let settings = settings().unwrap_or_default();
     if settings.fast_path_off != 0 {
         return Verdict::Pass;
     }
-    if l2.vlan_filtering {
+    // Asked again rather than carried from the parse: a flag carried through
+    // the IGMP path would double what the verifier walks there.
+    if in_vlan_bridge(ingress) {
         count(DataCounter::ToBridgeSnooping);
         return Verdict::Pass;
     }

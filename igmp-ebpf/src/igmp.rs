@@ -35,7 +35,7 @@ pub fn handle<H: Hook>(ctx: &H::Context, frame: &Frame<H>, ifindex: u32, l2: &L2
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::IgmpFrames);
     match classify(ctx, frame, ifindex, l2, &stats) {
-        Ok(Message::Report) => data::report(l2),
+        Ok(Message::Report) => data::report(ifindex),
         Ok(Message::Other) => Verdict::Pass,
         Err(reason) => {
             stats.reject(reason);

@@ -118,16 +118,31 @@ pub struct BridgeVlan {
 /// the VLAN, as the bridge's own snooping keys it without VLAN filtering).
 #[inline(always)]
 pub fn bridge_vlan(ingress: u32, tag: u16) -> Option<BridgeVlan> {
-    let port = PORTS.get_ptr(ingress)?;
-    let (filtering, pvid) = unsafe { ((*port).vlan_filtering, (*port).pvid) };
-    if filtering == 0 {
-        return None;
-    }
+    let pvid = vlan_bridge_pvid(ingress)?;
     let vlan = if tag == 0 { pvid } else { tag };
     Some(BridgeVlan {
         vlan,
         member: vlan != 0 && PORT_VLANS.get_ptr(PortVlanKey::new(ingress, vlan)).is_some(),
     })
+}
+
+/// Whether port `ingress` is in a VLAN-filtering bridge.
+#[inline(always)]
+pub fn in_vlan_bridge(ingress: u32) -> bool {
+    vlan_bridge_pvid(ingress).is_some()
+}
+
+/// The PVID of port `ingress` (0: none) if it is in a VLAN-filtering bridge.
+#[inline(always)]
+fn vlan_bridge_pvid(ingress: u32) -> Option<u16> {
+    // An array lookup spares switches without such a bridge the hash lookup.
+    let switch = SETTINGS.get_ptr(0)?;
+    if unsafe { (*switch).vlan_bridges } == 0 {
+        return None;
+    }
+    let port = PORTS.get_ptr(ingress)?;
+    let (filtering, pvid) = unsafe { ((*port).vlan_filtering, (*port).pvid) };
+    (filtering != 0).then_some(pvid)
 }
 
 /// Router ports learned so far; see `map_names::ROUTER_EPOCH`.

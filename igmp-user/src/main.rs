@@ -249,7 +249,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_ports(port_set)?
         .with_querier(settings.querier.clone(), status)?
         .with_unregistered(settings.unregistered)
-        .with_fast_path(mode == PortMode::Tc || !on_vlan_filtering_bridge(&port_links))
+        .with_vlan_bridges(on_vlan_filtering_bridge(&port_links), mode == PortMode::Tc)
         .with_static_groups(settings.static_groups());
     let stop = async {
         let signal = signals.next().await;

@@ -45,6 +45,37 @@ pub struct LearnedMaps<A: Address = [u8; 4]> {
     removed_pending: std::collections::BTreeMap<u32, u64>,
 }
 
+/// What the fast path does with what it does not forward to members, as the
+/// forwarding component resolves it (the switch-wide part of `SETTINGS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastPathPolicy {
+    /// Unregistered groups' data: `unregistered::*`, already resolved
+    /// against the querier state.
+    pub unregistered: u8,
+    /// IGMP reports and leaves go to router ports only (once a querier is known).
+    pub reports_to_routers: bool,
+    /// Some port has its own report or unregistered policy.
+    pub port_overrides: bool,
+    /// Data and reports are left to the kernel; learning goes on (a
+    /// VLAN-filtering bridge with the program in XDP).
+    pub fast_path_off: bool,
+    /// Some port is in a VLAN-filtering bridge.
+    pub vlan_bridges: bool,
+}
+
+impl FastPathPolicy {
+    /// The policy `settings` holds.
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            unregistered: settings.unregistered,
+            reports_to_routers: settings.reports_to_routers != 0,
+            port_overrides: settings.port_overrides != 0,
+            fast_path_off: settings.fast_path_off != 0,
+            vlan_bridges: settings.vlan_bridges != 0,
+        }
+    }
+}
+
 /// What the fast path forwards by, worked out by the daemon's forwarding
 /// component, and the switch-wide settings written at start.
 pub struct ForwardingMaps<A: Address = [u8; 4]> {
@@ -241,20 +272,14 @@ impl<A: Address> ForwardingMaps<A> {
             .context("writing the SETTINGS map")
     }
 
-    /// Publishes what the fast path does with unregistered groups and reports
-    /// (`unregistered::*`), resolved from the policy and the querier state.
-    pub fn write_forwarding(
-        &mut self,
-        unregistered: u8,
-        reports_to_routers: bool,
-        port_overrides: bool,
-        fast_path_off: bool,
-    ) -> Result<()> {
+    /// Publishes what the fast path does (`FastPathPolicy`).
+    pub fn write_forwarding(&mut self, policy: FastPathPolicy) -> Result<()> {
         let settings = Settings {
-            unregistered,
-            reports_to_routers: u8::from(reports_to_routers),
-            port_overrides: u8::from(port_overrides),
-            fast_path_off: u8::from(fast_path_off),
+            unregistered: policy.unregistered,
+            reports_to_routers: u8::from(policy.reports_to_routers),
+            port_overrides: u8::from(policy.port_overrides),
+            fast_path_off: u8::from(policy.fast_path_off),
+            vlan_bridges: u8::from(policy.vlan_bridges),
             ..self.settings()
         };
         self.settings

@@ -15,7 +15,7 @@ use igmp_common::{
 };
 use igmp_user::{
     loader,
-    tables::{self, Tables},
+    tables::{self, FastPathPolicy, Tables},
 };
 
 /// `XDP_DROP`.
@@ -104,6 +104,14 @@ impl Harness {
             ..PortSettings::default()
         });
         self.set_port_vlans(TEST_RUN_IFINDEX, vlans);
+        let policy = FastPathPolicy {
+            vlan_bridges: true,
+            ..FastPathPolicy::of(&self.tables.settings())
+        };
+        self.tables
+            .forwarding
+            .write_forwarding(policy)
+            .expect("writing SETTINGS");
     }
 
     /// Makes `port` a member of `vlans` (each VLAN, and whether it leaves the

@@ -12,6 +12,7 @@ use igmp_tests::{
     frames::*,
     harness::{Harness, TestHook, TEST_RUN_IFINDEX, XDP_DROP, XDP_PASS, XDP_REDIRECT},
 };
+use igmp_user::tables::FastPathPolicy;
 use rstest::rstest;
 
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -106,7 +107,11 @@ fn set_policy(harness: &mut Harness, policy: u8, reports_to_routers: bool) {
     harness
         .tables
         .forwarding
-        .write_forwarding(policy, reports_to_routers, false, false)
+        .write_forwarding(FastPathPolicy {
+            unregistered: policy,
+            reports_to_routers,
+            ..FastPathPolicy::of(&harness.tables.settings())
+        })
         .unwrap();
     let settings: Settings = harness.tables.settings();
     assert_eq!(settings.unregistered, policy);
@@ -322,7 +327,13 @@ fn with_the_fast_path_off_data_and_reports_go_to_the_kernel_and_learning_goes_on
     harness
         .tables
         .forwarding
-        .write_forwarding(unregistered::DROP, true, false, true)
+        .write_forwarding(FastPathPolicy {
+            unregistered: unregistered::DROP,
+            reports_to_routers: true,
+            fast_path_off: true,
+            vlan_bridges: true,
+            ..FastPathPolicy::default()
+        })
         .unwrap();
     assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);
     assert_eq!(

@@ -12,7 +12,10 @@ use igmp_common::{group_flags, Address, GroupEntry, GroupKey, MembershipKey};
 use tracing::{debug, warn};
 
 use super::{destinations::DestinationSets, Routes};
-use crate::{options::UnregisteredPolicy, tables::ForwardingMaps};
+use crate::{
+    options::UnregisteredPolicy,
+    tables::{FastPathPolicy, ForwardingMaps},
+};
 
 /// One per address family: `A` is the family's address bytes.
 pub(super) struct Forwarding<A: HostGroups> {
@@ -25,7 +28,10 @@ pub(super) struct Forwarding<A: HostGroups> {
     unregistered: UnregisteredPolicy,
     /// Whether some port has its own report or unregistered-group policy.
     port_overrides: bool,
-    fast_path_off: bool,
+    /// Some port is in a VLAN-filtering bridge.
+    vlan_bridges: bool,
+    /// The hook tags each copy as its port's VLAN says (tc).
+    tags_per_port: bool,
     /// Groups the host itself listens to (flagged in `GROUPS`).
     local_groups: BTreeSet<A>,
 }
@@ -50,22 +56,25 @@ impl<A: HostGroups> Forwarding<A> {
             egress: None,
             unregistered: UnregisteredPolicy::default(),
             port_overrides: false,
-            fast_path_off: false,
+            vlan_bridges: false,
+            tags_per_port: false,
             local_groups: BTreeSet::new(),
         }
     }
 
-    /// Turns the fast path off (learning goes on): on a VLAN-filtering
-    /// bridge with the program in XDP, which cannot tag per port.
-    pub(super) fn set_fast_path(&mut self, on: bool) {
-        if !on {
+    /// Says whether some port is in a VLAN-filtering bridge, and whether the
+    /// hook tags each copy as its port's VLAN says (tc does, XDP does not:
+    /// there the fast path is off and learning goes on).
+    pub(super) fn set_vlan_bridges(&mut self, present: bool, tags_per_port: bool) {
+        if present && !tags_per_port {
             warn!(
                 "a port's bridge filters VLANs and XDP cannot tag each copy as its port's VLAN \
                  says: forwarding is left to the kernel (the bridge's own per-VLAN snooping), \
                  snooping goes on; the tc classifier (--attach tc or auto) forwards there"
             );
         }
-        self.fast_path_off = !on;
+        self.vlan_bridges = present;
+        self.tags_per_port = tags_per_port;
     }
 
     pub(super) fn set_unregistered(&mut self, policy: UnregisteredPolicy) {
@@ -83,13 +92,13 @@ impl<A: HostGroups> Forwarding<A> {
     /// Called again whenever that state changes: a querier elected, ours
     /// started, the other one fallen silent.
     pub(super) fn publish_policy(&mut self, querier_known: bool) {
-        let policy = self.unregistered.resolved(querier_known);
-        let written = self.maps.write_forwarding(
-            policy.into(),
-            querier_known,
-            self.port_overrides,
-            self.fast_path_off,
-        );
+        let written = self.maps.write_forwarding(FastPathPolicy {
+            unregistered: self.unregistered.resolved(querier_known).into(),
+            reports_to_routers: querier_known,
+            port_overrides: self.port_overrides,
+            fast_path_off: self.vlan_bridges && !self.tags_per_port,
+            vlan_bridges: self.vlan_bridges,
+        });
         if let Err(error) = written {
             warn!("{error:#}");
         }

@@ -163,10 +163,11 @@ impl Daemon {
         self
     }
 
-    /// Turns the fast path off (learning goes on): on a VLAN-filtering
-    /// bridge with the program in XDP.
-    pub fn with_fast_path(mut self, on: bool) -> Self {
-        self.forwarding.set_fast_path(on);
+    /// Says whether some port is in a VLAN-filtering bridge, and whether the
+    /// hook tags each copy as its port's VLAN says (tc does; with XDP the
+    /// fast path is off there and learning goes on).
+    pub fn with_vlan_bridges(mut self, present: bool, tags_per_port: bool) -> Self {
+        self.forwarding.set_vlan_bridges(present, tags_per_port);
         self
     }
 
