@@ -152,6 +152,27 @@ impl PortSet {
             .collect()
     }
 
+    /// Each present port's VLANs, each with whether it leaves the port
+    /// tagged: on a VLAN-filtering bridge the bridge's, elsewhere the
+    /// untagged VLAN 0 alone.
+    pub fn vlan_layout(&self) -> Vec<(u32, Vec<(u16, bool)>)> {
+        self.ports
+            .iter()
+            .filter(|port| port.plan.ifindex != 0)
+            .map(|port| {
+                let vlans = match &port.plan.options.vlans {
+                    Some(vlans) => vlans
+                        .vids
+                        .iter()
+                        .map(|vid| (*vid, vlans.untagged.binary_search(vid).is_err()))
+                        .collect(),
+                    None => vec![(0, false)],
+                };
+                (port.plan.ifindex, vlans)
+            })
+            .collect()
+    }
+
     /// Whether some port has its own report or unregistered-group policy.
     pub fn has_overrides(&self) -> bool {
         self.ports.iter().any(|port| {

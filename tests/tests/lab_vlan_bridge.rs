@@ -177,10 +177,11 @@ struct Received {
 
 /// The lab of the forwarding tests: hosts 1, 2 and 5 on access ports of
 /// VLAN 10, hosts 3 and 6 of VLAN 20, host 4 on a trunk of both (tagged, no
-/// PVID) with a VLAN device for each; the bridge snoops per VLAN and is the
-/// querier of both VLANs, so that it forwards registered groups to members
-/// only. Returns the lab and the trunk host's VLAN devices (10, 20).
-fn vlan_lab() -> (Lab, usize, usize) {
+/// PVID) with a VLAN device for each; the bridge snoops per VLAN and, with
+/// `bridge_querier`, is the querier of both VLANs, so that it forwards
+/// registered groups to members only. Returns the lab and the trunk host's
+/// VLAN devices (10, 20).
+fn vlan_lab(bridge_querier: bool) -> (Lab, usize, usize) {
     let mut lab = Lab::new(6, BridgeSnooping::On).unwrap();
     vlan_aware(&lab, &[10, 10, 20]);
     let switch = lab.switch.clone();
@@ -201,8 +202,10 @@ fn vlan_lab() -> (Lab, usize, usize) {
         bridge(&["vlan", "del", "dev", port, "vid", "1"]);
         bridge(&["vlan", "add", "dev", port, "vid", vid, "pvid", "untagged"]);
     }
-    ip(&switch, "link set br0 type bridge mcast_querier 1").unwrap();
-    for vid in ["10", "20"] {
+    if bridge_querier {
+        ip(&switch, "link set br0 type bridge mcast_querier 1").unwrap();
+    }
+    for vid in ["10", "20"].into_iter().filter(|_| bridge_querier) {
         bridge(&[
             "vlan",
             "global",
@@ -250,7 +253,7 @@ fn deliveries(lab: &Lab, sender: usize, members: &[Member; 5]) -> Received {
 #[test]
 #[ignore = "needs bridge VLAN filtering: the guest kernels run it"]
 fn registered_multicast_is_forwarded_per_vlan_and_tagged_per_port_as_the_bridge_does() {
-    let (mut lab, trunk_10, trunk_20) = vlan_lab();
+    let (mut lab, trunk_10, trunk_20) = vlan_lab(true);
     let members = [
         lab.join(1, GROUP).unwrap(),
         lab.join(2, GROUP).unwrap(),
@@ -343,5 +346,77 @@ fn registered_multicast_is_forwarded_per_vlan_and_tagged_per_port_as_the_bridge_
     assert!(
         counters[DataCounter::Forwarded as usize] >= 3 * N as u64,
         "the fast path forwarded them: {counters:?}"
+    );
+}
+
+/// The IGMP version `device`'s kernel in host namespace `netns` runs in
+/// after the queries it heard: `V2` once a v2 query reached that device.
+fn querier_heard_on(netns: &str, device: &str) -> String {
+    let table = run_output(&["ip", "netns", "exec", netns, "cat", "/proc/net/igmp"]).unwrap();
+    table
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(1) == Some(&device))
+        .and_then(|fields| fields.last().map(|mode| mode.to_string()))
+        .unwrap_or_default()
+}
+
+/// With `--querier` on a VLAN-filtering bridge, igmp-snoop queries in each
+/// VLAN, tagged on the trunk and untagged on access ports (what each host's
+/// kernel heard, device by device, proves it: a v2 query turns a device to
+/// v2), and elects per VLAN: a querier with a lower address in VLAN 10
+/// silences ours there only.
+#[test]
+#[ignore = "needs bridge VLAN filtering: the guest kernels run it"]
+fn our_querier_queries_each_vlan_as_its_ports_tag_it_and_is_elected_per_vlan() {
+    let (mut lab, _, _) = vlan_lab(false);
+    let pin_dir = unique_pin_dir("vlanq");
+    let querier = [
+        "--querier",
+        "--querier-version",
+        "2",
+        "--querier-address",
+        "10.0.0.200",
+        "--query-interval",
+        "1",
+        "--query-response-interval",
+        "0.5",
+    ];
+    lab.start_daemon(&daemon_binary(), &pin_dir, &querier)
+        .unwrap();
+    let trunk = lab.hosts[3].netns.clone();
+    let heard = |netns: &str, device: &str| querier_heard_on(netns, device);
+    let every_vlan = wait_for(Duration::from_secs(10), || {
+        heard(&lab.hosts[1].netns, "eth0") == "V2"
+            && heard(&lab.hosts[2].netns, "eth0") == "V2"
+            && heard(&trunk, "eth0.10") == "V2"
+            && heard(&trunk, "eth0.20") == "V2"
+    });
+    let untagged_on_trunk = heard(&trunk, "eth0");
+    let log = lab.daemon_log();
+    assert!(
+        every_vlan,
+        "queries did not reach every VLAN's hosts\n{log}"
+    );
+    assert_eq!(
+        untagged_on_trunk, "V3",
+        "an untagged query reached the trunk, which has no PVID"
+    );
+
+    // Host 1, on an access port of VLAN 10, queries from a lower address.
+    lab.start_bridge_querier(0, 2, 100).unwrap();
+    let yielded = wait_for(Duration::from_secs(10), || {
+        lab.daemon_log()
+            .lines()
+            .any(|line| line.contains("10.0.0.1 is the querier") && line.contains("vid=10"))
+    });
+    let log = lab.daemon_log();
+    lab.stop_daemon(libc::SIGTERM).unwrap();
+    let _ = igmp_user::loader::remove_pins(&pin_dir);
+    assert!(yielded, "no election in VLAN 10\n{log}");
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("is the querier") && line.contains("vid=20")),
+        "VLAN 20 elected another querier\n{log}"
     );
 }

@@ -228,7 +228,7 @@ impl Daemon {
         let started = std::time::Instant::now();
         self.memberships.adopt();
         self.querying
-            .adopt(&self.memberships.router_ports(), self.ports.ifindexes());
+            .adopt(&self.memberships.router_ports(), &self.ports.query_ports());
         self.forwarding
             .publish_policy(self.querying.querier_known());
         let members: Vec<MembershipKey<Ipv4>> = self
@@ -297,17 +297,23 @@ impl Daemon {
             }
             EventKind::LeaveSeen => {
                 debug!(port, vid = event.vlan, group = %group, reporter = %address, "leave");
+                let query_ports = self.ports.query_ports();
                 let other_querier = self
                     .querying
-                    .other_querier(event.timestamp_ns)
+                    .other_querier(event.vlan, event.timestamp_ns, &query_ports)
                     .map(IpAddr::V4);
                 let after = self
                     .memberships
                     .leave_seen(event, other_querier, &mut effects);
                 if after == AfterLeave::AskPort {
                     // As querier, ask whether anyone else on the port still wants the group.
-                    self.querying
-                        .leave_seen(event.ifindex, group, event.timestamp_ns);
+                    self.querying.leave_seen(
+                        event.ifindex,
+                        event.vlan,
+                        group,
+                        event.timestamp_ns,
+                        &query_ports,
+                    );
                     self.poll_querier();
                 }
             }
@@ -318,8 +324,14 @@ impl Daemon {
             EventKind::SourceLeaveSeen => {
                 debug!(port, group = %group, source = %address, "block");
                 self.memberships.source_leave_seen(event);
-                self.querying
-                    .source_leave_seen(event.ifindex, group, address, event.timestamp_ns);
+                self.querying.source_leave_seen(
+                    event.ifindex,
+                    event.vlan,
+                    group,
+                    address,
+                    event.timestamp_ns,
+                    &self.ports.query_ports(),
+                );
                 self.poll_querier();
             }
             EventKind::NewRouterPort => {
@@ -341,7 +353,11 @@ impl Daemon {
                     "query"
                 );
                 let ports = self.ports.ifindexes();
-                if self.querying.query_seen(address, event.timestamp_ns, ports) {
+                let query_ports = self.ports.query_ports();
+                if self
+                    .querying
+                    .query_seen(address, event.vlan, event.timestamp_ns, &query_ports)
+                {
                     self.forwarding
                         .publish_policy(self.querying.querier_known());
                 }
@@ -372,7 +388,7 @@ impl Daemon {
 
     /// Sends what the querier has due; its state may change the policy.
     fn poll_querier(&mut self) {
-        if self.querying.poll(self.ports.ifindexes()) {
+        if self.querying.poll(&self.ports.query_ports()) {
             self.forwarding
                 .publish_policy(self.querying.querier_known());
         }

@@ -6,7 +6,7 @@
 //! tells the forwarding component when whether a querier is known may have
 //! changed.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context as _, Result};
 use igmp_common::{RouterKey, RouterPort};
@@ -18,15 +18,59 @@ use crate::{
     metrics::SharedStatus,
     monitor::{MonitorEvent, MonitorKind},
     querier::{
-        general_query, group_and_source_query, group_query, interface_mac, Querier, QuerierAction,
-        QuerierSettings, QuerySender, QueryVersion,
+        general_query, group_and_source_query, group_query, interface_mac, tagged, Querier,
+        QuerierAction, QuerierSettings, QuerySender, QueryVersion,
     },
     timers::{monotonic_ns, Timers},
 };
 
+/// Where queries go, per VLAN: VLAN 0 (untagged) holds every port off
+/// VLAN-filtering bridges; on such a bridge each VLAN holds its member
+/// ports, each with whether the VLAN leaves it tagged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct QueryPorts(pub BTreeMap<u16, Vec<QueryPort>>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct QueryPort {
+    pub ifindex: u32,
+    /// The port's copies of the VLAN carry its tag.
+    pub tagged: bool,
+}
+
+impl QueryPorts {
+    /// Every port, once each.
+    fn ifindexes(&self) -> Vec<u32> {
+        let mut ports: Vec<u32> = self.0.values().flatten().map(|port| port.ifindex).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// The election a query or leave heard in `vlan` belongs to: the
+    /// VLAN's own where queries go per VLAN, the untagged one elsewhere
+    /// (off VLAN-filtering bridges a tag does not make a LAN of its own).
+    fn election_of(&self, vlan: u16) -> u16 {
+        if self.0.contains_key(&vlan) {
+            vlan
+        } else {
+            0
+        }
+    }
+
+    fn port(&self, vlan: u16, ifindex: u32) -> Option<QueryPort> {
+        self.0
+            .get(&vlan)?
+            .iter()
+            .find(|port| port.ifindex == ifindex)
+            .copied()
+    }
+}
+
 pub(super) struct Querying {
-    /// The querier election, and our queries when we win it.
-    querier: Querier,
+    /// One querier election per VLAN of `QueryPorts`, and our queries in
+    /// it when we win it: a VLAN-filtering bridge's VLANs are LANs of their
+    /// own, each with its querier, as the bridge's `mcast_vlan_snooping`.
+    elections: BTreeMap<u16, Querier>,
     settings: QuerierSettings,
     sender: Option<QuerySender>,
     timers: Timers,
@@ -38,7 +82,7 @@ impl Querying {
     /// A switch that does not query and has heard no querier yet.
     pub(super) fn new(timers: Timers, monitor: broadcast::Sender<MonitorEvent>) -> Self {
         Self {
-            querier: Querier::new(false, None, timers.clone(), monotonic_ns()),
+            elections: BTreeMap::new(),
             settings: QuerierSettings {
                 enabled: false,
                 version: QueryVersion::V2,
@@ -51,7 +95,8 @@ impl Querying {
         }
     }
 
-    /// Sets how this switch queries; with `--querier` it starts querying now.
+    /// Sets how this switch queries; with `--querier` it starts querying
+    /// in each VLAN as soon as it knows the ports (`follow`).
     pub(super) fn configure(
         &mut self,
         settings: QuerierSettings,
@@ -61,15 +106,26 @@ impl Querying {
             let sender = QuerySender::new().context("opening a raw socket to send queries")?;
             self.sender = Some(sender);
         }
-        self.querier = Querier::new(
-            settings.enabled,
-            settings.address,
-            self.timers.clone(),
-            monotonic_ns(),
-        );
+        self.elections.clear();
         self.settings = settings;
         self.status = status;
         Ok(())
+    }
+
+    /// Holds an election for each VLAN of `ports` and none other: a VLAN
+    /// new to the ports starts one (our startup queries, with `--querier`).
+    fn follow(&mut self, ports: &QueryPorts) {
+        self.elections.retain(|vlan, _| ports.0.contains_key(vlan));
+        for &vlan in ports.0.keys() {
+            self.elections.entry(vlan).or_insert_with(|| {
+                Querier::new(
+                    self.settings.enabled,
+                    self.settings.address,
+                    self.timers.clone(),
+                    monotonic_ns(),
+                )
+            });
+        }
     }
 
     /// Elects again the queriers heard on the router ports before this start
@@ -78,15 +134,21 @@ impl Querying {
     /// other querier present interval runs out, as it would have without the
     /// restart. A querier heard on a port with router mode off left no entry,
     /// and is known again from its next query.
-    pub(super) fn adopt(&mut self, routers: &[(RouterKey, RouterPort)], ports: &[u32]) {
+    pub(super) fn adopt(&mut self, routers: &[(RouterKey, RouterPort)], ports: &QueryPorts) {
+        self.follow(ports);
         let now = monotonic_ns();
-        for (address, heard) in queriers_heard(routers, ports) {
+        for (vlan, address, heard) in queriers_heard(routers, &ports.ifindexes()) {
+            let vlan = ports.election_of(vlan);
+            let Some(election) = self.elections.get_mut(&vlan) else {
+                continue;
+            };
             if let Some(QuerierAction::OtherQuerierElected(elected)) =
-                self.querier.adopt(address, heard, now)
+                election.adopt(address, heard, now)
             {
                 let ago = Duration::from_nanos(now.saturating_sub(heard));
                 info!(
                     querier = %elected,
+                    vid = vlan,
                     heard_ago = ?ago,
                     "querier: {elected} is the querier, heard before this start"
                 );
@@ -95,109 +157,167 @@ impl Querying {
         self.update_status();
     }
 
-    /// Whether a querier is known (this switch or another): the forwarding
-    /// policies follow it.
+    /// Whether a querier is known (this switch or another), in any VLAN:
+    /// the forwarding policies follow it (off VLAN-filtering bridges there
+    /// is one election; on them the bridge's snooping applies the policies).
     pub(super) fn querier_known(&self) -> bool {
-        self.querier.current().is_some()
+        self.elections
+            .values()
+            .any(|election| election.current().is_some())
     }
 
-    /// The other querier on the LAN, if one is present at `now`.
-    pub(super) fn other_querier(&self, now: u64) -> Option<Ipv4Addr> {
-        self.querier.other_querier(now)
+    /// The other querier of `vlan`'s LAN, if one is present at `now`.
+    pub(super) fn other_querier(
+        &self,
+        vlan: u16,
+        now: u64,
+        ports: &QueryPorts,
+    ) -> Option<Ipv4Addr> {
+        self.elections
+            .get(&ports.election_of(vlan))?
+            .other_querier(now)
     }
 
     pub(super) fn next_deadline(&self) -> Option<u64> {
-        self.querier.next_deadline()
+        self.elections
+            .values()
+            .filter_map(Querier::next_deadline)
+            .min()
     }
 
-    /// A query heard on the wire; returns whether the election changed.
-    pub(super) fn query_seen(&mut self, source: Ipv4Addr, now: u64, ports: &[u32]) -> bool {
-        match self.querier.on_query(source, now) {
-            Some(action) => {
-                self.act(action, ports);
-                true
-            }
-            None => false,
+    /// A query heard on the wire in `vlan`; returns whether the election changed.
+    pub(super) fn query_seen(
+        &mut self,
+        source: Ipv4Addr,
+        vlan: u16,
+        now: u64,
+        ports: &QueryPorts,
+    ) -> bool {
+        self.follow(ports);
+        let vlan = ports.election_of(vlan);
+        let Some(action) = self
+            .elections
+            .get_mut(&vlan)
+            .and_then(|election| election.on_query(source, now))
+        else {
+            return false;
+        };
+        self.act(vlan, action, ports);
+        true
+    }
+
+    /// A leave in `vlan` this switch, as querier, asks the port about.
+    pub(super) fn leave_seen(
+        &mut self,
+        port: u32,
+        vlan: u16,
+        group: Ipv4Addr,
+        now: u64,
+        ports: &QueryPorts,
+    ) {
+        if let Some(election) = self.elections.get_mut(&ports.election_of(vlan)) {
+            election.on_leave(port, group, now);
         }
     }
 
-    /// A leave this switch, as querier, asks the port about.
-    pub(super) fn leave_seen(&mut self, port: u32, group: Ipv4Addr, now: u64) {
-        self.querier.on_leave(port, group, now);
-    }
-
-    /// A source leave this switch, as querier, asks the port about.
+    /// A source leave in `vlan` this switch, as querier, asks the port about.
     pub(super) fn source_leave_seen(
         &mut self,
         port: u32,
+        vlan: u16,
         group: Ipv4Addr,
         source: Ipv4Addr,
         now: u64,
+        ports: &QueryPorts,
     ) {
-        self.querier.on_source_leave(port, group, source, now);
+        if let Some(election) = self.elections.get_mut(&ports.election_of(vlan)) {
+            election.on_source_leave(port, group, source, now);
+        }
     }
 
-    /// Carries out whatever the querier has due now; returns whether it did anything.
-    pub(super) fn poll(&mut self, ports: &[u32]) -> bool {
-        let actions = self.querier.poll(monotonic_ns());
-        let acted = !actions.is_empty();
-        for action in actions {
-            self.act(action, ports);
+    /// Carries out whatever the elections have due now; returns whether
+    /// anything was done.
+    pub(super) fn poll(&mut self, ports: &QueryPorts) -> bool {
+        self.follow(ports);
+        let now = monotonic_ns();
+        let due: Vec<(u16, QuerierAction)> = self
+            .elections
+            .iter_mut()
+            .flat_map(|(&vlan, election)| {
+                election
+                    .poll(now)
+                    .into_iter()
+                    .map(move |action| (vlan, action))
+            })
+            .collect();
+        let acted = !due.is_empty();
+        for (vlan, action) in due {
+            self.act(vlan, action, ports);
         }
         acted
     }
 
-    fn act(&mut self, action: QuerierAction, ports: &[u32]) {
+    fn act(&mut self, vlan: u16, action: QuerierAction, ports: &QueryPorts) {
         match action {
             QuerierAction::SendGeneralQuery => {
-                for &ifindex in ports {
-                    self.send_general_query(ifindex);
+                for port in ports.0.get(&vlan).into_iter().flatten() {
+                    self.send_general_query(vlan, *port);
                 }
             }
             QuerierAction::SendGroupQuery {
                 port,
                 group,
                 source,
-            } => self.send_group_query(port, group, source),
+            } => {
+                if let Some(port) = ports.port(vlan, port) {
+                    self.send_group_query(vlan, port, group, source);
+                }
+            }
             QuerierAction::BecameQuerier => {
                 let address = self.query_source();
-                info!("querier: this switch queries, from {address}");
-                let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
-                event.address = Some(address.into());
-                let _ = self.monitor.send(event);
+                info!(vid = vlan, "querier: this switch queries, from {address}");
+                self.announce(MonitorKind::Querier, address);
             }
             QuerierAction::OtherQuerierElected(address) => {
-                info!("querier: {address} is the querier");
-                let mut event = MonitorEvent::new(MonitorKind::Querier, "*".into());
-                event.address = Some(address.into());
-                let _ = self.monitor.send(event);
+                info!(vid = vlan, "querier: {address} is the querier");
+                self.announce(MonitorKind::Querier, address);
             }
             QuerierAction::OtherQuerierSilent(address) => {
-                info!("querier: {address} fell silent");
-                let mut event = MonitorEvent::new(MonitorKind::QuerierExpire, "*".into());
-                event.address = Some(address.into());
-                let _ = self.monitor.send(event);
+                info!(vid = vlan, "querier: {address} fell silent");
+                self.announce(MonitorKind::QuerierExpire, address);
             }
         }
         self.update_status();
+    }
+
+    fn announce(&self, kind: MonitorKind, address: Ipv4Addr) {
+        let mut event = MonitorEvent::new(kind, "*".into());
+        event.address = Some(address.into());
+        let _ = self.monitor.send(event);
     }
 
     fn query_source(&self) -> Ipv4Addr {
         self.settings.address.unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
-    fn send_general_query(&self, ifindex: u32) {
+    fn send_general_query(&self, vlan: u16, port: QueryPort) {
         let (version, source) = (self.settings.version, self.query_source());
-        self.send_frame(ifindex, |mac| {
+        self.send_frame(vlan, port, |mac| {
             general_query(version, source, mac, &self.timers)
         });
     }
 
     /// A group-specific query, or a group-and-source-specific one when a
     /// source is named and we speak IGMPv3 (a v2 querier asks about the group).
-    fn send_group_query(&self, ifindex: u32, group: Ipv4Addr, listed: Option<Ipv4Addr>) {
+    fn send_group_query(
+        &self,
+        vlan: u16,
+        port: QueryPort,
+        group: Ipv4Addr,
+        listed: Option<Ipv4Addr>,
+    ) {
         let (version, source) = (self.settings.version, self.query_source());
-        self.send_frame(ifindex, |mac| match listed {
+        self.send_frame(vlan, port, |mac| match listed {
             Some(listed) if version == QueryVersion::V3 => {
                 group_and_source_query(source, mac, group, &[listed], &self.timers)
             }
@@ -205,42 +325,50 @@ impl Querying {
         });
     }
 
-    fn send_frame(&self, ifindex: u32, build: impl FnOnce([u8; 6]) -> Vec<u8>) {
+    /// Sends the frame `build` makes on `port`, tagged with `vlan` where
+    /// the VLAN leaves the port tagged.
+    fn send_frame(&self, vlan: u16, port: QueryPort, build: impl FnOnce([u8; 6]) -> Vec<u8>) {
         let Some(sender) = &self.sender else {
             return;
         };
+        let ifindex = port.ifindex;
         let mac = match interface_mac(ifindex) {
             Ok(mac) => mac,
             Err(error) => return warn!("querier: {}: {error}", interface_name(ifindex)),
         };
-        if let Err(error) = sender.send(ifindex, &build(mac)) {
+        let mut frame = build(mac);
+        if port.tagged {
+            frame = tagged(&frame, vlan);
+        }
+        if let Err(error) = sender.send(ifindex, &frame) {
             warn!("querier: sending on {}: {error}", interface_name(ifindex));
         }
     }
 
-    /// Tells the metrics who queries.
+    /// Tells the metrics who queries: this switch if it does in any VLAN,
+    /// and the querier of the first VLAN with one.
     fn update_status(&mut self) {
         let mut status = self.status.lock().expect("status lock");
-        status.is_querier = self.querier.is_querier();
-        status.querier = self.querier.current();
+        status.is_querier = self.elections.values().any(Querier::is_querier);
+        status.querier = self.elections.values().find_map(Querier::current);
     }
 }
 
-/// The queriers the router ports among `ports` heard, as (address, when it
-/// last queried), oldest first so that electing them in turn ends as the
-/// live election did. Entries made only by PIM hellos or by the operator
+/// The queriers the router ports among `ports` heard, as (VLAN, address,
+/// when it last queried), oldest first so that electing them in turn ends as
+/// the live election did. Entries made only by PIM hellos or by the operator
 /// name no querier (version 0), nor do queries from 0.0.0.0. A PIM hello
 /// after a query refreshes the entry's time too (the map keeps one time):
 /// a router that both queries and speaks PIM is kept until one interval
 /// after its last hello rather than its last query, never forgotten early.
-fn queriers_heard(routers: &[(RouterKey, RouterPort)], ports: &[u32]) -> Vec<(Ipv4Addr, u64)> {
-    let mut heard: Vec<(Ipv4Addr, u64)> = routers
+fn queriers_heard(routers: &[(RouterKey, RouterPort)], ports: &[u32]) -> Vec<(u16, Ipv4Addr, u64)> {
+    let mut heard: Vec<(u16, Ipv4Addr, u64)> = routers
         .iter()
         .filter(|(key, _)| ports.contains(&key.ifindex))
         .filter(|(_, entry)| entry.version != 0 && entry.querier != [0; 4])
-        .map(|(_, entry)| (Ipv4Addr::from(entry.querier), entry.last_query_ns))
+        .map(|(key, entry)| (key.vlan, Ipv4Addr::from(entry.querier), entry.last_query_ns))
         .collect();
-    heard.sort_by_key(|&(_, at)| at);
+    heard.sort_by_key(|&(_, _, at)| at);
     heard
 }
 
@@ -285,8 +413,8 @@ mod tests {
         assert_eq!(
             queriers_heard(&routers, &[3, 4, 5, 6]),
             vec![
-                (Ipv4Addr::new(10, 0, 0, 4), 10),
-                (Ipv4Addr::new(10, 0, 0, 3), 20)
+                (0, Ipv4Addr::new(10, 0, 0, 4), 10),
+                (0, Ipv4Addr::new(10, 0, 0, 3), 20)
             ]
         );
     }

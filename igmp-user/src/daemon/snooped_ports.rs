@@ -4,7 +4,7 @@
 //! or get another PVID on a VLAN-filtering bridge, and reports each change;
 //! the loop has the other components flush or refresh what goes with the port.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Result;
 use aya::programs::ProgramFd;
@@ -16,6 +16,8 @@ use crate::{
     ports::{PortChange, PortSet},
     tables::PortMaps,
 };
+
+use super::querying::{QueryPort, QueryPorts};
 
 pub(super) struct SnoopedPorts {
     set: Option<PortSet>,
@@ -44,6 +46,20 @@ impl SnoopedPorts {
     /// Every present snooped port.
     pub(super) fn ifindexes(&self) -> &[u32] {
         &self.ifindexes
+    }
+
+    /// Where queries go, per VLAN (see `QueryPorts`).
+    pub(super) fn query_ports(&self) -> QueryPorts {
+        let mut by_vlan: BTreeMap<u16, Vec<QueryPort>> = BTreeMap::new();
+        for (ifindex, vlans) in self.set.iter().flat_map(PortSet::vlan_layout) {
+            for (vlan, tagged) in vlans {
+                by_vlan
+                    .entry(vlan)
+                    .or_default()
+                    .push(QueryPort { ifindex, tagged });
+            }
+        }
+        QueryPorts(by_vlan)
     }
 
     /// Ports whose groups go at once when their last host leaves.

@@ -73,6 +73,18 @@ pub fn group_and_source_query(
     frame(source, source_mac, group, &message)
 }
 
+/// `frame` with an 802.1Q tag of VLAN `vid` after its addresses, as a
+/// query leaves a port whose copies of the VLAN are tagged.
+pub fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    const ADDRESSES: usize = 12;
+    let mut out = Vec::with_capacity(frame.len() + 4);
+    out.extend_from_slice(&frame[..ADDRESSES]);
+    out.extend_from_slice(&0x8100u16.to_be_bytes());
+    out.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
+    out.extend_from_slice(&frame[ADDRESSES..]);
+    out
+}
+
 fn igmp_query(
     version: QueryVersion,
     group: Ipv4Addr,
@@ -174,6 +186,16 @@ mod tests {
             );
         }
         assert_eq!(decode(encode_code(128)), 128);
+    }
+
+    #[test]
+    fn a_tagged_query_carries_its_vlan_after_the_addresses() {
+        let plain = general_query(QueryVersion::V2, SOURCE, MAC, &Timers::default());
+        let tagged = tagged(&plain, 20);
+        assert_eq!(tagged.len(), plain.len() + 4);
+        assert_eq!(tagged[..12], plain[..12]);
+        assert_eq!(tagged[12..16], [0x81, 0x00, 0, 20]);
+        assert_eq!(tagged[16..], plain[12..]);
     }
 
     #[test]

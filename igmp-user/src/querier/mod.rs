@@ -9,7 +9,9 @@ mod sender;
 use std::net::Ipv4Addr;
 
 pub use election::{Querier, QuerierAction};
-pub use frames::{encode_code, general_query, group_and_source_query, group_query, QueryVersion};
+pub use frames::{
+    encode_code, general_query, group_and_source_query, group_query, tagged, QueryVersion,
+};
 pub use sender::{interface_mac, QuerySender};
 
 /// How this switch queries (`--querier`, `--querier-version`, `--querier-address`).
