@@ -52,13 +52,17 @@ enum Task {
     /// Show igmp-snoop at work: a lab of namespaces, or the NICs named with --iface.
     Demo(demo::DemoArgs),
     /// Measure the XDP program's per-frame cost against a no-op program
-    /// (writes bench/results.md and .json; --quick: a short run, nothing written).
+    /// (writes bench/results.md and .json and draws bench/*.svg; --quick: a
+    /// short run, nothing written).
     Bench {
         #[arg(long)]
         quick: bool,
         /// Run one section only (cost, forwarding, live, latency, scale or upgrade); nothing is written.
         #[arg(long, value_name = "SECTION")]
         only: Option<String>,
+        /// Measure nothing: draw bench/*.svg again from bench/results.json.
+        #[arg(long, conflicts_with_all = ["quick", "only"])]
+        plot: bool,
     },
     /// Build the release binary and write target/dist/{bin,man,completions}.
     Dist(dist::DistArgs),
@@ -109,7 +113,19 @@ fn main() -> Result<()> {
             build()?;
             demo::run(&args)
         }
-        Task::Bench { quick, only } => {
+        Task::Bench { quick, only, plot } => {
+            if plot {
+                return cargo(&[
+                    "run",
+                    "--release",
+                    "--package",
+                    "igmp-tests",
+                    "--bin",
+                    "bench",
+                    "--",
+                    "--plot",
+                ]);
+            }
             setup::run()?;
             // The lab sections drive the release daemon, as an operator runs it.
             cargo(&["build", "--release", "--package", "igmp-user"])?;

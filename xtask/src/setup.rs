@@ -12,13 +12,15 @@ use anyhow::{bail, Context as _, Result};
 
 /// Debian packages the tests and the demo run: bpftool to read the maps,
 /// iproute2 for namespaces, veth and bridges, procps for sysctl, util-linux
-/// for nsenter, ethtool to turn GRO on for veths that receive XDP redirects,
+/// for nsenter, ethtool to turn GRO on for veths that receive XDP redirects
+/// and to check the offloads `auto` reads,
 /// netsniff-ng for trafgen, the benchmark's traffic generator, systemd for
 /// `systemd-analyze verify`, which checks the unit file, iperf (iperf2) as a
 /// multicast client the project did not write; qemu-system-x86,
 /// busybox-static (the guest's initramfs), kmod (the guest kernel's module
 /// dependencies), xz-utils and zstd (its compressed modules and images) for
-/// the guest kernels of `cargo xtask vm` and `test --kernel`.
+/// the guest kernels of `cargo xtask vm` and `test --kernel`; fonts-dejavu-core
+/// for the labels of the bench's figures.
 const PACKAGES: &[&str] = &[
     "bpftool",
     "iproute2",
@@ -33,6 +35,7 @@ const PACKAGES: &[&str] = &[
     "kmod",
     "xz-utils",
     "zstd",
+    "fonts-dejavu-core",
 ];
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 

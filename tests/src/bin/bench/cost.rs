@@ -33,6 +33,45 @@ struct Figure {
     ns: Vec<f64>,
 }
 
+/// The section's title, which is also its key in results.json.
+pub const TITLE: &str = "Per-frame cost of the XDP program (BPF_PROG_TEST_RUN)";
+
+/// How much dearer than in the last whole run a frame may get, each run's
+/// figure taken as a multiple of its own no-op program, before the bench
+/// calls it a regression: the noise of a shared VM stays within it.
+const HEADROOM: f64 = 1.25;
+
+/// The frames whose cost, as a multiple of the no-op program of the same
+/// run, grew past `HEADROOM` times what `previous` (the last whole run's
+/// section in results.json) measured, one line each. A frame whose earlier
+/// spread was larger than its cost (a new entry, made once per group) is
+/// too noisy to judge this way.
+pub fn regressions(now: &serde_json::Value, previous: &serde_json::Value) -> Vec<String> {
+    let relative = |section: &serde_json::Value, name: &str| {
+        let noop = section["noop_ns"].as_f64()?;
+        let frame = section["frames"]
+            .as_array()?
+            .iter()
+            .find(|frame| frame["frame"] == name)?;
+        let (ns, spread) = (frame["ns_per_run"].as_f64()?, frame["spread_ns"].as_f64()?);
+        (noop > 0.0).then_some((ns / noop, spread <= ns))
+    };
+    let names = now["frames"].as_array().into_iter().flatten();
+    names
+        .filter_map(|frame| frame["frame"].as_str())
+        .filter_map(|name| {
+            let (then, steady) = relative(previous, name)?;
+            let (now, _) = relative(now, name)?;
+            (steady && now > then * HEADROOM).then(|| {
+                format!(
+                    "{name}: {now:.2}× the no-op program, {then:.2}× in the last whole run \
+                     (more than {HEADROOM}× as dear)"
+                )
+            })
+        })
+        .collect()
+}
+
 /// Runs on a thread pinned to CPU 0, so that the other sections are not.
 pub fn run(quick: bool) -> Result<Section> {
     std::thread::spawn(move || measure(quick))
@@ -267,7 +306,7 @@ fn section(
         spread(&created[..created.len().min(1000)]),
     );
     Section {
-        title: "Per-frame cost of the XDP program (BPF_PROG_TEST_RUN)".into(),
+        title: TITLE.into(),
         text: format!(
             "Median of rounds of {repeat} runs on CPU 0 (spread = max - min over rounds); the no-op \
              program runs in the same process, so BPF_PROG_TEST_RUN's own cost is in the baseline. \
@@ -296,4 +335,31 @@ fn pin_to_cpu(cpu: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(noop: f64, frames: &[(&str, f64, f64)]) -> serde_json::Value {
+        let frames: Vec<serde_json::Value> = frames
+            .iter()
+            .map(|(name, ns, spread)| {
+                serde_json::json!({ "frame": name, "ns_per_run": ns, "spread_ns": spread })
+            })
+            .collect();
+        serde_json::json!({ "noop_ns": noop, "frames": frames })
+    }
+
+    #[test]
+    fn a_frame_dearer_than_the_headroom_against_its_own_no_op_is_a_regression() {
+        let last = section(6.0, &[("data", 18.0, 1.0), ("new entry", 540.0, 9000.0)]);
+        // A slower machine: everything twice as dear, the no-op too.
+        let slower = section(12.0, &[("data", 36.0, 1.0), ("new entry", 1080.0, 9000.0)]);
+        assert!(regressions(&slower, &last).is_empty());
+        let worse = section(6.0, &[("data", 24.0, 1.0), ("new entry", 5400.0, 9000.0)]);
+        let found = regressions(&worse, &last);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("data: 4.00× the no-op program, 3.00×"), "{found:?}");
+    }
 }

@@ -72,6 +72,11 @@ struct Run {
 }
 
 /// Throughput with trafgen on the sender's veth.
+/// The sections' titles, which are also their keys in results.json.
+pub const TRAFGEN_TITLE: &str = "Forwarding throughput, lab of namespaces (trafgen on a veth)";
+pub const LIVE_TITLE: &str =
+    "Forwarding throughput, lab of namespaces (live frames, as from a NIC driver)";
+
 pub fn run(quick: bool) -> Result<Section> {
     throughput(Generator::Trafgen, quick)
 }
@@ -109,12 +114,12 @@ fn throughput(generator: Generator, quick: bool) -> Result<Section> {
     }
     let (title, source) = match generator {
         Generator::Trafgen => (
-            "Forwarding throughput, lab of namespaces (trafgen on a veth)",
+            TRAFGEN_TITLE,
             "trafgen sends one group's UDP frames flat out from the sender's veth, so every \
              frame reaches the switch as an skb",
         ),
         Generator::LiveFrames => (
-            "Forwarding throughput, lab of namespaces (live frames, as from a NIC driver)",
+            LIVE_TITLE,
             "BPF_PROG_TEST_RUN in live-frames mode starts one group's UDP frames on the \
              sender's port as XDP buffers, as a NIC driver would, and a no-op XDP_PASS \
              program hands each to the stack as an skb: the bridge path takes it from there, \

@@ -1,12 +1,14 @@
 //! `cargo xtask bench`: the XDP program's per-frame cost, forwarding
 //! throughput against the Linux bridge, join latency, scale and the daemon
-//! replaced under a stream (restart, upgrade). A benchmark,
+//! replaced under a stream (restart, upgrade), and their figures as SVG
+//! (`--plot` redraws those from the last whole run). A benchmark,
 //! not a test: it prints and writes figures, it asserts nothing; every figure
 //! is set against a baseline measured in the same run.
 
 mod control;
 mod cost;
 mod forwarding;
+mod plot;
 mod report;
 mod upgrade;
 
@@ -29,6 +31,9 @@ const SECTIONS: [(&str, Measure); 6] = [
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--plot") {
+        return report::redraw();
+    }
     let quick = args.iter().any(|arg| arg == "--quick");
     let only = args
         .iter()
@@ -58,6 +63,23 @@ fn main() -> Result<()> {
             measured
         })
         .collect::<Result<Vec<_>>>()?;
+    // Judged against the last whole run before this one overwrites it.
+    let regressions = match (
+        report::last_run(),
+        sections.iter().find(|s| s.title == cost::TITLE),
+    ) {
+        (Some(last), Some(measured)) if !quick => {
+            cost::regressions(&measured.json, &last["sections"][cost::TITLE])
+        }
+        _ => Vec::new(),
+    };
     // One section alone is a look, not a result: only a whole run is written.
-    report::finish(&sections, !quick && only.is_none())
+    report::finish(&sections, !quick && only.is_none())?;
+    if !regressions.is_empty() {
+        bail!(
+            "the per-frame cost regressed against the last whole run:\n  {}",
+            regressions.join("\n  ")
+        );
+    }
+    Ok(())
 }

@@ -1,9 +1,10 @@
 //! The benchmark's output: a table per section on stdout, and the whole run
-//! in bench/results.md and bench/results.json with the machine it ran on.
+//! in bench/results.md and bench/results.json with the machine it ran on,
+//! and drawn in bench/*.svg.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, path::Path};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 /// One part of the benchmark, as measured.
 pub struct Section {
@@ -72,11 +73,29 @@ pub fn finish(sections: &[Section], whole_run: bool) -> Result<()> {
         .map(|section| (section.title.clone(), section.json.clone()))
         .collect();
     let results = serde_json::json!({ "context": context, "sections": json });
-    std::fs::write(
-        "bench/results.json",
-        serde_json::to_string_pretty(&results)?,
-    )?;
+    std::fs::write(RESULTS_JSON, serde_json::to_string_pretty(&results)?)?;
     println!("written to bench/results.md and bench/results.json");
+    draw(&results)
+}
+
+/// Draws the figures of the last whole run (bench/results.json) again.
+pub fn redraw() -> Result<()> {
+    let text = std::fs::read_to_string(RESULTS_JSON)
+        .context("reading bench/results.json (a whole `cargo xtask bench` writes it)")?;
+    draw(&serde_json::from_str(&text).context(RESULTS_JSON)?)
+}
+
+/// The last whole run's results, if one was written here.
+pub fn last_run() -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(RESULTS_JSON).ok()?).ok()
+}
+
+const RESULTS_JSON: &str = "bench/results.json";
+
+fn draw(results: &serde_json::Value) -> Result<()> {
+    for path in crate::plot::write_all(results, Path::new("bench"))? {
+        println!("drew {}", path.display());
+    }
     Ok(())
 }
 
