@@ -360,6 +360,9 @@ mod tests {
         let worse = section(6.0, &[("data", 24.0, 1.0), ("new entry", 5400.0, 9000.0)]);
         let found = regressions(&worse, &last);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("data: 4.00× the no-op program, 3.00×"), "{found:?}");
+        assert!(
+            found[0].starts_with("data: 4.00× the no-op program, 3.00×"),
+            "{found:?}"
+        );
     }
 }
