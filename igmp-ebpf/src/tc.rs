@@ -53,10 +53,10 @@ const TCI_PRIORITY: u16 = 0xf000;
 /// bridge only ports of the frame's VLAN want it, and each copy leaves
 /// tagged or untagged as that port's VLAN says (the bridge's egress rule).
 ///
-/// A function of its own (a BPF-to-BPF call), reading the headers afresh:
-/// its state then sits in a stack frame of its own, not in the main
-/// program's, whose frame plus the IGMPv3 walk's is near 6.1's 512-byte
-/// limit. Its arguments are plain integers: the verifier refuses a call
+/// A function of its own (a BPF-to-BPF call), reading the headers afresh
+/// into this CPU's `TC_WALK`: its locals then sit in a stack frame of their
+/// own, not in the main program's, whose frame plus the IGMPv3 walk's is
+/// near 6.1's 512-byte limit. Its arguments are plain integers: the verifier refuses a call
 /// whose callee reads an argument register the caller left unset, as an
 /// enum's unused payload is.
 #[inline(never)]
