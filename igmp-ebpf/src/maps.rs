@@ -122,7 +122,10 @@ pub fn bridge_vlan(ingress: u32, tag: u16) -> Option<BridgeVlan> {
     let vlan = if tag == 0 { pvid } else { tag };
     Some(BridgeVlan {
         vlan,
-        member: vlan != 0 && PORT_VLANS.get_ptr(PortVlanKey::new(ingress, vlan)).is_some(),
+        member: vlan != 0
+            && PORT_VLANS
+                .get_ptr(PortVlanKey::new(ingress, vlan))
+                .is_some(),
     })
 }
 

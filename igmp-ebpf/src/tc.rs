@@ -56,9 +56,9 @@ const TCI_PRIORITY: u16 = 0xf000;
 /// A function of its own (a BPF-to-BPF call), reading the headers afresh
 /// into this CPU's `TC_WALK`: its locals then sit in a stack frame of their
 /// own, not in the main program's, whose frame plus the IGMPv3 walk's is
-/// near 6.1's 512-byte limit. Its arguments are plain integers: the verifier refuses a call
-/// whose callee reads an argument register the caller left unset, as an
-/// enum's unused payload is.
+/// near 6.1's 512-byte limit. Its arguments are plain integers: the
+/// verifier refuses a call whose callee reads an argument register the
+/// caller left unset, as an enum's unused payload is.
 #[inline(never)]
 fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
     // Index 0 of a one-entry array is always there; the check is the verifier's.
