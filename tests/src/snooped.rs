@@ -3,6 +3,7 @@
 
 use std::{collections::BTreeSet, net::Ipv4Addr, path::PathBuf, time::Duration};
 
+use igmp_common::DataCounter;
 use igmp_lab::{wait_for, BridgeSnooping, Lab};
 use igmp_user::tables::Tables;
 
@@ -92,6 +93,46 @@ impl Snooped {
             .arg(&self.pin_dir)
             .output()
             .expect("running igmp-snoop")
+    }
+}
+
+impl Snooped {
+    /// Hosts 1–3 (at least) with VLAN devices: host 1 sends `group` tagged
+    /// 10 and then 20, host 2 is a member in VLAN 10 and untagged, host 3 in
+    /// VLAN 20. Checks that joins are learned per VLAN and each VLAN's `count`
+    /// datagrams reach that VLAN's members only, still tagged (the untagged
+    /// member gets none), through the fast path. Needs 8021q.
+    pub fn assert_vlans_kept_apart(&mut self, group: Ipv4Addr, count: usize) {
+        let mut vlan = |host: usize, vid: u16| self.lab.add_vlan(host, vid).unwrap();
+        let (sender_10, sender_20) = (vlan(0, 10), vlan(0, 20));
+        let (h2_10, h3_20) = (vlan(1, 10), vlan(2, 20));
+        let lab = &self.lab;
+        let on_10 = lab.join(h2_10, group).unwrap();
+        let on_20 = lab.join(h3_20, group).unwrap();
+        // The same group untagged, on the hosts' own interfaces: no tag may be lost.
+        let untagged = lab.join(1, group).unwrap();
+        self.wait_until("the joins, per VLAN", Duration::from_secs(5), || {
+            let mut learned: Vec<(u32, u16)> = self
+                .tables()
+                .memberships()
+                .iter()
+                .map(|(key, _)| (key.ifindex, key.vlan))
+                .collect();
+            learned.sort();
+            learned == [(self.port(1), 0), (self.port(1), 10), (self.port(2), 20)]
+        });
+        lab.send(sender_10, group, count, 256).unwrap();
+        assert_eq!(on_10.drain(), count, "VLAN 10's member");
+        assert_eq!(on_20.drain(), 0, "VLAN 20's member, from VLAN 10");
+        assert_eq!(untagged.drain(), 0, "the untagged member, from VLAN 10");
+        lab.send(sender_20, group, count, 256).unwrap();
+        assert_eq!(on_20.drain(), count, "VLAN 20's member");
+        assert_eq!(on_10.drain(), 0, "VLAN 10's member, from VLAN 20");
+        let counters = self.tables().data_counters().frames;
+        assert!(
+            counters[DataCounter::Forwarded as usize] >= 2 * count as u64,
+            "the fast path forwarded them: {counters:?}"
+        );
     }
 }
 

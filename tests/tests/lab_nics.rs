@@ -64,40 +64,7 @@ fn native_xdp_on_nics_forwards_registered_multicast_to_members_only() {
 fn tagged_multicast_keeps_its_vlan_through_native_xdp_on_nics() {
     let mut snooped = on_nics(3);
     assert_native(&snooped);
-    let mut vlan = |host: usize, vid: u16| snooped.lab.add_vlan(host, vid).unwrap();
-    let (sender_10, sender_20) = (vlan(0, 10), vlan(0, 20));
-    let (h2_10, h3_20) = (vlan(1, 10), vlan(2, 20));
-    let lab = &snooped.lab;
-    let on_10 = lab.join(h2_10, GROUP).unwrap();
-    let on_20 = lab.join(h3_20, GROUP).unwrap();
-    let untagged = lab.join(1, GROUP).unwrap();
-    snooped.wait_until("the joins, per VLAN", Duration::from_secs(5), || {
-        let mut learned: Vec<(u32, u16)> = snooped
-            .tables()
-            .memberships()
-            .iter()
-            .map(|(key, _)| (key.ifindex, key.vlan))
-            .collect();
-        learned.sort();
-        learned
-            == [
-                (snooped.port(1), 0),
-                (snooped.port(1), 10),
-                (snooped.port(2), 20),
-            ]
-    });
-    lab.send(sender_10, GROUP, N, 256).unwrap();
-    assert_eq!(on_10.drain(), N, "VLAN 10's member");
-    assert_eq!(on_20.drain(), 0, "VLAN 20's member, from VLAN 10");
-    assert_eq!(untagged.drain(), 0, "the untagged member, from VLAN 10");
-    lab.send(sender_20, GROUP, N, 256).unwrap();
-    assert_eq!(on_20.drain(), N, "VLAN 20's member");
-    assert_eq!(on_10.drain(), 0, "VLAN 10's member, from VLAN 20");
-    let counters = snooped.tables().data_counters().frames;
-    assert!(
-        counters[DataCounter::Forwarded as usize] >= 2 * N as u64,
-        "the fast path forwarded them: {counters:?}"
-    );
+    snooped.assert_vlans_kept_apart(GROUP, N);
 }
 
 /// ethtool's word for whether `port` strips received VLAN tags.

@@ -37,6 +37,17 @@ fn table_of(output: &str) -> Table {
     table
 }
 
+/// igmp-snoop's table (`show --json --bridge`), in the rows of [`table_of`].
+fn shown_by_igmp_snoop(lab: &Lab, pin_dir: &std::path::Path) -> Table {
+    let output = lab
+        .command_in_switch(&daemon_binary())
+        .args(["show", "--json", "--bridge", "--pin-dir"])
+        .arg(pin_dir)
+        .output()
+        .unwrap();
+    table_of(&String::from_utf8_lossy(&output.stdout))
+}
+
 /// Makes `br0` filter VLANs, snooping per VLAN, with host `index`'s port an
 /// access port of `vids[index]` (PVID, egress untagged).
 fn vlan_aware(lab: &Lab, vids: &[u16]) {
@@ -106,15 +117,7 @@ fn untagged_joins_on_access_ports_are_learned_in_the_ports_pvid_as_the_bridge_do
     .collect();
     let bridge =
         || table_of(&run_output(&["bridge", "-n", &lab.switch, "-j", "mdb", "show"]).unwrap());
-    let shown = || {
-        let output = lab
-            .command_in_switch(&daemon_binary())
-            .args(["show", "--json", "--bridge", "--pin-dir"])
-            .arg(&pin_dir)
-            .output()
-            .unwrap();
-        table_of(&String::from_utf8_lossy(&output.stdout))
-    };
+    let shown = || shown_by_igmp_snoop(&lab, &pin_dir);
     let agreed = wait_for(Duration::from_secs(10), || {
         shown() == expected && bridge() == expected
     });
@@ -316,15 +319,7 @@ fn registered_multicast_is_forwarded_per_vlan_and_tagged_per_port_as_the_bridge_
 
     let pin_dir = unique_pin_dir("vlanfwd");
     lab.start_daemon(&daemon_binary(), &pin_dir, &[]).unwrap();
-    let shown = || {
-        let output = lab
-            .command_in_switch(&daemon_binary())
-            .args(["show", "--json", "--bridge", "--pin-dir"])
-            .arg(&pin_dir)
-            .output()
-            .unwrap();
-        table_of(&String::from_utf8_lossy(&output.stdout))
-    };
+    let shown = || shown_by_igmp_snoop(&lab, &pin_dir);
     // The bridge's querier brings every report again within its interval.
     let learned = wait_for(Duration::from_secs(20), || shown() == joined);
     let log = lab.daemon_log();

@@ -114,23 +114,6 @@ fn main() -> Result<()> {
             demo::run(&args)
         }
         Task::Bench { quick, only, plot } => {
-            if plot {
-                return cargo(&[
-                    "run",
-                    "--release",
-                    "--package",
-                    "igmp-tests",
-                    "--bin",
-                    "bench",
-                    "--",
-                    "--plot",
-                ]);
-            }
-            setup::run()?;
-            // The lab sections drive the release daemon, as an operator runs it.
-            cargo(&["build", "--release", "--package", "igmp-user"])?;
-            let daemon = workspace_root().join("target/release/igmp-snoop");
-            std::env::set_var("IGMP_SNOOP_BIN", daemon);
             let mut args = vec![
                 "run",
                 "--release",
@@ -140,6 +123,15 @@ fn main() -> Result<()> {
                 "bench",
                 "--",
             ];
+            if plot {
+                args.push("--plot");
+                return cargo(&args);
+            }
+            setup::run()?;
+            // The lab sections drive the release daemon, as an operator runs it.
+            cargo(&["build", "--release", "--package", "igmp-user"])?;
+            let daemon = workspace_root().join("target/release/igmp-snoop");
+            std::env::set_var("IGMP_SNOOP_BIN", daemon);
             if quick {
                 args.push("--quick");
             }
