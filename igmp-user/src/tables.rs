@@ -272,6 +272,18 @@ impl<A: Address> ForwardingMaps<A> {
             .context("writing the SETTINGS map")
     }
 
+    /// Says whether some port is in a VLAN-filtering bridge, the rest of
+    /// `SETTINGS` as it is.
+    pub fn write_vlan_bridges(&mut self, present: bool) -> Result<()> {
+        let settings = Settings {
+            vlan_bridges: u8::from(present),
+            ..self.settings()
+        };
+        self.settings
+            .set(0, settings, 0)
+            .context("writing the SETTINGS map")
+    }
+
     /// Publishes what the fast path does (`FastPathPolicy`).
     pub fn write_forwarding(&mut self, policy: FastPathPolicy) -> Result<()> {
         let settings = Settings {

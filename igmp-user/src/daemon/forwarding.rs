@@ -75,6 +75,13 @@ impl<A: HostGroups> Forwarding<A> {
         }
         self.vlan_bridges = present;
         self.tags_per_port = tags_per_port;
+        // Now, not with the first policy: until the program reads it, it
+        // learns untagged joins on a VLAN-filtering port in VLAN 0, not the
+        // port's PVID. The policy waits for the querier state (a restart
+        // must not flood), this need not.
+        if let Err(error) = self.maps.write_vlan_bridges(present) {
+            warn!("{error:#}");
+        }
     }
 
     pub(super) fn set_unregistered(&mut self, policy: UnregisteredPolicy) {
