@@ -15,7 +15,9 @@ pub enum Counter {
     V3Query = 7,
     /// Group records walked in v3 reports.
     V3Record = 8,
-    /// Reports for 224.0.0.0/24: valid, always flooded, never entered in the table (RFC 4541 §2.1.2).
+    /// Reports for groups never snooped: 224.0.0.0/24 (RFC 4541 §2.1.2);
+    /// for MLD ff02::1 and the interface- and reserved-scope groups (RFC 4541
+    /// §3, RFC 3810 §6). Valid, always flooded, never entered in the table.
     LinkLocalReport = 9,
     /// Queries with source 0.0.0.0 (proxy queries): counted, but do not make a router port.
     ProxyQuery = 10,
@@ -39,6 +41,19 @@ pub enum Counter {
     /// A report for a new group past the port's or the switch's group limit:
     /// no entry made, existing entries untouched.
     GroupLimit = 21,
+    /// Every IPv6 frame whose ICMPv6 message is of an MLD type (130, 131,
+    /// 132, 143), valid or not.
+    MldFrames = 22,
+    MldV1Report = 23,
+    MldV2Report = 24,
+    /// MLDv1 Done (RFC 2710 §3.7).
+    MldDone = 25,
+    /// Queries of 24 octets (RFC 2710 §3.6).
+    MldV1Query = 26,
+    /// Queries of 28 octets or more (RFC 3810 §5.1).
+    MldV2Query = 27,
+    /// Multicast address records walked in MLDv2 reports.
+    MldV2Record = 28,
 }
 
 /// Why a frame was passed over without touching the table. Every such frame
@@ -79,12 +94,29 @@ pub enum DropReason {
     PortBlocked = 15,
     /// A report or leave over the port's report rate limit: dropped (XDP_DROP).
     RateLimited = 16,
+    /// IP version is not 6, or the payload length runs past the frame.
+    BadIpv6Header = 17,
+    /// An MLD message not behind a Hop-by-Hop header with a Router Alert
+    /// option (RFC 3810 §5, RFC 2711).
+    NoRouterAlert = 18,
+    /// More IPv6 extension headers before the ICMPv6 header than the walk's
+    /// bound (RFC 8200 §4.1 sets no limit; the frame is passed unseen).
+    ExtHeadersTooLong = 19,
+    /// Hop Limit is not 1 (RFC 3810 §5, RFC 2710 §3).
+    BadHopLimit = 20,
+    /// An MLD query whose source is not link-local, or a report whose
+    /// source is neither link-local nor :: (RFC 3810 §5.1.14, §5.2.13).
+    NotLinkLocalSource = 21,
+    /// The ICMPv6 checksum over the pseudo-header and message is wrong (RFC 4443 §2.3).
+    BadIcmpv6Checksum = 22,
+    /// MLD length disagrees with the message type (RFC 3810 §8.1).
+    BadMldLength = 23,
 }
 
 /// Counters in use in [`PortCounters::messages`].
-pub const COUNTER_SLOTS: usize = 22;
+pub const COUNTER_SLOTS: usize = 29;
 /// Drop reasons in use in [`PortCounters::drops`].
-pub const DROP_SLOTS: usize = 17;
+pub const DROP_SLOTS: usize = 24;
 /// Room for counters and drop reasons: the arrays are sized by these, not by
 /// what is in use, so that a new counter or drop reason changes no pinned
 /// layout and an upgrade keeps the map. Counters are append-only.
@@ -146,6 +178,13 @@ impl Counter {
         Self::EventLost,
         Self::PimHello,
         Self::GroupLimit,
+        Self::MldFrames,
+        Self::MldV1Report,
+        Self::MldV2Report,
+        Self::MldDone,
+        Self::MldV1Query,
+        Self::MldV2Query,
+        Self::MldV2Record,
     ];
 
     /// The name user space prints (snake case, stable: used as JSON keys and metric labels).
@@ -173,6 +212,13 @@ impl Counter {
             Self::EventLost => "event_lost",
             Self::PimHello => "pim_hello",
             Self::GroupLimit => "group_limit",
+            Self::MldFrames => "mld_frames",
+            Self::MldV1Report => "mld_v1_report",
+            Self::MldV2Report => "mld_v2_report",
+            Self::MldDone => "mld_done",
+            Self::MldV1Query => "mld_v1_query",
+            Self::MldV2Query => "mld_v2_query",
+            Self::MldV2Record => "mld_v2_record",
         }
     }
 }
@@ -196,6 +242,13 @@ impl DropReason {
         Self::UnknownRecordType,
         Self::PortBlocked,
         Self::RateLimited,
+        Self::BadIpv6Header,
+        Self::NoRouterAlert,
+        Self::ExtHeadersTooLong,
+        Self::BadHopLimit,
+        Self::NotLinkLocalSource,
+        Self::BadIcmpv6Checksum,
+        Self::BadMldLength,
     ];
 
     /// The name user space prints (snake case, stable).
@@ -218,6 +271,13 @@ impl DropReason {
             Self::UnknownRecordType => "unknown_record_type",
             Self::PortBlocked => "port_blocked",
             Self::RateLimited => "rate_limited",
+            Self::BadIpv6Header => "bad_ipv6_header",
+            Self::NoRouterAlert => "no_router_alert",
+            Self::ExtHeadersTooLong => "ext_headers_too_long",
+            Self::BadHopLimit => "bad_hop_limit",
+            Self::NotLinkLocalSource => "not_link_local_source",
+            Self::BadIcmpv6Checksum => "bad_icmpv6_checksum",
+            Self::BadMldLength => "bad_mld_length",
         }
     }
 }
@@ -243,7 +303,8 @@ pub enum DataCounter {
     Forwarded = 0,
     /// The host itself listens: passed to the kernel.
     LocalListener = 1,
-    /// 224.0.0.0/24: passed to the kernel, which floods it.
+    /// 224.0.0.0/24, ff02::1 and IPv6 groups of scope 0 and 1: passed to
+    /// the kernel, which floods them.
     LinkLocal = 2,
     /// Unregistered group, flooded by the kernel.
     UnregisteredFlooded = 3,

@@ -66,7 +66,22 @@ pub mod map_names {
     /// daemon writes it.
     pub const PORT_VLANS: &str = "PORT_VLANS";
 
-    pub const ALL: [&str; 21] = [
+    /// MLD's tables, one beside each of IGMP's learned and forwarding
+    /// tables, keyed by 16-byte addresses (`family.rs`). The ports, the
+    /// settings, the counters, the destination sets and the limits' counts
+    /// are shared by both families.
+    pub const MEMBERSHIP6: &str = "MEMBERSHIP6";
+    pub const SOURCES6: &str = "SOURCES6";
+    pub const ROUTER_PORTS6: &str = "ROUTER_PORTS6";
+    pub const HOSTS6: &str = "HOSTS6";
+    /// Per (port, VLAN, group), when the last MLDv1 report arrived (RFC 3810
+    /// §8.3.2's Older Version Host Present timer).
+    pub const V1_HOSTS6: &str = "V1_HOSTS6";
+    pub const GROUPS6: &str = "GROUPS6";
+    pub const ROUTER_EPOCH6: &str = "ROUTER_EPOCH6";
+    pub const EVENTS6: &str = "EVENTS6";
+
+    pub const ALL: [&str; 29] = [
         LAYOUT_VERSION,
         PORT_VLANS,
         SET_PORT_LISTS,
@@ -88,6 +103,14 @@ pub mod map_names {
         PORTS,
         HOSTS,
         V1_HOSTS,
+        MEMBERSHIP6,
+        SOURCES6,
+        ROUTER_PORTS6,
+        HOSTS6,
+        V1_HOSTS6,
+        GROUPS6,
+        ROUTER_EPOCH6,
+        EVENTS6,
     ];
 }
 

@@ -68,7 +68,10 @@ const U64: usize = size_of::<u64>();
 /// pinned left: their state layouts are version 1's.
 pub const TABLE_LAYOUT: u32 = 1;
 
-pub const MAPS: [MapSpec; 21] = {
+/// MLD's address bytes, for the sizes of its tables.
+type Ipv6 = [u8; 16];
+
+pub const MAPS: [MapSpec; 29] = {
     use MapKind::{Derived, State, Statistics};
     use Writer::{Both, Daemon, Program};
     [
@@ -108,6 +111,55 @@ pub const MAPS: [MapSpec; 21] = {
             State,
             Both,
         ),
+        spec(
+            map_names::MEMBERSHIP6,
+            size_of::<MembershipKey<Ipv6>>(),
+            size_of::<Membership<Ipv6>>(),
+            State,
+            Both,
+        ),
+        spec(
+            map_names::SOURCES6,
+            size_of::<SourceKey<Ipv6>>(),
+            size_of::<SourceEntry>(),
+            State,
+            Both,
+        ),
+        spec(
+            map_names::ROUTER_PORTS6,
+            size_of::<RouterKey>(),
+            size_of::<RouterPort<Ipv6>>(),
+            State,
+            Both,
+        ),
+        spec(
+            map_names::HOSTS6,
+            size_of::<HostKey<Ipv6>>(),
+            size_of::<HostEntry>(),
+            State,
+            Both,
+        ),
+        spec(
+            map_names::V1_HOSTS6,
+            size_of::<MembershipKey<Ipv6>>(),
+            U64,
+            State,
+            Both,
+        ),
+        spec(map_names::ROUTER_EPOCH6, U32, U32, State, Program),
+        spec(
+            map_names::GROUPS6,
+            size_of::<GroupKey<Ipv6>>(),
+            size_of::<GroupEntry>(),
+            Derived,
+            Both,
+        ),
+        MapSpec {
+            name: map_names::EVENTS6,
+            layout: None,
+            kind: Derived,
+            writer: Program,
+        },
         spec(map_names::GROUPS_ADDED, U32, U64, State, Program),
         spec(map_names::GROUPS_REMOVED, U32, U64, State, Daemon),
         spec(map_names::REPORT_RATE, U32, U64, State, Program),

@@ -155,6 +155,45 @@ pub static ROUTER_EPOCH: Array<u32, 1> = Array::new();
 #[btf_map]
 pub static EVENTS: RingBuf<Event, { capacity::EVENTS_BYTES as usize }> = RingBuf::new();
 
+/// MLD's tables (`map_names::MEMBERSHIP6` and the rest), the IPv6 twins
+/// of the ones above: the same types over 16-byte addresses.
+type Ipv6 = [u8; 16];
+
+#[btf_map]
+pub static MEMBERSHIP6: HashMap<
+    MembershipKey<Ipv6>,
+    Membership<Ipv6>,
+    { capacity::MEMBERSHIP as usize },
+> = HashMap::new();
+
+#[btf_map]
+pub static SOURCES6: HashMap<SourceKey<Ipv6>, SourceEntry, { capacity::SOURCES as usize }> =
+    HashMap::new();
+
+#[btf_map]
+pub static HOSTS6: HashMap<HostKey<Ipv6>, HostEntry, { capacity::HOSTS as usize }> = HashMap::new();
+
+#[btf_map]
+pub static V1_HOSTS6: HashMap<MembershipKey<Ipv6>, u64, { capacity::V1_HOSTS as usize }> =
+    HashMap::new();
+
+#[btf_map]
+pub static ROUTER_PORTS6: HashMap<
+    RouterKey,
+    RouterPort<Ipv6>,
+    { capacity::ROUTER_PORTS as usize },
+> = HashMap::new();
+
+#[btf_map]
+pub static GROUPS6: HashMap<GroupKey<Ipv6>, GroupEntry, { capacity::GROUPS as usize }> =
+    HashMap::new();
+
+#[btf_map]
+pub static ROUTER_EPOCH6: Array<u32, 1> = Array::new();
+
+#[btf_map]
+pub static EVENTS6: RingBuf<Event<Ipv6>, { capacity::EVENTS_BYTES as usize }> = RingBuf::new();
+
 /// `bpf_map_update_elem` flags.
 pub const BPF_NOEXIST: u64 = 1;
 /// `-EEXIST`: another CPU created the entry between our lookup and insert.
