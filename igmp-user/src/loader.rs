@@ -191,13 +191,20 @@ impl PortMode {
 }
 
 /// The maps whose capacity is the table size: one entry per membership,
-/// source, fast-leave host or group.
-const TABLE_MAPS: [&str; 5] = [
+/// source, fast-leave host or group, of each family. A table pinned before
+/// MLD has no IPv6 maps: the load makes them with its table size, which
+/// `check_pinned_table_size` held to the pinned `MEMBERSHIP`'s.
+const TABLE_MAPS: [&str; 10] = [
     map_names::MEMBERSHIP,
     map_names::SOURCES,
     map_names::HOSTS,
     map_names::GROUPS,
     map_names::V1_HOSTS,
+    map_names::MEMBERSHIP6,
+    map_names::SOURCES6,
+    map_names::HOSTS6,
+    map_names::GROUPS6,
+    map_names::V1_HOSTS6,
 ];
 
 /// Loads the programs `mode` runs with every map pinned under `pin_dir`.
