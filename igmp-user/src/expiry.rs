@@ -156,13 +156,12 @@ impl Protocol for [u8; 16] {
 
     /// MLD's Maximum Response Code is 16 bits (milliseconds, RFC 2710 §3.4;
     /// exponential past 32768, RFC 3810 §5.1.3), and `Event::max_resp_code`
-    /// 8: the program hands the delay in tenths of a second, saturated at
-    /// 255 (25.5 s), as IGMPv2 carries it. 0 is read as 10 s, as for IGMP:
-    /// a timer lowered too little keeps data flowing, one lowered too much
-    /// cuts a listener off.
+    /// 8: the program hands the delay over as IGMPv3's Max Resp Code
+    /// (tenths of a second, exponential from 128 on), which this reads as
+    /// IGMPv3's. 0 is read as 10 s, as for IGMP: a timer lowered too little
+    /// keeps data flowing, one lowered too much cuts a listener off.
     fn max_response_time(_version: u8, code: u8) -> std::time::Duration {
-        let tenths = if code == 0 { 100 } else { u64::from(code) };
-        std::time::Duration::from_millis(tenths * 100)
+        max_response_time(igmp_common::igmp_version::V3, code)
     }
 }
 
@@ -254,14 +253,14 @@ mod tests {
         assert_eq!(max_response_time(3, 10), Duration::from_secs(1));
         // 0x8f: mantissa 15, exponent 0 -> (15 | 16) << 3 = 248 tenths.
         assert_eq!(max_response_time(3, 0x8f), Duration::from_millis(24_800));
-        // MLD's events carry tenths of a second whatever the version.
+        // MLD's events carry IGMPv3's code whatever the version.
         assert_eq!(
             <[u8; 16] as Protocol>::max_response_time(1, 10),
             Duration::from_secs(1)
         );
         assert_eq!(
-            <[u8; 16] as Protocol>::max_response_time(2, 200),
-            Duration::from_secs(20)
+            <[u8; 16] as Protocol>::max_response_time(2, 0x8f),
+            Duration::from_millis(24_800)
         );
         assert_eq!(
             <[u8; 16] as Protocol>::max_response_time(2, 0),
