@@ -30,6 +30,9 @@ pub const ALL_ROUTERS6: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 /// ff02::16, all MLDv2-capable routers: MLDv2 reports go here (RFC 3810 §5.2.14).
 pub const ALL_MLDV2_ROUTERS: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16];
 
+/// ff02::d, all PIM routers: where PIM hellos go (RFC 7761 §4.9.2).
+pub const ALL_PIM_ROUTERS6: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0d];
+
 /// ff00::/8.
 #[inline(always)]
 pub fn is_multicast6(address: &[u8; 16]) -> bool {

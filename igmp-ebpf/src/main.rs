@@ -225,6 +225,12 @@ fn snoop6<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
             return mld::validate(&Frame::<H>::new(ctx), ingress, &l2, &upper);
         }
     }
+    if upper.protocol == mld::PIM {
+        if let Some(l2) = l2.in_bridge_vlan(ingress) {
+            return mld::pim_hello(&frame, ingress, &l2, &upper);
+        }
+        return Verdict::Pass;
+    }
     data::forward6(&frame, ingress, &l2)
 }
 

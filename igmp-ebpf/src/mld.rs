@@ -4,11 +4,12 @@
 
 use aya_ebpf::{btf_maps::PerCpuArray, macros::btf_map};
 use igmp_common::{mld_version, query_flags, Counter, DropReason, MAX_V3_SOURCES_PER_RECORD};
+use network_types::ip::Ipv6Hdr;
 
 use crate::{
     addr::{
         is_link_local_unicast6, is_multicast6, is_never_snooped6, ALL_MLDV2_ROUTERS, ALL_NODES,
-        ALL_ROUTERS6,
+        ALL_PIM_ROUTERS6, ALL_ROUTERS6,
     },
     checksum,
     frame::{Frame, Hook},
@@ -30,6 +31,8 @@ const QUERY: u8 = 130;
 const V1_REPORT: u8 = 131;
 const DONE: u8 = 132;
 const V2_REPORT: u8 = 143;
+/// Not an MLD type: `MldMessage::kind` of a PIM hello (no ICMPv6 type is 0).
+const PIM_HELLO: u8 = 0;
 
 /// MLDv1 messages, and the part of an MLDv2 query they share (RFC 2710 §3).
 const V1_LEN: usize = 24;
@@ -216,6 +219,11 @@ fn other_at<H: Hook>(
     len: usize,
     origin: &Origin,
 ) -> Result<(), DropReason> {
+    if kind == PIM_HELLO {
+        origin.stats.count(Counter::PimHello);
+        membership::router_seen(origin, Heard::PimHello);
+        return Ok(());
+    }
     let header: &MldHeader = frame.header(offset).ok_or(DropReason::Truncated)?;
     match kind {
         QUERY => query(frame, offset, len, header, origin),
@@ -223,6 +231,52 @@ fn other_at<H: Hook>(
         _ => done(header, origin),
     }
 }
+
+/// A PIM hello (RFC 7761 §4.9.2) to ff02::d, all PIM routers: the port
+/// leads to a multicast router that may not query, and must receive the
+/// IPv6 multicast it may route, as IGMP's `pim` does for IPv4. Learned by
+/// `igmp_mld`, as MLD messages are; the hello goes on to the kernel.
+#[inline(never)]
+pub fn pim_hello<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2, upper: &UpperLayer) -> Verdict {
+    let Some(ip) = frame.header::<Ipv6Hdr>(l2.l3_offset) else {
+        return Verdict::Pass;
+    };
+    let is_hello = frame
+        .read::<[u8; 2]>(upper.offset)
+        .is_some_and(|[kind, _]| kind == PIM_V2_HELLO);
+    if ip.dst_addr != ALL_PIM_ROUTERS6 || !is_hello {
+        return Verdict::Pass;
+    }
+    let settings = port_settings(ifindex);
+    if settings.blocked != 0 {
+        return Verdict::Pass;
+    }
+    let Some(message) = MLD_MESSAGE.get_ptr_mut(0) else {
+        return Verdict::Pass;
+    };
+    // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
+    unsafe {
+        *message = MldMessage {
+            sender: ip.src_addr,
+            ifindex,
+            vlan: l2.vlan,
+            inner_vlan: l2.inner_vlan,
+            offset: upper.offset as u32,
+            len: 0,
+            kind: PIM_HELLO,
+            router_mode: settings.router_mode,
+            fast_leave: settings.fast_leave,
+            _pad: 0,
+            max_groups: settings.max_groups,
+        };
+    }
+    Verdict::TailCall(tail::MLD_MESSAGE)
+}
+
+/// PIM's protocol number, as IPv6's Next Header.
+pub const PIM: u8 = 103;
+/// PIM version 2 (high nibble), message type 0: Hello.
+const PIM_V2_HELLO: u8 = 0x20;
 
 /// A report or Done: about a multicast address, sent to it or to `also`
 /// (RFC 2710 §3.6: reports to the address; §3.7: Done to all routers,
