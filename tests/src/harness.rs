@@ -436,6 +436,16 @@ pub fn table_snapshot_v6(pin_dir: &std::path::Path) -> TableSnapshot {
     ]
 }
 
+/// MEMBERSHIP6 as pinned under `pin_dir` (a daemon's), sorted.
+pub fn memberships6_in(pin_dir: &std::path::Path) -> Vec<(MembershipKey<V6>, Membership<V6>)> {
+    sorted_rows(&open_hash(pin_dir, map_names::MEMBERSHIP6))
+}
+
+/// ROUTER_PORTS6 as pinned under `pin_dir` (a daemon's), sorted.
+pub fn routers6_in(pin_dir: &std::path::Path) -> Vec<(RouterKey, RouterPort<V6>)> {
+    sorted_rows(&open_hash(pin_dir, map_names::ROUTER_PORTS6))
+}
+
 /// The pinned hash map `name` under `pin_dir`, typed.
 fn open_hash<K: aya::Pod, V: aya::Pod>(
     pin_dir: &std::path::Path,
