@@ -80,8 +80,14 @@ pub mod map_names {
     pub const GROUPS6: &str = "GROUPS6";
     pub const ROUTER_EPOCH6: &str = "ROUTER_EPOCH6";
     pub const EVENTS6: &str = "EVENTS6";
+    /// The IPv6 and MLD programs of each hook, which the IPv4 programs
+    /// reach by tail calls; only the daemon writes them. Pinned, as the
+    /// kernel empties a program array once no file refers to it: IPv6 goes
+    /// on being snooped while no daemon runs.
+    pub const MLD_XDP: &str = "MLD_XDP";
+    pub const MLD_TC: &str = "MLD_TC";
 
-    pub const ALL: [&str; 29] = [
+    pub const ALL: [&str; 31] = [
         LAYOUT_VERSION,
         PORT_VLANS,
         SET_PORT_LISTS,
@@ -111,6 +117,8 @@ pub mod map_names {
         GROUPS6,
         ROUTER_EPOCH6,
         EVENTS6,
+        MLD_XDP,
+        MLD_TC,
     ];
 }
 
@@ -153,6 +161,11 @@ pub mod limits {
 /// forwarding errs towards delivering rather than dropping.
 pub const MAX_V3_RECORDS: usize = 32;
 pub const MAX_V3_SOURCES_PER_RECORD: usize = 16;
+/// IPv6 extension headers walked before the upper-layer header; a longer
+/// chain is counted (`DropReason::ExtHeadersTooLong`) and passed unseen.
+pub const MAX_IPV6_EXT_HEADERS: usize = 4;
+/// Options read in a Hop-by-Hop header while looking for the Router Alert.
+pub const MAX_HOP_BY_HOP_OPTIONS: usize = 4;
 
 /// Filter modes of a group on a port (RFC 3376 §6.2.1).
 pub mod filter_mode {
@@ -225,4 +238,13 @@ pub mod igmp_version {
     pub const V1: u8 = 1;
     pub const V2: u8 = 2;
     pub const V3: u8 = 3;
+}
+
+/// MLD versions as MLD's tables store them (`Membership::version`,
+/// `RouterPort::version`, `Event::version`).
+pub mod mld_version {
+    /// RFC 2710: reports and Done, no sources (IGMPv2's counterpart).
+    pub const V1: u8 = 1;
+    /// RFC 3810 / RFC 9777: source filtering (IGMPv3's counterpart).
+    pub const V2: u8 = 2;
 }

@@ -71,7 +71,7 @@ pub const TABLE_LAYOUT: u32 = 1;
 /// MLD's address bytes, for the sizes of its tables.
 type Ipv6 = [u8; 16];
 
-pub const MAPS: [MapSpec; 29] = {
+pub const MAPS: [MapSpec; 31] = {
     use MapKind::{Derived, State, Statistics};
     use Writer::{Both, Daemon, Program};
     [
@@ -154,6 +154,9 @@ pub const MAPS: [MapSpec; 29] = {
             Derived,
             Both,
         ),
+        // Values are program fds.
+        spec(map_names::MLD_XDP, U32, U32, Derived, Daemon),
+        spec(map_names::MLD_TC, U32, U32, Derived, Daemon),
         MapSpec {
             name: map_names::EVENTS6,
             layout: None,

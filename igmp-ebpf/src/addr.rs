@@ -1,4 +1,4 @@
-//! IPv4 address predicates and the well-known groups, named once: the
+//! Address predicates and the well-known groups of both families, named once: the
 //! parsers (`igmp`, `v3`, `pim`) and the forwarding decision (`data`) read
 //! them here. A leaf: it imports nothing of this crate.
 
@@ -21,4 +21,30 @@ pub fn is_multicast(address: [u8; 4]) -> bool {
 #[inline(always)]
 pub fn is_link_local(group: [u8; 4]) -> bool {
     group[0] == 224 && group[1] == 0 && group[2] == 0
+}
+
+/// ff02::1, all nodes: never reported, always flooded (RFC 4541 §3).
+pub const ALL_NODES: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+/// ff02::2, all routers: MLDv1 Done goes here (RFC 2710 §3.7).
+pub const ALL_ROUTERS6: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+/// ff02::16, all MLDv2-capable routers: MLDv2 reports go here (RFC 3810 §5.2.14).
+pub const ALL_MLDV2_ROUTERS: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16];
+
+/// ff00::/8.
+#[inline(always)]
+pub fn is_multicast6(address: &[u8; 16]) -> bool {
+    address[0] == 0xff
+}
+
+/// ff02::1 and groups of scope 0 (reserved) and 1 (interface-local): never
+/// snooped, always flooded.
+#[inline(always)]
+pub fn is_never_snooped6(group: &[u8; 16]) -> bool {
+    group[1] & 0x0f <= 1 || *group == ALL_NODES
+}
+
+/// fe80::/10, where MLD queries (and reports, or ::) come from (RFC 3810 §5).
+#[inline(always)]
+pub fn is_link_local_unicast6(address: &[u8; 16]) -> bool {
+    address[0] == 0xfe && address[1] & 0xc0 == 0x80
 }

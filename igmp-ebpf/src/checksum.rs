@@ -49,11 +49,39 @@ static CHECKSUM_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
 /// checksum field included, is 0xffff (RFC 1071 §1).
 #[inline(always)]
 pub fn is_valid<H: Hook>(frame: &Frame<H>, offset: usize, len: usize) -> bool {
+    is_valid_from(frame, offset, len, 0)
+}
+
+/// Whether the ICMPv6 message of `len` bytes at `offset`, in the IPv6
+/// packet at `l3_offset`, sums to 0xffff with its pseudo-header: source,
+/// destination, upper-layer length and Next Header 58 (RFC 4443 §2.3,
+/// RFC 8200 §8.1). The destination is the packet's own: MLD never carries
+/// a Routing header.
+#[inline(always)]
+pub fn is_valid_icmpv6<H: Hook>(
+    frame: &Frame<H>,
+    l3_offset: usize,
+    offset: usize,
+    len: usize,
+) -> bool {
+    // Source and destination, 32 octets from octet 8 of the IPv6 header.
+    let Some(addresses) = sum_in_place::<32, H>(frame, l3_offset + 8) else {
+        return false;
+    };
+    let seed = addresses + (len >> 16) as u32 + (len & 0xffff) as u32 + u32::from(ICMPV6);
+    is_valid_from(frame, offset, len, fold(seed))
+}
+
+/// Next Header of ICMPv6, in the pseudo-header.
+const ICMPV6: u8 = 58;
+
+#[inline(always)]
+fn is_valid_from<H: Hook>(frame: &Frame<H>, offset: usize, len: usize, seed: u32) -> bool {
     let sum = match len {
-        8 => sum_in_place::<8, H>(frame, offset),
-        20 => sum_in_place::<20, H>(frame, offset),
-        24 => sum_in_place::<24, H>(frame, offset),
-        _ => sum::<H>(frame.ctx(), offset, len),
+        8 => sum_in_place::<8, H>(frame, offset).map(|sum| sum + seed),
+        20 => sum_in_place::<20, H>(frame, offset).map(|sum| sum + seed),
+        24 => sum_in_place::<24, H>(frame, offset).map(|sum| sum + seed),
+        _ => sum::<H>(frame.ctx(), offset, len, seed),
     };
     match sum {
         Some(sum) => fold(sum) == 0xffff,
@@ -73,7 +101,7 @@ fn sum_in_place<const N: usize, H: Hook>(frame: &Frame<H>, offset: usize) -> Opt
 }
 
 #[inline(always)]
-fn sum<H: Hook>(ctx: *mut c_void, offset: usize, len: usize) -> Option<u32> {
+fn sum<H: Hook>(ctx: *mut c_void, offset: usize, len: usize, seed: u32) -> Option<u32> {
     if len > MAX_SPAN {
         return None;
     }
@@ -103,7 +131,7 @@ fn sum<H: Hook>(ctx: *mut c_void, offset: usize, len: usize) -> Option<u32> {
     if copied != 0 {
         return None;
     }
-    let mut seed = 0u32;
+    let mut seed = seed;
     // Chunks at constant offsets: a running offset plus a size is a sum the
     // 6.1 verifier cannot bound against the scratch buffer.
     for chunk in 0..MAX_SPAN / CSUM_CALL_MAX {

@@ -3,13 +3,13 @@
 //! not handle goes to the kernel. This decides; the hooks carry it out.
 
 use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, Settings};
-use network_types::ip::Ipv4Hdr;
+use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
-    addr::{is_link_local, is_multicast},
+    family::Family,
     frame::{Frame, Hook},
     l2::L2,
-    maps::{in_vlan_bridge, DATA_COUNTERS, GROUPS, ROUTER_EPOCH, SETTINGS},
+    maps::{in_vlan_bridge, DATA_COUNTERS, SETTINGS},
     verdict::{Destinations, Verdict},
 };
 
@@ -19,14 +19,38 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
     let Some(ip) = frame.header::<Ipv4Hdr>(l2.l3_offset) else {
         return Verdict::Pass;
     };
-    let group = ip.dst_addr;
-    if !is_multicast(group) {
+    to_group(ip.dst_addr, ingress, l2, Unregistered::ByPolicy)
+}
+
+/// Decides what happens to an IPv6 frame other than MLD arriving on port `ingress`.
+#[inline(always)]
+pub fn forward6<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
+    let Some(ip) = frame.header::<Ipv6Hdr>(l2.l3_offset) else {
+        return Verdict::Pass;
+    };
+    to_group(ip.dst_addr, ingress, l2, Unregistered::Flooded)
+}
+
+/// What becomes of a group no port joined.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unregistered {
+    /// As the daemon's policy says (IGMP).
+    ByPolicy,
+    /// Flooded by the kernel (MLD, which has no querier of ours yet to
+    /// decide the policy by: the bridge's own default).
+    Flooded,
+}
+
+/// The frame of family `A` sent to `group`.
+#[inline(always)]
+fn to_group<A: Family>(group: A, ingress: u32, l2: &L2, unregistered: Unregistered) -> Verdict {
+    if !group.is_multicast() {
         return Verdict::Pass;
     }
     if settings().is_some_and(|settings| settings.fast_path_off != 0) {
         return Verdict::Pass;
     }
-    if is_link_local(group) {
+    if group.is_never_snooped() {
         count(DataCounter::LinkLocal);
         return Verdict::Pass;
     }
@@ -38,7 +62,7 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
         inner_vlan: l2.inner_vlan,
         group,
     };
-    match GROUPS.get_ptr(key) {
+    match A::groups().get_ptr(key) {
         Some(entry) if unsafe { (*entry).flags } & group_flags::LOCAL_LISTENER != 0 => {
             count(DataCounter::LocalListener);
             Verdict::Pass
@@ -49,13 +73,17 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
         }
         Some(entry) => {
             count(DataCounter::Forwarded);
-            match destinations(unsafe { &*entry }) {
+            match destinations::<A>(unsafe { &*entry }) {
                 Destinations::Port(port) => to_sole_port(port, ingress),
                 to => Verdict::Forward(to),
             }
         }
         None if l2.vlan_filtering => {
             count(DataCounter::ToBridgeSnooping);
+            Verdict::Pass
+        }
+        None if unregistered == Unregistered::Flooded => {
+            count(DataCounter::UnregisteredFlooded);
             Verdict::Pass
         }
         None => unregistered_group(),
@@ -67,8 +95,8 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
 /// VLAN-filtering bridge the frame's own key carries a VLAN, so the mark is
 /// looked up apart.
 #[inline(always)]
-fn host_listens(group: [u8; 4]) -> bool {
-    GROUPS
+fn host_listens<A: Family>(group: A) -> bool {
+    A::groups()
         .get_ptr(GroupKey::untagged(group))
         .is_some_and(|entry| unsafe { (*entry).flags } & group_flags::LOCAL_LISTENER != 0)
 }
@@ -76,11 +104,11 @@ fn host_listens(group: [u8; 4]) -> bool {
 /// The group's destinations as the daemon worked them out, unless a router
 /// port was learned since (it is a destination too).
 #[inline(always)]
-fn destinations(entry: &GroupEntry) -> Destinations {
+fn destinations<A: Family>(entry: &GroupEntry) -> Destinations {
     if entry.sole_port == 0 && entry.dest_set == 0 {
         return Destinations::Every;
     }
-    let epoch = ROUTER_EPOCH.get(0).copied().unwrap_or_default();
+    let epoch = A::router_epoch().get(0).copied().unwrap_or_default();
     if entry.router_epoch != epoch {
         return Destinations::Every;
     }

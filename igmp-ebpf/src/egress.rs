@@ -6,15 +6,16 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use igmp_common::{
-    filter_mode, membership_flags, unregistered, DataCounter, GroupKey, MembershipKey,
-    PortSettings, RouterKey, SourceKey,
+    filter_mode, membership_flags, unregistered, DataCounter, Family as AddressFamily, GroupKey,
+    MembershipKey, PortSettings, RouterKey, SourceKey,
 };
 use network_types::ip::IpProto;
 
 use crate::{
     data::count,
+    family::Family,
     frame::{Frame, Xdp},
-    maps::{port_settings, GROUPS, MEMBERSHIP, ROUTER_PORTS, SETTINGS, SOURCES},
+    maps::{port_settings, SETTINGS},
     verdict::Headers,
 };
 
@@ -22,8 +23,12 @@ use crate::{
 pub fn filter(ctx: &XdpContext) -> u32 {
     let port = unsafe { (*ctx.ctx).egress_ifindex };
     let frame = Frame::<Xdp>::new(ctx);
-    let wanted = Headers::read(&frame)
-        .is_some_and(|headers| port_wants(port, &port_settings(port), &headers));
+    let options = port_settings(port);
+    let wanted = match Headers::<[u8; 4]>::read(&frame) {
+        Some(headers) => port_wants(port, &options, &headers),
+        None => Headers::<[u8; 16]>::read(&frame)
+            .is_some_and(|headers| port_wants(port, &options, &headers)),
+    };
     if wanted {
         xdp_action::XDP_PASS
     } else {
@@ -34,7 +39,7 @@ pub fn filter(ctx: &XdpContext) -> u32 {
 
 /// Whether port `port`, with options `options`, wants a frame with `headers`.
 #[inline(always)]
-pub fn port_wants(port: u32, options: &PortSettings, headers: &Headers) -> bool {
+pub fn port_wants<A: Family>(port: u32, options: &PortSettings, headers: &Headers<A>) -> bool {
     if options.blocked != 0 {
         return false;
     }
@@ -43,11 +48,12 @@ pub fn port_wants(port: u32, options: &PortSettings, headers: &Headers) -> bool 
         vlan: headers.vlan,
         inner_vlan: headers.inner_vlan,
     };
-    if ROUTER_PORTS.get_ptr(router_key).is_some() {
+    if A::router_ports().get_ptr(router_key).is_some() {
         return true;
     }
     let global = SETTINGS.get(0).copied().unwrap_or_default();
-    if headers.protocol == IpProto::Igmp as u8 {
+    // IGMP reports and leaves (MLD's never go through the fast path).
+    if A::FAMILY == AddressFamily::Ipv4 && headers.protocol == IpProto::Igmp as u8 {
         // Reports and leaves: router ports, ports that flood reports, or
         // everyone while no querier is known.
         return options.flood_reports != 0 || global.reports_to_routers == 0;
@@ -57,7 +63,7 @@ pub fn port_wants(port: u32, options: &PortSettings, headers: &Headers) -> bool 
         inner_vlan: headers.inner_vlan,
         group: headers.group,
     };
-    if GROUPS.get_ptr(group_key).is_none() {
+    if A::groups().get_ptr(group_key).is_none() {
         let policy = match options.unregistered {
             unregistered::FOLLOW_GLOBAL => global.unregistered,
             own => own,
@@ -68,16 +74,17 @@ pub fn port_wants(port: u32, options: &PortSettings, headers: &Headers) -> bool 
     member_wants(port, headers)
 }
 
-/// Whether port `port` joined the group and admits the source (RFC 3376 §6.3).
+/// Whether port `port` joined the group and admits the source (RFC 3376
+/// §6.3, RFC 3810 §7.2).
 #[inline(always)]
-fn member_wants(port: u32, headers: &Headers) -> bool {
+fn member_wants<A: Family>(port: u32, headers: &Headers<A>) -> bool {
     let key = MembershipKey {
         ifindex: port,
         vlan: headers.vlan,
         inner_vlan: headers.inner_vlan,
         group: headers.group,
     };
-    let Some(entry) = MEMBERSHIP.get_ptr(key) else {
+    let Some(entry) = A::membership().get_ptr(key) else {
         return false;
     };
     let (mode, flags, excluded_ns) = unsafe {
@@ -98,7 +105,7 @@ fn member_wants(port: u32, headers: &Headers) -> bool {
         group: headers.group,
         source: headers.source,
     };
-    let Some(source) = SOURCES.get_ptr(source_key) else {
+    let Some(source) = A::sources().get_ptr(source_key) else {
         // INCLUDE: not asked for; EXCLUDE: in neither list, so wanted.
         return mode != filter_mode::INCLUDE;
     };

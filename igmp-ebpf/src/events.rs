@@ -4,15 +4,15 @@
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use igmp_common::{Counter, Event, EventKind};
 
-use crate::{maps::EVENTS, stats::PortStats};
+use crate::{family::Family, stats::PortStats};
 
 /// Where and about what an event happened.
-pub struct Subject {
+pub struct Subject<A: Family> {
     pub ifindex: u32,
     pub vlan: u16,
     pub inner_vlan: u16,
-    pub group: [u8; 4],
-    pub address: [u8; 4],
+    pub group: A,
+    pub address: A,
     pub version: u8,
     pub record_type: u8,
     pub max_resp_code: u8,
@@ -23,8 +23,8 @@ pub struct Subject {
 /// Writes the event straight into the ring buffer: no copy of it on the
 /// stack, which the program and its `bpf_loop` callbacks share (512 bytes).
 #[inline(always)]
-pub fn emit(kind: EventKind, subject: &Subject, stats: &PortStats) {
-    let Some(mut entry) = EVENTS.reserve(0) else {
+pub fn emit<A: Family>(kind: EventKind, subject: &Subject<A>, stats: &PortStats) {
+    let Some(mut entry) = A::events().reserve(0) else {
         stats.count(Counter::EventLost);
         return;
     };

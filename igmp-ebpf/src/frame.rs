@@ -229,3 +229,6 @@ unsafe impl<const N: usize> Header for [u8; N] {}
 unsafe impl Header for network_types::ip::Ipv4Hdr {}
 unsafe impl Header for crate::headers::IgmpHeader {}
 unsafe impl Header for crate::headers::V3QueryTail {}
+unsafe impl Header for network_types::ip::Ipv6Hdr {}
+unsafe impl Header for crate::headers::MldHeader {}
+unsafe impl Header for crate::headers::MldQueryTail {}

@@ -4,7 +4,7 @@ use aya_log_ebpf::debug;
 use igmp_common::{igmp_version, query_flags, Counter, DropReason, MAX_V3_SOURCES_PER_RECORD};
 
 use crate::{
-    addr::{is_link_local, is_multicast, ALL_HOSTS, ALL_ROUTERS},
+    addr::{is_link_local, is_multicast, ALL_HOSTS, ALL_ROUTERS, ALL_V3_ROUTERS},
     checksum, data,
     frame::{Frame, Hook},
     headers::{IgmpHeader, V3QueryTail},
@@ -12,7 +12,7 @@ use crate::{
     l2::L2,
     limits,
     maps::port_settings,
-    membership::{self, GroupReport, Heard, Origin, QueryInfo},
+    membership::{self, GroupReport, Heard, QueryInfo},
     stats::PortStats,
     v3,
     verdict::Verdict,
@@ -23,6 +23,9 @@ const V1_REPORT: u8 = 0x12;
 const V2_REPORT: u8 = 0x16;
 const V2_LEAVE: u8 = 0x17;
 const V3_REPORT: u8 = 0x22;
+
+/// IGMP's messages come from, and are about, IPv4 addresses.
+type Origin = membership::Origin<[u8; 4]>;
 
 const V3_QUERY_MIN_LEN: usize = 12;
 /// Suppress Router-Side Processing, in the S/QRV octet (RFC 3376 §4.1.5).
@@ -94,8 +97,28 @@ fn classify<H: Hook>(
         V1_REPORT => report(&packet, header, &origin, igmp_version::V1).map(|()| Message::Report),
         V2_REPORT => report(&packet, header, &origin, igmp_version::V2).map(|()| Message::Report),
         V2_LEAVE => leave(&packet, header, &origin).map(|()| Message::Report),
-        _ => v3::report(frame, &packet, header, &origin).map(|()| Message::Report),
+        _ => v3_report(frame, &packet, header, &origin).map(|()| Message::Report),
     }
+}
+
+/// v3 reports, sent to all v3-capable routers (RFC 3376 §4.2.14).
+#[inline(always)]
+fn v3_report<H: Hook>(
+    frame: &Frame<H>,
+    packet: &IgmpPacket,
+    header: &IgmpHeader,
+    origin: &Origin,
+) -> Result<(), DropReason> {
+    if packet.destination != ALL_V3_ROUTERS {
+        return Err(DropReason::BadDestination);
+    }
+    v3::report(
+        frame,
+        packet.offset,
+        packet.len,
+        header.v3_records(),
+        *origin,
+    )
 }
 
 #[inline(always)]

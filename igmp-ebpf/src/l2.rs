@@ -1,6 +1,6 @@
 //! Ethernet with up to two VLAN tags (802.1ad S-tag + 802.1Q C-tag, or
-//! 802.1Q + 802.1Q), and which network layer follows: IPv4, or IPv6 (whose
-//! MLD the program does not snoop yet: `main.rs` passes it on).
+//! 802.1Q + 802.1Q), and which network layer follows: IPv4, or IPv6 (which
+//! `main.rs` hands on to the IPv6 program).
 
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 

@@ -7,6 +7,13 @@
 //! and update the tables in [`maps`], counting every outcome in [`stats`];
 //! [`data`] decides where multicast data goes. Each decision is a
 //! [`verdict::Verdict`], which [`xdp`] and [`tc`] carry out.
+//!
+//! IPv6 takes the same path over MLD's tables ([`family`]), in programs of
+//! its own reached by tail calls, each with a stack of its own: the IPv4
+//! program hands an IPv6 frame to `igmp_snoop6` ([`ip6`] walks its
+//! extension headers, [`mld`] validates MLD, [`data`] forwards the rest),
+//! which hands a valid MLD message to `igmp_mld` or `igmp_mld_report` to
+//! learn from.
 #![no_std]
 #![no_main]
 // Atomic fetch-and-add on map values: core::sync::atomic has no RMW on this target.
@@ -20,14 +27,17 @@ mod checksum;
 mod data;
 mod egress;
 mod events;
+mod family;
 mod frame;
 mod headers;
 mod igmp;
 mod ip;
+mod ip6;
 mod l2;
 mod limits;
 mod maps;
 mod membership;
+mod mld;
 mod pim;
 mod stats;
 mod tc;
@@ -44,8 +54,11 @@ use aya_ebpf::{
 use igmp_common::DropReason;
 use network_types::ip::IpProto;
 
+use aya_ebpf::bindings::TC_ACT_UNSPEC;
+
 use crate::{
     frame::{Frame, Hook, Tc, Xdp},
+    maps::{MLD_TC, MLD_XDP},
     stats::PortStats,
     verdict::Verdict,
 };
@@ -53,7 +66,20 @@ use crate::{
 #[xdp]
 pub fn igmp_snoop(ctx: XdpContext) -> u32 {
     let ingress = ctx.ingress_ifindex() as u32;
-    xdp::action(snoop::<Xdp>(&ctx, ingress))
+    xdp_verdict(&ctx, snoop::<Xdp>(&ctx, ingress))
+}
+
+/// Carries out `verdict` in XDP: a tail call, or `xdp::action`.
+#[inline(always)]
+fn xdp_verdict(ctx: &XdpContext, verdict: Verdict) -> u32 {
+    if let Verdict::TailCall(slot) = verdict {
+        // SAFETY: `ctx` is this program's own context.
+        unsafe { MLD_XDP.tail_call(ctx, slot) };
+        // Back here only if the slot is empty (a loader that did not fill
+        // it): the kernel decides, as before MLD snooping.
+        return xdp_action::XDP_PASS;
+    }
+    xdp::action(verdict)
 }
 
 /// The same path as `igmp_snoop`, for ports whose frames arrive as skbs.
@@ -62,11 +88,72 @@ pub fn igmp_snoop_tc(ctx: TcContext) -> i32 {
     // At ingress the skb's device is the port it came in on.
     let ingress = unsafe { (*ctx.skb.skb).ifindex };
     Tc::make_readable(&ctx, HEADERS_LEN);
-    tc::action(&ctx, ingress, snoop::<Tc>(&ctx, ingress))
+    let verdict = snoop::<Tc>(&ctx, ingress);
+    tc_verdict::<[u8; 4]>(&ctx, ingress, verdict)
+}
+
+/// Carries out `verdict` on a frame of family `A` in tc: a tail call, or `tc::action`.
+#[inline(always)]
+fn tc_verdict<A: tc::Walked>(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32 {
+    if let Verdict::TailCall(slot) = verdict {
+        // SAFETY: as in `xdp_verdict`.
+        unsafe { MLD_TC.tail_call(ctx, slot) };
+        return TC_ACT_UNSPEC;
+    }
+    tc::action::<A>(ctx, ingress, verdict)
+}
+
+/// IPv6, reached by a tail call from `igmp_snoop`: a program of its own so
+/// that MLD's 16-octet addresses and keys get a stack of their own. Called,
+/// the IPv6 path's frames would sit on top of the IPv4 path's, which with
+/// the IGMPv3 walk's already fill the 512 bytes the verifier allows.
+#[xdp]
+pub fn igmp_snoop6(ctx: XdpContext) -> u32 {
+    let ingress = ctx.ingress_ifindex() as u32;
+    xdp_verdict(&ctx, snoop6::<Xdp>(&ctx, ingress))
+}
+
+/// IPv6 for `igmp_snoop_tc`, as `igmp_snoop6` is for `igmp_snoop`.
+#[classifier]
+pub fn igmp_snoop6_tc(ctx: TcContext) -> i32 {
+    let ingress = unsafe { (*ctx.skb.skb).ifindex };
+    Tc::make_readable(&ctx, HEADERS_LEN);
+    let verdict = snoop6::<Tc>(&ctx, ingress);
+    tc_verdict::<[u8; 16]>(&ctx, ingress, verdict)
+}
+
+/// Learns from a valid MLDv1 report, Done or query (`mld::learn`), reached
+/// by a tail call from `igmp_snoop6` with a stack of its own, as its frames
+/// and the validation's would not fit on one. The message then goes to the
+/// kernel, which floods it.
+#[xdp]
+pub fn igmp_mld(ctx: XdpContext) -> u32 {
+    mld::learn::<Xdp>(&ctx, false);
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn igmp_mld_tc(ctx: TcContext) -> i32 {
+    mld::learn::<Tc>(&ctx, false);
+    TC_ACT_UNSPEC
+}
+
+/// Learns from a valid MLDv2 report, as `igmp_mld` from other MLD messages.
+#[xdp]
+pub fn igmp_mld_report(ctx: XdpContext) -> u32 {
+    mld::learn::<Xdp>(&ctx, true);
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn igmp_mld_report_tc(ctx: TcContext) -> i32 {
+    mld::learn::<Tc>(&ctx, true);
+    TC_ACT_UNSPEC
 }
 
 /// Every header the packet path reads in place: Ethernet, two VLAN tags, the
-/// longest IPv4 header and an IGMP header.
+/// longest IPv4 header and an IGMP header (longer than IPv6's header, a
+/// Hop-by-Hop header of 8 octets and the ICMPv6 type).
 const HEADERS_LEN: u32 = 14 + 2 * 4 + 60 + 8;
 /// An IGMP message is read whole; none is longer than an Ethernet MTU.
 const IGMP_FRAME_MAX: u32 = 14 + 2 * 4 + checksum::MAX_SPAN as u32;
@@ -77,8 +164,9 @@ fn snoop<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
     let frame = Frame::<H>::new(ctx);
     let l2 = match l2::parse(&frame) {
         Ok(Some(l2)) if l2.network == l2::Network::Ipv4 => l2,
-        // IPv6 (MLD snooping is not built yet: the kernel's path decides) and not IP at all.
-        Ok(_) => return Verdict::Pass,
+        Ok(Some(_)) => return Verdict::TailCall(verdict::tail::IPV6),
+        // Not IP at all.
+        Ok(None) => return Verdict::Pass,
         // Rare, and worth a counter whatever the payload.
         Err(l2::TooManyTags) => {
             PortStats::for_port(ingress).reject(DropReason::TooManyVlanTags);
@@ -102,6 +190,42 @@ fn snoop<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
         Some(_) => data::forward(&frame, ingress, &l2),
         None => Verdict::Pass,
     }
+}
+
+/// The IPv6 half of `snoop`: MLD learns, other multicast is forwarded.
+#[inline(always)]
+fn snoop6<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
+    let frame = Frame::<H>::new(ctx);
+    let l2 = match l2::parse(&frame) {
+        Ok(Some(l2)) if l2.network == l2::Network::Ipv6 => l2,
+        Ok(_) => return Verdict::Pass,
+        Err(l2::TooManyTags) => {
+            PortStats::for_port(ingress).reject(DropReason::TooManyVlanTags);
+            return Verdict::Pass;
+        }
+    };
+    let upper = match ip6::upper_layer(&frame, l2.l3_offset) {
+        Ok(upper) => upper,
+        Err(reason) => {
+            PortStats::for_port(ingress).reject(reason);
+            return Verdict::Pass;
+        }
+    };
+    if upper.protocol == ip6::ICMPV6 {
+        // Type and code: a one-byte read's bounds check is one LLVM turns
+        // into a compare the verifier cannot use.
+        let is_mld = frame
+            .read::<[u8; 2]>(upper.offset)
+            .is_some_and(|[kind, _]| mld::is_mld(kind));
+        if is_mld {
+            let Some(l2) = l2.in_bridge_vlan(ingress) else {
+                return Verdict::Pass;
+            };
+            H::make_readable(ctx, IGMP_FRAME_MAX);
+            return mld::validate(&Frame::<H>::new(ctx), ingress, &l2, &upper);
+        }
+    }
+    data::forward6(&frame, ingress, &l2)
 }
 
 /// The benchmark's baseline: an XDP program that only passes. Never attached;

@@ -2,7 +2,9 @@
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    btf_maps::{Array, ArrayOfMaps, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    btf_maps::{
+        Array, ArrayOfMaps, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf,
+    },
     macros::btf_map,
 };
 use igmp_common::{
@@ -193,6 +195,14 @@ pub static ROUTER_EPOCH6: Array<u32, 1> = Array::new();
 
 #[btf_map]
 pub static EVENTS6: RingBuf<Event<Ipv6>, { capacity::EVENTS_BYTES as usize }> = RingBuf::new();
+
+/// The IPv6 and MLD programs of each hook, reached by tail calls
+/// (`verdict::tail` names the slots); the loader fills them.
+#[btf_map]
+pub static MLD_XDP: ProgramArray<{ crate::verdict::tail::SLOTS }> = ProgramArray::new();
+
+#[btf_map]
+pub static MLD_TC: ProgramArray<{ crate::verdict::tail::SLOTS }> = ProgramArray::new();
 
 /// `bpf_map_update_elem` flags.
 pub const BPF_NOEXIST: u64 = 1;

@@ -4,29 +4,27 @@
 use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
 
 use igmp_common::{
-    filter_mode, igmp_version, membership_flags, router_flags, router_mode, source_flags, Counter,
-    EventKind, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings,
-    RouterKey, RouterPort, SourceEntry, SourceKey,
+    filter_mode, membership_flags, router_flags, router_mode, source_flags, Counter, EventKind,
+    GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey,
+    RouterPort, SourceEntry, SourceKey,
 };
 
 use crate::{
     events::{emit, now, Subject},
+    family::Family,
     l2::L2,
     limits,
-    maps::{
-        BPF_NOEXIST, EEXIST, GROUPS, HOSTS, MEMBERSHIP, ROUTER_EPOCH, ROUTER_PORTS, SOURCES,
-        V1_HOSTS,
-    },
+    maps::{BPF_NOEXIST, EEXIST},
     stats::PortStats,
 };
 
 /// The port and VLAN a message arrived on, and who sent it.
 #[derive(Clone, Copy)]
-pub struct Origin {
+pub struct Origin<A: Family> {
     pub ifindex: u32,
     pub vlan: u16,
     pub inner_vlan: u16,
-    pub sender: [u8; 4],
+    pub sender: A,
     pub stats: PortStats,
     /// The port's options (`PORTS` map) that learning needs: only these, as
     /// `Origin` is copied onto the v3 walk's stack too.
@@ -35,16 +33,10 @@ pub struct Origin {
     pub max_groups: u32,
 }
 
-impl Origin {
+impl<A: Family> Origin<A> {
     /// Where a message came from, with the options of its port.
     #[inline(always)]
-    pub fn new(
-        ifindex: u32,
-        l2: &L2,
-        sender: [u8; 4],
-        stats: PortStats,
-        port: &PortSettings,
-    ) -> Self {
+    pub fn new(ifindex: u32, l2: &L2, sender: A, stats: PortStats, port: &PortSettings) -> Self {
         Self {
             ifindex,
             // On a VLAN-filtering bridge already the bridge's VLAN.
@@ -61,16 +53,16 @@ impl Origin {
 
 /// What a report says about one group.
 #[derive(Clone, Copy)]
-pub struct GroupReport {
-    pub group: [u8; 4],
+pub struct GroupReport<A: Family> {
+    pub group: A,
     pub version: u8,
     /// v3 record type, 0 for v1/v2.
     pub record_type: u8,
 }
 
-impl Origin {
+impl<A: Family> Origin<A> {
     #[inline(always)]
-    fn key(&self, group: [u8; 4]) -> MembershipKey {
+    fn key(&self, group: A) -> MembershipKey<A> {
         MembershipKey {
             ifindex: self.ifindex,
             vlan: self.vlan,
@@ -80,7 +72,7 @@ impl Origin {
     }
 
     #[inline(always)]
-    fn subject(&self, report: &GroupReport, address: [u8; 4]) -> Subject {
+    fn subject(&self, report: &GroupReport<A>, address: A) -> Subject<A> {
         Subject {
             ifindex: self.ifindex,
             vlan: self.vlan,
@@ -106,8 +98,8 @@ pub struct GroupState {
 
 /// The group's entry on the origin's port, as it stands.
 #[inline(always)]
-pub fn group_state(origin: &Origin, group: [u8; 4]) -> GroupState {
-    match MEMBERSHIP.get_ptr(origin.key(group)) {
+pub fn group_state<A: Family>(origin: &Origin<A>, group: A) -> GroupState {
+    match A::membership().get_ptr(origin.key(group)) {
         // SAFETY: a map value pointer, read at once.
         Some(entry) => unsafe {
             GroupState {
@@ -127,10 +119,10 @@ pub fn group_state(origin: &Origin, group: [u8; 4]) -> GroupState {
 /// in EXCLUDE mode also marks every source the record does not name as
 /// deleted (`SourceEntry::listed`). Returns the state before.
 #[inline(always)]
-pub fn report_exclude(origin: &Origin, report: &GroupReport) -> GroupState {
+pub fn report_exclude<A: Family>(origin: &Origin<A>, report: &GroupReport<A>) -> GroupState {
     host_seen(origin, report.group);
     let key = origin.key(report.group);
-    if let Some(entry) = MEMBERSHIP.get_ptr_mut(key) {
+    if let Some(entry) = A::membership().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
         let before = GroupState {
             mode: entry.filter_mode,
@@ -155,13 +147,13 @@ pub fn report_exclude(origin: &Origin, report: &GroupReport) -> GroupState {
 /// A v1 report: starts the port's older version host present timer for the
 /// group (RFC 3376 §7.3.2), which user space reads.
 #[inline(always)]
-pub fn v1_host_seen(origin: &Origin, group: [u8; 4]) {
+pub fn v1_host_seen<A: Family>(origin: &Origin<A>, group: A) {
     let key = origin.key(group);
-    if let Some(last) = V1_HOSTS.get_ptr_mut(key) {
+    if let Some(last) = A::v1_hosts().get_ptr_mut(key) {
         unsafe { *last = now() };
         return;
     }
-    match V1_HOSTS.insert(key, now(), BPF_NOEXIST) {
+    match A::v1_hosts().insert(key, now(), BPF_NOEXIST) {
         Ok(()) | Err(EEXIST) => {}
         Err(_) => origin.stats.count(Counter::TableFull),
     }
@@ -172,10 +164,10 @@ pub fn v1_host_seen(origin: &Origin, group: [u8; 4]) {
 /// long as its sources are reported; an EXCLUDE group's timer is only restarted
 /// by EXCLUDE reports (RFC 3376 §6.4.1).
 #[inline(always)]
-pub fn report_include(origin: &Origin, report: &GroupReport) -> u8 {
+pub fn report_include<A: Family>(origin: &Origin<A>, report: &GroupReport<A>) -> u8 {
     host_seen(origin, report.group);
     let key = origin.key(report.group);
-    if let Some(entry) = MEMBERSHIP.get_ptr_mut(key) {
+    if let Some(entry) = A::membership().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
         entry.last_reporter = origin.sender;
         entry.version = report.version;
@@ -192,7 +184,7 @@ pub fn report_include(origin: &Origin, report: &GroupReport) -> u8 {
 }
 
 #[inline(always)]
-fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
+fn create<A: Family>(origin: &Origin<A>, report: &GroupReport<A>, key: MembershipKey<A>, mode: u8) {
     if !limits::reserve_group(origin.ifindex, origin.max_groups) {
         origin.stats.count(Counter::GroupLimit);
         return;
@@ -206,9 +198,9 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
         version: report.version,
         filter_mode: mode,
         flags: 0,
-        _pad: [],
+        _pad: Default::default(),
     };
-    match MEMBERSHIP.insert(key, entry, BPF_NOEXIST) {
+    match A::membership().insert(key, entry, BPF_NOEXIST) {
         Ok(()) => {
             origin.stats.count(Counter::GroupCreated);
             widen_destinations(&key);
@@ -238,13 +230,13 @@ fn create(origin: &Origin, report: &GroupReport, key: MembershipKey, mode: u8) {
 /// first report even while no daemon runs; the daemon works them out when
 /// it hears of the join, or at its start.
 #[inline(always)]
-fn widen_destinations(key: &MembershipKey) {
+fn widen_destinations<A: Family>(key: &MembershipKey<A>) {
     let group = GroupKey {
         vlan: key.vlan,
         inner_vlan: key.inner_vlan,
         group: key.group,
     };
-    match GROUPS.get_ptr_mut(group) {
+    match A::groups().get_ptr_mut(group) {
         Some(entry) => {
             let entry = unsafe { &mut *entry };
             if entry.sole_port != key.ifindex {
@@ -261,7 +253,7 @@ fn widen_destinations(key: &MembershipKey) {
             // Failing means another CPU registered it an instant ago, or
             // GROUPS, as large as MEMBERSHIP, is full: the group then stays
             // unregistered, forwarded by the unregistered policy.
-            let _ = GROUPS.insert(group, entry, BPF_NOEXIST);
+            let _ = A::groups().insert(group, entry, BPF_NOEXIST);
         }
     }
 }
@@ -269,9 +261,9 @@ fn widen_destinations(key: &MembershipKey) {
 /// A leave for the group (v2 leave, v3 TO_IN{}, TO_IN in EXCLUDE mode). The
 /// entry stays: user space lowers its timer or removes it (RFC 4541 §2.1.1).
 #[inline(always)]
-pub fn leave(origin: &Origin, report: &GroupReport) {
+pub fn leave<A: Family>(origin: &Origin<A>, report: &GroupReport<A>) {
     host_left(origin, report.group);
-    let Some(entry) = MEMBERSHIP.get_ptr_mut(origin.key(report.group)) else {
+    let Some(entry) = A::membership().get_ptr_mut(origin.key(report.group)) else {
         return;
     };
     let entry = unsafe { &mut *entry };
@@ -286,14 +278,14 @@ pub fn leave(origin: &Origin, report: &GroupReport) {
 
 /// Marks a group whose source list was cut at the walk bound.
 #[inline(always)]
-pub fn mark_sources_truncated(origin: &Origin, group: [u8; 4]) {
-    if let Some(entry) = MEMBERSHIP.get_ptr_mut(origin.key(group)) {
+pub fn mark_sources_truncated<A: Family>(origin: &Origin<A>, group: A) {
+    if let Some(entry) = A::membership().get_ptr_mut(origin.key(group)) {
         unsafe { (*entry).flags |= membership_flags::SOURCES_TRUNCATED };
     }
 }
 
 #[inline(always)]
-fn source_key(origin: &Origin, group: [u8; 4], source: [u8; 4]) -> SourceKey {
+fn source_key<A: Family>(origin: &Origin<A>, group: A, source: A) -> SourceKey<A> {
     SourceKey {
         ifindex: origin.ifindex,
         vlan: origin.vlan,
@@ -328,10 +320,15 @@ pub enum Named {
 
 /// A source named by a record of any type but BLOCK.
 #[inline(always)]
-pub fn source_seen(origin: &Origin, report: &GroupReport, source: [u8; 4], named: Named) {
+pub fn source_seen<A: Family>(
+    origin: &Origin<A>,
+    report: &GroupReport<A>,
+    source: A,
+    named: Named,
+) {
     let key = source_key(origin, report.group, source);
     let now = now();
-    if let Some(entry) = SOURCES.get_ptr_mut(key) {
+    if let Some(entry) = A::sources().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
         let asked_again = match named {
             Named::Asked => true,
@@ -382,11 +379,11 @@ pub fn source_seen(origin: &Origin, report: &GroupReport, source: [u8; 4], named
 }
 
 #[inline(always)]
-fn insert_source(
-    origin: &Origin,
-    report: &GroupReport,
-    key: SourceKey,
-    source: [u8; 4],
+fn insert_source<A: Family>(
+    origin: &Origin<A>,
+    report: &GroupReport<A>,
+    key: SourceKey<A>,
+    source: A,
     entry: SourceEntry,
 ) {
     let kind = if entry.flags & source_flags::LEAVE_PENDING != 0 {
@@ -395,7 +392,7 @@ fn insert_source(
     } else {
         EventKind::NewSource
     };
-    match SOURCES.insert(key, entry, BPF_NOEXIST) {
+    match A::sources().insert(key, entry, BPF_NOEXIST) {
         Ok(()) => {
             origin.stats.count(Counter::SourceCreated);
             emit(kind, &origin.subject(report, source), &origin.stats);
@@ -413,11 +410,16 @@ fn insert_source(
 /// alone, any other is put in X and asked about, and goes to Y when no
 /// host asks for it (`daemon/expire.rs`).
 #[inline(always)]
-pub fn source_leave(origin: &Origin, report: &GroupReport, source: [u8; 4], group: &GroupState) {
+pub fn source_leave<A: Family>(
+    origin: &Origin<A>,
+    report: &GroupReport<A>,
+    source: A,
+    group: &GroupState,
+) {
     let key = source_key(origin, report.group, source);
     let now = now();
     let excluding = group.mode == filter_mode::EXCLUDE;
-    if let Some(entry) = SOURCES.get_ptr_mut(key) {
+    if let Some(entry) = A::sources().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
         if excluding {
             if !entry.listed(filter_mode::EXCLUDE, group.last_report_ns) {
@@ -453,8 +455,8 @@ pub fn source_leave(origin: &Origin, report: &GroupReport, source: [u8; 4], grou
 }
 
 /// What a query says about its sender, the querier.
-pub struct QueryInfo {
-    pub group: [u8; 4],
+pub struct QueryInfo<A: Family> {
+    pub group: A,
     pub version: u8,
     pub robustness: u8,
     pub qqic: u8,
@@ -464,15 +466,15 @@ pub struct QueryInfo {
 }
 
 /// What made a port a router port.
-pub enum Heard<'a> {
-    Query(&'a QueryInfo),
+pub enum Heard<'a, A: Family> {
+    Query(&'a QueryInfo<A>),
     PimHello,
 }
 
 /// A query from a real querier, or a PIM hello: the port leads to a multicast
 /// router (RFC 4541 §2.1.1). Returns whether the port is new to the map.
 #[inline(always)]
-pub fn router_seen(origin: &Origin, heard: Heard) -> bool {
+pub fn router_seen<A: Family>(origin: &Origin<A>, heard: Heard<A>) -> bool {
     if origin.router_mode == router_mode::OFF {
         return false;
     }
@@ -481,7 +483,7 @@ pub fn router_seen(origin: &Origin, heard: Heard) -> bool {
         vlan: origin.vlan,
         inner_vlan: origin.inner_vlan,
     };
-    if let Some(entry) = ROUTER_PORTS.get_ptr_mut(key) {
+    if let Some(entry) = A::router_ports().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
         entry.last_query_ns = now();
         // Flags (permanent, set by user space) survive: only the querier's words change.
@@ -510,7 +512,7 @@ pub fn router_seen(origin: &Origin, heard: Heard) -> bool {
 }
 
 #[inline(always)]
-fn record_query(entry: &mut RouterPort, origin: &Origin, query: &QueryInfo) {
+fn record_query<A: Family>(entry: &mut RouterPort<A>, origin: &Origin<A>, query: &QueryInfo<A>) {
     entry.querier = origin.sender;
     entry.version = query.version;
     entry.robustness = query.robustness;
@@ -519,17 +521,22 @@ fn record_query(entry: &mut RouterPort, origin: &Origin, query: &QueryInfo) {
 }
 
 #[inline(always)]
-fn insert_router_port(origin: &Origin, key: RouterKey, value: RouterPort, version: u8) -> bool {
+fn insert_router_port<A: Family>(
+    origin: &Origin<A>,
+    key: RouterKey,
+    value: RouterPort<A>,
+    version: u8,
+) -> bool {
     let report = GroupReport {
-        group: [0; 4],
+        group: A::UNSPECIFIED,
         version,
         record_type: 0,
     };
-    match ROUTER_PORTS.insert(key, value, BPF_NOEXIST) {
+    match A::router_ports().insert(key, value, BPF_NOEXIST) {
         Ok(()) => {
             // Every group's data goes to this port too: the destinations the
             // daemon worked out without it no longer hold.
-            if let Some(epoch) = ROUTER_EPOCH.get_ptr_mut(0) {
+            if let Some(epoch) = A::router_epoch().get_ptr_mut(0) {
                 // A plain atomic add (BPF v1 has no fetch-and-add); SAFETY:
                 // a pointer into the array's only value, which always exists.
                 unsafe { atomic_xadd::<u32, u32, { Relaxed }>(epoch, 1) };
@@ -550,7 +557,7 @@ fn insert_router_port(origin: &Origin, key: RouterKey, value: RouterPort, versio
 }
 
 #[inline(always)]
-fn host_key(origin: &Origin, group: [u8; 4]) -> HostKey {
+fn host_key<A: Family>(origin: &Origin<A>, group: A) -> HostKey<A> {
     HostKey {
         ifindex: origin.ifindex,
         vlan: origin.vlan,
@@ -563,19 +570,19 @@ fn host_key(origin: &Origin, group: [u8; 4]) -> HostKey {
 /// On a fast-leave port, remembers which host reported the group, so that a
 /// leave removes the group only when its last host has gone (RFC 4541 §2.1.1).
 #[inline(always)]
-pub fn host_seen(origin: &Origin, group: [u8; 4]) {
+pub fn host_seen<A: Family>(origin: &Origin<A>, group: A) {
     if origin.fast_leave == 0 {
         return;
     }
     let key = host_key(origin, group);
-    if let Some(entry) = HOSTS.get_ptr_mut(key) {
+    if let Some(entry) = A::hosts().get_ptr_mut(key) {
         unsafe { (*entry).last_report_ns = now() };
         return;
     }
     let entry = HostEntry {
         last_report_ns: now(),
     };
-    if HOSTS.insert(key, entry, BPF_NOEXIST).is_err() {
+    if A::hosts().insert(key, entry, BPF_NOEXIST).is_err() {
         origin.stats.count(Counter::TableFull);
     }
 }
@@ -583,15 +590,15 @@ pub fn host_seen(origin: &Origin, group: [u8; 4]) {
 /// On a fast-leave port, forgets the host that left; user space then removes
 /// the group if no other host remains.
 #[inline(always)]
-pub fn host_left(origin: &Origin, group: [u8; 4]) {
+pub fn host_left<A: Family>(origin: &Origin<A>, group: A) {
     if origin.fast_leave != 0 {
-        let _ = HOSTS.remove(host_key(origin, group));
+        let _ = A::hosts().remove(host_key(origin, group));
     }
 }
 
 /// Every query goes to user space: it tracks the other querier's presence (RFC 3376 §6.6.2).
 #[inline(always)]
-pub fn query_seen(origin: &Origin, query: &QueryInfo) {
+pub fn query_seen<A: Family>(origin: &Origin<A>, query: &QueryInfo<A>) {
     let report = GroupReport {
         group: query.group,
         version: query.version,
@@ -606,10 +613,10 @@ pub fn query_seen(origin: &Origin, query: &QueryInfo) {
 /// A source listed in a group-and-source-specific query: user space lowers
 /// its timer on every member port (RFC 3376 §6.6.1).
 #[inline(always)]
-pub fn query_source_seen(origin: &Origin, group: [u8; 4], source: [u8; 4], max_resp_code: u8) {
+pub fn query_source_seen<A: Family>(origin: &Origin<A>, group: A, source: A, max_resp_code: u8) {
     let report = GroupReport {
         group,
-        version: igmp_version::V3,
+        version: A::FILTERING_VERSION,
         record_type: 0,
     };
     let mut subject = origin.subject(&report, source);

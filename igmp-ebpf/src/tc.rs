@@ -23,19 +23,21 @@ use igmp_common::{capacity, port_vlan_flags, DataCounter, PortList};
 use crate::{
     data::count,
     egress::port_wants,
+    family::Family,
     frame::{Frame, Tc},
     maps::{bridge_vlan, port_settings, port_vlan, PORT_LIST, SET_PORT_LISTS},
-    verdict::{Destinations, Headers, Verdict},
+    verdict::{Destinations, Headers, Readable, Verdict},
 };
 
+/// Carries out `verdict` on a frame of family `A`.
 #[inline(always)]
-pub fn action(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32 {
+pub fn action<A: Walked>(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32 {
     match verdict {
-        Verdict::Pass => TC_ACT_UNSPEC,
+        Verdict::Pass | Verdict::TailCall(_) => TC_ACT_UNSPEC,
         Verdict::Drop => TC_ACT_SHOT,
-        Verdict::Forward(Destinations::Port(port)) => forward(ctx, ingress, port, EVERY_PORT),
-        Verdict::Forward(Destinations::Set(slot)) => forward(ctx, ingress, 0, slot),
-        Verdict::Forward(Destinations::Every) => forward(ctx, ingress, 0, EVERY_PORT),
+        Verdict::Forward(Destinations::Port(port)) => forward::<A>(ctx, ingress, port, EVERY_PORT),
+        Verdict::Forward(Destinations::Set(slot)) => forward::<A>(ctx, ingress, 0, slot),
+        Verdict::Forward(Destinations::Every) => forward::<A>(ctx, ingress, 0, EVERY_PORT),
     }
 }
 
@@ -60,12 +62,12 @@ const TCI_PRIORITY: u16 = 0xf000;
 /// verifier refuses a call whose callee reads an argument register the
 /// caller left unset, as an enum's unused payload is.
 #[inline(never)]
-fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
+fn forward<A: Walked>(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
     // Index 0 of a one-entry array is always there; the check is the verifier's.
-    let Some(state) = TC_WALK.get_ptr_mut(0) else {
+    let Some(state) = A::walk_state() else {
         return TC_ACT_UNSPEC;
     };
-    let Some(headers) = Headers::read(&Frame::<Tc>::new(ctx)) else {
+    let Some(headers) = A::read_headers(&Frame::<Tc>::new(ctx)) else {
         return TC_ACT_UNSPEC;
     };
     let skb = ctx.skb.skb;
@@ -105,7 +107,7 @@ fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
     unsafe {
         bpf_loop(
             length,
-            clone_to_port as *mut c_void,
+            clone_to_port::<A> as *mut c_void,
             (&raw mut walk).cast(),
             0,
         )
@@ -127,7 +129,7 @@ fn forward(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
 
 /// The skb itself to `port`, no copy made.
 #[inline(always)]
-fn to_port(walk: &mut Walk, port: u32) -> i32 {
+fn to_port<A: Walked>(walk: &mut Walk<A>, port: u32) -> i32 {
     let Some(untagged) = walk.wanted_by(port) else {
         count(DataCounter::EgressFiltered);
         return TC_ACT_SHOT;
@@ -151,11 +153,11 @@ fn redirect(port: u32) -> i32 {
 /// What the walk over a port list needs, on the stack: the rest is in
 /// this CPU's [`WalkState`].
 #[repr(C)]
-struct Walk {
+struct Walk<A: Walked> {
     skb: *mut c_void,
     /// The destination set's ports, or null for `PORT_LIST`.
     set: *const PortList,
-    state: *mut WalkState,
+    state: *mut WalkState<A>,
 }
 
 /// A forwarded frame's walk over its ports. Kept in a map, not on the
@@ -165,8 +167,8 @@ struct Walk {
 /// frame plus this function's is near 6.1's 512-byte limit.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-struct WalkState {
-    headers: Headers,
+pub struct WalkState<A: Family> {
+    headers: Headers<A>,
     ingress: u32,
     /// The last port the walk found to want the frame, not sent to yet (0:
     /// none): it gets the frame itself once the walk ends, so that N ports
@@ -186,17 +188,39 @@ struct WalkState {
 }
 
 #[btf_map]
-static TC_WALK: PerCpuArray<WalkState, 1> = PerCpuArray::new();
+static TC_WALK: PerCpuArray<WalkState<[u8; 4]>, 1> = PerCpuArray::new();
 
-impl Walk {
+#[btf_map]
+static TC_WALK6: PerCpuArray<WalkState<[u8; 16]>, 1> = PerCpuArray::new();
+
+/// A family whose frames tc forwards: where its walk's state lives.
+pub trait Walked: Readable {
+    fn walk_state() -> Option<*mut WalkState<Self>>;
+}
+
+impl Walked for [u8; 4] {
     #[inline(always)]
-    fn state(&self) -> &WalkState {
+    fn walk_state() -> Option<*mut WalkState<Self>> {
+        TC_WALK.get_ptr_mut(0)
+    }
+}
+
+impl Walked for [u8; 16] {
+    #[inline(always)]
+    fn walk_state() -> Option<*mut WalkState<Self>> {
+        TC_WALK6.get_ptr_mut(0)
+    }
+}
+
+impl<A: Walked> Walk<A> {
+    #[inline(always)]
+    fn state(&self) -> &WalkState<A> {
         // SAFETY: this CPU's TC_WALK entry, which only this frame's walk uses.
         unsafe { &*self.state }
     }
 
     #[inline(always)]
-    fn state_mut(&mut self) -> &mut WalkState {
+    fn state_mut(&mut self) -> &mut WalkState<A> {
         // SAFETY: as `state`.
         unsafe { &mut *self.state }
     }
@@ -242,7 +266,7 @@ impl Walk {
 /// `bpf_loop` callback: the `index`th port of the list, if it wants the
 /// frame, becomes `last`, and the one before it gets a copy. A port of 0
 /// ends the list.
-extern "C" fn clone_to_port(index: u64, walk: *mut Walk) -> i64 {
+extern "C" fn clone_to_port<A: Walked>(index: u64, walk: *mut Walk<A>) -> i64 {
     const CONTINUE: i64 = 0;
     const STOP: i64 = 1;
     let walk = unsafe { &mut *walk };

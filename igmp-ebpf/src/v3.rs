@@ -1,5 +1,7 @@
-//! IGMPv3 reports (RFC 3376 §4.2): validated whole first, then applied, so a
-//! malformed report never changes the table halfway.
+//! Source-filtering reports, IGMPv3's (RFC 3376 §4.2) and MLDv2's (RFC 3810
+//! §5.2), which share one layout over addresses of 4 and 16 octets:
+//! validated whole first, then applied, so a malformed report never changes
+//! the table halfway.
 //!
 //! Records are walked with `bpf_loop`: the verifier checks the callback
 //! instead of every unrolled iteration of a records × sources nest, which
@@ -12,18 +14,15 @@
 //! see stays the same. Callbacks carry no packet pointer; they read the frame
 //! with the hook's load helper (`frame::load`).
 
-use core::ffi::c_void;
+use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{btf_maps::PerCpuArray, helpers::bpf_loop, macros::btf_map};
-use igmp_common::{
-    filter_mode, igmp_version, Counter, DropReason, MAX_V3_RECORDS, MAX_V3_SOURCES_PER_RECORD,
-};
+use igmp_common::{filter_mode, Counter, DropReason, MAX_V3_RECORDS, MAX_V3_SOURCES_PER_RECORD};
 
 use crate::{
-    addr::{is_link_local, is_multicast, ALL_V3_ROUTERS},
+    family::Family,
     frame::{self, Frame, Hook},
-    headers::{IgmpHeader, RecordHeader},
-    ip::IgmpPacket,
+    headers::RecordHeader,
     membership::{self, GroupReport, GroupState, Named, Origin, QueryInfo},
 };
 
@@ -35,17 +34,17 @@ const CHANGE_TO_EXCLUDE: u8 = 4;
 const ALLOW_NEW_SOURCES: u8 = 5;
 const BLOCK_OLD_SOURCES: u8 = 6;
 
+/// The report's header before its first record: 8 octets in both families.
 const FIRST_RECORD: usize = 8;
-const RECORD_HEADER_LEN: usize = 8;
 
 /// `bpf_loop` callback results.
 const CONTINUE: i64 = 0;
 const STOP: i64 = 1;
 
 /// One group record header, located.
-struct Record {
+pub struct Record<A: Family> {
     kind: u8,
-    group: [u8; 4],
+    group: A,
     sources: usize,
     /// Offset of the first source address.
     sources_at: usize,
@@ -55,17 +54,17 @@ struct Record {
 
 /// What the callbacks share, on the stack: the same at every iteration.
 #[repr(C)]
-struct RecordWalk {
+pub struct RecordWalk<A: Walked> {
     ctx: *mut c_void,
-    origin: Origin,
-    /// This CPU's `V3_WALK` entry.
-    cursor: *mut WalkCursor,
+    origin: Origin<A>,
+    /// This CPU's `V3_WALK` (`MLD_WALK`) entry.
+    cursor: *mut WalkCursor<A>,
 }
 
 /// Where a walk is, changed at every iteration.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct WalkCursor {
+pub struct WalkCursor<A: Family> {
     /// Offset of the next record (or, while `sources.left > 0`, source) to read.
     at: usize,
     /// End of the IGMP message.
@@ -78,19 +77,72 @@ struct WalkCursor {
     items: u32,
     _pad: u32,
     /// The record whose sources the apply pass is reading.
-    sources: SourceCursor,
+    sources: SourceCursor<A>,
 }
 
 #[btf_map]
-static V3_WALK: PerCpuArray<WalkCursor, 1> = PerCpuArray::new();
+static V3_WALK: PerCpuArray<WalkCursor<[u8; 4]>, 1> = PerCpuArray::new();
+
+#[btf_map]
+static MLD_WALK: PerCpuArray<WalkCursor<[u8; 16]>, 1> = PerCpuArray::new();
+
+/// A family whose reports are walked: where its walk's cursor lives, and
+/// how an item is applied. MLD's item is a function of its own (a BPF-to-BPF
+/// call): inlined, its 16-octet keys and values would put the callback's
+/// frame past what the verifier allows on top of the program's; IGMP's is
+/// inlined, as its small frame fits and a call would cost every record.
+pub trait Walked: Family {
+    fn cursor() -> Option<*mut WalkCursor<Self>>;
+    fn apply_record<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64;
+    fn apply_source<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64;
+    fn finish_record(origin: &Origin<Self>, cursor: &mut WalkCursor<Self>);
+}
+
+impl Walked for [u8; 4] {
+    #[inline(always)]
+    fn cursor() -> Option<*mut WalkCursor<Self>> {
+        V3_WALK.get_ptr_mut(0)
+    }
+    #[inline(always)]
+    fn apply_record<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_record::<H, Self>(walk, cursor)
+    }
+    #[inline(always)]
+    fn apply_source<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_source::<H, Self>(walk, cursor)
+    }
+    #[inline(always)]
+    fn finish_record(origin: &Origin<Self>, cursor: &mut WalkCursor<Self>) {
+        finish_record(origin, cursor)
+    }
+}
+
+impl Walked for [u8; 16] {
+    #[inline(always)]
+    fn cursor() -> Option<*mut WalkCursor<Self>> {
+        MLD_WALK.get_ptr_mut(0)
+    }
+    #[inline(never)]
+    fn apply_record<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_record::<H, Self>(walk, cursor)
+    }
+    #[inline(never)]
+    fn apply_source<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_source::<H, Self>(walk, cursor)
+    }
+    #[inline(never)]
+    fn finish_record(origin: &Origin<Self>, cursor: &mut WalkCursor<Self>) {
+        finish_record(origin, cursor)
+    }
+}
 
 /// The sources of the record being applied, read one per `bpf_loop` iteration.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-struct SourceCursor {
+pub struct SourceCursor<A: Family> {
     /// Offset of the record after this one.
     next_record: usize,
-    group: [u8; 4],
+    group: A,
     /// Sources still to read (at most `MAX_V3_SOURCES_PER_RECORD`).
     left: u16,
     /// Sources past that bound: counted, not read.
@@ -108,39 +160,38 @@ struct SourceCursor {
     excluded_ns: u64,
 }
 
-impl SourceCursor {
+impl<A: Family> SourceCursor<A> {
     /// What the record says about its group, for each of its sources.
     #[inline(always)]
-    fn report(&self) -> GroupReport {
+    fn report(&self) -> GroupReport<A> {
         GroupReport {
             group: self.group,
-            version: igmp_version::V3,
+            version: A::FILTERING_VERSION,
             record_type: self.record_type,
         }
     }
 }
 
-pub fn report<H: Hook>(
+/// The report at `offset`, `len` octets long, claiming `records` records.
+/// The caller checked where it was sent.
+pub fn report<H: Hook, A: Walked>(
     frame: &Frame<H>,
-    packet: &IgmpPacket,
-    header: &IgmpHeader,
-    origin: &Origin,
+    offset: usize,
+    len: usize,
+    records: usize,
+    origin: Origin<A>,
 ) -> Result<(), DropReason> {
-    if packet.destination != ALL_V3_ROUTERS {
-        return Err(DropReason::BadDestination);
-    }
-    let records = header.v3_records();
     let walked = records.min(MAX_V3_RECORDS) as u32;
     // Index 0 of a one-entry array is always there; the check is the verifier's.
-    let Some(cursor) = V3_WALK.get_ptr_mut(0) else {
+    let Some(cursor) = A::cursor() else {
         return Ok(());
     };
-    let first = packet.offset + FIRST_RECORD;
+    let first = offset + FIRST_RECORD;
     // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
     unsafe {
         *cursor = WalkCursor {
             at: first,
-            end: packet.offset + packet.len,
+            end: offset + len,
             error: 0,
             records_left: walked,
             items: 0,
@@ -150,22 +201,21 @@ pub fn report<H: Hook>(
     }
     let mut walk = RecordWalk {
         ctx: frame.ctx(),
-        origin: *origin,
+        origin,
         cursor,
     };
-    run(walked, validate_record::<H>, &mut walk);
+    run(walked, validate_record::<H, A>, &mut walk);
     let (error, items) = unsafe { ((*cursor).error, (*cursor).items) };
     if error != 0 {
         return Err(drop_reason(error - 1));
     }
-    origin.stats.count(Counter::V3Report);
+    let stats = walk.origin.stats;
+    stats.count(A::REPORT_COUNTER);
     if records > MAX_V3_RECORDS {
-        origin
-            .stats
-            .add(Counter::RecordsCut, (records - MAX_V3_RECORDS) as u64);
+        stats.add(Counter::RecordsCut, (records - MAX_V3_RECORDS) as u64);
     }
     unsafe { (*cursor).at = first };
-    run(items, apply_item::<H>, &mut walk);
+    run(items, apply_item::<H, A>, &mut walk);
     Ok(())
 }
 
@@ -181,14 +231,18 @@ fn run<T>(count: u32, callback: extern "C" fn(u64, *mut c_void) -> i64, state: &
 
 /// Reads the record header at `at`; `end` is the end of the IGMP message.
 #[inline(always)]
-fn record_at<H: Hook>(ctx: *mut c_void, at: usize, end: usize) -> Result<Record, DropReason> {
-    if at + RECORD_HEADER_LEN > end {
+fn record_at<H: Hook, A: Family>(
+    ctx: *mut c_void,
+    at: usize,
+    end: usize,
+) -> Result<Record<A>, DropReason> {
+    if at + size_of::<RecordHeader<A>>() > end {
         return Err(DropReason::RecordPastEnd);
     }
-    let header: RecordHeader = frame::load::<H, _>(ctx, at).ok_or(DropReason::Truncated)?;
+    let header: RecordHeader<A> = frame::load::<H, _>(ctx, at).ok_or(DropReason::Truncated)?;
     let sources = usize::from(u16::from_be_bytes(header.sources));
-    let sources_at = at + RECORD_HEADER_LEN;
-    let sources_end = sources_at + sources * 4;
+    let sources_at = at + size_of::<RecordHeader<A>>();
+    let sources_end = sources_at + sources * size_of::<A>();
     if sources_end > end {
         return Err(DropReason::SourcesPastEnd);
     }
@@ -205,10 +259,10 @@ fn record_at<H: Hook>(ctx: *mut c_void, at: usize, end: usize) -> Result<Record,
     })
 }
 
-extern "C" fn validate_record<H: Hook>(_index: u64, state: *mut c_void) -> i64 {
-    let walk = unsafe { &*state.cast::<RecordWalk>() };
+extern "C" fn validate_record<H: Hook, A: Walked>(_index: u64, state: *mut c_void) -> i64 {
+    let walk = unsafe { &*state.cast::<RecordWalk<A>>() };
     let cursor = unsafe { &mut *walk.cursor };
-    match check_record::<H>(walk.ctx, cursor) {
+    match check_record::<H, A>(walk.ctx, cursor) {
         Ok(record) => {
             cursor.at = record.next;
             // An upper bound: records whose sources are not read take fewer.
@@ -223,12 +277,15 @@ extern "C" fn validate_record<H: Hook>(_index: u64, state: *mut c_void) -> i64 {
 }
 
 #[inline(always)]
-fn check_record<H: Hook>(ctx: *mut c_void, cursor: &WalkCursor) -> Result<Record, DropReason> {
-    let record = record_at::<H>(ctx, cursor.at, cursor.end)?;
+fn check_record<H: Hook, A: Family>(
+    ctx: *mut c_void,
+    cursor: &WalkCursor<A>,
+) -> Result<Record<A>, DropReason> {
+    let record = record_at::<H, A>(ctx, cursor.at, cursor.end)?;
     if !(MODE_IS_INCLUDE..=BLOCK_OLD_SOURCES).contains(&record.kind) {
         return Err(DropReason::UnknownRecordType);
     }
-    if !is_multicast(record.group) {
+    if !record.group.is_multicast() {
         return Err(DropReason::NotMulticastGroup);
     }
     Ok(record)
@@ -236,25 +293,35 @@ fn check_record<H: Hook>(ctx: *mut c_void, cursor: &WalkCursor) -> Result<Record
 
 /// One item of the apply pass: the next source of the current record, or
 /// the next record's header.
-extern "C" fn apply_item<H: Hook>(_index: u64, state: *mut c_void) -> i64 {
-    let walk = unsafe { &*state.cast::<RecordWalk>() };
+extern "C" fn apply_item<H: Hook, A: Walked>(_index: u64, state: *mut c_void) -> i64 {
+    let walk = unsafe { &*state.cast::<RecordWalk<A>>() };
     let cursor = unsafe { &mut *walk.cursor };
-    if cursor.sources.left > 0 {
-        return apply_source::<H>(walk, cursor);
+    let next = if cursor.sources.left > 0 {
+        A::apply_source::<H>(walk, cursor)
+    } else {
+        A::apply_record::<H>(walk, cursor)
+    };
+    // Here rather than in either: a call from them would stack one more
+    // frame on theirs.
+    if next == CONTINUE && cursor.sources.left == 0 {
+        A::finish_record(&walk.origin, cursor);
     }
+    next
+}
+
+/// The next record's header.
+#[inline(always)]
+fn apply_record<H: Hook, A: Walked>(walk: &RecordWalk<A>, cursor: &mut WalkCursor<A>) -> i64 {
     if cursor.records_left == 0 {
         return STOP;
     }
     cursor.records_left -= 1;
     // Validated already; a failure here is only the verifier's view of it.
-    let Ok(record) = record_at::<H>(walk.ctx, cursor.at, cursor.end) else {
+    let Ok(record) = record_at::<H, A>(walk.ctx, cursor.at, cursor.end) else {
         return STOP;
     };
     cursor.sources = apply(&walk.origin, &record);
     cursor.at = record.sources_at;
-    if cursor.sources.left == 0 {
-        finish_record(&walk.origin, cursor);
-    }
     CONTINUE
 }
 
@@ -262,21 +329,21 @@ extern "C" fn apply_item<H: Hook>(_index: u64, state: *mut c_void) -> i64 {
 /// update now, its sources in the items that follow. Timers and
 /// group-specific queries are user space's part.
 #[inline(always)]
-fn apply(origin: &Origin, record: &Record) -> SourceCursor {
-    origin.stats.count(Counter::V3Record);
+fn apply<A: Family>(origin: &Origin<A>, record: &Record<A>) -> SourceCursor<A> {
+    origin.stats.count(A::RECORD_COUNTER);
     let mut cursor = SourceCursor {
         next_record: record.next,
         group: record.group,
         record_type: record.kind,
         ..SourceCursor::default()
     };
-    if is_link_local(record.group) {
+    if record.group.is_never_snooped() {
         origin.stats.count(Counter::LinkLocalReport);
         return cursor;
     }
     let report = GroupReport {
         group: record.group,
-        version: igmp_version::V3,
+        version: A::FILTERING_VERSION,
         record_type: record.kind,
     };
     cursor.action = match record.kind {
@@ -321,8 +388,8 @@ fn apply(origin: &Origin, record: &Record) -> SourceCursor {
 
 /// The next source of the current record.
 #[inline(always)]
-fn apply_source<H: Hook>(walk: &RecordWalk, cursor: &mut WalkCursor) -> i64 {
-    let Some(source) = frame::load::<H, [u8; 4]>(walk.ctx, cursor.at) else {
+fn apply_source<H: Hook, A: Walked>(walk: &RecordWalk<A>, cursor: &mut WalkCursor<A>) -> i64 {
+    let Some(source) = frame::load::<H, A>(walk.ctx, cursor.at) else {
         return STOP;
     };
     let report = cursor.sources.report();
@@ -339,27 +406,24 @@ fn apply_source<H: Hook>(walk: &RecordWalk, cursor: &mut WalkCursor) -> i64 {
                 last_report_ns: cursor.sources.excluded_ns,
             };
             membership::source_leave(origin, &report, source, &group);
-            return next_source(origin, cursor);
+            return next_source(cursor);
         }
     };
     membership::source_seen(origin, &report, source, named);
-    next_source(origin, cursor)
+    next_source(cursor)
 }
 
 #[inline(always)]
-fn next_source(origin: &Origin, cursor: &mut WalkCursor) -> i64 {
-    cursor.at += 4;
+fn next_source<A: Family>(cursor: &mut WalkCursor<A>) -> i64 {
+    cursor.at += size_of::<A>();
     cursor.sources.left -= 1;
-    if cursor.sources.left == 0 {
-        finish_record(origin, cursor);
-    }
     CONTINUE
 }
 
 /// After a record's last source: what waits for the sources, then on to
 /// the next record.
 #[inline(always)]
-fn finish_record(origin: &Origin, cursor: &mut WalkCursor) {
+fn finish_record<A: Family>(origin: &Origin<A>, cursor: &mut WalkCursor<A>) {
     let sources = cursor.sources;
     if sources.cut > 0 {
         origin
@@ -376,7 +440,7 @@ fn finish_record(origin: &Origin, cursor: &mut WalkCursor) {
 /// What the sources of a record do to the table (`membership::Named`).
 #[repr(u8)]
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-enum SourceAction {
+pub enum SourceAction {
     #[default]
     Include,
     /// IS_EX or TO_EX taking the group from INCLUDE to EXCLUDE.
@@ -402,10 +466,10 @@ fn drop_reason(raw: u32) -> DropReason {
 /// What the query walk's callback reads, on the stack: the same at every
 /// iteration, the source's offset following from the iteration's index.
 #[repr(C)]
-struct QueryWalk {
+struct QueryWalk<A: Family> {
     ctx: *mut c_void,
-    origin: Origin,
-    group: [u8; 4],
+    origin: Origin<A>,
+    group: A,
     max_resp_code: u8,
     _pad: [u8; 3],
     /// Offset of the first source address.
@@ -416,12 +480,12 @@ struct QueryWalk {
 /// each told to user space, which lowers its timers (RFC 3376 §6.6.1).
 /// The caller checked that they lie within the message.
 #[inline(always)]
-pub fn query_sources<H: Hook>(
+pub fn query_sources<H: Hook, A: Family>(
     frame: &Frame<H>,
     first: usize,
     count: u32,
-    query: &QueryInfo,
-    origin: &Origin,
+    query: &QueryInfo<A>,
+    origin: &Origin<A>,
 ) {
     let mut walk = QueryWalk {
         ctx: frame.ctx(),
@@ -431,14 +495,14 @@ pub fn query_sources<H: Hook>(
         _pad: [0; 3],
         first,
     };
-    run(count, query_source::<H>, &mut walk);
+    run(count, query_source::<H, A>, &mut walk);
 }
 
-extern "C" fn query_source<H: Hook>(index: u64, state: *mut c_void) -> i64 {
-    let walk = unsafe { &*state.cast::<QueryWalk>() };
+extern "C" fn query_source<H: Hook, A: Family>(index: u64, state: *mut c_void) -> i64 {
+    let walk = unsafe { &*state.cast::<QueryWalk<A>>() };
     // `index` < MAX_V3_SOURCES_PER_RECORD: the verifier sees it bounded by the loop count.
-    let at = walk.first + (index as usize) * 4;
-    let Some(source) = frame::load::<H, [u8; 4]>(walk.ctx, at) else {
+    let at = walk.first + (index as usize) * size_of::<A>();
+    let Some(source) = frame::load::<H, A>(walk.ctx, at) else {
         return STOP;
     };
     membership::query_source_seen(&walk.origin, walk.group, source, walk.max_resp_code);

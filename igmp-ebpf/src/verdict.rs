@@ -1,11 +1,12 @@
 //! What the packet path decides for a frame; each hook carries it out its
 //! own way (`xdp.rs` through devmaps, `tc.rs` through skb redirects).
 
-use network_types::ip::Ipv4Hdr;
+use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
+    family::Family,
     frame::{Frame, Hook},
-    l2::{self, L2},
+    l2,
 };
 
 pub enum Verdict {
@@ -15,6 +16,21 @@ pub enum Verdict {
     Drop,
     /// To the ports that want it, each port's wishes judged by `egress::port_wants`.
     Forward(Destinations),
+    /// Another program decides, reached by a tail call into slot `tail::*`
+    /// of the hook's program array (`MLD_XDP`, `MLD_TC`).
+    TailCall(u32),
+}
+
+/// The slots of the program arrays: the programs a verdict hands a frame on to.
+pub mod tail {
+    /// IPv6 (`igmp_snoop6`): MLD's path, and IPv6 multicast's forwarding.
+    pub const IPV6: u32 = 0;
+    /// Learning from a valid MLDv1 report, Done or query (`igmp_mld`).
+    pub const MLD_MESSAGE: u32 = 1;
+    /// Learning from a valid MLDv2 report (`igmp_mld_report`).
+    pub const MLD_V2_REPORT: u32 = 2;
+    /// Slots in each array.
+    pub const SLOTS: usize = 3;
 }
 
 /// Where a forwarded frame goes, as far as the packet path knows.
@@ -31,26 +47,16 @@ pub enum Destinations {
 /// What a port's wishes depend on: VLAN, protocol, source and group.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-pub struct Headers {
+pub struct Headers<A: Family> {
     pub vlan: u16,
     pub inner_vlan: u16,
-    pub source: [u8; 4],
-    pub group: [u8; 4],
+    pub source: A,
+    pub group: A,
+    /// IPv4's protocol; IPv6's first Next Header.
     pub protocol: u8,
 }
 
-impl Headers {
-    #[inline(always)]
-    pub fn new(l2: &L2, ip: &Ipv4Hdr) -> Self {
-        Self {
-            vlan: l2.vlan,
-            inner_vlan: l2.inner_vlan,
-            source: ip.src_addr,
-            group: ip.dst_addr,
-            protocol: ip.proto,
-        }
-    }
-
+impl Headers<[u8; 4]> {
     /// The headers of an IPv4 frame, or `None` for any other.
     #[inline(always)]
     pub fn read<H: Hook>(frame: &Frame<H>) -> Option<Self> {
@@ -60,6 +66,53 @@ impl Headers {
         if l2.network != l2::Network::Ipv4 {
             return None;
         }
-        Some(Self::new(&l2, frame.header::<Ipv4Hdr>(l2.l3_offset)?))
+        let ip = frame.header::<Ipv4Hdr>(l2.l3_offset)?;
+        Some(Self {
+            vlan: l2.vlan,
+            inner_vlan: l2.inner_vlan,
+            source: ip.src_addr,
+            group: ip.dst_addr,
+            protocol: ip.proto,
+        })
+    }
+}
+
+impl Headers<[u8; 16]> {
+    /// The headers of an IPv6 frame, or `None` for any other.
+    #[inline(always)]
+    pub fn read<H: Hook>(frame: &Frame<H>) -> Option<Self> {
+        let Ok(Some(l2)) = l2::parse(frame) else {
+            return None;
+        };
+        if l2.network != l2::Network::Ipv6 {
+            return None;
+        }
+        let ip = frame.header::<Ipv6Hdr>(l2.l3_offset)?;
+        Some(Self {
+            vlan: l2.vlan,
+            inner_vlan: l2.inner_vlan,
+            source: ip.src_addr,
+            group: ip.dst_addr,
+            protocol: ip.next_hdr,
+        })
+    }
+}
+
+/// A family whose frames' headers the hooks read.
+pub trait Readable: Family {
+    fn read_headers<H: Hook>(frame: &Frame<H>) -> Option<Headers<Self>>;
+}
+
+impl Readable for [u8; 4] {
+    #[inline(always)]
+    fn read_headers<H: Hook>(frame: &Frame<H>) -> Option<Headers<Self>> {
+        Headers::<Self>::read(frame)
+    }
+}
+
+impl Readable for [u8; 16] {
+    #[inline(always)]
+    fn read_headers<H: Hook>(frame: &Frame<H>) -> Option<Headers<Self>> {
+        Headers::<Self>::read(frame)
     }
 }

@@ -155,9 +155,9 @@ pub struct MdbEntryArgs {
     /// The port (one the daemon snoops).
     #[arg(long, value_name = "IF")]
     pub port: String,
-    /// The group.
+    /// The group (IPv4 or IPv6).
     #[arg(long = "grp", visible_alias = "group", value_name = "GROUP")]
-    pub group: std::net::Ipv4Addr,
+    pub group: std::net::IpAddr,
     /// The VLAN (0: untagged).
     #[arg(long, default_value_t = 0, value_name = "VID")]
     pub vid: u16,

@@ -4,7 +4,7 @@
 //! root's (mode 0600): it changes what every port receives.
 
 use std::{
-    net::Ipv4Addr,
+    net::IpAddr,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
 };
@@ -23,17 +23,18 @@ use crate::monitor;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Request {
-    /// A static (permanent) membership of `port` in `group`: it never
-    /// expires, and no leave or query removes it.
+    /// A static (permanent) membership of `port` in `group` (IPv4 or
+    /// IPv6, in the same JSON string form): it never expires, and no leave
+    /// or query removes it.
     Add {
         port: String,
-        group: Ipv4Addr,
+        group: IpAddr,
         vid: u16,
     },
     /// Removes a membership, static or learned, with its sources.
     Del {
         port: String,
-        group: Ipv4Addr,
+        group: IpAddr,
         vid: u16,
     },
     /// Removes every membership (of `port` only, if given).
@@ -146,7 +147,7 @@ mod tests {
     fn requests_are_one_json_line_each() {
         let add = Request::Add {
             port: "p1".into(),
-            group: Ipv4Addr::new(239, 1, 1, 1),
+            group: std::net::Ipv4Addr::new(239, 1, 1, 1).into(),
             vid: 0,
         };
         let line = serde_json::to_string(&add).unwrap();
@@ -157,5 +158,22 @@ mod tests {
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), add);
         let flush = serde_json::to_string(&Request::Flush { port: None }).unwrap();
         assert_eq!(flush, r#"{"command":"flush","port":null}"#);
+    }
+
+    /// An IPv6 group travels in the same string form: a request line of an
+    /// IPv4-only build still reads.
+    #[test]
+    fn an_ipv6_group_is_a_string_as_an_ipv4_one() {
+        let del = Request::Del {
+            port: "p1".into(),
+            group: "ff0e::1".parse().unwrap(),
+            vid: 10,
+        };
+        let line = serde_json::to_string(&del).unwrap();
+        assert_eq!(
+            line,
+            r#"{"command":"del","port":"p1","group":"ff0e::1","vid":10}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), del);
     }
 }

@@ -120,6 +120,51 @@ pub fn max_response_time(version: u8, code: u8) -> std::time::Duration {
     std::time::Duration::from_millis(tenths * 100)
 }
 
+/// Where the families' protocols differ, for the membership component's
+/// decisions. IGMP: RFC 3376 §7.3.2, RFC 2236 §4; MLD: RFC 3810 §8.3.2,
+/// RFC 2710 §4. What an older host present means for source lists (IGMPv2's
+/// and MLDv1's: a v3 or MLDv2 record's sources are ignored) the program
+/// applies as it learns; the daemon needs only what follows.
+pub trait Protocol: Address {
+    /// Whether version 1 hosts (`V1_HOSTS`, `V1_HOSTS6`) leave and answer
+    /// group-specific queries. IGMPv1 hosts do neither: while one is on a
+    /// port, a v2 leave cannot tell that the group has no listener left, nor
+    /// may a group-specific query lower the group's timer. MLDv1 hosts send
+    /// Done and answer multicast-address-specific queries: their presence
+    /// changes neither.
+    const V1_HOSTS_LEAVE: bool;
+    /// The version a static membership the daemon makes is shown with:
+    /// any source, no list (IGMPv2, MLDv1).
+    const ANY_SOURCE_VERSION: u8;
+
+    /// The Max Resp Time a query's event asks for.
+    fn max_response_time(version: u8, code: u8) -> std::time::Duration;
+}
+
+impl Protocol for [u8; 4] {
+    const V1_HOSTS_LEAVE: bool = false;
+    const ANY_SOURCE_VERSION: u8 = igmp_common::igmp_version::V2;
+
+    fn max_response_time(version: u8, code: u8) -> std::time::Duration {
+        max_response_time(version, code)
+    }
+}
+
+impl Protocol for [u8; 16] {
+    const V1_HOSTS_LEAVE: bool = true;
+    const ANY_SOURCE_VERSION: u8 = 1;
+
+    /// MLD's Maximum Response Code is 16 bits (milliseconds, RFC 2710 §3.4;
+    /// exponential past 32768, RFC 3810 §5.1.3), and `Event::max_resp_code`
+    /// 8: the program hands the delay over as IGMPv3's Max Resp Code
+    /// (tenths of a second, exponential from 128 on), which this reads as
+    /// IGMPv3's. 0 is read as 10 s, as for IGMP: a timer lowered too little
+    /// keeps data flowing, one lowered too much cuts a listener off.
+    fn max_response_time(_version: u8, code: u8) -> std::time::Duration {
+        max_response_time(igmp_common::igmp_version::V3, code)
+    }
+}
+
 fn decide(last_report_ns: u64, leave_ns: Option<u64>, now: u64, timers: &Timers) -> Verdict {
     let timeout = last_report_ns + nanos(timers.group_membership_interval());
     if now >= timeout {
@@ -208,6 +253,19 @@ mod tests {
         assert_eq!(max_response_time(3, 10), Duration::from_secs(1));
         // 0x8f: mantissa 15, exponent 0 -> (15 | 16) << 3 = 248 tenths.
         assert_eq!(max_response_time(3, 0x8f), Duration::from_millis(24_800));
+        // MLD's events carry IGMPv3's code whatever the version.
+        assert_eq!(
+            <[u8; 16] as Protocol>::max_response_time(1, 10),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            <[u8; 16] as Protocol>::max_response_time(2, 0x8f),
+            Duration::from_millis(24_800)
+        );
+        assert_eq!(
+            <[u8; 16] as Protocol>::max_response_time(2, 0),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

@@ -219,7 +219,7 @@ pub fn bridge_warnings(port_links: &[PortLink]) -> Vec<String> {
                 (false, true) => Some(format!(
                     "{name}: the bridge's own multicast snooping is on too (two snoopers, two querier \
                      candidates); turn it off with `ip link set {name} type bridge mcast_snooping 0` \
-                     (which turns its MLD snooping off as well)"
+                     (its MLD snooping goes with it: igmp-snoop snoops MLD in its place)"
                 )),
                 (true, false) => Some(format!(
                     "{name} filters VLANs: igmp-snoop forwards registered groups there but leaves \

@@ -34,6 +34,12 @@ pub const EGRESS_PROGRAM: &str = "igmp_snoop_egress";
 /// Name of the tc ingress classifier in the object; also the name its
 /// clsact filters carry (`tc filter show dev <port> ingress`).
 pub const TC_PROGRAM: &str = "igmp_snoop_tc";
+
+/// The programs the IPv4 ones hand IPv6 frames on to by tail calls, in the
+/// slots of their hook's program array (the program's `verdict::tail`):
+/// IPv6 and its forwarding, learning from MLD messages, from MLDv2 reports.
+pub const XDP_TAIL_PROGRAMS: [&str; 3] = ["igmp_snoop6", "igmp_mld", "igmp_mld_report"];
+pub const TC_TAIL_PROGRAMS: [&str; 3] = ["igmp_snoop6_tc", "igmp_mld_tc", "igmp_mld_report_tc"];
 /// Where the classifier sits among a port's ingress filters: first, so the
 /// bridge sees no frame it forwards. Frames it does not forward it returns
 /// as TC_ACT_UNSPEC, so the filters after it still see those.
@@ -185,13 +191,20 @@ impl PortMode {
 }
 
 /// The maps whose capacity is the table size: one entry per membership,
-/// source, fast-leave host or group.
-const TABLE_MAPS: [&str; 5] = [
+/// source, fast-leave host or group, of each family. A table pinned before
+/// MLD has no IPv6 maps: the load makes them with its table size, which
+/// `check_pinned_table_size` held to the pinned `MEMBERSHIP`'s.
+const TABLE_MAPS: [&str; 10] = [
     map_names::MEMBERSHIP,
     map_names::SOURCES,
     map_names::HOSTS,
     map_names::GROUPS,
     map_names::V1_HOSTS,
+    map_names::MEMBERSHIP6,
+    map_names::SOURCES6,
+    map_names::HOSTS6,
+    map_names::GROUPS6,
+    map_names::V1_HOSTS6,
 ];
 
 /// Loads the programs `mode` runs with every map pinned under `pin_dir`.
@@ -243,8 +256,52 @@ pub fn load(pin_dir: &Path, table_size: u32, mode: PortMode) -> Result<Ebpf> {
             .with_context(|| format!("the kernel refused the {TC_PROGRAM} program"))?;
         log_verifier_figures(TC_PROGRAM, classifier.info());
     }
+    load_tail_programs(&mut ebpf, mode)?;
     crate::layout::pin_current(pin_dir)?;
     Ok(ebpf)
+}
+
+/// Loads the IPv6 programs of `mode`'s hook and puts each in its slot of
+/// the hook's program array, where the IPv4 program finds it.
+pub fn load_tail_programs(ebpf: &mut Ebpf, mode: PortMode) -> Result<()> {
+    let (names, array) = match mode {
+        PortMode::Native | PortMode::Generic => (XDP_TAIL_PROGRAMS, map_names::MLD_XDP),
+        PortMode::Tc => (TC_TAIL_PROGRAMS, map_names::MLD_TC),
+    };
+    let mut fds = Vec::with_capacity(names.len());
+    for name in names {
+        let program = ebpf
+            .program_mut(name)
+            .with_context(|| format!("the object has no {name} program"))?;
+        let refused = || format!("the kernel refused the {name} program");
+        match program {
+            aya::programs::Program::Xdp(xdp) => {
+                xdp.load().with_context(refused)?;
+                log_verifier_figures(name, xdp.info());
+            }
+            aya::programs::Program::SchedClassifier(classifier) => {
+                classifier.load().with_context(refused)?;
+                log_verifier_figures(name, classifier.info());
+            }
+            _ => anyhow::bail!("{name}: neither an XDP nor a tc program"),
+        }
+        let fd = ebpf
+            .program(name)
+            .context("a program just loaded")?
+            .fd()?
+            .try_clone()?;
+        fds.push(fd);
+    }
+    let mut slots = aya::maps::ProgramArray::try_from(
+        ebpf.map_mut(array)
+            .with_context(|| format!("the object has no {array} map"))?,
+    )?;
+    for (slot, fd) in fds.iter().enumerate() {
+        slots
+            .set(slot as u32, fd, 0)
+            .with_context(|| format!("putting {} in {array}", names[slot]))?;
+    }
+    Ok(())
 }
 
 /// How much work the kernel's verifier did: the figure that nears its

@@ -223,7 +223,7 @@ async fn run(args: RunArgs) -> Result<()> {
             return Err(error);
         }
     }
-    let (tables, events, links) = match prepare(&settings) {
+    let (tables, events, events6, links) = match prepare(&settings) {
         Ok(prepared) => prepared,
         Err(error) => {
             port_set.abandon();
@@ -245,7 +245,7 @@ async fn run(args: RunArgs) -> Result<()> {
     if let Some(listener) = metrics_listener {
         spawn_metrics_server(listener, &pin_dir, status.clone());
     }
-    let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)
+    let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)?
         .with_ports(port_set)?
         .with_querier(settings.querier.clone(), status)?
         .with_unregistered(settings.unregistered)
@@ -257,7 +257,7 @@ async fn run(args: RunArgs) -> Result<()> {
         info!("{signal}: stopping");
     };
     systemd::ready();
-    if let Some(port_set) = daemon.run(events, links, requests, stop).await? {
+    if let Some(port_set) = daemon.run(events, events6, links, requests, stop).await? {
         port_set.release(settings.keep_attached)?;
     }
     Ok(())
@@ -269,17 +269,25 @@ fn stopped_while_starting(signal: &str) -> Result<()> {
     Ok(())
 }
 
-/// The maps, the events ring buffer and the link notifications the daemon reads.
-fn prepare(
-    settings: &RunSettings,
-) -> Result<(Tables, RingBuf<MapData>, UnboundedReceiver<links::LinkNote>)> {
+/// What the daemon reads: the maps, the two families' events ring buffers
+/// and the link notifications.
+type Prepared = (
+    Tables,
+    RingBuf<MapData>,
+    RingBuf<MapData>,
+    UnboundedReceiver<links::LinkNote>,
+);
+
+/// The maps, the events ring buffers and the link notifications the daemon reads.
+fn prepare(settings: &RunSettings) -> Result<Prepared> {
     let mut tables = Tables::open(&settings.pin_dir)?;
     tables
         .forwarding
         .write_settings(&settings.timers, settings.limits.max_groups)?;
-    tables.learned.reconcile_group_counts()?;
+    tables.reconcile_group_counts()?;
     let events = tables::open_events(&settings.pin_dir)?;
-    Ok((tables, events, links::watch()?))
+    let events6 = tables::open_events6(&settings.pin_dir)?;
+    Ok((tables, events, events6, links::watch()?))
 }
 
 fn spawn_metrics_server(

@@ -115,7 +115,14 @@ impl Snapshot {
         }
         counted.sort_by_key(|(ifindex, _)| *ifindex);
         Self {
-            tables: vec![(AddressFamily::Ipv4, TableSizes::read(&tables.learned))],
+            tables: std::iter::once((AddressFamily::Ipv4, TableSizes::read(&tables.learned)))
+                .chain(
+                    tables
+                        .ipv6
+                        .as_ref()
+                        .map(|ipv6| (AddressFamily::Ipv6, TableSizes::read(&ipv6.learned))),
+                )
+                .collect(),
             status: status.clone(),
             ports: counted
                 .into_iter()

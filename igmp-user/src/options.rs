@@ -13,6 +13,17 @@ pub fn is_snooped_group(group: std::net::Ipv4Addr) -> bool {
     group.is_multicast() && group.octets()[..3] != [224, 0, 0]
 }
 
+/// The same for IPv6: multicast of link scope or wider (RFC 4291 §2.7),
+/// and not ff02::1, which every node joins and is always flooded (RFC 4541
+/// §3). Other link-scope groups (solicited-node, ff02::2) are snooped as the
+/// bridge does.
+pub fn is_snooped_group6(group: std::net::Ipv6Addr) -> bool {
+    let scope = group.octets()[1] & 0x0f;
+    group.is_multicast()
+        && scope > 1
+        && group != std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)
+}
+
 /// What happens to multicast data for groups no port joined (`--unregistered`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]

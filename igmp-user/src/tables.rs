@@ -20,8 +20,21 @@ use crate::timers::Timers;
 pub struct Tables {
     pub learned: LearnedMaps,
     pub forwarding: ForwardingMaps,
+    /// MLD's maps, `None` under the pins of a build from before MLD (a new
+    /// command against an older daemon's table).
+    pub ipv6: Option<FamilyMaps<Ipv6>>,
     pub ports: PortMaps,
     pub statistics: StatisticsMaps,
+}
+
+/// MLD's address bytes.
+pub type Ipv6 = [u8; 16];
+
+/// One family's learned and forwarding maps (IPv6's: IPv4's are `Tables`'
+/// own fields, as they were before there were two).
+pub struct FamilyMaps<A: Address> {
+    pub learned: LearnedMaps<A>,
+    pub forwarding: ForwardingMaps<A>,
 }
 
 /// What the programs learn from the wire and the daemon ages: the daemon's
@@ -36,9 +49,14 @@ pub struct LearnedMaps<A: Address = [u8; 4]> {
     pub v1_hosts: HashMap<MapData, MembershipKey<A>, u64>,
     /// Router ports the XDP program learned; read only here.
     pub router_epoch: Array<MapData, u32>,
-    /// Entries the XDP program made, per port (0: all); read only here.
+    /// Entries the XDP program made, per port (0: all), both families
+    /// together (one map: the limits count both); read only here.
     pub groups_added: HashMap<MapData, u32, u64>,
-    /// Entries removed, per port (0: all); only the daemon writes it.
+    /// Entries removed, per port (0: all), both families together; only
+    /// the daemon writes it. Each family's `LearnedMaps` adds its own
+    /// removals with a read-modify-write (`publish_removed`) from the
+    /// daemon's one thread, so the two never interleave; the start's
+    /// reconcile counts both families' tables (`Tables::reconcile_group_counts`).
     pub groups_removed: HashMap<MapData, u32, u64>,
     /// Removals counted but not yet added to `groups_removed`: a sweep of
     /// many expiries writes each port's count once (`publish_removed`).
@@ -107,26 +125,77 @@ pub struct StatisticsMaps {
 /// The key of the whole-switch counts in `groups_added` / `groups_removed`.
 pub const ALL_PORTS: u32 = 0;
 
-impl Tables {
-    pub fn open(pin_dir: &Path) -> Result<Self> {
+/// The names of one family's maps under the pin directory.
+struct FamilyNames {
+    membership: &'static str,
+    sources: &'static str,
+    routers: &'static str,
+    hosts: &'static str,
+    v1_hosts: &'static str,
+    router_epoch: &'static str,
+    groups: &'static str,
+}
+
+const IPV4_NAMES: FamilyNames = FamilyNames {
+    membership: map_names::MEMBERSHIP,
+    sources: map_names::SOURCES,
+    routers: map_names::ROUTER_PORTS,
+    hosts: map_names::HOSTS,
+    v1_hosts: map_names::V1_HOSTS,
+    router_epoch: map_names::ROUTER_EPOCH,
+    groups: map_names::GROUPS,
+};
+
+const IPV6_NAMES: FamilyNames = FamilyNames {
+    membership: map_names::MEMBERSHIP6,
+    sources: map_names::SOURCES6,
+    routers: map_names::ROUTER_PORTS6,
+    hosts: map_names::HOSTS6,
+    v1_hosts: map_names::V1_HOSTS6,
+    router_epoch: map_names::ROUTER_EPOCH6,
+    groups: map_names::GROUPS6,
+};
+
+impl<A: Address> FamilyMaps<A> {
+    fn open(pin_dir: &Path, names: &FamilyNames) -> Result<Self> {
         Ok(Self {
             learned: LearnedMaps {
-                membership: open(pin_dir, map_names::MEMBERSHIP)?,
-                sources: open(pin_dir, map_names::SOURCES)?,
-                routers: open(pin_dir, map_names::ROUTER_PORTS)?,
-                hosts: open(pin_dir, map_names::HOSTS)?,
-                v1_hosts: open(pin_dir, map_names::V1_HOSTS)?,
-                router_epoch: open(pin_dir, map_names::ROUTER_EPOCH)?,
+                membership: open(pin_dir, names.membership)?,
+                sources: open(pin_dir, names.sources)?,
+                routers: open(pin_dir, names.routers)?,
+                hosts: open(pin_dir, names.hosts)?,
+                v1_hosts: open(pin_dir, names.v1_hosts)?,
+                router_epoch: open(pin_dir, names.router_epoch)?,
                 groups_added: open(pin_dir, map_names::GROUPS_ADDED)?,
                 groups_removed: open(pin_dir, map_names::GROUPS_REMOVED)?,
                 removed_pending: Default::default(),
             },
             forwarding: ForwardingMaps {
-                groups: open(pin_dir, map_names::GROUPS)?,
+                groups: open(pin_dir, names.groups)?,
                 dest_sets: open(pin_dir, map_names::DEST_SETS)?,
                 set_port_lists: open(pin_dir, map_names::SET_PORT_LISTS)?,
                 settings: open(pin_dir, map_names::SETTINGS)?,
             },
+        })
+    }
+}
+
+impl Tables {
+    pub fn open(pin_dir: &Path) -> Result<Self> {
+        let FamilyMaps {
+            learned,
+            forwarding,
+        } = FamilyMaps::open(pin_dir, &IPV4_NAMES)?;
+        // A table pinned before MLD: IPv4 alone, as that build had it.
+        let ipv6 = if pin_dir.join(map_names::MEMBERSHIP6).exists() {
+            Some(FamilyMaps::open(pin_dir, &IPV6_NAMES)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            learned,
+            forwarding,
+            ipv6,
             ports: PortMaps {
                 ports: open(pin_dir, map_names::PORTS)?,
                 egress_ports: open(pin_dir, map_names::EGRESS_PORTS)?,
@@ -151,6 +220,52 @@ impl Tables {
 
     pub fn router_ports(&self) -> Vec<(RouterKey, RouterPort)> {
         self.learned.router_ports()
+    }
+
+    /// Every IPv6 membership entry, sorted by (port, VLAN, group); none
+    /// under the pins of a build from before MLD.
+    pub fn memberships6(&self) -> Vec<(MembershipKey<Ipv6>, Membership<Ipv6>)> {
+        self.ipv6
+            .as_ref()
+            .map(|ipv6| ipv6.learned.memberships())
+            .unwrap_or_default()
+    }
+
+    pub fn source_entries6(&self) -> Vec<(SourceKey<Ipv6>, SourceEntry)> {
+        self.ipv6
+            .as_ref()
+            .map(|ipv6| ipv6.learned.source_entries())
+            .unwrap_or_default()
+    }
+
+    pub fn router_ports6(&self) -> Vec<(RouterKey, RouterPort<Ipv6>)> {
+        self.ipv6
+            .as_ref()
+            .map(|ipv6| ipv6.learned.router_ports())
+            .unwrap_or_default()
+    }
+
+    /// Sets the removed counts so that added - removed is what the table
+    /// holds, both families together (the limits count both): a daemon
+    /// killed between a removal and its count would otherwise leave a port
+    /// short of places for good. Run at start-up.
+    pub fn reconcile_group_counts(&mut self) -> Result<()> {
+        let mut held = self.learned.held_counts();
+        if let Some(ipv6) = &self.ipv6 {
+            for (ifindex, count) in ipv6.learned.held_counts() {
+                *held.entry(ifindex).or_default() += count;
+            }
+        }
+        let learned = &mut self.learned;
+        let added: Vec<(u32, u64)> = learned.groups_added.iter().filter_map(Result::ok).collect();
+        for (ifindex, added) in added {
+            let holds = held.get(&ifindex).copied().unwrap_or(0);
+            learned
+                .groups_removed
+                .insert(ifindex, added.saturating_sub(holds), 0)
+                .context("writing the GROUPS_REMOVED map")?;
+        }
+        Ok(())
     }
 
     /// The timers the running daemon published, or the RFC defaults.
@@ -230,10 +345,9 @@ impl<A: Address> LearnedMaps<A> {
         }
     }
 
-    /// Sets the removed counts so that added - removed is what the table
-    /// holds: a daemon killed between a removal and its count would
-    /// otherwise leave a port short of places for good. Run at start-up.
-    pub fn reconcile_group_counts(&mut self) -> Result<()> {
+    /// The entries this family's table holds against the group limits,
+    /// per port and (`ALL_PORTS`) for the whole switch.
+    fn held_counts(&self) -> std::collections::HashMap<u32, u64> {
         let mut held: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
         let counted = self
             .membership
@@ -244,14 +358,7 @@ impl<A: Address> LearnedMaps<A> {
             *held.entry(key.ifindex).or_default() += 1;
             *held.entry(ALL_PORTS).or_default() += 1;
         }
-        let added: Vec<(u32, u64)> = self.groups_added.iter().filter_map(Result::ok).collect();
-        for (ifindex, added) in added {
-            let holds = held.get(&ifindex).copied().unwrap_or(0);
-            self.groups_removed
-                .insert(ifindex, added.saturating_sub(holds), 0)
-                .context("writing the GROUPS_REMOVED map")?;
-        }
-        Ok(())
+        held
     }
 }
 
@@ -409,6 +516,11 @@ where
 /// The events ring buffer (one reader: the daemon).
 pub fn open_events(pin_dir: &Path) -> Result<RingBuf<MapData>> {
     open(pin_dir, map_names::EVENTS)
+}
+
+/// MLD's events ring buffer (one reader: the daemon).
+pub fn open_events6(pin_dir: &Path) -> Result<RingBuf<MapData>> {
+    open(pin_dir, map_names::EVENTS6)
 }
 
 fn open<T>(pin_dir: &Path, name: &str) -> Result<T>

@@ -54,11 +54,26 @@ pub fn stream_across(
 /// Makes the table pinned under `pin_dir` look like one of layout 0 (the
 /// builds before the layout version) while the program runs on: the version
 /// goes, and `COUNTERS` is pinned in its old size, without headroom (22 + 17
-/// counters); the running program keeps the map it has.
+/// counters), and MLD's maps are not pinned at all; the running program
+/// keeps the maps it has.
 pub fn pin_layout_0(pin_dir: &Path) {
     std::fs::remove_file(pin_dir.join("LAYOUT_VERSION")).expect("LAYOUT_VERSION pinned");
     std::fs::remove_file(pin_dir.join("COUNTERS")).expect("COUNTERS pinned");
     crate::pin_map(&pin_dir.join("COUNTERS"), "percpu_hash", 4, 312, 16);
+    // Builds of layout 0 had no MLD: none of its maps was pinned.
+    use igmp_common::map_names;
+    for name in [
+        map_names::MEMBERSHIP6,
+        map_names::SOURCES6,
+        map_names::ROUTER_PORTS6,
+        map_names::HOSTS6,
+        map_names::V1_HOSTS6,
+        map_names::GROUPS6,
+        map_names::ROUTER_EPOCH6,
+        map_names::EVENTS6,
+    ] {
+        std::fs::remove_file(pin_dir.join(name)).unwrap_or_else(|_| panic!("{name} pinned"));
+    }
 }
 
 /// The layout version pinned beside the table (0 if maps are pinned without one).

@@ -210,3 +210,58 @@ fn fast_leave_does_not_remove_a_static_group() {
         snooped.lab.daemon_log()
     );
 }
+
+/// An IPv6 static group goes through the same request path into MLD's
+/// table (`MEMBERSHIP6`, `GROUPS6`), `show` lists it after the IPv4 ones,
+/// and ff02::1, always flooded, is refused in one line. (The program's MLD
+/// parser is not needed: the daemon writes the entry.)
+#[test]
+fn an_ipv6_static_group_is_kept_in_mlds_table_and_shown_after_ipv4() {
+    let snooped = Snooped::new(2, &[]);
+    for (group, expected) in [
+        ("239.6.6.6", "static: port p2 vid 0 group 239.6.6.6"),
+        ("ff0e::66", "static: port p2 vid 0 group ff0e::66"),
+    ] {
+        let added = snooped.cli(&["mdb", "add", "--port", "p2", "--grp", group]);
+        assert_eq!(
+            String::from_utf8_lossy(&added.stdout).trim(),
+            expected,
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+    let tables = snooped.tables();
+    let ipv6 = tables.ipv6.as_ref().expect("MLD's maps pinned");
+    let group: std::net::Ipv6Addr = "ff0e::66".parse().unwrap();
+    let entries = ipv6.learned.memberships();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0.group, group.octets());
+    assert_ne!(entries[0].1.flags & membership_flags::STATIC, 0);
+    // Beside the groups the switch's own interfaces joined (local listeners).
+    let forwarded: Vec<_> = ipv6
+        .forwarding
+        .groups
+        .keys()
+        .filter_map(Result::ok)
+        .collect();
+    assert!(
+        forwarded.contains(&entries[0].0.group_key()),
+        "no GROUPS6 entry: {forwarded:?}"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_slice(&snooped.cli(&["show", "--json"]).stdout).unwrap();
+    let groups: Vec<&str> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["grp"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["239.6.6.6", "ff0e::66"]);
+
+    let refused = snooped.cli(&["mdb", "add", "--port", "p2", "--grp", "ff02::1"]);
+    let line = one_error_line(&refused);
+    assert!(line.contains("ff02::1: not a group to snoop"), "{line}");
+    let deleted = snooped.cli(&["mdb", "del", "--port", "p2", "--grp", "ff0e::66"]);
+    assert!(deleted.status.success());
+    assert!(snooped.tables().memberships6().is_empty());
+}

@@ -14,8 +14,21 @@
 //! more keeps its slot, ready for the next group going to the same ports,
 //! and a slot is rewritten only when no unused one is left; as groups lose
 //! and gain members the same few sets come back again and again.
+//!
+//! Both families' groups name slots of the one `DEST_SETS`, and each
+//! family's forwarding component has its own `DestinationSets`: each takes
+//! its slots from a range of its own (`slots_of`), so neither ever rewrites
+//! a slot the other's groups name. Why ranges and not one allocator shared
+//! by both: the components stay apart (no state handed between them in the
+//! loop), and a set two families share would need users counted across
+//! both. What it costs: a family past its range broadcasts (`dest_set` 0,
+//! always right) while the other's slots may sit free; IPv4 keeps three
+//! quarters, its table's layout and its bench figures as they were.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    ops::Range,
+};
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -23,7 +36,7 @@ use aya::{
     programs::ProgramFd,
 };
 use aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH;
-use igmp_common::{capacity, Address, GroupKey, PortList};
+use igmp_common::{capacity, Address, Family, GroupKey, PortList};
 use tracing::warn;
 
 use crate::tables::ForwardingMaps;
@@ -50,13 +63,24 @@ pub(super) struct DestinationSets<A: Address> {
     unused: VecDeque<u32>,
 }
 
+/// The slots of `DEST_SETS` (indexes, not `dest_set` values, which are
+/// one more) a family's groups may name: IPv4 the first three quarters,
+/// IPv6 the last.
+pub(super) fn slots_of(family: Family) -> Range<u32> {
+    let ipv6_from = capacity::DEST_SETS / 4 * 3;
+    match family {
+        Family::Ipv4 => 0..ipv6_from,
+        Family::Ipv6 => ipv6_from..capacity::DEST_SETS,
+    }
+}
+
 impl<A: Address> Default for DestinationSets<A> {
     fn default() -> Self {
         Self {
             by_ports: HashMap::new(),
             ports_of: HashMap::new(),
             of_group: HashMap::new(),
-            free: (0..capacity::DEST_SETS).rev().collect(),
+            free: slots_of(A::FAMILY).rev().collect(),
             unused: VecDeque::new(),
         }
     }
@@ -196,4 +220,30 @@ fn write_set<A: Address>(
     maps.dest_sets
         .set(index, &set, 0)
         .with_context(|| format!("DEST_SETS slot {index}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_families_slots_cover_dest_sets_and_never_overlap() {
+        let (ipv4, ipv6) = (slots_of(Family::Ipv4), slots_of(Family::Ipv6));
+        assert_eq!((ipv4.start, ipv4.end), (0, 3072));
+        assert_eq!((ipv6.start, ipv6.end), (3072, capacity::DEST_SETS));
+        assert_eq!(ipv4.end, ipv6.start);
+    }
+
+    #[test]
+    fn each_family_takes_its_lowest_free_slot_first() {
+        let ipv4 = DestinationSets::<[u8; 4]>::default();
+        let ipv6 = DestinationSets::<[u8; 16]>::default();
+        assert_eq!(ipv4.free.last(), Some(&0));
+        assert_eq!(ipv6.free.last(), Some(&3072));
+        assert_eq!(ipv6.free.first(), Some(&(capacity::DEST_SETS - 1)));
+        assert_eq!(
+            ipv4.free.len() + ipv6.free.len(),
+            capacity::DEST_SETS as usize
+        );
+    }
 }

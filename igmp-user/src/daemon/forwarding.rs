@@ -4,6 +4,11 @@
 //! the host itself listens to, and the policy for the rest (`SETTINGS`).
 //! It reads no other component's maps: the loop hands it each group's
 //! member ports and the router ports (`Routes`).
+//!
+//! There is one per family. `SETTINGS` is the switch's, not a family's:
+//! only IPv4's writes it (`publish_policy`, `set_vlan_bridges`); the loop
+//! never calls those on IPv6's. The fast path floods unregistered IPv6
+//! groups and passes MLD reports to the kernel whatever the policy.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -45,6 +50,15 @@ pub(super) trait HostGroups: Address {
 impl HostGroups for [u8; 4] {
     fn host_groups(ports: &[String]) -> BTreeSet<Self> {
         local_groups(ports)
+    }
+}
+
+impl HostGroups for [u8; 16] {
+    fn host_groups(ports: &[String]) -> BTreeSet<Self> {
+        let Ok(table) = std::fs::read_to_string("/proc/net/igmp6") else {
+            return BTreeSet::new();
+        };
+        parse_proc_net_igmp6(&table, ports)
     }
 }
 
@@ -244,6 +258,48 @@ fn parse_proc_net_igmp(table: &str, ports: &[String]) -> BTreeSet<[u8; 4]> {
     groups
 }
 
+/// `/proc/net/igmp6` has one line per (device, group): ifindex, device,
+/// the group as 32 hex digits in network order, users, flags, timer.
+/// Left out, as the program never snoops them: ff02::1 (joined by every
+/// interface, always flooded) and interface- or reserved-scope groups
+/// (scope 0 or 1, RFC 4291 §2.7). Other link-scope groups stay: the host's
+/// own solicited-node group must reach it for neighbour discovery.
+fn parse_proc_net_igmp6(table: &str, ports: &[String]) -> BTreeSet<[u8; 16]> {
+    const ALL_NODES: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let mut groups = BTreeSet::new();
+    for line in table.lines() {
+        let mut columns = line.split_whitespace();
+        let (Some(_ifindex), Some(device), Some(hex)) =
+            (columns.next(), columns.next(), columns.next())
+        else {
+            continue;
+        };
+        if device == "lo" || ports.iter().any(|port| port == device) {
+            continue;
+        }
+        let Some(group) = hex_address(hex) else {
+            continue;
+        };
+        let scope = group[1] & 0x0f;
+        if group[0] == 0xff && scope > 1 && group != ALL_NODES {
+            groups.insert(group);
+        }
+    }
+    groups
+}
+
+/// 32 hex digits as 16 bytes.
+fn hex_address(hex: &str) -> Option<[u8; 16]> {
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    let mut address = [0; 16];
+    for (index, byte) in address.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16).ok()?;
+    }
+    Some(address)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +313,34 @@ mod tests {
     fn groups_joined_on_the_bridge_are_local_and_on_ports_or_loopback_not() {
         let groups = parse_proc_net_igmp(TABLE, &["p1".into()]);
         assert_eq!(groups.into_iter().collect::<Vec<_>>(), vec![[239, 1, 2, 3]]);
+    }
+
+    /// As a bridge host's /proc/net/igmp6 reads (Linux 6.x).
+    const TABLE6: &str = "\
+1    lo              ff020000000000000000000000000001     1 0000000C 0
+1    lo              ff010000000000000000000000000001     1 00000008 0
+4    br0             ff0200000000000000000001ff3b1507     1 00000004 0
+4    br0             ff0e0000000000000000000000001234     1 00000004 0
+4    br0             ff020000000000000000000000000001     1 0000000C 0
+4    br0             ff010000000000000000000000000001     1 00000008 0
+4    br0             ff020000000000000000000000000002     1 00000004 0
+5    p1              ff0e0000000000000000000000000042     1 00000004 0
+";
+
+    #[test]
+    fn igmp6_groups_joined_on_the_bridge_are_local_and_all_nodes_and_interface_scope_not() {
+        let groups = parse_proc_net_igmp6(TABLE6, &["p1".into()]);
+        let shown: Vec<String> = groups
+            .into_iter()
+            .map(|group| std::net::Ipv6Addr::from(group).to_string())
+            .collect();
+        assert_eq!(shown, ["ff02::2", "ff02::1:ff3b:1507", "ff0e::1234"]);
+    }
+
+    #[test]
+    fn igmp6_lines_that_are_not_one_group_are_skipped() {
+        let table =
+            "4 br0 ff0e00000000000000000000000012\n4 br0 zz0e0000000000000000000000001234 1\n\n";
+        assert!(parse_proc_net_igmp6(table, &[]).is_empty());
     }
 }

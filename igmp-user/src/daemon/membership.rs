@@ -15,6 +15,11 @@
 //!
 //! It never writes the forwarding maps: what changed for forwarding goes
 //! back to the loop as `Effects`.
+//!
+//! There is one per family (`Memberships<[u8; 4]>` for IGMP,
+//! `Memberships<[u8; 16]>` for MLD); where the protocols differ (what a
+//! version 1 host present means, how a query's Max Resp Code reads) it asks
+//! `expiry::Protocol`.
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -31,7 +36,7 @@ use tracing::{debug, info};
 
 use super::{sources::SourceIndex, Effects, Routes};
 use crate::{
-    expiry::{self, Reason, Verdict},
+    expiry::{self, Protocol, Reason, Verdict},
     interfaces::interface_name,
     leaves::{GroupQueries, SourceQueries},
     monitor::{MonitorEvent, MonitorKind},
@@ -57,7 +62,7 @@ pub(super) enum AfterLeave {
 }
 
 /// One per address family: `A` is the family's address bytes.
-pub(super) struct Memberships<A: Address> {
+pub(super) struct Memberships<A: Protocol> {
     maps: LearnedMaps<A>,
     timers: Timers,
     deadlines: Deadlines<Due<A>>,
@@ -73,7 +78,7 @@ pub(super) struct Memberships<A: Address> {
     monitor: broadcast::Sender<MonitorEvent>,
 }
 
-impl<A: Address> Memberships<A> {
+impl<A: Protocol> Memberships<A> {
     pub(super) fn new(
         maps: LearnedMaps<A>,
         timers: Timers,
@@ -215,8 +220,11 @@ impl<A: Address> Memberships<A> {
         let key = event.membership_key();
         let port = interface_name(event.ifindex);
         let group = event.group.ip();
-        if event.version == igmp_version::V2 && self.v1_host_present(key, event.timestamp_ns) {
-            // RFC 2236 §4: a v1 host never leaves; a v2 host's leave
+        if !A::V1_HOSTS_LEAVE
+            && event.version == igmp_version::V2
+            && self.v1_host_present(key, event.timestamp_ns)
+        {
+            // RFC 2236 §4: an IGMPv1 host never leaves; a v2 host's leave
             // cannot tell whether it was the last.
             debug!(port, group = %group, "leave ignored: a v1 host is on the port");
             self.cancel_leave(key);
@@ -268,7 +276,7 @@ impl<A: Address> Memberships<A> {
     /// LMQC × its Max Resp Time, or goes (the bridge lowers all of them),
     /// except on a port with a v1 host.
     pub(super) fn group_query_seen(&mut self, query: &Event<A>, ports: &[u32]) {
-        let wait = expiry::max_response_time(query.version, query.max_resp_code)
+        let wait = A::max_response_time(query.version, query.max_resp_code)
             * self.timers.last_member_query_count;
         let deadline = query.timestamp_ns + nanos(wait);
         for &ifindex in ports {
@@ -276,9 +284,9 @@ impl<A: Address> Memberships<A> {
                 ifindex,
                 ..query.membership_key()
             };
-            // A v1 host answers within 10 s whatever the query asks (RFC 2236 §4).
+            // An IGMPv1 host answers within 10 s whatever the query asks (RFC 2236 §4).
             if self.maps.membership.get(&key, 0).is_ok()
-                && !self.v1_host_present(key, query.timestamp_ns)
+                && (A::V1_HOSTS_LEAVE || !self.v1_host_present(key, query.timestamp_ns))
             {
                 self.group_queries.lower(key, query.timestamp_ns, deadline);
                 self.deadlines.schedule(deadline, Due::Group(key));
@@ -291,7 +299,7 @@ impl<A: Address> Memberships<A> {
     /// LMQC × its Max Resp Time, or leaves that list (RFC 3376 §6.6.1). The
     /// group's timer stays, and sources in Y stay excluded.
     pub(super) fn source_query_seen(&mut self, query: &Event<A>, ports: &[u32]) {
-        let wait = expiry::max_response_time(query.version, query.max_resp_code)
+        let wait = A::max_response_time(query.version, query.max_resp_code)
             * self.timers.last_member_query_count;
         let deadline = query.timestamp_ns + nanos(wait);
         for &ifindex in ports {
@@ -673,7 +681,7 @@ impl<A: Address> Memberships<A> {
                 created_ns: now,
                 leave_ns: 0,
                 last_reporter: A::UNSPECIFIED,
-                version: igmp_version::V2,
+                version: A::ANY_SOURCE_VERSION,
                 filter_mode: filter_mode::EXCLUDE,
                 flags: membership_flags::STATIC | membership_flags::UNCOUNTED,
                 _pad: Default::default(),

@@ -3,7 +3,12 @@
 //!
 //! - `membership`: what the programs learn, with a deadline per entry;
 //! - `forwarding`: the groups' fast-path entries, destination sets, policy;
-//! - `querying`: the querier election and our queries;
+//!
+//! (these two once per family: `memberships`/`forwarding` for IGMP's
+//! tables, `memberships6`/`forwarding6` for MLD's, each family's events
+//! from its own ring buffer, `EVENTS` and `EVENTS6`)
+//! - `querying`: the querier election and our queries (IGMP);
+//! - `mld_queriers`: the MLD queriers heard (no MLD querier of ours yet);
 //! - `snooped_ports`: the ports and their maps;
 //! - `lost`: the counters, to notice events the ring buffer dropped.
 //!
@@ -16,7 +21,7 @@
 use std::{
     collections::BTreeSet,
     future::Future,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     time::Duration,
 };
 
@@ -33,27 +38,29 @@ mod destinations;
 mod forwarding;
 mod lost;
 mod membership;
+mod mld_queriers;
 mod querying;
 mod snooped_ports;
 mod sources;
 
-use forwarding::Forwarding;
+use forwarding::{Forwarding, HostGroups};
 use lost::LostEvents;
 use membership::{AfterLeave, Memberships};
+use mld_queriers::MldQueriersHeard;
 use querying::Querying;
 use snooped_ports::SnoopedPorts;
 
 use crate::{
     control::{Reply, Request},
-    expiry::Reason,
+    expiry::{Protocol, Reason},
     interfaces::interface_name,
     links::LinkNote,
     metrics::SharedStatus,
     monitor::{MonitorEvent, MonitorKind},
-    options::{is_snooped_group, UnregisteredPolicy},
+    options::{is_snooped_group, is_snooped_group6, UnregisteredPolicy},
     ports::{PortChange, PortSet},
     querier::QuerierSettings,
-    tables::Tables,
+    tables::{FamilyMaps, Ipv6, Tables},
     timers::{monotonic_ns, Timers},
 };
 
@@ -100,43 +107,66 @@ impl Routes {
     }
 }
 
-/// The IGMP tables' address bytes; MLD's (`[u8; 16]`) get components of their own.
+/// The IGMP tables' address bytes; MLD's are `tables::Ipv6` (`[u8; 16]`).
 type Ipv4 = [u8; 4];
 
 pub struct Daemon {
     memberships: Memberships<Ipv4>,
     forwarding: Forwarding<Ipv4>,
+    memberships6: Memberships<Ipv6>,
+    /// MLD's groups; it never writes `SETTINGS` (the switch-wide policy is
+    /// IPv4's forwarding component's).
+    forwarding6: Forwarding<Ipv6>,
     querying: Querying,
+    mld_queriers: MldQueriersHeard,
     ports: SnoopedPorts,
     lost: LostEvents,
     monitor: broadcast::Sender<MonitorEvent>,
     /// The configuration's static groups, by port name: installed at start.
-    static_groups: Vec<(String, Ipv4Addr)>,
+    static_groups: Vec<(String, IpAddr)>,
 }
 
 impl Daemon {
-    pub fn new(tables: Tables, timers: Timers, monitor: broadcast::Sender<MonitorEvent>) -> Self {
+    pub fn new(
+        tables: Tables,
+        timers: Timers,
+        monitor: broadcast::Sender<MonitorEvent>,
+    ) -> Result<Self> {
         let Tables {
             learned,
             forwarding,
+            ipv6,
             ports,
             statistics,
         } = tables;
-        Self {
+        let FamilyMaps {
+            learned: learned6,
+            forwarding: forwarding6,
+        } = ipv6.context(
+            "MEMBERSHIP6: not pinned (the loader pins MLD's maps beside IGMP's; \
+             was the table opened before the program was loaded?)",
+        )?;
+        Ok(Self {
             memberships: Memberships::new(learned, timers.clone(), monitor.clone()),
             forwarding: Forwarding::new(forwarding),
+            memberships6: Memberships::new(learned6, timers.clone(), monitor.clone()),
+            forwarding6: Forwarding::new(forwarding6),
+            mld_queriers: MldQueriersHeard::new(&timers),
             querying: Querying::new(timers, monitor.clone()),
             ports: SnoopedPorts::new(ports),
             lost: LostEvents::new(statistics),
             monitor,
             static_groups: Vec::new(),
-        }
+        })
     }
 
     /// Static memberships to install at start (the configuration's
     /// `static-groups`); those of an earlier run stay in the pinned table.
     pub fn with_static_groups(mut self, groups: Vec<(String, Ipv4Addr)>) -> Self {
-        self.static_groups = groups;
+        self.static_groups = groups
+            .into_iter()
+            .map(|(port, group)| (port, IpAddr::V4(group)))
+            .collect();
         self
     }
 
@@ -144,9 +174,11 @@ impl Daemon {
     /// daemon follows them as they vanish, come back or change STP state.
     pub fn with_ports(mut self, port_set: PortSet) -> Result<Self> {
         self.ports.adopt(port_set)?;
-        let mut effects = Effects::default();
+        let permanent = self.ports.permanent_routers();
         self.memberships
-            .keep_permanent_routers(&self.ports.permanent_routers(), &mut effects)?;
+            .keep_permanent_routers(&permanent, &mut Effects::default())?;
+        self.memberships6
+            .keep_permanent_routers(&permanent, &mut Effects::default())?;
         self.follow_port_options();
         Ok(self)
     }
@@ -157,7 +189,8 @@ impl Daemon {
         Ok(self)
     }
 
-    /// Sets the policy for unregistered groups.
+    /// Sets the policy for unregistered groups (IPv4's: unregistered IPv6
+    /// is flooded whatever the policy, this round).
     pub fn with_unregistered(mut self, policy: UnregisteredPolicy) -> Self {
         self.forwarding.set_unregistered(policy);
         self
@@ -175,7 +208,11 @@ impl Daemon {
     fn follow_port_options(&mut self) {
         self.memberships
             .set_fast_leave_ports(self.ports.fast_leave());
+        self.memberships6
+            .set_fast_leave_ports(self.ports.fast_leave());
         self.forwarding
+            .set_ports(self.ports.egress_filter(), self.ports.has_overrides());
+        self.forwarding6
             .set_ports(self.ports.egress_filter(), self.ports.has_overrides());
     }
 
@@ -187,6 +224,7 @@ impl Daemon {
     pub async fn run(
         mut self,
         events: RingBuf<MapData>,
+        events6: RingBuf<MapData>,
         mut links: mpsc::UnboundedReceiver<LinkNote>,
         mut requests: mpsc::Receiver<crate::control::Asked>,
         shutdown: impl Future<Output = ()>,
@@ -196,6 +234,10 @@ impl Daemon {
         let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
             .map_err(std::io::Error::from)
             .context("polling the events ring buffer")?;
+        // SAFETY: as above.
+        let mut events6 = unsafe { AsyncFd::register_with_interest(events6, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("polling the EVENTS6 ring buffer")?;
         tokio::pin!(shutdown);
         // How often the host's own group memberships and the lost events are looked at.
         let mut housekeeping = tokio::time::interval(Duration::from_secs(2));
@@ -207,6 +249,11 @@ impl Daemon {
                     self.on_events(guard.get_inner_mut());
                     guard.clear_ready();
                 }
+                ready = events6.readable_mut() => {
+                    let mut guard = ready.context("waiting for MLD events")?;
+                    self.on_events6(guard.get_inner_mut());
+                    guard.clear_ready();
+                }
                 () = sleep => self.on_deadline(),
                 Some(note) = links.recv() => self.on_link(&note),
                 Some((request, reply)) = requests.recv() => {
@@ -215,8 +262,10 @@ impl Daemon {
                 _ = housekeeping.tick() => self.on_housekeeping(),
                 () = &mut shutdown => return Ok(self.ports.take()),
             }
-            // Once per wake-up, however many entries it removed.
+            // Once per wake-up, however many entries it removed. Both add
+            // to the one GROUPS_REMOVED, one after the other.
             self.memberships.publish_removed();
+            self.memberships6.publish_removed();
         }
     }
 
@@ -227,18 +276,21 @@ impl Daemon {
     fn on_start(&mut self) {
         let started = std::time::Instant::now();
         self.memberships.adopt();
+        self.memberships6.adopt();
+        let query_ports = self.ports.query_ports();
         self.querying
-            .adopt(&self.memberships.router_ports(), &self.ports.query_ports());
+            .adopt(&self.memberships.router_ports(), &query_ports);
+        self.mld_queriers
+            .adopt(&self.memberships6.router_ports(), &query_ports);
         self.forwarding
             .publish_policy(self.querying.querier_known());
-        let members: Vec<MembershipKey<Ipv4>> = self
-            .memberships
-            .memberships()
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
-        let groups = self.forwarding.rebuild(&members);
+        // Both families' entries are voided before either assigns a
+        // destination set: a previous build's IPv4 groups may name slots
+        // that are IPv6's now (`destinations::slots_of`).
+        let groups = self.forwarding.rebuild(&member_keys(&self.memberships));
+        let groups6 = self.forwarding6.rebuild(&member_keys(&self.memberships6));
         self.refresh_groups(groups);
+        self.refresh_groups6(groups6);
         self.on_housekeeping();
         self.install_static_groups();
         info!(took = ?started.elapsed(), "table adopted: every entry followed, every group forwarded");
@@ -247,6 +299,7 @@ impl Daemon {
     fn sleep_until_next_deadline(&self) -> tokio::time::Sleep {
         let next = [
             self.memberships.next_deadline(),
+            self.memberships6.next_deadline(),
             self.querying.next_deadline(),
         ]
         .into_iter()
@@ -260,14 +313,18 @@ impl Daemon {
     }
 
     fn on_events(&mut self, ring: &mut RingBuf<MapData>) {
-        while let Some(item) = ring.next() {
-            if item.len() < std::mem::size_of::<Event>() {
-                warn!(bytes = item.len(), "short event ignored");
-                continue;
+        while let Some(event) = next_event::<Ipv4>(ring) {
+            if let Some(event) = event {
+                self.on_event(&event);
             }
-            // SAFETY: the XDP program writes whole `Event`s; read_unaligned copes with any offset.
-            let event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) };
-            self.on_event(&event);
+        }
+    }
+
+    fn on_events6(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(event) = next_event::<Ipv6>(ring) {
+            if let Some(event) = event {
+                self.on_event6(&event);
+            }
         }
     }
 
@@ -378,11 +435,99 @@ impl Daemon {
         self.apply(effects);
     }
 
+    /// An MLD event. As IGMP's, but no querier of ours sends anything:
+    /// a Done with no other querier takes the group after the last
+    /// listener query time, with no query asked of the port.
+    fn on_event6(&mut self, event: &Event<Ipv6>) {
+        let Some(kind) = EventKind::from_u32(event.kind) else {
+            warn!(kind = event.kind, family = "ipv6", "unknown event kind");
+            return;
+        };
+        let port = interface_name(event.ifindex);
+        let group = Ipv6Addr::from(event.group);
+        let address = Ipv6Addr::from(event.address);
+        self.publish(MonitorEvent::from_kernel(kind, event, &port));
+        let mut effects = Effects::default();
+        match kind {
+            EventKind::NewMembership => {
+                debug!(
+                    port,
+                    vid = event.vlan,
+                    group = %group,
+                    reporter = %address,
+                    version = event.version,
+                    "join"
+                );
+                self.memberships6.joined(event, &mut effects);
+            }
+            EventKind::LeaveSeen => {
+                debug!(port, vid = event.vlan, group = %group, reporter = %address, "done");
+                let other_querier = self
+                    .mld_queriers
+                    .other_querier(event.vlan, event.timestamp_ns, &self.ports.query_ports())
+                    .map(IpAddr::V6);
+                // `AskPort` asks nothing here: the deadline it set stands.
+                let _: AfterLeave =
+                    self.memberships6
+                        .leave_seen(event, other_querier, &mut effects);
+            }
+            EventKind::NewSource => {
+                debug!(port, group = %group, source = %address, "source");
+                self.memberships6.source_seen(event);
+            }
+            EventKind::SourceLeaveSeen => {
+                debug!(port, group = %group, source = %address, "block");
+                self.memberships6.source_leave_seen(event);
+            }
+            EventKind::NewRouterPort => {
+                info!(
+                    port,
+                    vid = event.vlan,
+                    querier = %address,
+                    version = event.version,
+                    family = "ipv6",
+                    "router port"
+                );
+                self.memberships6.router_seen(event, &mut effects);
+            }
+            EventKind::QuerySeen => {
+                debug!(
+                    port,
+                    querier = %address,
+                    group = %group,
+                    version = event.version,
+                    "mld query"
+                );
+                self.mld_queriers.query_seen(
+                    address,
+                    event.vlan,
+                    event.timestamp_ns,
+                    &self.ports.query_ports(),
+                );
+                // As IGMPv3's (RFC 3810 §7.6.1 follows RFC 3376 §6.6.1).
+                let group_only = event.flags & (query_flags::SUPPRESS | query_flags::SOURCES) == 0;
+                if event.group != Ipv6::UNSPECIFIED && group_only {
+                    self.memberships6
+                        .group_query_seen(event, self.ports.ifindexes());
+                }
+            }
+            EventKind::QuerySourceSeen => {
+                debug!(port, group = %group, source = %address, "mld query for a source");
+                self.memberships6
+                    .source_query_seen(event, self.ports.ifindexes());
+            }
+        }
+        self.apply6(effects);
+    }
+
     /// Deadlines came: expiries, then whatever the querier has due.
     fn on_deadline(&mut self) {
         let mut effects = Effects::default();
         self.memberships.expire_due(&mut effects);
         self.apply(effects);
+        let mut effects6 = Effects::default();
+        self.memberships6.expire_due(&mut effects6);
+        self.apply6(effects6);
         self.poll_querier();
     }
 
@@ -409,11 +554,13 @@ impl Daemon {
             return;
         }
         let mut effects = Effects::default();
+        let mut effects6 = Effects::default();
         for change in changes {
             info!("{change}");
             match change {
                 PortChange::Gone { name, ifindex } | PortChange::Blocked { name, ifindex } => {
                     self.memberships.flush_port(ifindex, None, &mut effects);
+                    self.memberships6.flush_port(ifindex, None, &mut effects6);
                     self.lost.forget_port(ifindex);
                     self.publish(MonitorEvent::new(MonitorKind::PortDown, name));
                 }
@@ -424,6 +571,8 @@ impl Daemon {
                     for vid in left {
                         self.memberships
                             .flush_port(ifindex, Some(vid), &mut effects);
+                        self.memberships6
+                            .flush_port(ifindex, Some(vid), &mut effects6);
                     }
                 }
             }
@@ -435,10 +584,18 @@ impl Daemon {
         {
             warn!("{error:#}");
         }
+        if let Err(error) = self
+            .memberships6
+            .keep_permanent_routers(&permanent, &mut effects6)
+        {
+            warn!(family = "ipv6", "{error:#}");
+        }
         self.follow_port_options();
         // Router ports went or came back with their ports.
         effects.routers = true;
+        effects6.routers = true;
         self.apply(effects);
+        self.apply6(effects6);
     }
 
     /// Every two seconds: the groups the host itself listens to, and a look
@@ -454,10 +611,17 @@ impl Daemon {
         effects
             .groups
             .extend(self.forwarding.refresh_local_listeners(&port_names));
+        let mut effects6 = Effects::default();
+        effects6
+            .groups
+            .extend(self.forwarding6.refresh_local_listeners(&port_names));
+        // One count of lost events for both ring buffers: both catch up.
         if self.lost.lost_since_last_look() {
             self.memberships.catch_up(&mut effects);
+            self.memberships6.catch_up(&mut effects6);
         }
         self.apply(effects);
+        self.apply6(effects6);
     }
 
     /// A request from the control socket (`igmp-snoop mdb`).
@@ -496,39 +660,67 @@ impl Daemon {
     }
 
     /// The membership of `port` (a snooped one) in `group` on VLAN `vid`.
-    fn request_key(&self, port: &str, group: Ipv4Addr, vid: u16) -> Result<MembershipKey> {
+    fn request_key<A: Address>(&self, port: &str, group: A, vid: u16) -> Result<MembershipKey<A>> {
         Ok(MembershipKey {
             ifindex: self.snooped_port(port)?,
             vlan: vid,
             inner_vlan: 0,
-            group: group.octets(),
+            group,
         })
     }
 
-    fn add_static(&mut self, port: &str, group: Ipv4Addr, vid: u16) -> Result<String> {
-        let key = self.request_key(port, group, vid)?;
-        if !is_snooped_group(group) {
-            anyhow::bail!(
-                "{group}: not a group to snoop (a multicast address outside 224.0.0.0/24, which is always flooded)"
-            );
-        }
-        let mut effects = Effects::default();
-        self.memberships
-            .add_static(key, &mut effects)
-            .with_context(|| format!("writing the static membership of {port} in {group}"))?;
-        self.apply(effects);
+    fn add_static(&mut self, port: &str, group: IpAddr, vid: u16) -> Result<String> {
+        let written = match group {
+            IpAddr::V4(group) => {
+                let key = self.request_key(port, group.octets(), vid)?;
+                if !is_snooped_group(group) {
+                    anyhow::bail!(
+                        "{group}: not a group to snoop (a multicast address outside 224.0.0.0/24, which is always flooded)"
+                    );
+                }
+                let mut effects = Effects::default();
+                let written = self.memberships.add_static(key, &mut effects);
+                self.apply(effects);
+                written
+            }
+            IpAddr::V6(group) => {
+                let key = self.request_key(port, group.octets(), vid)?;
+                if !is_snooped_group6(group) {
+                    anyhow::bail!(
+                        "{group}: not a group to snoop (an IPv6 multicast address of link scope or wider, not ff02::1, which is always flooded)"
+                    );
+                }
+                let mut effects = Effects::default();
+                let written = self.memberships6.add_static(key, &mut effects);
+                self.apply6(effects);
+                written
+            }
+        };
+        written.with_context(|| format!("writing the static membership of {port} in {group}"))?;
         let mut event = MonitorEvent::new(MonitorKind::Static, port.to_string());
         event.vid = Some(vid);
-        event.grp = Some(group.into());
+        event.grp = Some(group);
         self.publish(event);
         Ok(format!("static: port {port} vid {vid} group {group}"))
     }
 
-    fn delete_membership(&mut self, port: &str, group: Ipv4Addr, vid: u16) -> Result<String> {
-        let key = self.request_key(port, group, vid)?;
-        let mut effects = Effects::default();
-        let removed = self.memberships.remove(key, Reason::Deleted, &mut effects);
-        self.apply(effects);
+    fn delete_membership(&mut self, port: &str, group: IpAddr, vid: u16) -> Result<String> {
+        let removed = match group {
+            IpAddr::V4(group) => {
+                let key = self.request_key(port, group.octets(), vid)?;
+                let mut effects = Effects::default();
+                let removed = self.memberships.remove(key, Reason::Deleted, &mut effects);
+                self.apply(effects);
+                removed
+            }
+            IpAddr::V6(group) => {
+                let key = self.request_key(port, group.octets(), vid)?;
+                let mut effects = Effects::default();
+                let removed = self.memberships6.remove(key, Reason::Deleted, &mut effects);
+                self.apply6(effects);
+                removed
+            }
+        };
         if !removed {
             anyhow::bail!("port {port} vid {vid} group {group}: no such membership");
         }
@@ -538,13 +730,25 @@ impl Daemon {
     fn flush_memberships(&mut self, port: Option<&str>) -> Result<String> {
         let only = port.map(|port| self.snooped_port(port)).transpose()?;
         let mut effects = Effects::default();
-        let removed = self
+        let removed4 = self
             .memberships
             .memberships_of(only)
             .into_iter()
             .filter(|key| self.memberships.remove(*key, Reason::Deleted, &mut effects))
             .count();
         self.apply(effects);
+        let mut effects6 = Effects::default();
+        let removed6 = self
+            .memberships6
+            .memberships_of(only)
+            .into_iter()
+            .filter(|key| {
+                self.memberships6
+                    .remove(*key, Reason::Deleted, &mut effects6)
+            })
+            .count();
+        self.apply6(effects6);
+        let removed = removed4 + removed6;
         Ok(match port {
             Some(port) => format!("flushed {removed} memberships of port {port}"),
             None => format!("flushed {removed} memberships"),
@@ -555,23 +759,100 @@ impl Daemon {
     /// that changed, or every group when the router ports did (the
     /// program's epoch counts only the router ports it learned itself).
     fn apply(&mut self, effects: Effects<Ipv4>) {
-        if effects.routers {
-            let mut groups = effects.groups;
-            groups.extend(self.forwarding.groups());
-            self.refresh_groups(groups);
-            self.forwarding.log_destination_sets();
-        } else if !effects.groups.is_empty() {
-            self.refresh_groups(effects.groups);
-        }
+        apply_to(
+            &self.memberships,
+            &mut self.forwarding,
+            self.ports.ifindexes(),
+            effects,
+        );
+    }
+
+    /// As `apply`, for MLD's components.
+    fn apply6(&mut self, effects: Effects<Ipv6>) {
+        apply_to(
+            &self.memberships6,
+            &mut self.forwarding6,
+            self.ports.ifindexes(),
+            effects,
+        );
     }
 
     /// Works out the entries of `groups` from their member ports and the router ports.
     fn refresh_groups(&mut self, groups: impl IntoIterator<Item = GroupKey<Ipv4>>) {
-        let routes = self.memberships.routes();
-        let ports = self.ports.ifindexes();
-        for group in groups {
-            let members = self.memberships.member_ports(group, ports);
-            self.forwarding.refresh_group(group, &members, &routes);
-        }
+        refresh(
+            &self.memberships,
+            &mut self.forwarding,
+            self.ports.ifindexes(),
+            groups,
+        );
     }
+
+    fn refresh_groups6(&mut self, groups: impl IntoIterator<Item = GroupKey<Ipv6>>) {
+        refresh(
+            &self.memberships6,
+            &mut self.forwarding6,
+            self.ports.ifindexes(),
+            groups,
+        );
+    }
+}
+
+/// One family's membership changes, handed to its forwarding component:
+/// the groups that changed, or every group when the router ports did.
+fn apply_to<A: Protocol + HostGroups>(
+    memberships: &Memberships<A>,
+    forwarding: &mut Forwarding<A>,
+    ports: &[u32],
+    effects: Effects<A>,
+) {
+    if effects.routers {
+        let mut groups = effects.groups;
+        groups.extend(forwarding.groups());
+        refresh(memberships, forwarding, ports, groups);
+        forwarding.log_destination_sets();
+    } else if !effects.groups.is_empty() {
+        refresh(memberships, forwarding, ports, effects.groups);
+    }
+}
+
+/// Works out the entries of one family's `groups` from their member ports
+/// among `ports` and the router ports.
+fn refresh<A: Protocol + HostGroups>(
+    memberships: &Memberships<A>,
+    forwarding: &mut Forwarding<A>,
+    ports: &[u32],
+    groups: impl IntoIterator<Item = GroupKey<A>>,
+) {
+    let routes = memberships.routes();
+    for group in groups {
+        let members = memberships.member_ports(group, ports);
+        forwarding.refresh_group(group, &members, &routes);
+    }
+}
+
+/// Every membership of one family, for its forwarding entries' rebuild.
+fn member_keys<A: Protocol>(memberships: &Memberships<A>) -> Vec<MembershipKey<A>> {
+    memberships
+        .memberships()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// The next event of a ring buffer: `None` when it is empty, `Some(None)`
+/// for a record too short to be an `Event<A>` (logged and skipped).
+fn next_event<A: Address>(ring: &mut RingBuf<MapData>) -> Option<Option<Event<A>>> {
+    let item = ring.next()?;
+    if item.len() < std::mem::size_of::<Event<A>>() {
+        warn!(
+            bytes = item.len(),
+            family = A::FAMILY.name(),
+            "short event ignored"
+        );
+        return Some(None);
+    }
+    // SAFETY: the program writes whole `Event<A>`s; read_unaligned copes with any offset.
+    Some(Some(unsafe {
+        std::ptr::read_unaligned(item.as_ptr().cast::<Event<A>>())
+    }))
 }

@@ -49,7 +49,7 @@ impl QueryPorts {
     /// The election a query or leave heard in `vlan` belongs to: the
     /// VLAN's own where queries go per VLAN, the untagged one elsewhere
     /// (off VLAN-filtering bridges a tag does not make a LAN of its own).
-    fn election_of(&self, vlan: u16) -> u16 {
+    pub(super) fn election_of(&self, vlan: u16) -> u16 {
         if self.0.contains_key(&vlan) {
             vlan
         } else {

@@ -1,6 +1,7 @@
 //! `igmp-snoop show`: one row per group and per source of a group, as
 //! `bridge mdb show` prints them, and `--bridge`'s JSON in the shape of
-//! `bridge -j mdb show`.
+//! `bridge -j mdb show`. IPv6 (MLD) groups follow the IPv4 ones, from the
+//! same `mdb_rows`; a table pinned before MLD shows IPv4 alone.
 
 use anyhow::Result;
 use comfy_table::{presets::NOTHING, Table};
@@ -139,7 +140,9 @@ fn group_flags(flags: u16) -> Vec<&'static str> {
 
 /// The JSON of `bridge -j mdb show`: one object with the rows under `mdb`
 /// and, under `router`, each bridge's router ports (`port`, `timer`, `type`).
-/// Ports in no bridge are their own `dev`, as in the rows.
+/// Ports in no bridge are their own `dev`, as in the rows. A port that is a
+/// router port of both families is listed once, as the bridge does, with
+/// the later of its timers and `permanent` if either is.
 pub fn bridge_shape(
     rows: &[MdbRow],
     routers: &[RouterRow],
@@ -157,10 +160,28 @@ pub fn bridge_shape(
         } else {
             "temp"
         };
-        by_bridge
-            .entry(dev)
-            .or_default()
-            .push(serde_json::json!({"port": router.port, "timer": router.timer, "type": kind}));
+        let ports = by_bridge.entry(dev).or_default();
+        let listed = ports
+            .iter_mut()
+            .find(|listed| listed["port"] == router.port.as_str());
+        match listed {
+            Some(listed) => {
+                let seconds = |value: &serde_json::Value| {
+                    value
+                        .as_str()
+                        .and_then(|text| text.trim().parse::<f64>().ok())
+                };
+                if seconds(&listed["timer"]) < router.timer.trim().parse::<f64>().ok() {
+                    listed["timer"] = router.timer.clone().into();
+                }
+                if kind == "permanent" {
+                    listed["type"] = kind.into();
+                }
+            }
+            None => ports.push(
+                serde_json::json!({"port": router.port, "timer": router.timer, "type": kind}),
+            ),
+        }
     }
     serde_json::json!([{"mdb": rows, "router": by_bridge}])
 }
@@ -194,14 +215,21 @@ pub fn print(args: &MdbShowArgs) -> Result<()> {
     let (tables, state) = tables_to_print(&pin_dir)?;
     let settings = tables.settings();
     let masters = links::masters()?;
-    let rows = mdb_rows(
+    let mut rows = mdb_rows(
         &tables.memberships(),
         &tables.source_entries(),
         &settings,
         &masters,
     );
+    rows.extend(mdb_rows(
+        &tables.memberships6(),
+        &tables.source_entries6(),
+        &settings,
+        &masters,
+    ));
     if args.bridge {
-        let routers = router_rows(&tables.router_ports(), &settings);
+        let mut routers = router_rows(&tables.router_ports(), &settings);
+        routers.extend(router_rows(&tables.router_ports6(), &settings));
         let shaped = bridge_shape(&rows, &routers, &masters);
         println!("{}", serde_json::to_string_pretty(&shaped)?);
     } else if args.show.json {
@@ -260,5 +288,108 @@ mod listed_sources {
         );
         let shown: Vec<_> = rows.iter().filter_map(|row| row.src.clone()).collect();
         assert_eq!(shown, ["192.0.2.2"]);
+    }
+}
+
+/// IPv6 rows against what `bridge -j mdb show` printed for the same state
+/// (recorded on Linux 6.18 with iproute2 6.1: a bridge with `mcast_snooping
+/// 1` and `mcast_mld_version 2`, hosts joining with `IPV6_JOIN_GROUP` and
+/// `MCAST_JOIN_SOURCE_GROUP`, and their solicited-node groups).
+#[cfg(test)]
+mod bridge_rows_of_ipv6 {
+    use igmp_common::filter_mode;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::interfaces::interface_name;
+
+    const BRIDGE_ROWS: [&str; 4] = [
+        r#"{"index":2,"dev":"br0","port":"p2","grp":"ff0e::42","state":"temp","flags":[]}"#,
+        r#"{"index":2,"dev":"br0","port":"p1","grp":"ff02::1:ff5a:e01e","state":"temp","flags":[],"timer":" 254.21"}"#,
+        r#"{"index":2,"dev":"br0","port":"p2","grp":"ff3e::99","src":"2001:db8::5","state":"temp","flags":[],"timer":"   0.00"}"#,
+        r#"{"index":2,"dev":"br0","port":"p2","grp":"ff3e::99","state":"temp","flags":[],"timer":"   0.00"}"#,
+    ];
+
+    /// Keys whose values depend on the machine, not on the table: the
+    /// bridge's ifindex, the port's name (here the test's own ifindex 1),
+    /// and the timer (`-s`, padded, and counting from another start).
+    const MACHINE_KEYS: [&str; 3] = ["index", "port", "timer"];
+
+    fn membership(group: &str, mode: u8) -> (MembershipKey<[u8; 16]>, Membership<[u8; 16]>) {
+        let group: std::net::Ipv6Addr = group.parse().unwrap();
+        let key = MembershipKey {
+            ifindex: 1,
+            vlan: 0,
+            inner_vlan: 0,
+            group: group.octets(),
+        };
+        let now = monotonic_ns();
+        let entry = Membership {
+            last_report_ns: now,
+            created_ns: now,
+            version: 2,
+            filter_mode: mode,
+            last_reporter: "fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            ..Membership::default()
+        };
+        (key, entry)
+    }
+
+    #[test]
+    fn ipv6_rows_give_the_bridges_keys_and_values() {
+        let groups = [
+            membership("ff0e::42", filter_mode::EXCLUDE),
+            membership("ff02::1:ff5a:e01e", filter_mode::EXCLUDE),
+            membership("ff3e::99", filter_mode::INCLUDE),
+        ];
+        let (ssm, _) = groups[2];
+        let source_key = SourceKey {
+            ifindex: ssm.ifindex,
+            vlan: ssm.vlan,
+            inner_vlan: ssm.inner_vlan,
+            group: ssm.group,
+            source: "2001:db8::5"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        };
+        let now = monotonic_ns();
+        let source = SourceEntry {
+            last_report_ns: now,
+            mode: filter_mode::INCLUDE,
+            named: SourceEntry::stamp(now),
+            ..SourceEntry::default()
+        };
+        let masters = Masters::from([(1, "br0".to_string())]);
+        let rows = mdb_rows(
+            &groups,
+            &[(source_key, source)],
+            &Settings::default(),
+            &masters,
+        );
+        let ours: Vec<Value> = rows
+            .iter()
+            .map(|row| serde_json::to_value(row).unwrap())
+            .collect();
+        for line in BRIDGE_ROWS {
+            let bridge: Value = serde_json::from_str(line).unwrap();
+            let bridge = bridge.as_object().unwrap();
+            let same_entry =
+                |row: &&Value| row["grp"] == bridge["grp"] && row.get("src") == bridge.get("src");
+            let row = ours
+                .iter()
+                .find(same_entry)
+                .unwrap_or_else(|| panic!("no row for {line}: {ours:?}"));
+            for (key, value) in bridge
+                .iter()
+                .filter(|(key, _)| !MACHINE_KEYS.contains(&key.as_str()))
+            {
+                assert_eq!(&row[key], value, "{key} of {line}, ours {row}");
+            }
+            assert_eq!(row["port"], interface_name(1), "{row}");
+            assert!(row["timer"].is_string(), "{row}");
+        }
+        // Nothing but these: one row per group and one for the source.
+        assert_eq!(ours.len(), BRIDGE_ROWS.len());
     }
 }

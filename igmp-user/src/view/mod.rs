@@ -137,6 +137,7 @@ mod json_stability {
     #[test]
     fn a_router_row_keeps_its_keys() {
         let row = RouterRow {
+            family: "ipv4",
             port: "p3".into(),
             ifindex: 5,
             vid: None,
@@ -150,9 +151,53 @@ mod json_stability {
         assert_eq!(
             serde_json::to_value(&row).unwrap(),
             json!({
-                "port": "p3", "ifindex": 5, "querier": "10.0.0.3", "version": 3,
+                "family": "ipv4", "port": "p3", "ifindex": 5, "querier": "10.0.0.3", "version": 3,
                 "robustness": 2, "qqic": 125, "timer": "254.90", "flags": ["pim"],
             })
+        );
+    }
+
+    #[test]
+    fn a_family_row_keeps_its_keys() {
+        let row = FamilyRow {
+            family: "ipv6",
+            groups: 2,
+            memberships: 3,
+            sources: 1,
+            router_ports: 1,
+        };
+        assert_eq!(
+            serde_json::to_value(&row).unwrap(),
+            json!({
+                "family": "ipv6", "groups": 2, "memberships": 3, "sources": 1,
+                "router_ports": 1,
+            })
+        );
+    }
+
+    #[test]
+    fn a_port_routing_both_families_is_one_bridge_router_entry() {
+        let router = |family, timer: &str, flags| RouterRow {
+            family,
+            port: "p3".into(),
+            ifindex: 5,
+            vid: None,
+            querier: String::new(),
+            version: 2,
+            robustness: 2,
+            qqic: 125,
+            timer: timer.into(),
+            flags,
+        };
+        let routers = [
+            router("ipv4", "100.00", vec![]),
+            router("ipv6", "200.00", vec![]),
+        ];
+        let masters = super::Masters::from([(5, "br0".to_string())]);
+        let shaped = bridge_shape(&[], &routers, &masters);
+        assert_eq!(
+            shaped[0]["router"],
+            json!({"br0": [{"port": "p3", "timer": "200.00", "type": "temp"}]})
         );
     }
 

@@ -1,4 +1,5 @@
-//! `igmp-snoop routers`: the router ports, their querier and timer.
+//! `igmp-snoop routers`: the router ports, their querier and timer: IGMP's,
+//! then MLD's (`family`), as each family's queries made them.
 
 use anyhow::Result;
 use comfy_table::{presets::NOTHING, Table};
@@ -11,6 +12,8 @@ use crate::{cli::ShowArgs, interfaces::interface_name, settings, timers::monoton
 /// One row of `igmp-snoop routers`.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct RouterRow {
+    /// `ipv4` (IGMP queries, PIM hellos) or `ipv6` (MLD).
+    pub family: &'static str,
     pub port: String,
     pub ifindex: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,6 +35,7 @@ pub fn router_rows<A: Address>(
     routers
         .iter()
         .map(|(key, router)| RouterRow {
+            family: A::FAMILY.name(),
             port: interface_name(key.ifindex),
             ifindex: key.ifindex,
             vid: (key.vlan != 0).then_some(key.vlan),
@@ -52,7 +56,7 @@ pub fn router_rows<A: Address>(
 pub fn render_routers(rows: &[RouterRow]) -> String {
     let mut table = Table::new();
     table.load_preset(NOTHING).set_header([
-        "port", "vid", "querier", "version", "qrv", "qqic", "timer", "flags",
+        "port", "family", "vid", "querier", "version", "qrv", "qqic", "timer", "flags",
     ]);
     for row in rows {
         // A port made a router port by configuration may never have heard a
@@ -61,6 +65,7 @@ pub fn render_routers(rows: &[RouterRow]) -> String {
         let or_dash = |heard: bool, text: String| if heard { text } else { "-".into() };
         table.add_row([
             row.port.clone(),
+            row.family.into(),
             vid_text(row.vid, None),
             or_dash(heard, row.querier.clone()),
             or_dash(heard, format!("v{}", row.version)),
@@ -88,7 +93,9 @@ fn router_flag_names(flags: u8) -> Vec<&'static str> {
 pub fn print(args: &ShowArgs) -> Result<()> {
     let pin_dir = settings::pin_dir(&args.pin)?;
     let (tables, state) = tables_to_print(&pin_dir)?;
-    let rows = router_rows(&tables.router_ports(), &tables.settings());
+    let settings = tables.settings();
+    let mut rows = router_rows(&tables.router_ports(), &settings);
+    rows.extend(router_rows(&tables.router_ports6(), &settings));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

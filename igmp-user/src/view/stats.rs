@@ -1,6 +1,8 @@
 //! `igmp-snoop stats`: each port's message and drop counters, the fast
 //! path's decisions, the group limits and the attachments, and whether a
-//! daemon keeps them.
+//! daemon keeps them. Counters are shared by both families and named by
+//! protocol (`v2_report`, `mld_v2_report`); the table sizes are per family
+//! (`tables`), and the limits count both families' groups together.
 
 use anyhow::Result;
 use comfy_table::{presets::NOTHING, Table};
@@ -63,6 +65,60 @@ pub fn render_counters(counters: &[(u32, igmp_common::PortCounters)]) -> String 
                 ]);
             }
         }
+    }
+    table.to_string()
+}
+
+/// One family's table sizes, as the metrics' gauges count them.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FamilyRow {
+    /// `ipv4` (IGMP) or `ipv6` (MLD).
+    pub family: &'static str,
+    pub groups: usize,
+    pub memberships: usize,
+    pub sources: usize,
+    pub router_ports: usize,
+}
+
+/// IPv4's table sizes, then IPv6's (absent from a table pinned before MLD).
+pub fn family_rows(tables: &crate::tables::Tables) -> Vec<FamilyRow> {
+    let row = |family: igmp_common::Family, sizes: crate::metrics::TableSizes| FamilyRow {
+        family: family.name(),
+        groups: sizes.groups,
+        memberships: sizes.memberships,
+        sources: sizes.sources,
+        router_ports: sizes.router_ports,
+    };
+    let mut rows = vec![row(
+        igmp_common::Family::Ipv4,
+        crate::metrics::TableSizes::read(&tables.learned),
+    )];
+    if let Some(ipv6) = &tables.ipv6 {
+        rows.push(row(
+            igmp_common::Family::Ipv6,
+            crate::metrics::TableSizes::read(&ipv6.learned),
+        ));
+    }
+    rows
+}
+
+pub fn render_families(rows: &[FamilyRow]) -> String {
+    let mut table = Table::new();
+    table.load_preset(NOTHING).set_header([
+        "family",
+        "groups",
+        "memberships",
+        "sources",
+        "router ports",
+    ]);
+    for row in rows {
+        table.add_row([
+            row.family.to_string(),
+            row.groups.to_string(),
+            row.memberships.to_string(),
+            row.sources.to_string(),
+            row.router_ports.to_string(),
+        ]);
     }
     table.to_string()
 }
@@ -193,10 +249,12 @@ pub fn print(args: &ShowArgs) -> Result<()> {
     let ports: Vec<_> = tables.ports.ports.iter().filter_map(Result::ok).collect();
     let limits = limit_rows(&tables.groups_in_use(), &ports, &tables.settings());
     let attached = loader::attachments(&pin_dir);
+    let families = family_rows(&tables);
     if args.json {
         let json = serde_json::json!({
             "ports": counters_json(&counters),
             "data": data_counters_json(&data),
+            "tables": families,
             "limits": limits,
             "attached": attachments_json(&attached),
             "daemon": match &state {
@@ -208,6 +266,7 @@ pub fn print(args: &ShowArgs) -> Result<()> {
     } else {
         println!("{}", render_counters(&counters));
         println!("{}", render_data_counters(&data));
+        println!("{}", render_families(&families));
         println!("{}", render_limits(&limits));
         println!("{}", render_attachments(&attached));
     }
