@@ -6,17 +6,22 @@ use std::{
 };
 
 use aya::{
+    maps::{HashMap, Map, MapData},
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp},
     Ebpf,
 };
 use igmp_common::{
-    port_vlan_flags, Counter, DropReason, Event, HostEntry, HostKey, Membership, MembershipKey,
-    PortCounters, PortSettings, PortVlan, RouterKey, RouterPort, SourceEntry, SourceKey,
+    map_names, port_vlan_flags, Counter, DropReason, Event, GroupEntry, GroupKey, HostEntry,
+    HostKey, Membership, MembershipKey, PortCounters, PortSettings, PortVlan, RouterKey,
+    RouterPort, SourceEntry, SourceKey,
 };
 use igmp_user::{
     loader,
     tables::{self, FastPathPolicy, Tables},
 };
+
+/// An IPv6 address as the maps keep it.
+pub type V6 = [u8; 16];
 
 /// `XDP_DROP`.
 pub const XDP_DROP: u32 = 1;
@@ -273,6 +278,75 @@ impl Harness {
         rows
     }
 
+    /// MLD's learned tables (MEMBERSHIP6 and its twins), read through typed
+    /// aya maps opened from their pins, sorted by key.
+    pub fn memberships6(&self) -> Vec<(MembershipKey<V6>, Membership<V6>)> {
+        sorted_rows(&self.map6(map_names::MEMBERSHIP6))
+    }
+
+    pub fn sources6(&self) -> Vec<(SourceKey<V6>, SourceEntry)> {
+        sorted_rows(&self.map6(map_names::SOURCES6))
+    }
+
+    pub fn routers6(&self) -> Vec<(RouterKey, RouterPort<V6>)> {
+        sorted_rows(&self.map6(map_names::ROUTER_PORTS6))
+    }
+
+    /// Fast-leave hosts (HOSTS6).
+    pub fn hosts6(&self) -> Vec<(HostKey<V6>, HostEntry)> {
+        sorted_rows(&self.map6(map_names::HOSTS6))
+    }
+
+    /// When each membership last heard an MLDv1 report (V1_HOSTS6).
+    pub fn v1_hosts6(&self) -> Vec<(MembershipKey<V6>, u64)> {
+        sorted_rows(&self.map6(map_names::V1_HOSTS6))
+    }
+
+    /// Registers an IPv6 group for the fast path (GROUPS6), as the daemon does.
+    pub fn register6(&self, key: GroupKey<V6>, entry: GroupEntry) {
+        let mut groups: HashMap<MapData, GroupKey<V6>, GroupEntry> = self.map6(map_names::GROUPS6);
+        groups.insert(key, entry, 0).expect("writing GROUPS6");
+    }
+
+    /// Writes a membership entry into MEMBERSHIP6, as the daemon's statics do.
+    pub fn insert_membership6(&self, key: MembershipKey<V6>, entry: Membership<V6>) {
+        let mut map: HashMap<MapData, MembershipKey<V6>, Membership<V6>> =
+            self.map6(map_names::MEMBERSHIP6);
+        map.insert(key, entry, 0).expect("writing MEMBERSHIP6");
+    }
+
+    /// ROUTER_EPOCH6's one value.
+    pub fn router_epoch6(&self) -> u32 {
+        let data = MapData::from_pin(self.pin_dir.join(map_names::ROUTER_EPOCH6))
+            .expect("ROUTER_EPOCH6 is pinned");
+        let array: aya::maps::Array<MapData, u32> =
+            aya::maps::Array::try_from(Map::from_map_data(data).expect("a map"))
+                .expect("ROUTER_EPOCH6 is an array of u32");
+        array.get(&0, 0).expect("ROUTER_EPOCH6[0]")
+    }
+
+    /// The MLD events the program queued since the last call, oldest first.
+    pub fn events6(&self) -> Vec<Event<V6>> {
+        let data =
+            MapData::from_pin(self.pin_dir.join(map_names::EVENTS6)).expect("EVENTS6 is pinned");
+        let mut ring = aya::maps::RingBuf::try_from(Map::from_map_data(data).expect("a map"))
+            .expect("EVENTS6 is a ring buffer");
+        let mut events = Vec::new();
+        while let Some(item) = ring.next() {
+            assert!(
+                item.len() >= std::mem::size_of::<Event<V6>>(),
+                "short event"
+            );
+            // SAFETY: the program writes whole `Event<V6>`s; read_unaligned copes with any offset.
+            events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event<V6>>()) });
+        }
+        events
+    }
+
+    fn map6<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<MapData, K, V> {
+        open_hash(&self.pin_dir, name)
+    }
+
     /// Counters of the test-run port, summed over CPUs.
     pub fn counters(&self) -> PortCounters {
         self.tables
@@ -325,6 +399,68 @@ pub fn table_snapshot(tables: &Tables) -> TableSnapshot {
         ("ROUTER_PORTS", entries(tables.learned.routers.iter())),
         ("HOSTS", entries(tables.learned.hosts.iter())),
     ]
+}
+
+/// The same for MLD's learned maps (MEMBERSHIP6, SOURCES6, ROUTER_PORTS6,
+/// HOSTS6), read from the pins under `pin_dir`.
+pub fn table_snapshot_v6(pin_dir: &std::path::Path) -> TableSnapshot {
+    fn entries<K: aya::Pod, V: aya::Pod>(map: HashMap<MapData, K, V>) -> Vec<Vec<u8>> {
+        let mut bytes: Vec<Vec<u8>> = map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, value)| [bytes_of(&key), bytes_of(&value)].concat())
+            .collect();
+        bytes.sort();
+        bytes
+    }
+    vec![
+        (
+            "MEMBERSHIP6",
+            entries::<MembershipKey<V6>, Membership<V6>>(open_hash(
+                pin_dir,
+                map_names::MEMBERSHIP6,
+            )),
+        ),
+        (
+            "SOURCES6",
+            entries::<SourceKey<V6>, SourceEntry>(open_hash(pin_dir, map_names::SOURCES6)),
+        ),
+        (
+            "ROUTER_PORTS6",
+            entries::<RouterKey, RouterPort<V6>>(open_hash(pin_dir, map_names::ROUTER_PORTS6)),
+        ),
+        (
+            "HOSTS6",
+            entries::<HostKey<V6>, HostEntry>(open_hash(pin_dir, map_names::HOSTS6)),
+        ),
+    ]
+}
+
+/// MEMBERSHIP6 as pinned under `pin_dir` (a daemon's), sorted.
+pub fn memberships6_in(pin_dir: &std::path::Path) -> Vec<(MembershipKey<V6>, Membership<V6>)> {
+    sorted_rows(&open_hash(pin_dir, map_names::MEMBERSHIP6))
+}
+
+/// ROUTER_PORTS6 as pinned under `pin_dir` (a daemon's), sorted.
+pub fn routers6_in(pin_dir: &std::path::Path) -> Vec<(RouterKey, RouterPort<V6>)> {
+    sorted_rows(&open_hash(pin_dir, map_names::ROUTER_PORTS6))
+}
+
+/// The pinned hash map `name` under `pin_dir`, typed.
+fn open_hash<K: aya::Pod, V: aya::Pod>(
+    pin_dir: &std::path::Path,
+    name: &str,
+) -> HashMap<MapData, K, V> {
+    let data = MapData::from_pin(pin_dir.join(name))
+        .unwrap_or_else(|error| panic!("{name} is pinned: {error}"));
+    let map = Map::from_map_data(data).unwrap_or_else(|error| panic!("{name}: {error}"));
+    HashMap::try_from(map).unwrap_or_else(|error| panic!("{name}: not the type expected: {error}"))
+}
+
+fn sorted_rows<K: aya::Pod + Ord, V: aya::Pod>(map: &HashMap<MapData, K, V>) -> Vec<(K, V)> {
+    let mut rows: Vec<(K, V)> = map.iter().filter_map(Result::ok).collect();
+    rows.sort_by_key(|(key, _)| *key);
+    rows
 }
 
 fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {

@@ -3,16 +3,22 @@
 //! stay byte for byte the same, every frame is passed, and every frame is
 //! counted under the reason it was built to break.
 //!
+//! The MLD corpus (`mld_corpus`) goes through the same way, against both
+//! families' tables.
+//!
 //! TestRun tier (`Harness`, no namespaces); the corpus on a lab's wire is
 //! lab_corpus.rs.
 
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use igmp_common::{Counter, DropReason, PortCounters, PortSettings};
 use igmp_tests::{
-    corpus::{malformed_corpus, outcome_name, tally, Case, Expected},
+    corpus::{malformed_corpus, mld_corpus, outcome_name, tally, Case, Expected},
     frames::*,
-    harness::{table_snapshot, Harness, TestHook, XDP_PASS},
+    harness::{table_snapshot, table_snapshot_v6, Harness, TestHook, XDP_PASS},
 };
 use rstest::rstest;
 
@@ -22,7 +28,7 @@ const SEEDED_V3: Ipv4Addr = Ipv4Addr::new(239, 77, 1, 2);
 const S1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
 /// Counters that only a frame the program accepted may move.
-const LEARNING: [Counter; 9] = [
+const LEARNING: [Counter; 11] = [
     Counter::GroupCreated,
     Counter::GroupRefreshed,
     Counter::SourceCreated,
@@ -32,6 +38,8 @@ const LEARNING: [Counter; 9] = [
     Counter::V2Query,
     Counter::V3Query,
     Counter::ProxyQuery,
+    Counter::MldV1Query,
+    Counter::MldV2Query,
 ];
 
 /// What the counters say happened between two readings: the one drop
@@ -82,9 +90,45 @@ fn seeded_harness(hook: TestHook) -> Harness {
     harness
 }
 
+/// What the counters say an MLD frame did: as `observed`, with MLD frames
+/// counted instead of IGMP ones. A frame with a third VLAN tag is not seen
+/// as MLD; one whose IPv6 version is wrong or whose extension headers run
+/// past the walk's bound may or may not be (the type is never reached).
+fn observed_mld(before: &PortCounters, after: &PortCounters) -> String {
+    let drops: Vec<DropReason> = DropReason::ALL
+        .into_iter()
+        .filter(|reason| after.drops[*reason as usize] != before.drops[*reason as usize])
+        .collect();
+    let moved =
+        |counter: Counter| after.messages[counter as usize] - before.messages[counter as usize];
+    let (mld, igmp) = (moved(Counter::MldFrames), moved(Counter::IgmpFrames));
+    let as_mld = |reason: DropReason| match reason {
+        DropReason::TooManyVlanTags => mld == 0,
+        DropReason::BadIpv6Header | DropReason::ExtHeadersTooLong => mld <= 1,
+        _ => mld == 1,
+    };
+    match drops.as_slice() {
+        _ if igmp != 0 => format!("unclear: igmp_frames +{igmp} from an MLD frame"),
+        [reason] if as_mld(*reason) => outcome_name(Expected::Drop(*reason)),
+        [] if mld == 0 => outcome_name(Expected::NotIgmp),
+        [] if moved(Counter::LinkLocalReport) == 1 && mld == 1 => {
+            outcome_name(Expected::Counted(Counter::LinkLocalReport))
+        }
+        _ => format!("unclear: drops {drops:?}, mld_frames +{mld}"),
+    }
+}
+
 /// Runs every case, one at a time, and returns the cases whose action or
 /// counted outcome differs from what they expect.
 fn run_cases(harness: &Harness, cases: &[Case]) -> Vec<String> {
+    run_cases_with(harness, cases, observed)
+}
+
+fn run_cases_with(
+    harness: &Harness,
+    cases: &[Case],
+    observed: fn(&PortCounters, &PortCounters) -> String,
+) -> Vec<String> {
     let mut wrong = Vec::new();
     let mut before = harness.counters();
     for case in cases {
@@ -165,4 +209,66 @@ fn reason_deltas(before: &PortCounters, after: &PortCounters) -> BTreeMap<String
         }
     }
     deltas
+}
+
+/// The IGMP seeds and their MLD twins: an MLDv1 member, an MLDv2 INCLUDE
+/// source, a router port from an MLD query, a fast-leave host.
+fn seeded_harness_of_both_families(hook: TestHook) -> Harness {
+    let harness = seeded_harness(hook);
+    let host = link_local(50);
+    let seeded = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0x77, 1);
+    let seeded_v2 = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0x77, 2);
+    let source = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    harness.run(&mld_v1_report(host, seeded));
+    let include = MldRecord::new(MODE_IS_INCLUDE, seeded_v2, &[source]);
+    harness.run(&mld_v2_report_frame(host, &[include]));
+    harness.run(&mld_query_frame(
+        link_local(1),
+        ALL_NODES,
+        MldQuery::general().encode(),
+    ));
+    for (map, entries) in table_snapshot_v6(harness.pin_dir()) {
+        assert!(!entries.is_empty(), "seeding left {map} empty");
+    }
+    harness
+}
+
+#[rstest]
+fn every_malformed_mld_frame_is_passed_counted_by_reason_and_changes_no_table(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = seeded_harness_of_both_families(hook);
+    let tables_before = (
+        table_snapshot(&harness.tables),
+        table_snapshot_v6(harness.pin_dir()),
+    );
+    let counters_before = harness.counters();
+    let corpus = mld_corpus();
+    assert!(corpus
+        .iter()
+        .all(|case| harness.test_run_takes(&case.frame)));
+
+    let wrong = run_cases_with(&harness, &corpus, observed_mld);
+    assert!(
+        wrong.is_empty(),
+        "{} of {} frames were not passed or counted as expected, e.g.:\n{}",
+        wrong.len(),
+        corpus.len(),
+        wrong[..wrong.len().min(30)].join("\n")
+    );
+    assert!(
+        (
+            table_snapshot(&harness.tables),
+            table_snapshot_v6(harness.pin_dir())
+        ) == tables_before,
+        "the corpus changed the tables"
+    );
+    let after = harness.counters();
+    let mut expected = tally(&corpus);
+    expected.remove(&outcome_name(Expected::NotIgmp));
+    assert_eq!(reason_deltas(&counters_before, &after), expected);
+    for counter in LEARNING {
+        let moved = after.messages[counter as usize] - counters_before.messages[counter as usize];
+        assert_eq!(moved, 0, "{} moved", counter.name());
+    }
 }

@@ -93,6 +93,15 @@ pub const GUEST_SUITES: &[Suite] = &[
               past a bound",
     },
     Suite {
+        file: "xdp_mld",
+        tests: &[],
+        // About as many program loads as xdp_parse (both hooks per case).
+        minutes: 10,
+        nics: 0,
+        why: "every branch of the MLD parser through BPF_PROG_TEST_RUN: IPv6 extension-header \
+              walk, MLDv1/v2 learning, each drop reason, IPv6 data verdicts",
+    },
+    Suite {
         file: "xdp_bpftool",
         tests: &[],
         minutes: 5,
@@ -169,6 +178,19 @@ pub const GUEST_SUITES: &[Suite] = &[
         minutes: 5,
         nics: 0,
         why: "the table the kernel's clients give, against the bridge's own snooping",
+    },
+    Suite {
+        file: "lab_mld",
+        tests: &[
+            "mld_joins_leaves_and_deliveries_match_the_linux_bridges_snooping",
+            "neighbour_discovery_and_router_advertisements_work_with_snooping_on",
+            "dhcpv6_to_all_agents_reaches_the_server_and_not_the_other_hosts",
+        ],
+        minutes: 6,
+        nics: 0,
+        why:
+            "MLD from the kernel's own v1/v2 hosts against the bridge's MLD snooping (table and \
+              who receives), neighbour discovery, router advertisements and DHCPv6 with snooping on",
     },
     Suite {
         file: "lab_lifecycle",

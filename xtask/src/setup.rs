@@ -20,7 +20,8 @@ use anyhow::{bail, Context as _, Result};
 /// busybox-static (the guest's initramfs), kmod (the guest kernel's module
 /// dependencies), xz-utils and zstd (its compressed modules and images) for
 /// the guest kernels of `cargo xtask vm` and `test --kernel`; fonts-dejavu-core
-/// for the labels of the bench's figures.
+/// for the labels of the bench's figures; iputils-ping for `ping -6`, the
+/// neighbour-discovery check of the MLD lab tests.
 const PACKAGES: &[&str] = &[
     "bpftool",
     "iproute2",
@@ -36,6 +37,7 @@ const PACKAGES: &[&str] = &[
     "xz-utils",
     "zstd",
     "fonts-dejavu-core",
+    "iputils-ping",
 ];
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 

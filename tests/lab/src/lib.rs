@@ -4,12 +4,15 @@
 //! is named after a unique prefix and removed on drop, so labs of parallel
 //! tests never see each other.
 //!
+//! Hosts speak IPv6 too, with the kernel's defaults (`ipv6.rs`).
+//!
 //! This crate does not depend on the daemon: the demo (xtask) and the tests
 //! both drive it, and xtask must build before the XDP toolchain exists.
 
 mod capture;
 mod flood;
 mod inject;
+mod ipv6;
 mod member;
 mod netns;
 
@@ -30,6 +33,7 @@ use anyhow::{bail, Context as _, Result};
 
 pub use capture::Capture;
 pub use inject::Injector;
+pub use ipv6::Member6;
 pub use member::{Member, SourceFilter, DATA_PORT};
 pub use netns::{in_netns, run, run_output};
 

@@ -6,8 +6,12 @@
 //! Each case breaks one rule and keeps every other one (checksums resealed,
 //! lengths consistent), so that its expected outcome is the reason for that
 //! one rule, whatever order the program checks in.
+//!
+//! MLD has its own corpus (`mld_corpus`, built in `mld.rs`), kept apart so
+//! that what counts IGMP frames (the lab's wire test) reads one family.
 
 mod bases;
+mod mld;
 mod mutations;
 
 use igmp_common::{Counter, DropReason};
@@ -78,6 +82,14 @@ pub fn malformed_corpus() -> Vec<Case> {
     cases.0
 }
 
+/// Every malformed or hostile MLD frame, with the outcome RFC 2710 and RFC
+/// 3810 ask for. `Expected::NotIgmp` there: not MLD, nothing counted.
+pub fn mld_corpus() -> Vec<Case> {
+    let mut cases = Cases::default();
+    mld::corpus(&mut cases);
+    cases.0
+}
+
 /// How many frames of `cases` each expected outcome has.
 pub fn tally(cases: &[Case]) -> std::collections::BTreeMap<String, u64> {
     let mut totals = std::collections::BTreeMap::new();
@@ -115,8 +127,19 @@ mod tests {
     }
 
     #[test]
+    fn the_mld_corpus_is_large_named_uniquely_and_sendable() {
+        let corpus = mld_corpus();
+        assert!(corpus.len() >= 10_000, "{} frames", corpus.len());
+        let mut names = HashSet::new();
+        for case in &corpus {
+            assert!(names.insert(case.name.clone()), "{} twice", case.name);
+            assert!(case.frame.len() >= 14, "{}", case.name);
+        }
+    }
+
+    #[test]
     fn every_drop_reason_but_port_blocked_and_rate_limited_is_exercised() {
-        let totals = tally(&malformed_corpus());
+        let totals = tally(&[malformed_corpus(), mld_corpus()].concat());
         for reason in DropReason::ALL {
             // Those two are about the port, not the frame (see ports.rs, limits.rs).
             if !matches!(reason, DropReason::PortBlocked | DropReason::RateLimited) {
