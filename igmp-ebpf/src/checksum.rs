@@ -81,7 +81,10 @@ fn is_valid_from<H: Hook>(frame: &Frame<H>, offset: usize, len: usize, seed: u32
         8 => sum_in_place::<8, H>(frame, offset).map(|sum| sum + seed),
         20 => sum_in_place::<20, H>(frame, offset).map(|sum| sum + seed),
         24 => sum_in_place::<24, H>(frame, offset).map(|sum| sum + seed),
-        _ => sum::<H>(frame.ctx(), offset, len, seed),
+        // `bpf_csum_diff` sums words in the CPU's byte order (little-endian
+        // here), the in-place sums in network order: the seed, a network
+        // order sum, goes in byte-swapped (RFC 1071 §2(B)).
+        _ => sum::<H>(frame.ctx(), offset, len, u32::from((fold(seed) as u16).swap_bytes())),
     };
     match sum {
         Some(sum) => fold(sum) == 0xffff,
