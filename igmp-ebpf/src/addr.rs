@@ -46,6 +46,12 @@ pub fn is_never_snooped6(group: &[u8; 16]) -> bool {
     group[1] & 0x0f <= 1 || *group == ALL_NODES
 }
 
+/// ff02::/16 and the other link-scope groups (scope 2, RFC 4291 §2.7).
+#[inline(always)]
+pub fn is_link_scope6(group: &[u8; 16]) -> bool {
+    group[1] & 0x0f == 2
+}
+
 /// fe80::/10, where MLD queries (and reports, or ::) come from (RFC 3810 §5).
 #[inline(always)]
 pub fn is_link_local_unicast6(address: &[u8; 16]) -> bool {

@@ -84,7 +84,12 @@ fn is_valid_from<H: Hook>(frame: &Frame<H>, offset: usize, len: usize, seed: u32
         // `bpf_csum_diff` sums words in the CPU's byte order (little-endian
         // here), the in-place sums in network order: the seed, a network
         // order sum, goes in byte-swapped (RFC 1071 §2(B)).
-        _ => sum::<H>(frame.ctx(), offset, len, u32::from((fold(seed) as u16).swap_bytes())),
+        _ => sum::<H>(
+            frame.ctx(),
+            offset,
+            len,
+            u32::from((fold(seed) as u16).swap_bytes()),
+        ),
     };
     match sum {
         Some(sum) => fold(sum) == 0xffff,

@@ -6,6 +6,7 @@ use igmp_common::{group_flags, unregistered, DataCounter, GroupEntry, GroupKey, 
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
+    addr::is_link_scope6,
     family::Family,
     frame::{Frame, Hook},
     l2::L2,
@@ -19,7 +20,7 @@ pub fn forward<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
     let Some(ip) = frame.header::<Ipv4Hdr>(l2.l3_offset) else {
         return Verdict::Pass;
     };
-    to_group(ip.dst_addr, ingress, l2, Unregistered::ByPolicy)
+    to_group(&ip.dst_addr, ingress, l2, Unregistered::ByPolicy)
 }
 
 /// Decides what happens to an IPv6 frame other than MLD arriving on port `ingress`.
@@ -28,22 +29,31 @@ pub fn forward6<H: Hook>(frame: &Frame<H>, ingress: u32, l2: &L2) -> Verdict {
     let Some(ip) = frame.header::<Ipv6Hdr>(l2.l3_offset) else {
         return Verdict::Pass;
     };
-    to_group(ip.dst_addr, ingress, l2, Unregistered::Flooded)
+    let unregistered = if is_link_scope6(&ip.dst_addr) {
+        Unregistered::Flooded
+    } else {
+        Unregistered::ByPolicy
+    };
+    to_group(&ip.dst_addr, ingress, l2, unregistered)
 }
 
 /// What becomes of a group no port joined.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Unregistered {
-    /// As the daemon's policy says (IGMP).
+    /// As the daemon's policy says.
     ByPolicy,
-    /// Flooded by the kernel (MLD, which has no querier of ours yet to
-    /// decide the policy by: the bridge's own default).
+    /// Flooded by the kernel whatever the policy: IPv6's link-scope groups
+    /// (solicited-node, all routers, DHCPv6's), whose loss would break
+    /// neighbour discovery or DHCPv6 for a host whose report was missed.
     Flooded,
 }
 
 /// The frame of family `A` sent to `group`.
 #[inline(always)]
-fn to_group<A: Family>(group: A, ingress: u32, l2: &L2, unregistered: Unregistered) -> Verdict {
+///
+/// `group` stays where it is (in the frame): a 16-octet copy would be 16
+/// registers, spilled to the stack a byte per slot.
+fn to_group<A: Family>(group: &A, ingress: u32, l2: &L2, unregistered: Unregistered) -> Verdict {
     if !group.is_multicast() {
         return Verdict::Pass;
     }
@@ -60,7 +70,7 @@ fn to_group<A: Family>(group: A, ingress: u32, l2: &L2, unregistered: Unregister
     let key = GroupKey {
         vlan: l2.vlan,
         inner_vlan: l2.inner_vlan,
-        group,
+        group: *group,
     };
     match A::groups().get_ptr(key) {
         Some(entry) if unsafe { (*entry).flags } & group_flags::LOCAL_LISTENER != 0 => {
@@ -95,9 +105,9 @@ fn to_group<A: Family>(group: A, ingress: u32, l2: &L2, unregistered: Unregister
 /// VLAN-filtering bridge the frame's own key carries a VLAN, so the mark is
 /// looked up apart.
 #[inline(always)]
-fn host_listens<A: Family>(group: A) -> bool {
+fn host_listens<A: Family>(group: &A) -> bool {
     A::groups()
-        .get_ptr(GroupKey::untagged(group))
+        .get_ptr(GroupKey::untagged(*group))
         .is_some_and(|entry| unsafe { (*entry).flags } & group_flags::LOCAL_LISTENER != 0)
 }
 

@@ -147,6 +147,20 @@ impl<H: Hook> Frame<H> {
         unsafe { H::data_end(self.ctx) }
     }
 
+    /// The frame again after `Hook::make_readable` (or a call that may have
+    /// made it), its tag as `self` read it. Not `Frame::new` again: its `None` leaves the payload register
+    /// unset, and where LLVM copies that the verifier refuses the read.
+    #[inline(always)]
+    pub fn made_readable(&self, ctx: &H::Context) -> Self {
+        let vid = self.offloaded_vlan.unwrap_or(0);
+        Self {
+            start: H::data(ctx),
+            ctx: ctx.as_ptr(),
+            offloaded_vlan: self.offloaded_vlan.is_some().then_some(vid),
+            hook: PhantomData,
+        }
+    }
+
     /// A pointer to a `T` at `offset`, or `None` when the frame ends before it
     /// does (for an skb: before its linear part does).
     #[inline(always)]

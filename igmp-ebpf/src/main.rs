@@ -72,7 +72,7 @@ pub fn igmp_snoop(ctx: XdpContext) -> u32 {
 /// Carries out `verdict` in XDP: a tail call, or `xdp::action`.
 #[inline(always)]
 fn xdp_verdict(ctx: &XdpContext, verdict: Verdict) -> u32 {
-    if let Verdict::TailCall(slot) = verdict {
+    if let Some(slot) = verdict.tail_call() {
         // SAFETY: `ctx` is this program's own context.
         unsafe { MLD_XDP.tail_call(ctx, slot) };
         // Back here only if the slot is empty (a loader that did not fill
@@ -95,7 +95,7 @@ pub fn igmp_snoop_tc(ctx: TcContext) -> i32 {
 /// Carries out `verdict` on a frame of family `A` in tc: a tail call, or `tc::action`.
 #[inline(always)]
 fn tc_verdict<A: tc::Walked>(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32 {
-    if let Verdict::TailCall(slot) = verdict {
+    if let Some(slot) = verdict.tail_call() {
         // SAFETY: as in `xdp_verdict`.
         unsafe { MLD_TC.tail_call(ctx, slot) };
         return TC_ACT_UNSPEC;
@@ -164,7 +164,7 @@ fn snoop<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
     let frame = Frame::<H>::new(ctx);
     let l2 = match l2::parse(&frame) {
         Ok(Some(l2)) if l2.network == l2::Network::Ipv4 => l2,
-        Ok(Some(_)) => return Verdict::TailCall(verdict::tail::IPV6),
+        Ok(Some(_)) => return Verdict::Ipv6,
         // Not IP at all.
         Ok(None) => return Verdict::Pass,
         // Rare, and worth a counter whatever the payload.
@@ -204,34 +204,54 @@ fn snoop6<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
             return Verdict::Pass;
         }
     };
+    match ipv6_headers::<H>(ctx, ingress, &l2) {
+        // Read afresh: to the verifier, a call that may pull data voids
+        // every packet pointer its caller holds.
+        Verdict::Data => data::forward6(&frame.made_readable(ctx), ingress, &l2),
+        verdict => verdict,
+    }
+}
+
+/// What IPv6's headers make of a frame: MLD and PIM hellos go on to be
+/// learned from, a chain that cannot be walked to the kernel, and the rest
+/// is data (`Verdict::Data`). A function of its own (a BPF-to-BPF call): its
+/// locals are gone by the time tc forwards, whose frames and its walk's
+/// callback's sit on top of the program's.
+#[inline(never)]
+fn ipv6_headers<H: Hook>(ctx: &H::Context, ingress: u32, l2: &l2::L2) -> Verdict {
+    let frame = Frame::<H>::new(ctx);
     let upper = match ip6::upper_layer(&frame, l2.l3_offset) {
         Ok(upper) => upper,
         Err(reason) => {
-            PortStats::for_port(ingress).reject(reason);
+            PortStats::for_port(ingress).reject(ip6::blame(&frame, l2.l3_offset, reason));
             return Verdict::Pass;
         }
     };
-    if upper.protocol == ip6::ICMPV6 {
-        // Type and code: a one-byte read's bounds check is one LLVM turns
-        // into a compare the verifier cannot use.
-        let is_mld = frame
-            .read::<[u8; 2]>(upper.offset)
-            .is_some_and(|[kind, _]| mld::is_mld(kind));
-        if is_mld {
+    match upper.protocol {
+        ip6::ICMPV6 => {
+            // Type and code: a one-byte read's bounds check is one LLVM
+            // turns into a compare the verifier cannot use.
+            let Some([kind, _]) = frame.read::<[u8; 2]>(upper.offset) else {
+                // Cut inside the ICMPv6 header: whatever it was, counted.
+                let reason = ip6::blame(&frame, l2.l3_offset, DropReason::Truncated);
+                PortStats::for_port(ingress).reject(reason);
+                return Verdict::Pass;
+            };
+            if !mld::is_mld(kind) {
+                return Verdict::Data;
+            }
             let Some(l2) = l2.in_bridge_vlan(ingress) else {
                 return Verdict::Pass;
             };
             H::make_readable(ctx, IGMP_FRAME_MAX);
-            return mld::validate(&Frame::<H>::new(ctx), ingress, &l2, &upper);
+            mld::validate(&frame.made_readable(ctx), ingress, &l2, &upper)
         }
+        mld::PIM => match l2.in_bridge_vlan(ingress) {
+            Some(l2) => mld::pim_hello(&frame, ingress, &l2, &upper),
+            None => Verdict::Pass,
+        },
+        _ => Verdict::Data,
     }
-    if upper.protocol == mld::PIM {
-        if let Some(l2) = l2.in_bridge_vlan(ingress) {
-            return mld::pim_hello(&frame, ingress, &l2, &upper);
-        }
-        return Verdict::Pass;
-    }
-    data::forward6(&frame, ingress, &l2)
 }
 
 /// The benchmark's baseline: an XDP program that only passes. Never attached;

@@ -21,7 +21,7 @@ use crate::{
     membership::{self, GroupReport, Heard, QueryInfo},
     stats::PortStats,
     v3,
-    verdict::{tail, Verdict},
+    verdict::Verdict,
 };
 
 /// MLD's messages come from, and are about, IPv6 addresses.
@@ -75,17 +75,17 @@ static MLD_MESSAGE: PerCpuArray<MldMessage, 1> = PerCpuArray::new();
 /// Which program learns from a message of type `kind`: MLDv2 reports, whose
 /// record walk needs a stack of its own, or the others.
 #[inline(always)]
-fn learner(kind: u8) -> u32 {
+fn learner(kind: u8) -> Verdict {
     if kind == V2_REPORT {
-        tail::MLD_V2_REPORT
+        Verdict::LearnMldReport
     } else {
-        tail::MLD_MESSAGE
+        Verdict::LearnMld
     }
 }
 
 /// Checks an MLD frame whose chain leads to ICMPv6 at `upper.offset` and
 /// says where it goes: on to the program that learns from it (`Verdict::
-/// TailCall`) when valid; to the kernel, which floods it, otherwise (MLD has
+/// LearnMld`, `LearnMldReport`) when valid; to the kernel, which floods it, otherwise (MLD has
 /// no querier of ours yet to send reports to router ports only by). Reports
 /// over the port's rate limit are dropped, as IGMP's are. A function of its
 /// own (a BPF-to-BPF call): its locals are gone by the time tc forwards.
@@ -94,7 +94,7 @@ pub fn validate<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2, upper: &UpperL
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::MldFrames);
     match check::<H>(frame, ifindex, l2, upper) {
-        Ok(slot) => Verdict::TailCall(slot),
+        Ok(learner) => learner,
         Err(reason) => {
             stats.reject(reason);
             if reason == DropReason::RateLimited {
@@ -114,7 +114,7 @@ fn check<H: Hook>(
     ifindex: u32,
     l2: &L2,
     upper: &UpperLayer,
-) -> Result<u32, DropReason> {
+) -> Result<Verdict, DropReason> {
     let settings = port_settings(ifindex);
     if settings.blocked != 0 {
         return Err(DropReason::PortBlocked);
@@ -270,7 +270,7 @@ pub fn pim_hello<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2, upper: &Upper
             max_groups: settings.max_groups,
         };
     }
-    Verdict::TailCall(tail::MLD_MESSAGE)
+    Verdict::LearnMld
 }
 
 /// PIM's protocol number, as IPv6's Next Header.

@@ -33,7 +33,11 @@ use crate::{
 #[inline(always)]
 pub fn action<A: Walked>(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32 {
     match verdict {
-        Verdict::Pass | Verdict::TailCall(_) => TC_ACT_UNSPEC,
+        Verdict::Pass
+        | Verdict::Ipv6
+        | Verdict::LearnMld
+        | Verdict::LearnMldReport
+        | Verdict::Data => TC_ACT_UNSPEC,
         Verdict::Drop => TC_ACT_SHOT,
         Verdict::Forward(Destinations::Port(port)) => forward::<A>(ctx, ingress, port, EVERY_PORT),
         Verdict::Forward(Destinations::Set(slot)) => forward::<A>(ctx, ingress, 0, slot),

@@ -16,16 +16,40 @@ pub enum Verdict {
     Drop,
     /// To the ports that want it, each port's wishes judged by `egress::port_wants`.
     Forward(Destinations),
-    /// Another program decides, reached by a tail call into slot `tail::*`
-    /// of the hook's program array (`MLD_XDP`, `MLD_TC`).
-    TailCall(u32),
+    /// An IPv6 frame: the IPv6 program (`igmp_snoop6`) decides, reached by a
+    /// tail call (`tail::IPV6`). The tail calls are variants without a
+    /// payload: a variant's payload is a register the other variants leave
+    /// unset, which the verifier refuses to see read where paths merge.
+    Ipv6,
+    /// A valid MLDv1 report, Done, query or PIM hello: `igmp_mld` learns
+    /// from it (`tail::MLD_MESSAGE`).
+    LearnMld,
+    /// A valid MLDv2 report: `igmp_mld_report` learns from it
+    /// (`tail::MLD_V2_REPORT`).
+    LearnMldReport,
+    /// IPv6 multicast data, for `data::forward6` to decide: what the
+    /// parse of IPv6's headers hands back; it never reaches a hook.
+    Data,
+}
+
+impl Verdict {
+    /// The program array slot the verdict hands the frame on to, if any.
+    #[inline(always)]
+    pub fn tail_call(&self) -> Option<u32> {
+        match self {
+            Self::Ipv6 => Some(tail::IPV6),
+            Self::LearnMld => Some(tail::MLD_MESSAGE),
+            Self::LearnMldReport => Some(tail::MLD_V2_REPORT),
+            _ => None,
+        }
+    }
 }
 
 /// The slots of the program arrays: the programs a verdict hands a frame on to.
 pub mod tail {
     /// IPv6 (`igmp_snoop6`): MLD's path, and IPv6 multicast's forwarding.
     pub const IPV6: u32 = 0;
-    /// Learning from a valid MLDv1 report, Done or query (`igmp_mld`).
+    /// Learning from a valid MLDv1 report, Done, query or PIM hello (`igmp_mld`).
     pub const MLD_MESSAGE: u32 = 1;
     /// Learning from a valid MLDv2 report (`igmp_mld_report`).
     pub const MLD_V2_REPORT: u32 = 2;

@@ -14,7 +14,11 @@ use crate::{
 #[inline(always)]
 pub fn action(verdict: Verdict) -> u32 {
     match verdict {
-        Verdict::Pass | Verdict::TailCall(_) => xdp_action::XDP_PASS,
+        Verdict::Pass
+        | Verdict::Ipv6
+        | Verdict::LearnMld
+        | Verdict::LearnMldReport
+        | Verdict::Data => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
         Verdict::Forward(Destinations::Port(port)) => to_port(port),
         Verdict::Forward(Destinations::Set(slot)) => to_set(slot),

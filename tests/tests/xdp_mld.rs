@@ -824,7 +824,6 @@ const ICMPV6_AT: usize = 14 + 40 + 8;
 #[case::query_of_27_octets(broken_query(|ip| ip.payload = [mld_v1(MLD_QUERY, 10_000, Ipv6Addr::UNSPECIFIED), vec![0; 3]].concat()), DropReason::BadMldLength)]
 #[case::query_of_20_octets(broken_query(|ip| ip.payload.truncate(20)), DropReason::BadMldLength)]
 #[case::v2_query_sources_past_end(frame_v6(&[], &Ipv6::mld(QUERIER, GROUP, { let mut q = MldQuery::of(GROUP, &[S1]).encode(); q[27] = 5; q })), DropReason::BadMldLength)]
-#[case::v2_query_with_a_partial_source(broken_query(|ip| ip.payload.extend_from_slice(&[0; 8])), DropReason::BadMldLength)]
 #[case::v2_report_of_6_octets(broken_v2(|ip| ip.payload.truncate(6)), DropReason::BadMldLength)]
 #[case::v1_report_to_another_group(broken_v1(|ip| ip.destination = GROUP_B), DropReason::BadDestination)]
 #[case::v1_report_to_all_nodes(broken_v1(|ip| ip.destination = ALL_NODES), DropReason::BadDestination)]
@@ -1204,6 +1203,44 @@ fn unregistered_ipv6_groups_follow_the_policy(
         .unwrap();
     assert_eq!(harness.run(&udp_data_v6(&[], SENDER, GROUP, 100)), action);
     assert_eq!(data_count(&harness, counter), 1);
+}
+
+/// Octets past a query's last source are summed in the checksum and
+/// otherwise ignored (RFC 3810 §5.1.12): the query stands.
+#[rstest]
+fn octets_past_a_querys_sources_are_ignored(#[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook) {
+    let harness = Harness::on(hook);
+    assert_eq!(
+        harness.run(&broken_query(|ip| ip.payload.extend_from_slice(&[0; 8]))),
+        XDP_PASS
+    );
+    assert_eq!(harness.count(Counter::MldV2Query), 1);
+    assert_eq!(harness.routers6().len(), 1);
+    assert!(harness.nonzero_drops().is_empty());
+}
+
+/// Whatever the policy, an unregistered link-scope group (here a
+/// solicited-node group) is flooded: neighbour discovery must not hang on a
+/// report the switch missed.
+#[rstest]
+#[case::routers(unregistered::ROUTERS)]
+#[case::drop(unregistered::DROP)]
+fn unregistered_link_scope_groups_are_flooded_whatever_the_policy(#[case] policy: u8) {
+    let mut harness = Harness::new();
+    harness
+        .tables
+        .forwarding
+        .write_forwarding(FastPathPolicy {
+            unregistered: policy,
+            ..FastPathPolicy::of(&harness.tables.settings())
+        })
+        .unwrap();
+    let solicited = solicited_node(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x42));
+    assert_eq!(
+        harness.run(&udp_data_v6(&[], SENDER, solicited, 100)),
+        XDP_PASS
+    );
+    assert_eq!(data_count(&harness, DataCounter::UnregisteredFlooded), 1);
 }
 
 #[test]
