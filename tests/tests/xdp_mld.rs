@@ -747,6 +747,32 @@ fn router_alert_after_other_options_is_found(
     assert_eq!(groups(&harness), [(0, 0, GROUP)]);
 }
 
+/// Octets past the fields a message type has are summed in the checksum and
+/// otherwise ignored (RFC 3810 §5.1.12, §5.2.11): the message is valid.
+#[rstest]
+fn additional_data_after_a_query_or_a_report_is_ignored(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let harness = Harness::on(hook);
+    let mut query = MldQuery::general().encode();
+    query.extend_from_slice(&[0xa5; 8]);
+    assert_eq!(
+        harness.run(&mld_query_frame(QUERIER, ALL_NODES, query)),
+        XDP_PASS
+    );
+    let mut report = mld_v2_report(&[MldRecord::new(CHANGE_TO_EXCLUDE, GROUP, &[])]);
+    report.extend_from_slice(&[0xa5; 12]);
+    let report = frame_v6(&[], &Ipv6::mld(HOST, ALL_MLDV2_ROUTERS, report));
+    assert_eq!(harness.run(&report), XDP_PASS);
+    assert_eq!(harness.routers6().len(), 1);
+    assert_eq!(groups(&harness), [(0, 0, GROUP)]);
+    assert!(
+        harness.nonzero_drops().is_empty(),
+        "{:?}",
+        harness.nonzero_drops()
+    );
+}
+
 // ---- Every drop reason ------------------------------------------------------
 
 /// An MLDv1 report for GROUP whose packet is broken in one way.
@@ -824,7 +850,7 @@ const ICMPV6_AT: usize = 14 + 40 + 8;
 #[case::query_of_27_octets(broken_query(|ip| ip.payload = [mld_v1(MLD_QUERY, 10_000, Ipv6Addr::UNSPECIFIED), vec![0; 3]].concat()), DropReason::BadMldLength)]
 #[case::query_of_20_octets(broken_query(|ip| ip.payload.truncate(20)), DropReason::BadMldLength)]
 #[case::v2_query_sources_past_end(frame_v6(&[], &Ipv6::mld(QUERIER, GROUP, { let mut q = MldQuery::of(GROUP, &[S1]).encode(); q[27] = 5; q })), DropReason::BadMldLength)]
-#[case::v2_query_with_a_partial_source(broken_query(|ip| ip.payload.extend_from_slice(&[0; 8])), DropReason::BadMldLength)]
+#[case::v2_query_with_a_partial_source(frame_v6(&[], &Ipv6::mld(QUERIER, GROUP, MldQuery::of(GROUP, &[S1]).encode()[..28 + 8].to_vec())), DropReason::BadMldLength)]
 #[case::v2_report_of_6_octets(broken_v2(|ip| ip.payload.truncate(6)), DropReason::BadMldLength)]
 #[case::v1_report_to_another_group(broken_v1(|ip| ip.destination = GROUP_B), DropReason::BadDestination)]
 #[case::v1_report_to_all_nodes(broken_v1(|ip| ip.destination = ALL_NODES), DropReason::BadDestination)]
