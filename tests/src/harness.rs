@@ -178,12 +178,14 @@ impl Harness {
     }
 
     /// Whether BPF_PROG_TEST_RUN takes `frame` in this hook: for tc the
-    /// kernel builds no skb whose IPv4 header is cut short (EINVAL). Such
+    /// kernel builds no skb whose IPv4 or IPv6 header is cut short (EINVAL). Such
     /// frames still reach tc on a real port; the wire corpus sends them.
     pub fn test_run_takes(&self, frame: &[u8]) -> bool {
         const IPV4_HEADER_END: usize = 14 + 20;
+        const IPV6_HEADER_END: usize = 14 + 40;
         let cut_ipv4 = frame.get(12..14) == Some(&[0x08, 0x00]) && frame.len() < IPV4_HEADER_END;
-        !(self.hook == TestHook::Tc && cut_ipv4)
+        let cut_ipv6 = frame.get(12..14) == Some(&[0x86, 0xdd]) && frame.len() < IPV6_HEADER_END;
+        !(self.hook == TestHook::Tc && (cut_ipv4 || cut_ipv6))
     }
 
     /// Runs `frame` through the program once; returns the XDP action, or for

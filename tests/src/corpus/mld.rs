@@ -2,9 +2,9 @@
 //! RFC 3810), each behind the Hop-by-Hop header with Router Alert as hosts
 //! and queriers send them, broken one rule at a time.
 //!
-//! The frame is MLD once its ICMPv6 type can be read: every case keeps the
-//! IPv6 fixed header whole, so the program can tell; cuts inside that header
-//! are not MLD and not here (xdp_mld.rs cuts them).
+//! The frame is MLD once its ICMPv6 type can be read; before that, a frame
+//! cut inside its IPv6 or extension headers is `Truncated`, whatever it
+//! carries.
 
 use std::{iter::once, net::Ipv6Addr};
 
@@ -265,17 +265,25 @@ fn fragments(cases: &mut Cases, base: &MldBase, tagging: &str, tags: &[(u16, u16
     }
 }
 
-/// Every cut past the IPv6 fixed header, Payload Length left as it was:
-/// the header announces more than the frame holds.
+/// Every cut with Payload Length left as it was: inside the IPv6 header or
+/// an extension header, the frame ends inside a header it announces; after
+/// the ICMPv6 type, its Payload Length runs past the frame. Cut right
+/// before the type, nothing says MLD (and nothing is counted).
 fn frame_cuts(cases: &mut Cases, base: &MldBase, tagging: &str, tags: &[(u16, u16)]) {
     let whole = frame_v6(tags, &base.ip);
     let l3 = 14 + 4 * tags.len();
-    for cut in l3 + 40..whole.len() {
-        let what = format!("cut_at_{cut}");
-        cases.drop(
-            name(base, tagging, what),
+    let icmpv6 = base.icmpv6(tags);
+    for cut in 14..whole.len() {
+        let expected = match cut {
+            _ if cut < l3 => Expected::NotIgmp,
+            _ if cut < icmpv6 => Expected::Drop(DropReason::Truncated),
+            _ if cut == icmpv6 => Expected::NotIgmp,
+            _ => Expected::Drop(DropReason::BadIpv6Header),
+        };
+        cases.add(
+            name(base, tagging, format!("cut_at_{cut}")),
             whole[..cut].to_vec(),
-            DropReason::BadIpv6Header,
+            expected,
         );
     }
 }
