@@ -284,7 +284,7 @@ impl MldQuerying {
                 info!(
                     vid = vlan,
                     family = "ipv6",
-                    "mld querier: this switch queries, from {address}"
+                    "mld querier: this switch is the MLD querier, from {address}"
                 );
                 self.announce(MonitorKind::Querier, address);
             }
@@ -292,7 +292,7 @@ impl MldQuerying {
                 info!(
                     vid = vlan,
                     family = "ipv6",
-                    "mld querier: {address} is the querier"
+                    "mld querier: {address} is the MLD querier"
                 );
                 self.announce(MonitorKind::Querier, address);
             }
