@@ -45,7 +45,7 @@ pub fn mld_general_query(
 
 /// A multicast-address-specific query (`sources` empty), or an MLDv2
 /// multicast-address-and-source-specific one, sent to the address itself
-/// (RFC 3810 §7.1.2 and §5.1.15), asking for replies within the last
+/// (RFC 3810 §5.1.15), asking for replies within the last
 /// listener query interval (§7.4.2). MLDv1 names no sources.
 pub fn mld_address_query(
     version: MldVersion,
