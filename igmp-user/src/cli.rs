@@ -196,14 +196,15 @@ pub struct RunArgs {
     #[arg(long = "fast-leave", value_name = "IF")]
     pub fast_leave: Vec<String>,
     /// Query when no other querier is present (off by default, like the
-    /// bridge's mcast_querier); lower addresses win the election.
+    /// bridge's mcast_querier): IGMP and MLD, each with its own election,
+    /// which lower addresses win. MLD's queries come from a link-local address.
     #[arg(long)]
     pub querier: bool,
     /// IGMP version of this switch's queries: 2 (the default, like the bridge) or 3.
     #[arg(long, value_name = "2|3", value_parser = clap::value_parser!(u8).range(2..=3))]
     pub querier_version: Option<u8>,
-    /// Source address of this switch's queries; without one they come from
-    /// 0.0.0.0 and never win an election.
+    /// Source address of this switch's IGMP queries; without one they come
+    /// from 0.0.0.0 and never win an election.
     #[arg(long, value_name = "ADDR")]
     pub querier_address: Option<std::net::Ipv4Addr>,
     /// Multicast data for groups no port joined: auto (the default: to router

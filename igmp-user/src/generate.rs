@@ -150,13 +150,14 @@ How long a router port lives without a query or PIM hello (\fB\-\-router\-timeou
 .SH "[querier]"
 .TP
 \fBenabled\fR = \fBtrue\fR | \fBfalse\fR
-Query when no other querier is present (\fB\-\-querier\fR); off by default.
+Query when no other querier is present (\fB\-\-querier\fR), IGMP and MLD (MLDv2,
+from the bridge's link-local address); off by default.
 .TP
 \fBversion\fR = \fI2\fR | \fI3\fR
 IGMP version of the queries (\fB\-\-querier\-version\fR).
 .TP
 \fBaddress\fR = \fI"192.0.2.1"\fR
-Source address of the queries (\fB\-\-querier\-address\fR); without one they come from
+Source address of the IGMP queries (\fB\-\-querier\-address\fR); without one they come from
 0.0.0.0 and never win an election.
 .SH "[limits]"
 Enforced in XDP. Past a group limit new groups are refused and counted; existing entries

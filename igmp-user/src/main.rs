@@ -247,7 +247,7 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     let daemon = Daemon::new(tables, settings.timers.clone(), monitor_tx)?
         .with_ports(port_set)?
-        .with_querier(settings.querier.clone(), status)?
+        .with_querier(settings.querier.clone(), status, port_bridges(&port_links))?
         .with_unregistered(settings.unregistered)
         .with_vlan_bridges(on_vlan_filtering_bridge(&port_links), mode == PortMode::Tc)
         .with_static_groups(settings.static_groups());
@@ -261,6 +261,14 @@ async fn run(args: RunArgs) -> Result<()> {
         port_set.release(settings.keep_attached)?;
     }
     Ok(())
+}
+
+/// Each port's bridge, by name: MLD's queries come from its link-local address.
+fn port_bridges(port_links: &[links::PortLink]) -> std::collections::BTreeMap<String, String> {
+    port_links
+        .iter()
+        .filter_map(|link| Some((link.name.clone(), link.bridge.as_ref()?.name.clone())))
+        .collect()
 }
 
 /// A stop signal arrived before the daemon ran: what the start changed is undone.

@@ -10,7 +10,7 @@
 
 use std::{
     collections::BTreeSet,
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     path::PathBuf,
     sync::{Arc, Mutex},
 };
@@ -34,13 +34,18 @@ use crate::{
     tables::{LearnedMaps, Tables},
 };
 
-/// What the daemon knows beyond the maps: the querier election.
+/// What the daemon knows beyond the maps: the querier elections, IGMP's
+/// and MLD's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuerierStatus {
-    /// Whether this switch sends the general queries.
+    /// Whether this switch sends IGMP's general queries.
     pub is_querier: bool,
-    /// The elected querier's address (ours, or the other querier's), if any.
+    /// The elected IGMP querier's address (ours, or the other querier's), if any.
     pub querier: Option<Ipv4Addr>,
+    /// Whether this switch sends MLD's general queries.
+    pub mld_is_querier: bool,
+    /// The elected MLD querier's address, if any.
+    pub mld_querier: Option<Ipv6Addr>,
 }
 
 pub type SharedStatus = Arc<Mutex<QuerierStatus>>;
@@ -168,11 +173,6 @@ type Labels = Vec<(&'static str, String)>;
 /// The metrics text (Prometheus exposition format 0.0.4).
 pub fn render(snapshot: &Snapshot) -> String {
     let mut registry = Registry::default();
-    let gauge = |registry: &mut Registry, name: &str, help: &str, value: usize| {
-        let metric = Gauge::<i64>::default();
-        metric.set(i64::try_from(value).unwrap_or(i64::MAX));
-        registry.register(name, help, metric);
-    };
     // One gauge per table, one series per family.
     for (index, (name, help, _)) in TableSizes::default().gauges().into_iter().enumerate() {
         let by_family = Family::<Labels, Gauge>::default();
@@ -184,16 +184,43 @@ pub fn render(snapshot: &Snapshot) -> String {
         }
         registry.register(name, help, by_family);
     }
-    gauge(
-        &mut registry,
+    // One series per family, as the tables' gauges.
+    let status = &snapshot.status;
+    let is_querier = Family::<Labels, Gauge>::default();
+    for (family, querying) in [
+        (AddressFamily::Ipv4, status.is_querier),
+        (AddressFamily::Ipv6, status.mld_is_querier),
+    ] {
+        is_querier
+            .get_or_create(&vec![("family", family.name().to_string())])
+            .set(i64::from(querying));
+    }
+    registry.register(
         "igmp_snoop_is_querier",
-        "1 when this switch is the querier",
-        usize::from(snapshot.status.is_querier),
+        "1 when this switch is the querier (IGMP's for ipv4, MLD's for ipv6)",
+        is_querier,
     );
-    if let Some(querier) = snapshot.status.querier {
+    let elected = [
+        (
+            AddressFamily::Ipv4,
+            status.querier.map(|address| address.to_string()),
+        ),
+        (
+            AddressFamily::Ipv6,
+            status.mld_querier.map(|address| address.to_string()),
+        ),
+    ];
+    if elected.iter().any(|(_, address)| address.is_some()) {
         let info = Family::<Labels, Gauge>::default();
-        info.get_or_create(&vec![("address", querier.to_string())])
-            .set(1);
+        for (family, address) in elected {
+            if let Some(address) = address {
+                info.get_or_create(&vec![
+                    ("family", family.name().to_string()),
+                    ("address", address),
+                ])
+                .set(1);
+            }
+        }
         registry.register("igmp_snoop_querier_info", "The elected querier", info);
     }
     // prometheus-client adds the `_total` of a counter's name, and the

@@ -108,7 +108,10 @@ fn metrics_count_groups_members_and_messages() {
         text.contains(r#"igmp_snoop_groups{family="ipv4"} 1"#),
         "{text}"
     );
-    assert!(text.contains("igmp_snoop_is_querier 0"), "{text}");
+    for family in ["ipv4", "ipv6"] {
+        let line = format!(r#"igmp_snoop_is_querier{{family="{family}"}} 0"#);
+        assert!(text.contains(&line), "{text}");
+    }
     assert!(
         text.contains("igmp_snoop_data_frames_total{decision=\"forwarded_every_port\"} 0"),
         "{text}"

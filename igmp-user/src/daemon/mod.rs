@@ -8,7 +8,7 @@
 //! tables, `memberships6`/`forwarding6` for MLD's, each family's events
 //! from its own ring buffer, `EVENTS` and `EVENTS6`)
 //! - `querying`: the querier election and our queries (IGMP);
-//! - `mld_queriers`: the MLD queriers heard (no MLD querier of ours yet);
+//! - `mld_querying`: the same for MLD, with its own election;
 //! - `snooped_ports`: the ports and their maps;
 //! - `lost`: the counters, to notice events the ring buffer dropped.
 //!
@@ -19,7 +19,7 @@
 //! attached through pinned links.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     future::Future,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     time::Duration,
@@ -38,7 +38,7 @@ mod destinations;
 mod forwarding;
 mod lost;
 mod membership;
-mod mld_queriers;
+mod mld_querying;
 mod querying;
 mod snooped_ports;
 mod sources;
@@ -46,7 +46,7 @@ mod sources;
 use forwarding::{Forwarding, HostGroups};
 use lost::LostEvents;
 use membership::{AfterLeave, Memberships};
-use mld_queriers::MldQueriersHeard;
+use mld_querying::MldQuerying;
 use querying::Querying;
 use snooped_ports::SnoopedPorts;
 
@@ -118,7 +118,7 @@ pub struct Daemon {
     /// IPv4's forwarding component's).
     forwarding6: Forwarding<Ipv6>,
     querying: Querying,
-    mld_queriers: MldQueriersHeard,
+    mld_querying: MldQuerying,
     ports: SnoopedPorts,
     lost: LostEvents,
     monitor: broadcast::Sender<MonitorEvent>,
@@ -151,7 +151,7 @@ impl Daemon {
             forwarding: Forwarding::new(forwarding),
             memberships6: Memberships::new(learned6, timers.clone(), monitor.clone()),
             forwarding6: Forwarding::new(forwarding6),
-            mld_queriers: MldQueriersHeard::new(&timers),
+            mld_querying: MldQuerying::new(timers.clone(), monitor.clone()),
             querying: Querying::new(timers, monitor.clone()),
             ports: SnoopedPorts::new(ports),
             lost: LostEvents::new(statistics),
@@ -183,8 +183,17 @@ impl Daemon {
         Ok(self)
     }
 
-    /// Sets how this switch queries; with `--querier` it starts querying now.
-    pub fn with_querier(mut self, settings: QuerierSettings, status: SharedStatus) -> Result<Self> {
+    /// Sets how this switch queries; with `--querier` it starts querying
+    /// now, IGMP and MLD. `bridges` names each port's bridge (port name to
+    /// bridge name), whose link-local address MLD's queries come from.
+    pub fn with_querier(
+        mut self,
+        settings: QuerierSettings,
+        status: SharedStatus,
+        bridges: BTreeMap<String, String>,
+    ) -> Result<Self> {
+        self.mld_querying
+            .configure(settings.enabled, bridges, status.clone())?;
         self.querying.configure(settings, status)?;
         Ok(self)
     }
@@ -280,7 +289,7 @@ impl Daemon {
         let query_ports = self.ports.query_ports();
         self.querying
             .adopt(&self.memberships.router_ports(), &query_ports);
-        self.mld_queriers
+        self.mld_querying
             .adopt(&self.memberships6.router_ports(), &query_ports);
         self.forwarding
             .publish_policy(self.querying.querier_known());
@@ -301,6 +310,7 @@ impl Daemon {
             self.memberships.next_deadline(),
             self.memberships6.next_deadline(),
             self.querying.next_deadline(),
+            self.mld_querying.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -435,9 +445,9 @@ impl Daemon {
         self.apply(effects);
     }
 
-    /// An MLD event. As IGMP's, but no querier of ours sends anything:
-    /// a Done with no other querier takes the group after the last
-    /// listener query time, with no query asked of the port.
+    /// An MLD event, as IGMP's: a Done with no other querier takes the
+    /// group after the last listener query time, and our querier (with
+    /// `--querier`) asks the port in the meantime.
     fn on_event6(&mut self, event: &Event<Ipv6>) {
         let Some(kind) = EventKind::from_u32(event.kind) else {
             warn!(kind = event.kind, family = "ipv6", "unknown event kind");
@@ -462,14 +472,25 @@ impl Daemon {
             }
             EventKind::LeaveSeen => {
                 debug!(port, vid = event.vlan, group = %group, reporter = %address, "done");
+                let query_ports = self.ports.query_ports();
                 let other_querier = self
-                    .mld_queriers
-                    .other_querier(event.vlan, event.timestamp_ns, &self.ports.query_ports())
+                    .mld_querying
+                    .other_querier(event.vlan, event.timestamp_ns, &query_ports)
                     .map(IpAddr::V6);
-                // `AskPort` asks nothing here: the deadline it set stands.
-                let _: AfterLeave =
-                    self.memberships6
-                        .leave_seen(event, other_querier, &mut effects);
+                let after = self
+                    .memberships6
+                    .leave_seen(event, other_querier, &mut effects);
+                if after == AfterLeave::AskPort {
+                    // As querier, the last listener queries (RFC 3810 §7.4.2).
+                    self.mld_querying.leave_seen(
+                        event.ifindex,
+                        event.vlan,
+                        group,
+                        event.timestamp_ns,
+                        &query_ports,
+                    );
+                    self.poll_querier();
+                }
             }
             EventKind::NewSource => {
                 debug!(port, group = %group, source = %address, "source");
@@ -478,6 +499,15 @@ impl Daemon {
             EventKind::SourceLeaveSeen => {
                 debug!(port, group = %group, source = %address, "block");
                 self.memberships6.source_leave_seen(event);
+                self.mld_querying.source_leave_seen(
+                    event.ifindex,
+                    event.vlan,
+                    group,
+                    address,
+                    event.timestamp_ns,
+                    &self.ports.query_ports(),
+                );
+                self.poll_querier();
             }
             EventKind::NewRouterPort => {
                 info!(
@@ -498,8 +528,9 @@ impl Daemon {
                     version = event.version,
                     "mld query"
                 );
-                self.mld_queriers.query_seen(
+                self.mld_querying.query_seen(
                     address,
+                    event.version,
                     event.vlan,
                     event.timestamp_ns,
                     &self.ports.query_ports(),
@@ -531,12 +562,15 @@ impl Daemon {
         self.poll_querier();
     }
 
-    /// Sends what the querier has due; its state may change the policy.
+    /// Sends what the queriers have due; IGMP's state may change the
+    /// policy (MLD's changes nothing in the fast path this round).
     fn poll_querier(&mut self) {
-        if self.querying.poll(&self.ports.query_ports()) {
+        let query_ports = self.ports.query_ports();
+        if self.querying.poll(&query_ports) {
             self.forwarding
                 .publish_policy(self.querying.querier_known());
         }
+        self.mld_querying.poll(&query_ports);
     }
 
     /// An interface changed: a port that vanished or stopped forwarding

@@ -1,4 +1,5 @@
-//! The querier component: the election (`querier::Querier`), sending what
+//! The IGMP querier component (MLD's is `mld_querying`, on the same
+//! `QueryPorts`): the election (`querier::Querier`), sending what
 //! it decides out of its own raw socket, and telling the monitors and the
 //! metrics who queries. At start it takes over the querier a previous daemon
 //! knew, from the router ports it left pinned, so that the policies that
@@ -39,7 +40,7 @@ pub(super) struct QueryPort {
 
 impl QueryPorts {
     /// Every port, once each.
-    fn ifindexes(&self) -> Vec<u32> {
+    pub(super) fn ifindexes(&self) -> Vec<u32> {
         let mut ports: Vec<u32> = self.0.values().flatten().map(|port| port.ifindex).collect();
         ports.sort_unstable();
         ports.dedup();
@@ -57,7 +58,7 @@ impl QueryPorts {
         }
     }
 
-    fn port(&self, vlan: u16, ifindex: u32) -> Option<QueryPort> {
+    pub(super) fn port(&self, vlan: u16, ifindex: u32) -> Option<QueryPort> {
         self.0
             .get(&vlan)?
             .iter()

@@ -1,67 +1,87 @@
 //! Who queries: this switch, unless another querier with a lower address
-//! speaks (RFC 2236 §3, RFC 3376 §6.6.2); and whether any querier is known,
-//! which ends when the other querier falls silent for the other querier
-//! present interval. Pure logic over a clock the caller passes in, so every
-//! rule is tested without a network.
+//! speaks (RFC 2236 §3, RFC 3376 §6.6.2; for MLD the lowest IPv6 address,
+//! RFC 3810 §7.6.2); and whether any querier is known, which ends when the
+//! other querier falls silent for the other querier present interval. One
+//! election for both families, generic over the address. Pure logic over a
+//! clock the caller passes in, so every rule is tested without a network.
 
-use std::net::Ipv4Addr;
+use std::{
+    fmt::{Debug, Display},
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use crate::timers::{nanos, Timers};
 
+/// A querier's address: IGMP's IPv4 or MLD's IPv6. Both order as numbers
+/// (their octets, big-endian), which is the order of the election.
+pub trait QuerierAddress: Copy + Ord + Debug + Display {
+    /// The address of a proxy's queries (0.0.0.0, ::), which never win.
+    const UNSPECIFIED: Self;
+}
+
+impl QuerierAddress for Ipv4Addr {
+    const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+}
+
+impl QuerierAddress for Ipv6Addr {
+    const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+}
+
 /// What the daemon must do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QuerierAction {
+pub enum QuerierAction<A = Ipv4Addr> {
     /// Send a general query on every port.
     SendGeneralQuery,
     /// Send a group-specific query on `port` (ifindex); with `source`, a
     /// group-and-source-specific one (IGMPv3).
     SendGroupQuery {
         port: u32,
-        group: Ipv4Addr,
-        source: Option<Ipv4Addr>,
+        group: A,
+        source: Option<A>,
     },
     /// This switch became the querier (at start, or the other one fell silent).
     BecameQuerier,
     /// Another querier won the election; this switch stops querying.
-    OtherQuerierElected(Ipv4Addr),
+    OtherQuerierElected(A),
     /// The other querier was not heard for the other querier present
     /// interval (RFC 3376 §6.6, RFC 2236 §3): it is forgotten, so the
     /// policies that follow "a querier is known" must be published again,
     /// whether or not this switch queries in its place.
-    OtherQuerierSilent(Ipv4Addr),
+    OtherQuerierSilent(A),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct PendingGroupQuery {
+struct PendingGroupQuery<A> {
     port: u32,
-    group: Ipv4Addr,
-    source: Option<Ipv4Addr>,
+    group: A,
+    source: Option<A>,
     due: u64,
     left: u32,
 }
 
 #[derive(Debug)]
-pub struct Querier {
+pub struct Querier<A = Ipv4Addr> {
     enabled: bool,
-    /// Our source address; `None` queries from 0.0.0.0, which never wins an election.
-    address: Option<Ipv4Addr>,
+    /// Our source address; `None` queries from the unspecified address,
+    /// which never wins an election.
+    address: Option<A>,
     timers: Timers,
     /// The elected other querier and when its present interval ends.
-    other: Option<(Ipv4Addr, u64)>,
+    other: Option<(A, u64)>,
     /// When our next general query is due, while we are the querier.
     next_general: Option<u64>,
     startup_queries_left: u32,
-    group_queries: Vec<PendingGroupQuery>,
+    group_queries: Vec<PendingGroupQuery<A>>,
     announced: bool,
 }
 
-impl Querier {
+impl<A: QuerierAddress> Querier<A> {
     /// A querier that, if `enabled`, starts querying at `now` with the
     /// startup queries (RFC 3376 §8.6, §8.7).
-    pub fn new(enabled: bool, address: Option<Ipv4Addr>, timers: Timers, now: u64) -> Self {
+    pub fn new(enabled: bool, address: Option<A>, timers: Timers, now: u64) -> Self {
         Self {
             enabled,
-            address: address.filter(|address| !address.is_unspecified()),
+            address: address.filter(|address| *address != A::UNSPECIFIED),
             startup_queries_left: timers.startup_query_count,
             timers,
             other: None,
@@ -78,25 +98,26 @@ impl Querier {
 
     /// The other querier, while its present interval lasts, whether or not
     /// this switch would query itself.
-    pub fn other_querier(&self, now: u64) -> Option<Ipv4Addr> {
+    pub fn other_querier(&self, now: u64) -> Option<A> {
         self.other
             .filter(|(_, until)| now < *until)
             .map(|(address, _)| address)
     }
 
     /// The elected querier: the other one, or ours.
-    pub fn current(&self) -> Option<Ipv4Addr> {
+    pub fn current(&self) -> Option<A> {
         match self.other {
             Some((other, _)) => Some(other),
-            None if self.enabled => Some(self.address.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            None if self.enabled => Some(self.address.unwrap_or(A::UNSPECIFIED)),
             None => None,
         }
     }
 
-    /// A query from `source` arrived at `now`. Queries from 0.0.0.0 never
-    /// win; a real querier wins over us if we have no address or a higher one.
-    pub fn on_query(&mut self, source: Ipv4Addr, now: u64) -> Option<QuerierAction> {
-        if source.is_unspecified() || !self.wins_over_us(source) {
+    /// A query from `source` arrived at `now`. Queries from 0.0.0.0 (::)
+    /// never win; a real querier wins over us if we have no address or a
+    /// higher one.
+    pub fn on_query(&mut self, source: A, now: u64) -> Option<QuerierAction<A>> {
+        if source == A::UNSPECIFIED || !self.wins_over_us(source) {
             return None;
         }
         let until = now + nanos(self.timers.other_querier_present_interval());
@@ -111,7 +132,7 @@ impl Querier {
     /// daemon: the router ports keep it), elected as if it had just come,
     /// unless its other querier present interval already ran out by `now`.
     /// So a restart keeps the querier until its own timer would expire.
-    pub fn adopt(&mut self, source: Ipv4Addr, heard: u64, now: u64) -> Option<QuerierAction> {
+    pub fn adopt(&mut self, source: A, heard: u64, now: u64) -> Option<QuerierAction<A>> {
         let until = heard + nanos(self.timers.other_querier_present_interval());
         if until <= now {
             return None;
@@ -119,39 +140,27 @@ impl Querier {
         self.on_query(source, heard)
     }
 
-    fn wins_over_us(&self, source: Ipv4Addr) -> bool {
+    fn wins_over_us(&self, source: A) -> bool {
         match (self.enabled, self.address) {
             (false, _) | (true, None) => true,
-            (true, Some(ours)) => u32::from(source) < u32::from(ours),
+            (true, Some(ours)) => source < ours,
         }
     }
 
     /// A leave for `group` on `port`: as querier, schedules LMQC
     /// group-specific queries LMQI apart (RFC 3376 §6.6.3.1). Returns whether
     /// this switch will query.
-    pub fn on_leave(&mut self, port: u32, group: Ipv4Addr, now: u64) -> bool {
+    pub fn on_leave(&mut self, port: u32, group: A, now: u64) -> bool {
         self.schedule_group_query(port, group, None, now)
     }
 
     /// A BLOCK of `source` (IGMPv3): as querier, schedules LMQC
     /// group-and-source-specific queries LMQI apart (RFC 3376 §6.6.3.2).
-    pub fn on_source_leave(
-        &mut self,
-        port: u32,
-        group: Ipv4Addr,
-        source: Ipv4Addr,
-        now: u64,
-    ) -> bool {
+    pub fn on_source_leave(&mut self, port: u32, group: A, source: A, now: u64) -> bool {
         self.schedule_group_query(port, group, Some(source), now)
     }
 
-    fn schedule_group_query(
-        &mut self,
-        port: u32,
-        group: Ipv4Addr,
-        source: Option<Ipv4Addr>,
-        now: u64,
-    ) -> bool {
+    fn schedule_group_query(&mut self, port: u32, group: A, source: Option<A>, now: u64) -> bool {
         if !self.is_querier() {
             return false;
         }
@@ -178,7 +187,7 @@ impl Querier {
     }
 
     /// Everything due at `now`, in order.
-    pub fn poll(&mut self, now: u64) -> Vec<QuerierAction> {
+    pub fn poll(&mut self, now: u64) -> Vec<QuerierAction<A>> {
         let mut actions = Vec::new();
         self.take_over_if_other_silent(now, &mut actions);
         if self.is_querier() && !self.announced {
@@ -195,7 +204,7 @@ impl Querier {
 
     /// The other querier present interval ran out: it is forgotten, and we
     /// query again at once if we may.
-    fn take_over_if_other_silent(&mut self, now: u64, actions: &mut Vec<QuerierAction>) {
+    fn take_over_if_other_silent(&mut self, now: u64, actions: &mut Vec<QuerierAction<A>>) {
         if let Some((other, _)) = self.other.filter(|(_, until)| *until <= now) {
             self.other = None;
             actions.push(QuerierAction::OtherQuerierSilent(other));
@@ -218,7 +227,7 @@ impl Querier {
         }
     }
 
-    fn poll_group_queries(&mut self, now: u64, actions: &mut Vec<QuerierAction>) {
+    fn poll_group_queries(&mut self, now: u64, actions: &mut Vec<QuerierAction<A>>) {
         let interval = nanos(self.timers.last_member_query_interval);
         for query in self
             .group_queries
@@ -255,7 +264,7 @@ mod tests {
         }
     }
 
-    fn generals(querier: &mut Querier, now: u64) -> usize {
+    fn generals<A: QuerierAddress>(querier: &mut Querier<A>, now: u64) -> usize {
         querier
             .poll(now)
             .iter()
@@ -442,5 +451,65 @@ mod tests {
         querier.on_leave(3, GROUP, S);
         querier.on_query(Ipv4Addr::new(10, 0, 0, 1), S);
         assert!(querier.poll(S).is_empty());
+    }
+
+    const OURS6: &str = "fe80::5054:ff:fe00:10";
+
+    fn v6(text: &str) -> Ipv6Addr {
+        text.parse().unwrap()
+    }
+
+    /// RFC 3810 §7.6.2: the lowest IPv6 address wins, compared as a 128-bit number.
+    #[test]
+    fn mld_lowest_link_local_address_wins() {
+        let mut querier = Querier::new(true, Some(v6(OURS6)), timers(), 0);
+        querier.poll(0);
+        assert_eq!(querier.on_query(v6("fe80::5054:ff:fe00:11"), S), None);
+        assert_eq!(
+            querier.on_query(v6("fe80::6000:0:0:0"), S),
+            None,
+            "higher in the interface identifier's first group"
+        );
+        assert!(querier.is_querier());
+        let lower = v6("fe80::2");
+        assert_eq!(
+            querier.on_query(lower, S),
+            Some(QuerierAction::OtherQuerierElected(lower))
+        );
+        assert!(!querier.is_querier());
+        assert_eq!(querier.other_querier(2 * S), Some(lower));
+        assert_eq!(generals(&mut querier, 100 * S), 0);
+    }
+
+    #[test]
+    fn mld_a_query_from_the_unspecified_address_never_wins() {
+        let mut querier = Querier::new(true, Some(v6(OURS6)), timers(), 0);
+        assert_eq!(querier.on_query(Ipv6Addr::UNSPECIFIED, S), None);
+        assert_eq!(querier.current(), Some(v6(OURS6)));
+    }
+
+    #[test]
+    fn mld_done_as_querier_schedules_llqc_address_specific_queries() {
+        let mut querier = Querier::new(true, Some(v6(OURS6)), Timers::default(), 0);
+        querier.poll(0);
+        let group = v6("ff0e::66");
+        assert!(querier.on_leave(4, group, 3 * S));
+        let query = QuerierAction::SendGroupQuery {
+            port: 4,
+            group,
+            source: None,
+        };
+        assert_eq!(querier.poll(3 * S), vec![query.clone()]);
+        assert_eq!(querier.poll(4 * S), vec![query]);
+        assert!(querier.poll(5 * S).is_empty(), "LLQC = robustness = 2");
+    }
+
+    #[test]
+    fn mld_the_other_querier_present_interval_is_255_s_by_default() {
+        // RFC 3810 §9.5: 2 × 125 s + 10 s / 2.
+        let mut querier = Querier::new(true, Some(v6(OURS6)), Timers::default(), 0);
+        querier.poll(0);
+        querier.on_query(v6("fe80::1"), 0);
+        assert_eq!(querier.next_deadline(), Some(255 * S));
     }
 }
