@@ -475,7 +475,11 @@ pub struct Settings {
     /// the program ask a frame's port for its bridge VLAN (`PORTS`), a hash
     /// lookup other switches are spared.
     pub vlan_bridges: u8,
-    pub _pad: [u8; 2],
+    /// `unregistered` for IPv6 groups, resolved against MLD's querier (its
+    /// `auto` picks `ROUTERS` once an MLD querier is known). 0 (`FLOOD`) in
+    /// builds before MLD. Link-scope IPv6 groups are flooded whatever it says.
+    pub unregistered6: u8,
+    pub _pad: u8,
     /// What happens to multicast data for a group no port joined: `unregistered::*`,
     /// already resolved by the daemon (its `auto` picks `ROUTERS` once a querier is known).
     pub unregistered: u8,

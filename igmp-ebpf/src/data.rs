@@ -96,7 +96,7 @@ fn to_group<A: Family>(group: &A, ingress: u32, l2: &L2, unregistered: Unregiste
             count(DataCounter::UnregisteredFlooded);
             Verdict::Pass
         }
-        None => unregistered_group(),
+        None => unregistered_group::<A>(),
     }
 }
 
@@ -143,13 +143,13 @@ fn to_sole_port(port: u32, ingress: u32) -> Verdict {
 /// A group no port joined, as the daemon's policy says. When some port has
 /// its own policy, the egress check applies each port's.
 #[inline(always)]
-fn unregistered_group() -> Verdict {
+fn unregistered_group<A: Family>() -> Verdict {
     let settings = settings().unwrap_or_default();
     if settings.port_overrides != 0 {
         count(DataCounter::UnregisteredToRouters);
         return Verdict::Forward(Destinations::Every);
     }
-    match settings.unregistered {
+    match A::unregistered(&settings) {
         unregistered::ROUTERS => {
             count(DataCounter::UnregisteredToRouters);
             Verdict::Forward(Destinations::Every)

@@ -65,7 +65,7 @@ pub fn port_wants<A: Family>(port: u32, options: &PortSettings, headers: &Header
     };
     if A::groups().get_ptr(group_key).is_none() {
         let policy = match options.unregistered {
-            unregistered::FOLLOW_GLOBAL => global.unregistered,
+            unregistered::FOLLOW_GLOBAL => A::unregistered(&global),
             own => own,
         };
         // Router ports were let through above; ROUTERS and DROP stop here.

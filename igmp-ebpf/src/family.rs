@@ -7,7 +7,7 @@
 use aya_ebpf::btf_maps::{Array, HashMap, RingBuf};
 use igmp_common::{
     capacity, igmp_version, mld_version, Address, Counter, Event, GroupEntry, GroupKey, HostEntry,
-    HostKey, Membership, MembershipKey, RouterKey, RouterPort, SourceEntry, SourceKey,
+    HostKey, Membership, MembershipKey, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
 use crate::{
@@ -44,6 +44,8 @@ pub trait Family: Address {
     fn router_epoch() -> &'static Array<u32, 1>;
     fn events() -> &'static EventRing<Self>;
 
+    /// The switch's policy for this family's unregistered groups (`SETTINGS`).
+    fn unregistered(settings: &Settings) -> u8;
     /// A multicast address (224.0.0.0/4, ff00::/8).
     fn is_multicast(self) -> bool;
     /// A group the switch never snoops and always floods: 224.0.0.0/24
@@ -91,6 +93,10 @@ impl Family for [u8; 4] {
         &EVENTS
     }
     #[inline(always)]
+    fn unregistered(settings: &Settings) -> u8 {
+        settings.unregistered
+    }
+    #[inline(always)]
     fn is_multicast(self) -> bool {
         addr::is_multicast(self)
     }
@@ -136,6 +142,10 @@ impl Family for [u8; 16] {
     #[inline(always)]
     fn events() -> &'static EventRing<Self> {
         &EVENTS6
+    }
+    #[inline(always)]
+    fn unregistered(settings: &Settings) -> u8 {
+        settings.unregistered6
     }
     #[inline(always)]
     fn is_multicast(self) -> bool {

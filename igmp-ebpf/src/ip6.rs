@@ -84,26 +84,6 @@ pub fn upper_layer<H: Hook>(frame: &Frame<H>, l3_offset: usize) -> Result<UpperL
     }
 }
 
-/// What a walk that stopped for `reason` is counted as: a chain cut short
-/// by a frame shorter than its IPv6 header announces is that header's fault.
-#[inline(always)]
-pub fn blame<H: Hook>(frame: &Frame<H>, l3_offset: usize, reason: DropReason) -> DropReason {
-    if reason != DropReason::Truncated {
-        return reason;
-    }
-    match frame.header::<Ipv6Hdr>(l3_offset) {
-        Some(ip) => {
-            let payload = usize::from(u16::from_be_bytes(ip.payload_len));
-            if frame.holds(l3_offset + Ipv6Hdr::LEN + payload) {
-                reason
-            } else {
-                DropReason::BadIpv6Header
-            }
-        }
-        None => reason,
-    }
-}
-
 /// Whether the Hop-by-Hop header at `at` carries a Router Alert for MLD
 /// among its first options.
 #[inline(always)]

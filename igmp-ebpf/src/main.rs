@@ -223,19 +223,17 @@ fn ipv6_headers<H: Hook>(ctx: &H::Context, ingress: u32, l2: &l2::L2) -> Verdict
     let upper = match ip6::upper_layer(&frame, l2.l3_offset) {
         Ok(upper) => upper,
         Err(reason) => {
-            PortStats::for_port(ingress).reject(ip6::blame(&frame, l2.l3_offset, reason));
+            PortStats::for_port(ingress).reject(reason);
             return Verdict::Pass;
         }
     };
     match upper.protocol {
         ip6::ICMPV6 => {
-            // Type and code: a one-byte read's bounds check is one LLVM
-            // turns into a compare the verifier cannot use.
-            let Some([kind, _]) = frame.read::<[u8; 2]>(upper.offset) else {
-                // Cut inside the ICMPv6 header: whatever it was, counted.
-                let reason = ip6::blame(&frame, l2.l3_offset, DropReason::Truncated);
-                PortStats::for_port(ingress).reject(reason);
-                return Verdict::Pass;
+            // The type alone, through the load helper: a frame cut after it
+            // is still MLD, and counted (an in-place one-byte read has a
+            // bounds check LLVM turns into a compare the verifier cannot use).
+            let Some(kind) = frame::load::<H, u8>(frame.ctx(), upper.offset) else {
+                return Verdict::Data;
             };
             if !mld::is_mld(kind) {
                 return Verdict::Data;

@@ -70,6 +70,8 @@ pub struct FastPathPolicy {
     /// Unregistered groups' data: `unregistered::*`, already resolved
     /// against the querier state.
     pub unregistered: u8,
+    /// The same for IPv6 groups, resolved against MLD's querier state.
+    pub unregistered6: u8,
     /// IGMP reports and leaves go to router ports only (once a querier is known).
     pub reports_to_routers: bool,
     /// Some port has its own report or unregistered policy.
@@ -86,6 +88,7 @@ impl FastPathPolicy {
     pub fn of(settings: &Settings) -> Self {
         Self {
             unregistered: settings.unregistered,
+            unregistered6: settings.unregistered6,
             reports_to_routers: settings.reports_to_routers != 0,
             port_overrides: settings.port_overrides != 0,
             fast_path_off: settings.fast_path_off != 0,
@@ -395,6 +398,7 @@ impl<A: Address> ForwardingMaps<A> {
     pub fn write_forwarding(&mut self, policy: FastPathPolicy) -> Result<()> {
         let settings = Settings {
             unregistered: policy.unregistered,
+            unregistered6: policy.unregistered6,
             reports_to_routers: u8::from(policy.reports_to_routers),
             port_overrides: u8::from(policy.port_overrides),
             fast_path_off: u8::from(policy.fast_path_off),

@@ -1207,41 +1207,51 @@ fn all_nodes_and_scopes_0_and_1_are_passed_to_the_kernel(#[case] group: Ipv6Addr
     assert_eq!(data_count(&harness, DataCounter::Forwarded), 0);
 }
 
-/// MLD has no querier of ours yet to decide the policy by: an unregistered
-/// IPv6 group is flooded whatever IGMP's policy says (the bridge's default).
+/// Each family follows its own resolved policy (`auto` resolves per
+/// querier): an unregistered global IPv6 group follows `unregistered6`, an
+/// IPv4 group `unregistered`, set here to the opposite extremes.
 #[rstest]
-#[case::flood(unregistered::FLOOD)]
-#[case::routers(unregistered::ROUTERS)]
-#[case::drop(unregistered::DROP)]
-fn unregistered_ipv6_groups_are_flooded_whatever_igmps_policy(#[case] policy: u8) {
+#[case::flood(unregistered::FLOOD, XDP_PASS, DataCounter::UnregisteredFlooded)]
+#[case::routers(
+    unregistered::ROUTERS,
+    XDP_REDIRECT,
+    DataCounter::UnregisteredToRouters
+)]
+#[case::drop(unregistered::DROP, XDP_DROP, DataCounter::UnregisteredDropped)]
+fn unregistered_ipv6_groups_follow_their_own_policy(
+    #[case] policy: u8,
+    #[case] action: u32,
+    #[case] counter: DataCounter,
+) {
     let mut harness = Harness::new();
+    let ipv4_policy = if policy == unregistered::DROP {
+        unregistered::FLOOD
+    } else {
+        unregistered::DROP
+    };
     harness
         .tables
         .forwarding
         .write_forwarding(FastPathPolicy {
-            unregistered: policy,
+            unregistered: ipv4_policy,
+            unregistered6: policy,
             ..FastPathPolicy::of(&harness.tables.settings())
         })
         .unwrap();
-    assert_eq!(harness.tables.settings().unregistered, policy);
-    assert_eq!(harness.run(&udp_data_v6(&[], SENDER, GROUP, 100)), XDP_PASS);
-    assert_eq!(data_count(&harness, DataCounter::UnregisteredFlooded), 1);
-    // IPv4 still follows it.
+    assert_eq!(harness.run(&udp_data_v6(&[], SENDER, GROUP, 100)), action);
+    assert_eq!(data_count(&harness, counter), 1);
     let v4 = udp_data(
         &[],
         std::net::Ipv4Addr::new(10, 0, 0, 1),
         std::net::Ipv4Addr::new(239, 6, 6, 6),
         100,
     );
-    let ipv4_action = [
-        (unregistered::FLOOD, XDP_PASS),
-        (unregistered::ROUTERS, XDP_REDIRECT),
-        (unregistered::DROP, XDP_DROP),
-    ]
-    .iter()
-    .find(|(code, _)| *code == policy)
-    .map(|(_, action)| *action);
-    assert_eq!(Some(harness.run(&v4)), ipv4_action);
+    let ipv4_action = if ipv4_policy == unregistered::DROP {
+        XDP_DROP
+    } else {
+        XDP_PASS
+    };
+    assert_eq!(harness.run(&v4), ipv4_action);
 }
 
 /// Whatever the policy, an unregistered link-scope group (here a
@@ -1257,6 +1267,7 @@ fn unregistered_link_scope_groups_are_flooded_whatever_the_policy(#[case] policy
         .forwarding
         .write_forwarding(FastPathPolicy {
             unregistered: policy,
+            unregistered6: policy,
             ..FastPathPolicy::of(&harness.tables.settings())
         })
         .unwrap();

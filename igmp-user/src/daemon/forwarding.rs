@@ -112,9 +112,10 @@ impl<A: HostGroups> Forwarding<A> {
     /// (`br_multicast_querier_exists`), and writes it where XDP reads it.
     /// Called again whenever that state changes: a querier elected, ours
     /// started, the other one fallen silent.
-    pub(super) fn publish_policy(&mut self, querier_known: bool) {
+    pub(super) fn publish_policy(&mut self, querier_known: bool, mld_querier_known: bool) {
         let written = self.maps.write_forwarding(FastPathPolicy {
             unregistered: self.unregistered.resolved(querier_known).into(),
+            unregistered6: self.unregistered.resolved(mld_querier_known).into(),
             reports_to_routers: querier_known,
             port_overrides: self.port_overrides,
             fast_path_off: self.vlan_bridges && !self.tags_per_port,

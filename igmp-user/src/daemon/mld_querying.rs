@@ -160,6 +160,13 @@ impl MldQuerying {
         self.update_status();
     }
 
+    /// Whether some VLAN has an MLD querier, this switch or another.
+    pub(super) fn querier_known(&self) -> bool {
+        self.elections
+            .values()
+            .any(|election| election.querier.current().is_some())
+    }
+
     /// The other MLD querier of `vlan`'s LAN, if one is present at `now`.
     pub(super) fn other_querier(
         &self,

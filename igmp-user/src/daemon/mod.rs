@@ -291,8 +291,7 @@ impl Daemon {
             .adopt(&self.memberships.router_ports(), &query_ports);
         self.mld_querying
             .adopt(&self.memberships6.router_ports(), &query_ports);
-        self.forwarding
-            .publish_policy(self.querying.querier_known());
+        self.publish_policy();
         // Both families' entries are voided before either assigns a
         // destination set: a previous build's IPv4 groups may name slots
         // that are IPv6's now (`destinations::slots_of`).
@@ -419,21 +418,20 @@ impl Daemon {
                     version = event.version,
                     "query"
                 );
-                let ports = self.ports.ifindexes();
                 let query_ports = self.ports.query_ports();
                 if self
                     .querying
                     .query_seen(address, event.vlan, event.timestamp_ns, &query_ports)
                 {
-                    self.forwarding
-                        .publish_policy(self.querying.querier_known());
+                    self.publish_policy();
                 }
                 // With the S flag nothing is lowered; a group-and-source
                 // query lowers its sources' timers only, one event each
                 // (RFC 3376 §6.6.1).
                 let group_only = event.flags & (query_flags::SUPPRESS | query_flags::SOURCES) == 0;
                 if event.group != [0; 4] && group_only {
-                    self.memberships.group_query_seen(event, ports);
+                    self.memberships
+                        .group_query_seen(event, self.ports.ifindexes());
                 }
             }
             EventKind::QuerySourceSeen => {
@@ -528,6 +526,7 @@ impl Daemon {
                     version = event.version,
                     "mld query"
                 );
+                let known = self.mld_querying.querier_known();
                 self.mld_querying.query_seen(
                     address,
                     event.version,
@@ -535,6 +534,9 @@ impl Daemon {
                     event.timestamp_ns,
                     &self.ports.query_ports(),
                 );
+                if self.mld_querying.querier_known() != known {
+                    self.publish_policy();
+                }
                 // As IGMPv3's (RFC 3810 §7.6.1 follows RFC 3376 §6.6.1).
                 let group_only = event.flags & (query_flags::SUPPRESS | query_flags::SOURCES) == 0;
                 if event.group != Ipv6::UNSPECIFIED && group_only {
@@ -562,15 +564,24 @@ impl Daemon {
         self.poll_querier();
     }
 
-    /// Sends what the queriers have due; IGMP's state may change the
-    /// policy (MLD's changes nothing in the fast path this round).
+    /// Sends what the queriers have due; either's state may change the policy.
     fn poll_querier(&mut self) {
         let query_ports = self.ports.query_ports();
-        if self.querying.poll(&query_ports) {
-            self.forwarding
-                .publish_policy(self.querying.querier_known());
-        }
+        let mld_known = self.mld_querying.querier_known();
+        let igmp_changed = self.querying.poll(&query_ports);
         self.mld_querying.poll(&query_ports);
+        if igmp_changed || self.mld_querying.querier_known() != mld_known {
+            self.publish_policy();
+        }
+    }
+
+    /// The unregistered-group policy of both families, as their queriers
+    /// stand (`auto` resolves per family).
+    fn publish_policy(&mut self) {
+        self.forwarding.publish_policy(
+            self.querying.querier_known(),
+            self.mld_querying.querier_known(),
+        );
     }
 
     /// An interface changed: a port that vanished or stopped forwarding
