@@ -246,10 +246,15 @@ fn every_malformed_mld_frame_is_passed_counted_by_reason_and_changes_no_table(
         table_snapshot_v6(harness.pin_dir()),
     );
     let counters_before = harness.counters();
-    let corpus = mld_corpus();
-    assert!(corpus
-        .iter()
-        .all(|case| harness.test_run_takes(&case.frame)));
+    // tc's test run refuses a frame cut inside its IPv6 header; XDP's
+    // takes every one, so each case runs in one hook at least.
+    let corpus: Vec<_> = mld_corpus()
+        .into_iter()
+        .filter(|case| harness.test_run_takes(&case.frame))
+        .collect();
+    if hook == TestHook::Xdp {
+        assert_eq!(corpus.len(), mld_corpus().len());
+    }
 
     let wrong = run_cases_with(&harness, &corpus, observed_mld);
     assert!(
