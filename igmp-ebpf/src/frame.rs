@@ -4,7 +4,7 @@
 //! driver hands over raw frames, and the tc ingress classifier, on ports where
 //! frames already are skbs (veth, tap). Only how the frame is reached differs.
 
-use core::{ffi::c_void, marker::PhantomData, num::NonZeroU16};
+use core::{ffi::c_void, marker::PhantomData};
 
 use aya_ebpf::{
     bindings::{__sk_buff, xdp_md},
@@ -36,12 +36,15 @@ pub trait Hook {
     /// # Safety
     /// `ctx` is this hook's context pointer and `to` holds `len` bytes.
     unsafe fn load_bytes(ctx: *mut c_void, offset: u32, to: *mut c_void, len: u32) -> i64;
-    /// The frame's outermost tag when the kernel took it out of the frame
-    /// into metadata, as its receive path does before tc: `TAG_TAKEN_OUT |
-    /// vid`. One `u16` (`None` is 0), not an `Option<u16>`, whose `None`
-    /// leaves the payload register unset: where LLVM copies that, the
-    /// verifier refuses the read.
-    fn offloaded_tag(ctx: &Self::Context) -> Option<NonZeroU16>;
+    /// The VLAN id of the frame's outermost tag when the kernel took the tag
+    /// out of the frame into metadata, as its receive path does before tc.
+    fn offloaded_vlan(ctx: &Self::Context) -> Option<u16>;
+    /// The same, its payload defined when `None` too. A `None` built the
+    /// usual way leaves the payload register unset; where LLVM copies it to
+    /// the stack (the IPv6 programs) the verifier refuses the read. Not used
+    /// everywhere: in tc's IPv4 forwarding the defined payload costs a stack
+    /// slot its chain of frames does not have on 6.1.
+    fn offloaded_vlan_defined(ctx: &Self::Context) -> Option<u16>;
     /// Makes the first `len` bytes of the frame (all of it, when shorter)
     /// readable in place, as [`Frame::get`] reads. Frames made before are void.
     fn make_readable(ctx: &Self::Context, len: u32);
@@ -71,8 +74,13 @@ impl Hook for Xdp {
     /// Generic XDP runs before the kernel takes the tag out; a driver that
     /// offloads it keeps it where this program does not look yet.
     #[inline(always)]
-    fn offloaded_tag(_ctx: &XdpContext) -> Option<NonZeroU16> {
+    fn offloaded_vlan(_ctx: &XdpContext) -> Option<u16> {
         None
+    }
+
+    #[inline(always)]
+    fn offloaded_vlan_defined(_ctx: &XdpContext) -> Option<u16> {
+        Some(0).filter(|_| false)
     }
 
     /// An XDP frame is one buffer already.
@@ -102,15 +110,18 @@ impl Hook for Tc {
     }
 
     #[inline(always)]
-    fn offloaded_tag(ctx: &TcContext) -> Option<NonZeroU16> {
+    fn offloaded_vlan(ctx: &TcContext) -> Option<u16> {
         let skb = ctx.skb.skb;
         let present = unsafe { (*skb).vlan_present };
-        let tag = if present != 0 {
-            TAG_TAKEN_OUT | (unsafe { (*skb).vlan_tci } as u16 & VID_MASK)
-        } else {
-            0
-        };
-        NonZeroU16::new(tag)
+        (present != 0).then(|| unsafe { (*skb).vlan_tci } as u16 & 0x0fff)
+    }
+
+    #[inline(always)]
+    fn offloaded_vlan_defined(ctx: &TcContext) -> Option<u16> {
+        let skb = ctx.skb.skb;
+        let present = unsafe { (*skb).vlan_present };
+        // `filter` keeps the read value as the payload of either variant.
+        Some(unsafe { (*skb).vlan_tci } as u16 & 0x0fff).filter(|_| present != 0)
     }
 
     /// An skb may hold its frame partly in pages (a packet socket's ring
@@ -127,15 +138,11 @@ impl Hook for Tc {
     }
 }
 
-/// `Hook::offloaded_tag`'s mark of a tag, beside its VLAN id.
-const TAG_TAKEN_OUT: u16 = 0x1000;
-const VID_MASK: u16 = 0x0fff;
-
 pub struct Frame<H: Hook> {
     start: usize,
     ctx: *mut c_void,
-    /// See [`Hook::offloaded_tag`].
-    offloaded_tag: Option<NonZeroU16>,
+    /// See [`Hook::offloaded_vlan`].
+    pub offloaded_vlan: Option<u16>,
     hook: PhantomData<H>,
 }
 
@@ -145,7 +152,7 @@ impl<H: Hook> Frame<H> {
         Self {
             start: H::data(ctx),
             ctx: ctx.as_ptr(),
-            offloaded_tag: H::offloaded_tag(ctx),
+            offloaded_vlan: H::offloaded_vlan(ctx),
             hook: PhantomData,
         }
     }
@@ -157,6 +164,29 @@ impl<H: Hook> Frame<H> {
     #[inline(always)]
     fn end(&self) -> usize {
         unsafe { H::data_end(self.ctx) }
+    }
+
+    /// `Frame::new` for the IPv6 programs (`Hook::offloaded_vlan_defined`).
+    #[inline(always)]
+    pub fn new6(ctx: &H::Context) -> Self {
+        Self {
+            start: H::data(ctx),
+            ctx: ctx.as_ptr(),
+            offloaded_vlan: H::offloaded_vlan_defined(ctx),
+            hook: PhantomData,
+        }
+    }
+
+    /// The frame again after `Hook::make_readable` (or a call that may have
+    /// made it), its tag as `self` read it.
+    #[inline(always)]
+    pub fn made_readable(&self, ctx: &H::Context) -> Self {
+        Self {
+            start: H::data(ctx),
+            ctx: ctx.as_ptr(),
+            offloaded_vlan: self.offloaded_vlan,
+            hook: PhantomData,
+        }
     }
 
     /// A pointer to a `T` at `offset`, or `None` when the frame ends before it
@@ -205,24 +235,6 @@ impl<H: Hook> Frame<H> {
     pub fn be16(&self, offset: usize) -> Option<u16> {
         let bytes = self.get::<[u8; 2]>(offset)?;
         Some(u16::from_be_bytes(unsafe { *bytes }))
-    }
-
-    /// The VLAN id of the tag the kernel took out of the frame, if any.
-    #[inline(always)]
-    pub fn offloaded_vlan(&self) -> Option<u16> {
-        self.offloaded_tag.map(|tag| tag.get() & VID_MASK)
-    }
-
-    /// The frame again after `Hook::make_readable` (or a call that may have
-    /// made it), its tag as `self` read it.
-    #[inline(always)]
-    pub fn made_readable(&self, ctx: &H::Context) -> Self {
-        Self {
-            start: H::data(ctx),
-            ctx: ctx.as_ptr(),
-            offloaded_tag: self.offloaded_tag,
-            hook: PhantomData,
-        }
     }
 
     /// The raw context, for code that reads through helpers (loop callbacks).

@@ -85,7 +85,7 @@ pub fn parse<H: Hook>(frame: &Frame<H>) -> Result<Option<L2>, TooManyTags> {
         network: Network::Ipv4,
         vlan_filtering: false,
     };
-    let offloaded = frame.offloaded_vlan();
+    let offloaded = frame.offloaded_vlan;
     if let Some(vid) = offloaded {
         l2.vlan = vid;
     }

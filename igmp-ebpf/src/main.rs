@@ -195,7 +195,7 @@ fn snoop<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
 /// The IPv6 half of `snoop`: MLD learns, other multicast is forwarded.
 #[inline(always)]
 fn snoop6<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
-    let frame = Frame::<H>::new(ctx);
+    let frame = Frame::<H>::new6(ctx);
     let l2 = match l2::parse(&frame) {
         Ok(Some(l2)) if l2.network == l2::Network::Ipv6 => l2,
         Ok(_) => return Verdict::Pass,
@@ -219,7 +219,7 @@ fn snoop6<H: Hook>(ctx: &H::Context, ingress: u32) -> Verdict {
 /// callback's sit on top of the program's.
 #[inline(never)]
 fn ipv6_headers<H: Hook>(ctx: &H::Context, ingress: u32, l2: &l2::L2) -> Verdict {
-    let frame = Frame::<H>::new(ctx);
+    let frame = Frame::<H>::new6(ctx);
     let upper = match ip6::upper_layer(&frame, l2.l3_offset) {
         Ok(upper) => upper,
         Err(reason) => {

@@ -1,7 +1,10 @@
 //! The XDP program's per-frame cost: BPF_PROG_TEST_RUN, each frame against a
 //! no-op XDP_PASS program loaded from the same object in the same run.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
@@ -20,6 +23,9 @@ const REGISTERED: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const ONE_PORT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 2);
 /// The devmap key of that port (it leads to lo, the test-run device).
 const SOLE_PORT: u32 = 7;
+/// MLD's figures beside IGMP's: a link-local reporter, a global-scope group.
+const SENDER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+const REGISTERED6: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 1, 1);
 /// Targets from the design card, ns over the no-op program.
 const TARGETS: [(&str, f64); 4] = [
     ("unicast IPv4/TCP", 3.0),
@@ -95,6 +101,15 @@ fn measure(quick: bool) -> Result<Section> {
         .groups
         .insert(key, GroupEntry::default(), 0)?;
     harness.run(&v2_report(SENDER, REGISTERED));
+    harness.register6(
+        GroupKey {
+            vlan: 0,
+            inner_vlan: 0,
+            group: REGISTERED6.octets(),
+        },
+        GroupEntry::default(),
+    );
+    harness.run(&mld_v1_report(SENDER6, REGISTERED6));
     register_with_sole_port(&mut harness)?;
     let mut figures = Vec::new();
     for (name, frame) in frames() {
@@ -197,7 +212,37 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
             v3_report_frame(SENDER, &records(32)),
         ),
         ("malformed IGMP (bad checksum)", malformed),
+        (
+            "IPv6 multicast data, registered group",
+            udp_data_v6(&[], SENDER6, REGISTERED6, 64),
+        ),
+        (
+            "IPv6 multicast data, unregistered group",
+            udp_data_v6(&[], SENDER6, Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 9, 9), 64),
+        ),
+        ("MLDv1 report, refresh", mld_v1_report(SENDER6, REGISTERED6)),
+        (
+            "MLDv2 report, 1 record",
+            mld_v2_report_frame(SENDER6, &mld_records(1)),
+        ),
+        (
+            "MLDv2 report, 8 records",
+            mld_v2_report_frame(SENDER6, &mld_records(8)),
+        ),
     ]
+}
+
+/// `n` CHANGE_TO_EXCLUDE {} records for distinct global-scope groups.
+fn mld_records(n: u16) -> Vec<MldRecord> {
+    (0..n)
+        .map(|i| {
+            MldRecord::new(
+                CHANGE_TO_EXCLUDE,
+                Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 2, i),
+                &[],
+            )
+        })
+        .collect()
 }
 
 fn register_with_sole_port(harness: &mut Harness) -> Result<()> {
