@@ -139,7 +139,10 @@ fn measure(quick: bool) -> Result<Section> {
 fn describe_programs(harness: &Harness, section: &mut Section) -> Result<()> {
     let mut sizes = Vec::new();
     let mut json = serde_json::Map::new();
-    for name in [loader::PROGRAM, loader::EGRESS_PROGRAM] {
+    let programs = [loader::PROGRAM, loader::EGRESS_PROGRAM]
+        .into_iter()
+        .chain(loader::XDP_TAIL_PROGRAMS);
+    for name in programs {
         let info = harness
             .ebpf()
             .program(name)
