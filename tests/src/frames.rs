@@ -256,6 +256,8 @@ pub fn is_datagram(frame: &[u8], source: Ipv4Addr, group: Ipv4Addr) -> bool {
 
 /// ff02::1, all nodes: where general queries go (RFC 3810 §5.1.15).
 pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+/// All PIM routers: where PIMv6 hellos go (RFC 7761 §4.9.2).
+pub const ALL_PIM_ROUTERS_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xd);
 /// ff02::2, all routers: where MLDv1 Done goes (RFC 2710 §3.7).
 pub const ALL_ROUTERS_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 /// ff02::16, all MLDv2-capable routers: where MLDv2 reports go (RFC 3810 §5.2.14).

@@ -66,14 +66,19 @@ fn a_static_router_port_is_permanent_and_a_restart_without_it_demotes_it() {
     // No query was heard on p2: the view has no querier, version or timer to show.
     let view = snooped.cli(&["routers"]);
     let view = String::from_utf8_lossy(&view.stdout);
-    let row = view
+    // A permanent router port is one for both families, as the bridge's
+    // `multicast_router 2` is.
+    let rows: Vec<Vec<&str>> = view
         .lines()
-        .find(|line| line.trim_start().starts_with("p2"))
-        .expect(&view);
-    let cells: Vec<&str> = row.split_whitespace().collect();
+        .filter(|line| line.trim_start().starts_with("p2"))
+        .map(|row| row.split_whitespace().collect())
+        .collect();
     assert_eq!(
-        cells,
-        ["p2", "-", "-", "-", "-", "-", "-", "permanent"],
+        rows,
+        [
+            ["p2", "ipv4", "-", "-", "-", "-", "-", "-", "permanent"],
+            ["p2", "ipv6", "-", "-", "-", "-", "-", "-", "permanent"],
+        ],
         "{view}"
     );
     snooped.lab.stop_daemon(libc::SIGTERM).unwrap();

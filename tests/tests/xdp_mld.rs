@@ -1380,3 +1380,41 @@ fn ipv4_and_ipv6_tables_stay_apart() {
         .iter()
         .all(|event| event.group == GROUP.octets()));
 }
+
+/// A PIMv6 hello (to ff02::d, all PIM routers, RFC 7761 §4.9.2) from a
+/// router that may never query: its port becomes an MLD router port, as a
+/// PIM hello to 224.0.0.13 makes an IGMP one; other PIM messages and hellos
+/// elsewhere make none. Every one goes on to the kernel.
+#[rstest]
+#[case::hello_to_all_pim_routers(0x20, ALL_PIM_ROUTERS_V6, true)]
+#[case::register_to_all_pim_routers(0x21, ALL_PIM_ROUTERS_V6, false)]
+#[case::hello_to_all_nodes(0x20, ALL_NODES, false)]
+fn pimv6_hellos_make_router_ports(
+    #[case] kind: u8,
+    #[case] destination: Ipv6Addr,
+    #[case] router: bool,
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    const PIM: u8 = 103;
+    let harness = Harness::on(hook);
+    let hello = Ipv6 {
+        version: 6,
+        source: QUERIER,
+        destination,
+        hop_limit: 1,
+        headers: vec![],
+        protocol: PIM,
+        payload: vec![kind, 0, 0, 0, 0, 1, 0, 2, 0, 105],
+        payload_length: None,
+        seal: false,
+    };
+    assert_eq!(harness.run(&frame_v6(&[], &hello)), XDP_PASS);
+    let routers = harness.routers6();
+    assert_eq!(routers.len(), usize::from(router), "{routers:?}");
+    assert_eq!(harness.count(Counter::PimHello), u64::from(router));
+    if router {
+        assert_eq!(routers[0].1.querier, QUERIER.octets());
+    }
+    assert!(harness.routers().is_empty(), "not an IPv4 router port");
+    assert!(harness.nonzero_drops().is_empty());
+}
