@@ -79,6 +79,9 @@ impl Hook for Xdp {
     }
 
     #[inline(always)]
+    // `false.then_some(0)`, as clippy would have it, is the `None` whose
+    // payload LLVM leaves unset: the point of this function.
+    #[allow(clippy::some_filter)]
     fn offloaded_vlan_defined(_ctx: &XdpContext) -> Option<u16> {
         Some(0).filter(|_| false)
     }
@@ -117,6 +120,8 @@ impl Hook for Tc {
     }
 
     #[inline(always)]
+    // `then_some`, as clippy would have it, leaves `None`'s payload unset.
+    #[allow(clippy::some_filter)]
     fn offloaded_vlan_defined(ctx: &TcContext) -> Option<u16> {
         let skb = ctx.skb.skb;
         let present = unsafe { (*skb).vlan_present };
