@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use aya::{programs::ProgramFd, Ebpf};
 use igmp_common::{router_mode, PortSettings, RouterKey};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     interfaces,
@@ -354,17 +354,21 @@ impl PortSet {
             .ports
             .iter_mut()
             .find(|port| port.plan.ifindex == ifindex)?;
-        // A port whose bridge did not filter VLANs at start had none.
-        let before = port
-            .plan
-            .options
-            .vlans
-            .replace(vlans.clone())
-            .unwrap_or_default();
+        // A bridge that does not filter VLANs still announces its ports'
+        // default PVID (1) where the kernel has VLAN filtering built in;
+        // there a tag makes no LAN of its own, and all is learned in VLAN 0.
+        let Some(known) = port.plan.options.vlans.as_mut() else {
+            debug!(
+                port = port.plan.options.name,
+                "VLANs of a port whose bridge does not filter VLANs: not followed"
+            );
+            return None;
+        };
+        let before = std::mem::replace(known, vlans.clone());
         if let Err(error) = write_vlans(maps, port) {
             warn!("{error:#}");
         }
-        if before.pvid != vlans.pvid || before == PortVlans::default() {
+        if before.pvid != vlans.pvid {
             rewrite_settings(maps, port);
         }
         if before.pvid != vlans.pvid {

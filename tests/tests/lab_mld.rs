@@ -24,6 +24,7 @@ use igmp_tests::{
     harness::{memberships6_in, routers6_in},
     snooped::Snooped,
 };
+use igmp_user::tables::Tables;
 
 /// ff0e::10:1, ff0e::10:2: global-scope groups joined by MLDv2 hosts.
 const G1: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0x10, 1);
@@ -416,8 +417,14 @@ fn mld_joins_leaves_and_deliveries_match_the_linux_bridges_snooping() {
     // router ports only (RFC 4541 §3 leaves it open; the issue asks for the
     // bridge's behaviour).
     assert_eq!(
-        ours_unregistered, bridge_unregistered,
-        "datagrams of {G_NOBODY}, which nobody joined, on the hosts' wires"
+        ours_unregistered,
+        bridge_unregistered,
+        "datagrams of {G_NOBODY}, which nobody joined, on the hosts' wires \
+         (SETTINGS.unregistered6 {:?})\n{}",
+        Tables::open(&snooped.pin_dir)
+            .map(|tables| tables.settings().unregistered6)
+            .ok(),
+        snooped.lab.daemon_log()
     );
 }
 
