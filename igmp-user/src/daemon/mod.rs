@@ -793,10 +793,12 @@ impl Daemon {
             })
             .count();
         self.apply6(effects6);
-        let removed = removed4 + removed6;
+        // Per family, as hosts join IPv6 groups (solicited-node ones) on
+        // their own: the operator sees which table lost what.
+        let counts = format!("{removed4} IGMP and {removed6} MLD memberships");
         Ok(match port {
-            Some(port) => format!("flushed {removed} memberships of port {port}"),
-            None => format!("flushed {removed} memberships"),
+            Some(port) => format!("flushed {counts} of port {port}"),
+            None => format!("flushed {counts}"),
         })
     }
 
