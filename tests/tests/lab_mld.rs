@@ -3,10 +3,11 @@
 //! it), joining with `IPV6_JOIN_GROUP` and `MCAST_JOIN_SOURCE_GROUP`, one of
 //! them an MLDv1 host (`force_mld_version=1`, the operator's switch).
 //!
-//! The Linux bridge's own MLD snooping is the reference: the same scenario on
-//! a bridge with `mcast_snooping 1` and on one igmp-snoop watches must give
-//! the same (port, group) table, link-scope groups such as solicited-node
-//! included, and the same datagrams at the same hosts. Neighbour discovery
+//! The Linux bridge's own snooping is the reference: the same dual-stack
+//! scenario (IGMP beside MLD, as on the operator's LAN) on a bridge with
+//! `mcast_snooping 1` and on one igmp-snoop watches must give the same
+//! (port, group) table of both families, link-scope groups such as
+//! solicited-node included, and the same datagrams at the same hosts. Neighbour discovery
 //! (ping to link-local and global addresses, a router advertisement) and
 //! DHCPv6-style traffic to ff02::1:2 must work with snooping on.
 //!
@@ -14,11 +15,11 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::Ipv6Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     time::Duration,
 };
 
-use igmp_lab::{run_output, wait_for, BridgeSnooping, Lab, Member6, DATA_PORT};
+use igmp_lab::{run_output, wait_for, BridgeSnooping, Lab, Member, Member6, DATA_PORT};
 use igmp_tests::{
     frames::solicited_node,
     harness::{memberships6_in, routers6_in},
@@ -33,6 +34,9 @@ const G2: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0x10, 2);
 const G3: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0x10, 3);
 /// A source-specific group (ff3e::/32, RFC 4607), joined for h1's address.
 const G_SSM: Ipv6Addr = Ipv6Addr::new(0xff3e, 0, 0, 0, 0, 0, 0x8000, 1);
+/// IPv4 groups joined beside the IPv6 ones, by an IGMPv3 and an IGMPv2 host.
+const G4_1: Ipv4Addr = Ipv4Addr::new(239, 10, 0, 1);
+const G4_2: Ipv4Addr = Ipv4Addr::new(239, 10, 0, 2);
 /// Joined by nobody: flooded by both bridges.
 const G_NOBODY: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0x10, 0x99);
 /// All DHCPv6 relay agents and servers (RFC 8415 §7.1).
@@ -126,8 +130,9 @@ fn label(group: Ipv6Addr, link_locals: &[Ipv6Addr]) -> String {
     }
 }
 
-/// The host ports' IPv6 group rows (no source rows) of JSON in the shape
-/// of `bridge -j mdb show` or of `igmp-snoop show --json`, wherever they nest.
+/// The host ports' group rows of both families (no source rows) of JSON in
+/// the shape of `bridge -j mdb show` or of `igmp-snoop show --json`,
+/// wherever they nest.
 fn rows_of(json: &serde_json::Value, ports: &[String], link_locals: &[Ipv6Addr]) -> Table {
     let mut table = Table::new();
     let mut stack = vec![json];
@@ -139,10 +144,13 @@ fn rows_of(json: &serde_json::Value, ports: &[String], link_locals: &[Ipv6Addr])
                 let port = object.get("port").and_then(|port| port.as_str());
                 let source = object.get("src").filter(|src| !src.is_null());
                 if let (Some(group), Some(port), None) = (group, port, source) {
-                    if let Ok(group) = group.parse::<Ipv6Addr>() {
-                        if ports.iter().any(|known| known == port) {
-                            table.insert((port.to_string(), label(group, link_locals)));
-                        }
+                    let label = match group.parse::<IpAddr>() {
+                        Ok(IpAddr::V6(group)) => label(group, link_locals),
+                        Ok(IpAddr::V4(group)) => group.to_string(),
+                        Err(_) => continue,
+                    };
+                    if ports.iter().any(|known| known == port) {
+                        table.insert((port.to_string(), label));
                     }
                 } else {
                     stack.extend(object.values());
@@ -158,15 +166,15 @@ fn host_ports(lab: &Lab) -> Vec<String> {
     lab.hosts.iter().map(|host| host.port.clone()).collect()
 }
 
-/// The reference bridge's IPv6 table.
+/// The reference bridge's table.
 fn bridge_table(lab: &Lab, link_locals: &[Ipv6Addr]) -> Table {
     let output = run_output(&["bridge", "-n", &lab.switch, "-j", "mdb", "show"]).unwrap();
     let json: serde_json::Value = serde_json::from_str(&output).unwrap();
     rows_of(&json, &host_ports(lab), link_locals)
 }
 
-/// igmp-snoop's IPv6 table, as MEMBERSHIP6 holds it; checked against what
-/// `show --json` and `show --json --bridge` print.
+/// igmp-snoop's table, as MEMBERSHIP and MEMBERSHIP6 hold it; checked
+/// against what `show --json` and `show --json --bridge` print.
 fn snoop_table(snooped: &Snooped, link_locals: &[Ipv6Addr]) -> Table {
     let lab = &snooped.lab;
     let names: BTreeMap<u32, String> = lab
@@ -175,13 +183,19 @@ fn snoop_table(snooped: &Snooped, link_locals: &[Ipv6Addr]) -> Table {
         .map(|host| (lab.port_ifindex(&host.port).unwrap(), host.port.clone()))
         .collect();
     let from_map = || -> Table {
-        memberships6_in(&snooped.pin_dir)
-            .iter()
-            .filter_map(|(key, _)| {
-                let port = names.get(&key.ifindex)?;
-                Some((port.clone(), label(key.group.into(), link_locals)))
-            })
-            .collect()
+        let ipv4 = Tables::open(&snooped.pin_dir)
+            .map(|tables| tables.memberships())
+            .unwrap_or_default();
+        let ipv4 = ipv4.iter().filter_map(|(key, _)| {
+            let port = names.get(&key.ifindex)?;
+            Some((port.clone(), Ipv4Addr::from(key.group).to_string()))
+        });
+        let ipv6 = memberships6_in(&snooped.pin_dir);
+        let ipv6 = ipv6.iter().filter_map(|(key, _)| {
+            let port = names.get(&key.ifindex)?;
+            Some((port.clone(), label(key.group.into(), link_locals)))
+        });
+        ipv4.chain(ipv6).collect()
     };
     // The table moves while joins and leaves settle: what the views print
     // is compared with the map only when the map read the same around them.
@@ -206,14 +220,14 @@ fn snoop_table(snooped: &Snooped, link_locals: &[Ipv6Addr]) -> Table {
             continue;
         }
         for (args, table) in shown {
-            assert_eq!(table, before, "{args:?} against MEMBERSHIP6");
+            assert_eq!(table, before, "{args:?} against MEMBERSHIP and MEMBERSHIP6");
         }
         checked = true;
         break;
     }
     assert!(
         checked,
-        "MEMBERSHIP6 never held still for the views to be read"
+        "the tables never held still for the views to be read"
     );
     from_map()
 }
@@ -227,11 +241,15 @@ fn port_of(group: Ipv6Addr) -> u16 {
 
 /// The joins of the scenario (h1 sends, and is the SSM source): h2, an
 /// MLDv2 host, G1 and G2; h3, an MLDv1 host, G1 and G3; h4 G1 and (h1's
-/// address, G_SSM). The rows they make are `JOINED`.
-fn join(lab: &Lab) -> Vec<Member6> {
+/// address, G_SSM). The rows they make are `JOINED`. Beside them, IPv4
+/// (one socket a host: each gets the datagrams of every group its host
+/// joined): h2 (IGMPv3) G4_1, h3 (IGMPv2) G4_2, h4 G4_1, the rows of
+/// `JOINED4`.
+fn join(lab: &Lab) -> (Vec<Member6>, Vec<Member>) {
     lab.force_mld_version(2, 1).unwrap();
+    lab.force_igmp_version(2, 2).unwrap();
     let any = |index, group| lab.join6(index, group, port_of(group)).unwrap();
-    vec![
+    let ipv6 = vec![
         any(1, G1),
         any(1, G2),
         any(2, G1),
@@ -239,11 +257,17 @@ fn join(lab: &Lab) -> Vec<Member6> {
         any(3, G1),
         lab.join_source6(3, G_SSM, global(1), port_of(G_SSM))
             .unwrap(),
-    ]
+    ];
+    let ipv4 = vec![
+        lab.join(1, G4_1).unwrap(),
+        lab.join(2, G4_2).unwrap(),
+        lab.join(3, G4_1).unwrap(),
+    ];
+    (ipv6, ipv4)
 }
 
 /// The (port, group) rows `join` makes; `left` of them go with the leaves.
-fn rows(pairs: &[(usize, Ipv6Addr)]) -> Table {
+fn rows(pairs: &[(usize, impl ToString)]) -> Table {
     pairs
         .iter()
         .map(|(port, group)| (format!("p{port}"), group.to_string()))
@@ -253,6 +277,9 @@ fn rows(pairs: &[(usize, Ipv6Addr)]) -> Table {
 const JOINED: [(usize, Ipv6Addr); 6] = [(2, G1), (2, G2), (3, G1), (3, G3), (4, G1), (4, G_SSM)];
 /// h2 leaves G2 (an MLDv2 TO_IN {}), h3 G3 (an MLDv1 Done), h4 G1.
 const LEFT: [(usize, Ipv6Addr); 3] = [(2, G2), (3, G3), (4, G1)];
+const JOINED4: [(usize, Ipv4Addr); 3] = [(2, G4_1), (3, G4_2), (4, G4_1)];
+/// h3 leaves G4_2 (an IGMPv2 Leave), h4 G4_1 (an IGMPv3 TO_IN {}).
+const LEFT4: [(usize, Ipv4Addr); 2] = [(3, G4_2), (4, G4_1)];
 
 /// Every host's solicited-node groups: of its link-local address, and of
 /// its global address for the first `with_global` hosts.
@@ -288,7 +315,7 @@ fn scenario(
     settled_joined: &dyn Fn(&Table) -> bool,
     settled_left: &dyn Fn(&Table) -> bool,
 ) -> Seen {
-    let mut members = join(lab);
+    let (mut members, mut members4) = join(lab);
     wait_for(JOIN_TIMEOUT, || settled_joined(&read()));
     let joined = read();
 
@@ -298,16 +325,20 @@ fn scenario(
     for group in [G1, G2, G3, G_SSM, G_NOBODY] {
         lab.send6(0, group, port_of(group), N, 64).unwrap();
     }
-    let at_sockets = members
+    for group in [G4_1, G4_2] {
+        lab.send(0, group, N, 64).unwrap();
+    }
+    let ipv6 = members.iter().enumerate().map(|(index, member)| {
+        (
+            format!("member {index} of {}", member.group),
+            member.drain(),
+        )
+    });
+    let ipv4 = members4
         .iter()
-        .enumerate()
-        .map(|(index, member)| {
-            (
-                format!("member {index} of {}", member.group),
-                member.drain(),
-            )
-        })
-        .collect();
+        .zip(JOINED4)
+        .map(|(member, (port, group))| (format!("member on p{port} of {group}"), member.drain()));
+    let at_sockets = ipv6.chain(ipv4).collect();
     let mut on_wires = Vec::new();
     for (index, capture) in captures.iter().enumerate() {
         let frames = capture.frames_for(Duration::from_millis(300));
@@ -324,6 +355,8 @@ fn scenario(
     members.remove(4);
     members.remove(3);
     members.remove(1);
+    members4.remove(2);
+    members4.remove(1);
     wait_for(JOIN_TIMEOUT, || settled_left(&read()));
     let left = read();
     Seen {
@@ -343,15 +376,15 @@ fn is_udp_to(frame: &[u8], group: Ipv6Addr) -> bool {
 }
 
 #[test]
-fn mld_joins_leaves_and_deliveries_match_the_linux_bridges_snooping() {
+fn igmp_and_mld_joins_leaves_and_deliveries_match_the_linux_bridges_snooping() {
     let reference = Lab::new(HOSTS, BridgeSnooping::On).unwrap();
     with_querier_on_the_reference(&reference, QUERIER);
     let ref_locals = addressed(&reference, QUERIER);
-    let expected: Table = rows(&JOINED)
-        .union(&solicited_rows(&ref_locals, QUERIER))
-        .cloned()
-        .collect();
-    let gone = rows(&LEFT);
+    let mut expected = rows(&JOINED);
+    expected.extend(rows(&JOINED4));
+    expected.extend(solicited_rows(&ref_locals, QUERIER));
+    let mut gone = rows(&LEFT);
+    gone.extend(rows(&LEFT4));
     let bridge = scenario(
         &reference,
         &|| bridge_table(&reference, &ref_locals),

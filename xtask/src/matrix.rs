@@ -201,15 +201,15 @@ pub const GUEST_SUITES: &[Suite] = &[
     Suite {
         file: "lab_mld",
         tests: &[
-            "mld_joins_leaves_and_deliveries_match_the_linux_bridges_snooping",
+            "igmp_and_mld_joins_leaves_and_deliveries_match_the_linux_bridges_snooping",
             "neighbour_discovery_and_router_advertisements_work_with_snooping_on",
             "dhcpv6_to_all_agents_reaches_the_server_and_not_the_other_hosts",
         ],
         minutes: 6,
         nics: 0,
         why:
-            "MLD from the kernel's own v1/v2 hosts against the bridge's MLD snooping (table and \
-              who receives), neighbour discovery, router advertisements and DHCPv6 with snooping on",
+            "MLD beside IGMP from the kernel's own hosts against the bridge's snooping (table and \
+              who receives, both families), neighbour discovery, router advertisements and DHCPv6 with snooping on",
     },
     Suite {
         file: "lab_lifecycle",

@@ -106,6 +106,9 @@ impl Lab {
     /// from its own link-local address every `interval_cs` centiseconds.
     /// Its port becomes a router port for the switch, which from its first
     /// query on knows a querier (the bridge forwards by its table only then).
+    /// It queries IGMP too, from 0.0.0.0 (it has no IPv4 address), in
+    /// IGMPv3: IGMPv2 queries would put every host in IGMPv2, whose report
+    /// suppression makes which host sends a Leave a matter of timing.
     pub fn start_mld_querier(&self, index: usize, interval_cs: u32) -> Result<()> {
         let host = &self.hosts[index];
         let (ns, eth) = (&host.netns, &host.interface);
@@ -113,7 +116,7 @@ impl Lab {
             ns,
             &format!(
                 "link add brq type bridge mcast_snooping 1 mcast_querier 1 mcast_mld_version 2 \
-                 mcast_query_interval {interval_cs} mcast_startup_query_interval {interval_cs} \
+                 mcast_igmp_version 3 mcast_query_interval {interval_cs} mcast_startup_query_interval {interval_cs} \
                  mcast_query_response_interval 100"
             ),
         )?;
