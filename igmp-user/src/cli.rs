@@ -203,6 +203,10 @@ pub struct RunArgs {
     /// IGMP version of this switch's queries: 2 (the default, like the bridge) or 3.
     #[arg(long, value_name = "2|3", value_parser = clap::value_parser!(u8).range(2..=3))]
     pub querier_version: Option<u8>,
+    /// MLD version of this switch's queries: 2 (the default, RFC 3810) or 1
+    /// (the bridge's default `mcast_mld_version`, for MLDv1-only routers).
+    #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub mld_querier_version: Option<u8>,
     /// Source address of this switch's IGMP queries; without one they come
     /// from 0.0.0.0 and never win an election.
     #[arg(long, value_name = "ADDR")]

@@ -150,11 +150,14 @@ How long a router port lives without a query or PIM hello (\fB\-\-router\-timeou
 .SH "[querier]"
 .TP
 \fBenabled\fR = \fBtrue\fR | \fBfalse\fR
-Query when no other querier is present (\fB\-\-querier\fR), IGMP and MLD (MLDv2,
+Query when no other querier is present (\fB\-\-querier\fR), IGMP and MLD (MLD's
 from the bridge's link-local address); off by default.
 .TP
 \fBversion\fR = \fI2\fR | \fI3\fR
 IGMP version of the queries (\fB\-\-querier\-version\fR).
+.TP
+\fBmld\-version\fR = \fI1\fR | \fI2\fR
+MLD version of the queries (\fB\-\-mld\-querier\-version\fR); 2 by default.
 .TP
 \fBaddress\fR = \fI"192.0.2.1"\fR
 Source address of the IGMP queries (\fB\-\-querier\-address\fR); without one they come from

@@ -12,7 +12,7 @@ use crate::{
     links::{PortLink, PortVlans},
     loader::DEFAULT_PIN_DIR,
     options::{AttachMode, UnregisteredPolicy},
-    querier::{QuerierSettings, QueryVersion},
+    querier::{MldVersion, QuerierSettings, QueryVersion},
     timers::Timers,
 };
 
@@ -250,6 +250,10 @@ impl RunSettings {
                     QueryVersion::V2 => 2,
                     QueryVersion::V3 => 3,
                 },
+                mld_version: match self.querier.mld_version {
+                    MldVersion::V1 => 1,
+                    MldVersion::V2 => 2,
+                },
                 address: self.querier.address,
             },
             limits: self.limits,
@@ -298,6 +302,7 @@ struct DescribedTimers {
 struct DescribedQuerier {
     enabled: bool,
     version: u8,
+    mld_version: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<std::net::Ipv4Addr>,
 }
@@ -406,6 +411,13 @@ fn querier_settings(config: &Config, args: &RunArgs) -> QuerierSettings {
             QueryVersion::V3
         } else {
             QueryVersion::V2
+        },
+        mld_version: match args
+            .mld_querier_version
+            .or(config.querier.mld_version.map(|v| v.0))
+        {
+            Some(1) => MldVersion::V1,
+            _ => MldVersion::V2,
         },
         address: args.querier_address.or(config.querier.address),
     }

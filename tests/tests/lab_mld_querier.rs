@@ -4,7 +4,9 @@
 //! bridge's link-local address and hosts answer with MLDv2 reports; it
 //! yields to a lower link-local address (RFC 3810 §7.6.2), and takes over
 //! again when that querier falls silent, in MLDv1 if the other one spoke
-//! MLDv1 (RFC 3810 §8.3.1).
+//! MLDv1 (RFC 3810 §8.3.1). Asked for MLDv1 (`--mld-querier-version 1`,
+//! for routers that speak only MLDv1) it queries in MLDv1 and hosts answer
+//! in kind.
 //!
 //! Lab tier (`Lab`, `Snooped`): kernel hosts in network namespaces, bridges, the
 //! daemon.
@@ -30,6 +32,7 @@ const LOW_MAC: &str = "02:00:00:00:00:01";
 const LOW_LINK_LOCAL: &str = "fe80::ff:fe00:1";
 
 const MLD_QUERY: u8 = 130;
+const MLDV1_REPORT: u8 = 131;
 const MLDV2_REPORT: u8 = 143;
 
 /// The link-local address of `device` in `netns` once duplicate address
@@ -129,6 +132,32 @@ fn alone_our_mld_querier_queries_every_port_from_the_bridge_and_hosts_answer() {
         )),
         "{log}"
     );
+}
+
+#[test]
+fn asked_for_mldv1_our_querier_queries_in_mldv1_and_hosts_answer_in_kind() {
+    let mut args = FAST_QUERIER.to_vec();
+    args.extend(["--mld-querier-version", "1"]);
+    let snooped = Snooped::new(1, &args);
+    let lab = &snooped.lab;
+    let ours = link_local(&lab.switch, "br0");
+    let host = link_local(&lab.hosts[0].netns, &lab.hosts[0].interface);
+    let capture = lab.capture(0).unwrap();
+    // An MLDv1 query is 24 octets, an MLDv2 one 28 at least (RFC 3810 §8.1).
+    assert!(
+        capture.wait_for(Duration::from_secs(3), |frame| general_query_from(
+            frame, ours, 24
+        )),
+        "no MLDv1 general query from {ours}\n{}",
+        lab.daemon_log()
+    );
+    // A host that hears an MLDv1 query reports in MLDv1 (RFC 3810 §8.2.1).
+    let answered = capture.wait_for(Duration::from_secs(2), |frame| {
+        mld(frame).is_some_and(|(from, _, message)| {
+            from == host && message.first() == Some(&MLDV1_REPORT)
+        })
+    });
+    assert!(answered, "h1 sent no MLDv1 report after our query");
 }
 
 /// Makes host `index` a real MLD querier: a Linux bridge in its namespace

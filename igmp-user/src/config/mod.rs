@@ -82,6 +82,7 @@ pub struct TimerConfig {
 pub struct QuerierConfig {
     pub enabled: Option<bool>,
     pub version: Option<QueryVersionNumber>,
+    pub mld_version: Option<MldVersionNumber>,
     pub address: Option<Ipv4Addr>,
 }
 
@@ -186,6 +187,22 @@ impl TryFrom<i64> for QueryVersionNumber {
             _ => Err(format!(
                 "version {version}: this querier speaks IGMP 2 or 3"
             )),
+        }
+    }
+}
+
+/// MLD version of our queries: 1 or 2.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "i64")]
+pub struct MldVersionNumber(pub u8);
+
+impl TryFrom<i64> for MldVersionNumber {
+    type Error = String;
+
+    fn try_from(version: i64) -> Result<Self, String> {
+        match version {
+            1 | 2 => Ok(Self(version as u8)),
+            _ => Err(format!("version {version}: this querier speaks MLD 1 or 2")),
         }
     }
 }

@@ -26,6 +26,7 @@ fn the_example_file_sets_every_key() {
     assert!(
         config.querier.enabled.is_some()
             && config.querier.version.is_some()
+            && config.querier.mld_version.is_some()
             && config.querier.address.is_some()
     );
     assert_eq!(config.ports["eth1"].router, Some(RouterModeName::Permanent));

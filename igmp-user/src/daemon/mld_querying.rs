@@ -41,6 +41,8 @@ struct MldElection {
     /// Until when an MLDv1 querier counts as present: our queries are MLDv1
     /// until then (RFC 3810 §8.3.1; the timeout as §9.12's).
     v1_querier_until: u64,
+    /// The version the operator asked for (`--mld-querier-version`).
+    configured: MldVersion,
 }
 
 impl MldElection {
@@ -48,7 +50,7 @@ impl MldElection {
         if now < self.v1_querier_until {
             MldVersion::V1
         } else {
-            MldVersion::V2
+            self.configured
         }
     }
 }
@@ -56,6 +58,7 @@ impl MldElection {
 pub(super) struct MldQuerying {
     elections: BTreeMap<u16, MldElection>,
     enabled: bool,
+    version: MldVersion,
     /// Each port's bridge, by name: our source address is the bridge's.
     bridges: BTreeMap<String, String>,
     sender: Option<QuerySender>,
@@ -70,6 +73,7 @@ impl MldQuerying {
         Self {
             elections: BTreeMap::new(),
             enabled: false,
+            version: MldVersion::V2,
             bridges: BTreeMap::new(),
             sender: None,
             timers,
@@ -78,11 +82,12 @@ impl MldQuerying {
         }
     }
 
-    /// Whether this switch queries (`--querier`: both families), and the
-    /// bridge of each port (port name to bridge name).
+    /// Whether this switch queries (`--querier`: both families), in which
+    /// MLD version, and the bridge of each port (port name to bridge name).
     pub(super) fn configure(
         &mut self,
         enabled: bool,
+        version: MldVersion,
         bridges: BTreeMap<String, String>,
         status: SharedStatus,
     ) -> Result<()> {
@@ -92,6 +97,7 @@ impl MldQuerying {
         }
         self.elections.clear();
         self.enabled = enabled;
+        self.version = version;
         self.bridges = bridges;
         self.status = status;
         Ok(())
@@ -118,6 +124,7 @@ impl MldQuerying {
                     querier,
                     address,
                     v1_querier_until: 0,
+                    configured: self.version,
                 },
             );
         }
@@ -439,6 +446,21 @@ mod tests {
         // RFC 3810 §9.12: robustness × query interval + query response interval.
         assert_eq!(election.version(260 * SECOND), MldVersion::V1);
         assert_eq!(election.version(261 * SECOND), MldVersion::V2);
+    }
+
+    #[test]
+    fn asked_for_mldv1_we_query_in_v1_whatever_we_hear() {
+        let ports = untagged(&[1]);
+        let mut querying = component(true);
+        querying.version = MldVersion::V1;
+        querying.query_seen(
+            "fe80::1".parse().unwrap(),
+            mld_version::V2,
+            0,
+            SECOND,
+            &ports,
+        );
+        assert_eq!(querying.elections[&0].version(300 * SECOND), MldVersion::V1);
     }
 
     #[test]

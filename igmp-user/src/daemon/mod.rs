@@ -192,8 +192,12 @@ impl Daemon {
         status: SharedStatus,
         bridges: BTreeMap<String, String>,
     ) -> Result<Self> {
-        self.mld_querying
-            .configure(settings.enabled, bridges, status.clone())?;
+        self.mld_querying.configure(
+            settings.enabled,
+            settings.mld_version,
+            bridges,
+            status.clone(),
+        )?;
         self.querying.configure(settings, status)?;
         Ok(self)
     }

@@ -19,8 +19,8 @@ use crate::{
     metrics::SharedStatus,
     monitor::{MonitorEvent, MonitorKind},
     querier::{
-        general_query, group_and_source_query, group_query, interface_mac, tagged, Querier,
-        QuerierAction, QuerierSettings, QuerySender, QueryVersion,
+        general_query, group_and_source_query, group_query, interface_mac, tagged, MldVersion,
+        Querier, QuerierAction, QuerierSettings, QuerySender, QueryVersion,
     },
     timers::{monotonic_ns, Timers},
 };
@@ -87,6 +87,7 @@ impl Querying {
             settings: QuerierSettings {
                 enabled: false,
                 version: QueryVersion::V2,
+                mld_version: MldVersion::V2,
                 address: None,
             },
             sender: None,

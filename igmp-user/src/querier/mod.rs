@@ -19,15 +19,17 @@ pub use link_local::mld_query_source;
 pub use mld_frames::{mld_address_query, mld_general_query, MldVersion};
 pub use sender::{interface_mac, QuerySender};
 
-/// How this switch queries (`--querier`, `--querier-version`, `--querier-address`).
+/// How this switch queries (`--querier`, `--querier-version`,
+/// `--mld-querier-version`, `--querier-address`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuerierSettings {
     /// Off by default, like the bridge's `mcast_querier`. Switches on both
     /// families' queriers, as `mcast_querier 1` does on the bridge: IGMP's
-    /// with `version` and `address`, MLD's with MLDv2 from a link-local
-    /// address (`link_local`).
+    /// with `version` and `address`, MLD's with `mld_version` from a
+    /// link-local address (`link_local`).
     pub enabled: bool,
     pub version: QueryVersion,
+    pub mld_version: MldVersion,
     /// Source of our queries; without one they come from 0.0.0.0 (a proxy querier).
     pub address: Option<Ipv4Addr>,
 }
