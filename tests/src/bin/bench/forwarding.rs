@@ -1,5 +1,5 @@
-//! Forwarding throughput through a lab switch: one sender, five ports, 1, 2
-//! or 4 members, (a) the Linux bridge with its snooping and querier on and
+//! Forwarding throughput through a lab switch: one sender, 18 ports, 1 to 16
+//! members of one group, IPv4 or IPv6, (a) the Linux bridge with its snooping and querier on and
 //! (b) the bridge with snooping off and igmp-snoop's fast path on the ports,
 //! attached as `--attach auto` picks it: every port is a veth, so the tc
 //! ingress classifier.
@@ -15,16 +15,16 @@
 //! Delivered frames are the members' interface counters.
 
 use std::{
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _, Result};
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
-use igmp_lab::{in_netns, ip, wait_for, BridgeSnooping, Lab};
+use igmp_lab::{in_netns, ip, wait_for, BridgeSnooping, Lab, Member, Member6, DATA_PORT};
 use igmp_tests::{
-    frames::udp_data,
+    frames::{udp_data, udp_data_v6},
     harness::{Harness, BASELINE_PROGRAM},
     snooped::Snooped,
 };
@@ -33,14 +33,76 @@ use crate::report::Section;
 use igmp_tests::process::busy_cpu_ns;
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 5, 5, 5);
+const GROUP6: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0x5, 0x5, 0x5);
 /// The sender, 16 members at most, and a bystander that never joins.
 const PORTS: usize = 18;
 const SENDER: usize = 0;
 /// Members per group: where per-copy work (an XDP frame clone, an skb clone)
 /// overtakes the per-frame saving, the sweep shows the crossover.
 const FAN_OUTS: [usize; 5] = [1, 2, 4, 8, 16];
-/// Ethernet frame sizes without the FCS: 64 and 1518 bytes on the wire.
-const SIZES: [(usize, &str); 2] = [(60, "64 B"), (1514, "1518 B")];
+
+/// The family of the group the members join and the sender sends to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    /// Ethernet frame sizes without the FCS: the family's smallest UDP
+    /// frame (64 bytes on the wire; IPv6's headers make 66) and 1518 bytes.
+    fn sizes(self) -> [(usize, &'static str); 2] {
+        match self {
+            Self::Ipv4 => [(60, "64 B"), (1514, "1518 B")],
+            Self::Ipv6 => [(62, "66 B"), (1514, "1518 B")],
+        }
+    }
+
+    /// A UDP frame of `size` bytes (without the FCS) from the sender to the group.
+    fn frame(self, lab: &Lab, size: usize) -> Result<Vec<u8>> {
+        Ok(match self {
+            Self::Ipv4 => udp_data(&[], lab.hosts[SENDER].address, GROUP, size - 42),
+            Self::Ipv6 => udp_data_v6(&[], lab.link_local(SENDER)?, GROUP6, size - 62),
+        })
+    }
+
+    /// `count` datagrams from the sender's socket.
+    fn send(self, lab: &Lab, count: usize) -> Result<()> {
+        match self {
+            Self::Ipv4 => lab.send(SENDER, GROUP, count, 64),
+            Self::Ipv6 => lab.send6(SENDER, GROUP6, DATA_PORT, count, 64),
+        }
+    }
+
+    fn group(self) -> String {
+        match self {
+            Self::Ipv4 => GROUP.to_string(),
+            Self::Ipv6 => GROUP6.to_string(),
+        }
+    }
+}
+
+/// The members' sockets, kept open for as long as the run goes on.
+#[derive(Default)]
+struct Joined {
+    ipv4: Vec<Member>,
+    ipv6: Vec<Member6>,
+}
+
+impl Joined {
+    fn count(&self) -> usize {
+        self.ipv4.len() + self.ipv6.len()
+    }
+
+    /// Host `member` joins the group of `family` with a kernel socket.
+    fn join(&mut self, lab: &Lab, member: usize, family: Family) -> Result<()> {
+        match family {
+            Family::Ipv4 => self.ipv4.push(lab.join(member, GROUP)?),
+            Family::Ipv6 => self.ipv6.push(lab.join6(member, GROUP6, DATA_PORT)?),
+        }
+        Ok(())
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Path {
@@ -71,29 +133,43 @@ struct Run {
     cpu_ns_per_frame: f64,
 }
 
-/// Throughput with trafgen on the sender's veth.
 /// The sections' titles, which are also their keys in results.json.
 pub const TRAFGEN_TITLE: &str = "Forwarding throughput, lab of namespaces (trafgen on a veth)";
 pub const LIVE_TITLE: &str =
     "Forwarding throughput, lab of namespaces (live frames, as from a NIC driver)";
+pub const TRAFGEN6_TITLE: &str =
+    "Forwarding throughput, IPv6, lab of namespaces (trafgen on a veth)";
+pub const LIVE6_TITLE: &str =
+    "Forwarding throughput, IPv6, lab of namespaces (live frames, as from a NIC driver)";
 
+/// Throughput with trafgen on the sender's veth.
 pub fn run(quick: bool) -> Result<Section> {
-    throughput(Generator::Trafgen, quick)
+    throughput(Generator::Trafgen, Family::Ipv4, quick)
 }
 
 /// Throughput with live frames starting on the sender's port.
 pub fn run_live(quick: bool) -> Result<Section> {
-    throughput(Generator::LiveFrames, quick)
+    throughput(Generator::LiveFrames, Family::Ipv4, quick)
 }
 
-fn throughput(generator: Generator, quick: bool) -> Result<Section> {
+/// `run` with an IPv6 group (MLD snooping on the bridge, MLD in igmp-snoop).
+pub fn run6(quick: bool) -> Result<Section> {
+    throughput(Generator::Trafgen, Family::Ipv6, quick)
+}
+
+/// `run_live` with an IPv6 group.
+pub fn run_live6(quick: bool) -> Result<Section> {
+    throughput(Generator::LiveFrames, Family::Ipv6, quick)
+}
+
+fn throughput(generator: Generator, family: Family, quick: bool) -> Result<Section> {
     let seconds = if quick { 1.0 } else { 4.0 };
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    let bridge = measure(Path::Bridge, generator, seconds)?;
-    let ours = measure(Path::FastPath, generator, seconds)?;
+    let bridge = measure(Path::Bridge, generator, family, seconds)?;
+    let ours = measure(Path::FastPath, generator, family, seconds)?;
     for (at, fan_out) in FAN_OUTS.into_iter().enumerate() {
-        for (index, (_, size)) in SIZES.iter().enumerate() {
+        for (index, (_, size)) in family.sizes().iter().enumerate() {
             let (b, o) = (&bridge[at][index], &ours[at][index]);
             let ratio = o.per_member_pps / b.per_member_pps;
             rows.push(vec![
@@ -112,13 +188,23 @@ fn throughput(generator: Generator, quick: bool) -> Result<Section> {
             }));
         }
     }
-    let (title, source) = match generator {
-        Generator::Trafgen => (
+    let (title, source) = match (generator, family) {
+        (Generator::Trafgen, Family::Ipv6) => (
+            TRAFGEN6_TITLE,
+            "trafgen sends one IPv6 group's UDP frames flat out from the sender's veth, so \
+             every frame reaches the switch as an skb",
+        ),
+        (Generator::LiveFrames, Family::Ipv6) => (
+            LIVE6_TITLE,
+            "BPF_PROG_TEST_RUN in live-frames mode starts one IPv6 group's UDP frames on the \
+             sender's port as XDP buffers, as the IPv4 section does",
+        ),
+        (Generator::Trafgen, Family::Ipv4) => (
             TRAFGEN_TITLE,
             "trafgen sends one group's UDP frames flat out from the sender's veth, so every \
              frame reaches the switch as an skb",
         ),
-        Generator::LiveFrames => (
+        (Generator::LiveFrames, Family::Ipv4) => (
             LIVE_TITLE,
             "BPF_PROG_TEST_RUN in live-frames mode starts one group's UDP frames on the \
              sender's port as XDP buffers, as a NIC driver would, and a no-op XDP_PASS \
@@ -131,7 +217,7 @@ fn throughput(generator: Generator, quick: bool) -> Result<Section> {
         text: format!(
             "{source}, flat out for {seconds} s, from one of {PORTS} ports; the members are \
              veth peers in their own namespaces. Bridge: `mcast_snooping 1` with its querier \
-             on (so that it forwards registered groups to members only). igmp-snoop: bridge \
+             on, IGMP's and MLD's (so that it forwards registered groups to members only). igmp-snoop: bridge \
              snooping off, the program on every port as `--attach auto` picks it (the tc \
              classifier: every port is a veth). The veths keep their defaults (no GRO, no XDP \
              in the members). CPU: the whole machine's busy time per frame sent. Lost: frames \
@@ -165,7 +251,12 @@ fn run_json(run: &Run) -> serde_json::Value {
 
 /// One lab for one path: members join one fan-out after the other, both
 /// frame sizes through each. Runs by fan-out, then by size.
-fn measure(path: Path, generator: Generator, seconds: f64) -> Result<Vec<Vec<Run>>> {
+fn measure(
+    path: Path,
+    generator: Generator,
+    family: Family,
+    seconds: f64,
+) -> Result<Vec<Vec<Run>>> {
     let (bridge_lab, snooped, live);
     let lab = match path {
         Path::Bridge => {
@@ -189,19 +280,25 @@ fn measure(path: Path, generator: Generator, seconds: f64) -> Result<Vec<Vec<Run
             &snooped.lab
         }
     };
-    let mut sockets = Vec::new();
+    let mut joined = Joined::default();
     let mut runs = Vec::new();
     for fan_out in FAN_OUTS {
         let members: Vec<usize> = (1..=fan_out).collect();
-        for &member in &members[sockets.len()..] {
-            sockets.push(lab.join(member, GROUP)?);
+        for &member in &members[joined.count()..] {
+            joined.join(lab, member, family)?;
         }
-        wait_until_selective(lab, &members)?;
-        let by_size = SIZES
+        wait_until_selective(lab, &members, family)?;
+        let by_size = family
+            .sizes()
             .iter()
-            .map(|&(size, _)| match &live {
-                None => blast(lab, &members, size, seconds),
-                Some(harness) => live_blast(lab, noop_program(harness)?, &members, size, seconds),
+            .map(|&(size, _)| {
+                let frame = family.frame(lab, size)?;
+                match &live {
+                    None => blast(lab, &members, &frame, seconds),
+                    Some(harness) => {
+                        live_blast(lab, noop_program(harness)?, &members, &frame, seconds)
+                    }
+                }
             })
             .collect::<Result<_>>()?;
         runs.push(by_size);
@@ -224,7 +321,7 @@ fn noop_harness() -> Result<Harness> {
     Ok(harness)
 }
 
-fn wait_until_selective(lab: &Lab, members: &[usize]) -> Result<()> {
+fn wait_until_selective(lab: &Lab, members: &[usize], family: Family) -> Result<()> {
     let bystander = PORTS - 1;
     let selective = wait_for(Duration::from_secs(40), || {
         let before = rx_packets(lab, bystander).unwrap_or(0);
@@ -232,7 +329,7 @@ fn wait_until_selective(lab: &Lab, members: &[usize]) -> Result<()> {
             .iter()
             .map(|&member| rx_packets(lab, member).unwrap_or(0))
             .collect();
-        if lab.send(SENDER, GROUP, 20, 64).is_err() {
+        if family.send(lab, 20).is_err() {
             return false;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -244,16 +341,18 @@ fn wait_until_selective(lab: &Lab, members: &[usize]) -> Result<()> {
         leaked < 5 && all_served
     });
     if !selective {
-        bail!("the switch never forwarded {GROUP} to its members only");
+        bail!(
+            "the switch never forwarded {} to its members only",
+            family.group()
+        );
     }
     Ok(())
 }
 
-fn blast(lab: &Lab, members: &[usize], size: usize, seconds: f64) -> Result<Run> {
+fn blast(lab: &Lab, members: &[usize], frame: &[u8], seconds: f64) -> Result<Run> {
     let sender = &lab.hosts[SENDER];
-    let frame = udp_data(&[], sender.address, GROUP, size - 42);
     let config = std::env::temp_dir().join(format!("{}-trafgen.cfg", lab.prefix));
-    std::fs::write(&config, trafgen_config(&frame))?;
+    std::fs::write(&config, trafgen_config(frame))?;
     let tally = Tally::start(lab, members)?;
     let sent_before = tx_packets(lab, SENDER)?;
     let started = Instant::now();
@@ -326,10 +425,9 @@ fn live_blast(
     lab: &Lab,
     program: &Xdp,
     members: &[usize],
-    size: usize,
+    frame: &[u8],
     seconds: f64,
 ) -> Result<Run> {
-    let frame = udp_data(&[], lab.hosts[SENDER].address, GROUP, size - 42);
     let ingress = lab.port_ifindex(&lab.hosts[SENDER].port)?;
     let tally = Tally::start(lab, members)?;
     // The ingress ifindex is looked up in the caller's namespace.
@@ -339,7 +437,7 @@ fn live_blast(
         let mut sent = 0u64;
         while started.elapsed().as_secs_f64() < seconds {
             let options = TestRunOptions {
-                data_in: Some(&frame),
+                data_in: Some(frame),
                 ctx_in: Some(&context),
                 repeat: LIVE_FRAMES_PER_CALL,
                 attrs: TestRunAttrs::new().xdp_live_frames(LIVE_BATCH),

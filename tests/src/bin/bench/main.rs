@@ -20,10 +20,12 @@ use report::Section;
 type Measure = fn(bool) -> Result<Section>;
 
 /// The sections, by the name `--only` takes.
-const SECTIONS: [(&str, Measure); 6] = [
+const SECTIONS: [(&str, Measure); 8] = [
     ("cost", cost::run),
     ("forwarding", forwarding::run),
     ("live", forwarding::run_live),
+    ("forwarding6", forwarding::run6),
+    ("live6", forwarding::run_live6),
     ("latency", control::join_latency),
     ("scale", control::scale),
     ("upgrade", upgrade::run),
