@@ -479,7 +479,9 @@ pub struct Settings {
     /// `auto` picks `ROUTERS` once an MLD querier is known). 0 (`FLOOD`) in
     /// builds before MLD. Link-scope IPv6 groups are flooded whatever it says.
     pub unregistered6: u8,
-    pub _pad: u8,
+    /// `reports_to_routers` for MLD's reports and Done, set once an MLD
+    /// querier is known. 0 (flooded) in builds before it.
+    pub reports_to_routers6: u8,
     /// What happens to multicast data for a group no port joined: `unregistered::*`,
     /// already resolved by the daemon (its `auto` picks `ROUTERS` once a querier is known).
     pub unregistered: u8,

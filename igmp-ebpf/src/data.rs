@@ -165,11 +165,13 @@ fn unregistered_group<A: Family>() -> Verdict {
     }
 }
 
-/// IGMP reports and leaves: to router ports only once a querier is known
-/// (RFC 4541 §2.1.1, the bridge's rule), flooded by the kernel before. On a
-/// VLAN-filtering bridge the bridge's own per-VLAN snooping sends them.
+/// Reports and leaves (IGMP's; MLD's reports and Done): to router ports
+/// only once the family's querier is known (RFC 4541 §2.1.1 and §3, the
+/// bridge's rule), so that no host hears another's report and suppresses
+/// its own; flooded by the kernel before. On a VLAN-filtering bridge the
+/// bridge's own per-VLAN snooping sends them.
 #[inline(always)]
-pub fn report(ingress: u32) -> Verdict {
+pub fn report<A: Family>(ingress: u32) -> Verdict {
     let settings = settings().unwrap_or_default();
     if settings.fast_path_off != 0 {
         return Verdict::Pass;
@@ -180,7 +182,7 @@ pub fn report(ingress: u32) -> Verdict {
         count(DataCounter::ToBridgeSnooping);
         return Verdict::Pass;
     }
-    if settings.reports_to_routers != 0 || settings.port_overrides != 0 {
+    if A::reports_to_routers(&settings) || settings.port_overrides != 0 {
         count(DataCounter::ReportsToRouters);
         return Verdict::Forward(Destinations::Every);
     }

@@ -6,10 +6,9 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use igmp_common::{
-    filter_mode, membership_flags, unregistered, DataCounter, Family as AddressFamily, GroupKey,
-    MembershipKey, PortSettings, RouterKey, SourceKey,
+    filter_mode, membership_flags, unregistered, DataCounter, GroupKey, MembershipKey,
+    PortSettings, RouterKey, SourceKey,
 };
-use network_types::ip::IpProto;
 
 use crate::{
     data::count,
@@ -52,11 +51,10 @@ pub fn port_wants<A: Family>(port: u32, options: &PortSettings, headers: &Header
         return true;
     }
     let global = SETTINGS.get(0).copied().unwrap_or_default();
-    // IGMP reports and leaves (MLD's never go through the fast path).
-    if A::FAMILY == AddressFamily::Ipv4 && headers.protocol == IpProto::Igmp as u8 {
+    if headers.protocol == A::SIGNALLING {
         // Reports and leaves: router ports, ports that flood reports, or
         // everyone while no querier is known.
-        return options.flood_reports != 0 || global.reports_to_routers == 0;
+        return options.flood_reports != 0 || !A::reports_to_routers(&global);
     }
     let group_key = GroupKey {
         vlan: headers.vlan,

@@ -10,12 +10,15 @@ use igmp_common::{
     HostKey, Membership, MembershipKey, RouterKey, RouterPort, Settings, SourceEntry, SourceKey,
 };
 
+use network_types::ip::IpProto;
+
 use crate::{
     addr,
     maps::{
         EVENTS, EVENTS6, GROUPS, GROUPS6, HOSTS, HOSTS6, MEMBERSHIP, MEMBERSHIP6, ROUTER_EPOCH,
         ROUTER_EPOCH6, ROUTER_PORTS, ROUTER_PORTS6, SOURCES, SOURCES6, V1_HOSTS, V1_HOSTS6,
     },
+    verdict::MLD_SIGNALLING,
 };
 
 pub type MembershipMap<A> =
@@ -34,6 +37,9 @@ pub trait Family: Address {
     const RECORD_COUNTER: Counter;
     /// Source-filtering reports.
     const REPORT_COUNTER: Counter;
+    /// `Headers::protocol` of the family's reports and leaves, which go to
+    /// router ports (IGMP; `verdict::MLD_SIGNALLING`).
+    const SIGNALLING: u8;
 
     fn membership() -> &'static MembershipMap<Self>;
     fn sources() -> &'static SourceMap<Self>;
@@ -46,6 +52,9 @@ pub trait Family: Address {
 
     /// The switch's policy for this family's unregistered groups (`SETTINGS`).
     fn unregistered(settings: &Settings) -> u8;
+    /// Whether this family's reports and leaves go to router ports only
+    /// (`SETTINGS`): once its querier is known.
+    fn reports_to_routers(settings: &Settings) -> bool;
     /// A multicast address (224.0.0.0/4, ff00::/8).
     fn is_multicast(self) -> bool;
     /// A group the switch never snoops and always floods: 224.0.0.0/24
@@ -59,6 +68,7 @@ impl Family for [u8; 4] {
     const FILTERING_VERSION: u8 = igmp_version::V3;
     const RECORD_COUNTER: Counter = Counter::V3Record;
     const REPORT_COUNTER: Counter = Counter::V3Report;
+    const SIGNALLING: u8 = IpProto::Igmp as u8;
 
     #[inline(always)]
     fn membership() -> &'static MembershipMap<Self> {
@@ -97,6 +107,10 @@ impl Family for [u8; 4] {
         settings.unregistered
     }
     #[inline(always)]
+    fn reports_to_routers(settings: &Settings) -> bool {
+        settings.reports_to_routers != 0
+    }
+    #[inline(always)]
     fn is_multicast(self) -> bool {
         addr::is_multicast(self)
     }
@@ -110,6 +124,7 @@ impl Family for [u8; 16] {
     const FILTERING_VERSION: u8 = mld_version::V2;
     const RECORD_COUNTER: Counter = Counter::MldV2Record;
     const REPORT_COUNTER: Counter = Counter::MldV2Report;
+    const SIGNALLING: u8 = MLD_SIGNALLING;
 
     #[inline(always)]
     fn membership() -> &'static MembershipMap<Self> {
@@ -146,6 +161,10 @@ impl Family for [u8; 16] {
     #[inline(always)]
     fn unregistered(settings: &Settings) -> u8 {
         settings.unregistered6
+    }
+    #[inline(always)]
+    fn reports_to_routers(settings: &Settings) -> bool {
+        settings.reports_to_routers6 != 0
     }
     #[inline(always)]
     fn is_multicast(self) -> bool {

@@ -38,7 +38,7 @@ pub fn handle<H: Hook>(ctx: &H::Context, frame: &Frame<H>, ifindex: u32, l2: &L2
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::IgmpFrames);
     match classify(ctx, frame, ifindex, l2, &stats) {
-        Ok(Message::Report) => data::report(ifindex),
+        Ok(Message::Report) => data::report::<[u8; 4]>(ifindex),
         Ok(Message::Other) => Verdict::Pass,
         Err(reason) => {
             stats.reject(reason);

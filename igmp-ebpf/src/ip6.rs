@@ -7,7 +7,7 @@ use network_types::ip::Ipv6Hdr;
 
 use crate::frame::{Frame, Hook};
 
-const HOP_BY_HOP: u8 = 0;
+pub const HOP_BY_HOP: u8 = 0;
 const ROUTING: u8 = 43;
 const FRAGMENT: u8 = 44;
 const AUTHENTICATION: u8 = 51;

@@ -54,13 +54,13 @@ use aya_ebpf::{
 use igmp_common::DropReason;
 use network_types::ip::IpProto;
 
-use aya_ebpf::bindings::TC_ACT_UNSPEC;
+use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 
 use crate::{
     frame::{Frame, Hook, Tc, Xdp},
     maps::{MLD_TC, MLD_XDP},
     stats::PortStats,
-    verdict::Verdict,
+    verdict::{Destinations, Verdict},
 };
 
 #[xdp]
@@ -124,31 +124,58 @@ pub fn igmp_snoop6_tc(ctx: TcContext) -> i32 {
 
 /// Learns from a valid MLDv1 report, Done or query (`mld::learn`), reached
 /// by a tail call from `igmp_snoop6` with a stack of its own, as its frames
-/// and the validation's would not fit on one. The message then goes to the
-/// kernel, which floods it.
+/// and the validation's would not fit on one. A report or Done then goes
+/// to router ports once an MLD querier is known, everything else to the
+/// kernel.
 #[xdp]
 pub fn igmp_mld(ctx: XdpContext) -> u32 {
-    mld::learn::<Xdp>(&ctx, false);
-    xdp_action::XDP_PASS
+    let learned = mld::learn::<Xdp>(&ctx, false);
+    xdp::action(mld::verdict(learned, ctx.ingress_ifindex() as u32))
 }
 
 #[classifier]
 pub fn igmp_mld_tc(ctx: TcContext) -> i32 {
-    mld::learn::<Tc>(&ctx, false);
-    TC_ACT_UNSPEC
+    let learned = mld::learn::<Tc>(&ctx, false);
+    mld_tc_verdict(&ctx, learned)
 }
 
 /// Learns from a valid MLDv2 report, as `igmp_mld` from other MLD messages.
 #[xdp]
 pub fn igmp_mld_report(ctx: XdpContext) -> u32 {
-    mld::learn::<Xdp>(&ctx, true);
-    xdp_action::XDP_PASS
+    let learned = mld::learn::<Xdp>(&ctx, true);
+    xdp::action(mld::verdict(learned, ctx.ingress_ifindex() as u32))
 }
 
 #[classifier]
 pub fn igmp_mld_report_tc(ctx: TcContext) -> i32 {
-    mld::learn::<Tc>(&ctx, true);
-    TC_ACT_UNSPEC
+    let learned = mld::learn::<Tc>(&ctx, true);
+    mld_tc_verdict(&ctx, learned)
+}
+
+/// Carries out in tc where a message `learned` from goes: a report bound
+/// for router ports on to `igmp_mld_forward_tc` (a tail call, as tc's
+/// forwarding frames would not fit on this program's stack beside
+/// learning's), the rest to the kernel.
+#[inline(always)]
+fn mld_tc_verdict(ctx: &TcContext, learned: mld::Learned) -> i32 {
+    let ingress = unsafe { (*ctx.skb.skb).ifindex };
+    match mld::verdict(learned, ingress) {
+        Verdict::Forward(_) => {
+            // SAFETY: as in `xdp_verdict`.
+            unsafe { MLD_TC.tail_call(ctx, verdict::tail::MLD_FORWARD) };
+            TC_ACT_UNSPEC
+        }
+        Verdict::Drop => TC_ACT_SHOT,
+        _ => TC_ACT_UNSPEC,
+    }
+}
+
+/// A learned MLD report or Done to every router port (and every port that
+/// floods reports), reached by a tail call from the learning programs.
+#[classifier]
+pub fn igmp_mld_forward_tc(ctx: TcContext) -> i32 {
+    let ingress = unsafe { (*ctx.skb.skb).ifindex };
+    tc::action::<[u8; 16]>(&ctx, ingress, Verdict::Forward(Destinations::Every))
 }
 
 /// Every header the packet path reads in place: Ethernet, two VLAN tags, the

@@ -11,7 +11,7 @@ use crate::{
         is_link_local_unicast6, is_multicast6, is_never_snooped6, ALL_MLDV2_ROUTERS, ALL_NODES,
         ALL_PIM_ROUTERS6, ALL_ROUTERS6,
     },
-    checksum,
+    checksum, data,
     frame::{Frame, Hook},
     headers::{MldHeader, MldQueryTail},
     ip6::{self, MldPacket, UpperLayer},
@@ -47,6 +47,12 @@ const S_FLAG: u8 = 0x08;
 #[inline(always)]
 pub fn is_mld(kind: u8) -> bool {
     matches!(kind, QUERY | V1_REPORT | DONE | V2_REPORT)
+}
+
+/// Whether ICMPv6 type `kind` is a report or a Done: meant for routers.
+#[inline(always)]
+pub fn is_signalling(kind: u8) -> bool {
+    matches!(kind, V1_REPORT | DONE | V2_REPORT)
 }
 
 /// A valid MLD message, as `validate` leaves it for the program that
@@ -85,10 +91,10 @@ fn learner(kind: u8) -> Verdict {
 
 /// Checks an MLD frame whose chain leads to ICMPv6 at `upper.offset` and
 /// says where it goes: on to the program that learns from it (`Verdict::
-/// LearnMld`, `LearnMldReport`) when valid; to the kernel, which floods it, otherwise (MLD has
-/// no querier of ours yet to send reports to router ports only by). Reports
-/// over the port's rate limit are dropped, as IGMP's are. A function of its
-/// own (a BPF-to-BPF call): its locals are gone by the time tc forwards.
+/// LearnMld`, `LearnMldReport`) when valid, which then says where it goes;
+/// to the kernel otherwise. Reports over the port's rate limit are
+/// dropped, as IGMP's are. A function of its own (a BPF-to-BPF call): its
+/// locals are gone by the time tc forwards.
 #[inline(never)]
 pub fn validate<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2, upper: &UpperLayer) -> Verdict {
     let stats = PortStats::for_port(ifindex);
@@ -177,13 +183,22 @@ fn check<H: Hook>(
     Ok(learner(kind))
 }
 
+/// What `learn` made of a message: where it goes follows from it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// A report or Done, learned from: meant for routers (`data::report`).
+    Report,
+    /// A query or PIM hello, or a message that taught nothing: for the kernel.
+    Other,
+}
+
 /// Learns from the message `validate` left in `MLD_MESSAGE`: run by the
 /// programs it tail-calls. `v2_report` says which of them this is.
 #[inline(always)]
-pub fn learn<H: Hook>(ctx: &H::Context, v2_report: bool) {
+pub fn learn<H: Hook>(ctx: &H::Context, v2_report: bool) -> Learned {
     let frame = Frame::<H>::new(ctx);
     let Some(message) = MLD_MESSAGE.get_ptr(0) else {
-        return;
+        return Learned::Other;
     };
     // SAFETY: this CPU's entry, written by `validate` just before the tail call.
     let message = unsafe { &*message };
@@ -205,8 +220,24 @@ pub fn learn<H: Hook>(ctx: &H::Context, v2_report: bool) {
     } else {
         other_at(&frame, message.kind, offset, len, &origin)
     };
-    if let Err(reason) = result {
-        stats.reject(reason);
+    match result {
+        Ok(()) if is_signalling(message.kind) => Learned::Report,
+        Ok(()) => Learned::Other,
+        Err(reason) => {
+            stats.reject(reason);
+            Learned::Other
+        }
+    }
+}
+
+/// Where a message `learn` made `learned` of, from port `ingress`, goes: a
+/// report or Done to router ports only once an MLD querier is known
+/// (`data::report`), as IGMP's; everything else to the kernel.
+#[inline(always)]
+pub fn verdict(learned: Learned, ingress: u32) -> Verdict {
+    match learned {
+        Learned::Report => data::report::<[u8; 16]>(ingress),
+        Learned::Other => Verdict::Pass,
     }
 }
 

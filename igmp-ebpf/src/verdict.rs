@@ -6,7 +6,7 @@ use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 use crate::{
     family::Family,
     frame::{Frame, Hook},
-    l2,
+    ip6, l2, mld,
 };
 
 pub enum Verdict {
@@ -53,8 +53,13 @@ pub mod tail {
     pub const MLD_MESSAGE: u32 = 1;
     /// Learning from a valid MLDv2 report (`igmp_mld_report`).
     pub const MLD_V2_REPORT: u32 = 2;
+    /// tc only: a learned MLD report or Done to router ports
+    /// (`igmp_mld_forward_tc`). XDP's learning programs redirect it
+    /// themselves; tc's forwarding frames would not fit on their stacks,
+    /// beside learning's MLD keys.
+    pub const MLD_FORWARD: u32 = 3;
     /// Slots in each array.
-    pub const SLOTS: usize = 3;
+    pub const SLOTS: usize = 4;
 }
 
 /// Where a forwarded frame goes, as far as the packet path knows.
@@ -76,9 +81,14 @@ pub struct Headers<A: Family> {
     pub inner_vlan: u16,
     pub source: A,
     pub group: A,
-    /// IPv4's protocol; IPv6's first Next Header.
+    /// IPv4's protocol; IPv6's first Next Header, or `MLD_SIGNALLING`.
     pub protocol: u8,
 }
+
+/// `Headers::protocol` of an MLD report or Done (a Hop-by-Hop header, then
+/// ICMPv6 of those types), the reports a port's report rule judges: 255 is
+/// reserved, never an upper layer on the wire (IANA's protocol numbers).
+pub const MLD_SIGNALLING: u8 = 255;
 
 impl Headers<[u8; 4]> {
     /// The headers of an IPv4 frame, or `None` for any other.
@@ -112,14 +122,38 @@ impl Headers<[u8; 16]> {
             return None;
         }
         let ip = frame.header::<Ipv6Hdr>(l2.l3_offset)?;
+        let after_ip = l2.l3_offset + Ipv6Hdr::LEN;
+        let protocol = if ip.next_hdr == ip6::HOP_BY_HOP && is_mld_signalling(frame, after_ip) {
+            MLD_SIGNALLING
+        } else {
+            ip.next_hdr
+        };
         Some(Self {
             vlan: l2.vlan,
             inner_vlan: l2.inner_vlan,
             source: ip.src_addr,
             group: ip.dst_addr,
-            protocol: ip.next_hdr,
+            protocol,
         })
     }
+}
+
+/// Whether the Hop-by-Hop header at `offset` leads straight to an MLD
+/// report or Done, as every one is sent (RFC 3810 §5, RFC 2710 §3: a Router
+/// Alert in Hop-by-Hop, then ICMPv6). The packet path checked the message
+/// before it forwarded it; this only tells it from data.
+#[inline(always)]
+fn is_mld_signalling<H: Hook>(frame: &Frame<H>, offset: usize) -> bool {
+    let Some([next, len]) = frame.read::<[u8; 2]>(offset) else {
+        return false;
+    };
+    if next != ip6::ICMPV6 {
+        return false;
+    }
+    let message = offset + (usize::from(len) + 1) * 8;
+    frame
+        .read::<[u8; 2]>(message)
+        .is_some_and(|[kind, _]| mld::is_signalling(kind))
 }
 
 /// A family whose frames' headers the hooks read.

@@ -39,7 +39,14 @@ pub const TC_PROGRAM: &str = "igmp_snoop_tc";
 /// slots of their hook's program array (the program's `verdict::tail`):
 /// IPv6 and its forwarding, learning from MLD messages, from MLDv2 reports.
 pub const XDP_TAIL_PROGRAMS: [&str; 3] = ["igmp_snoop6", "igmp_mld", "igmp_mld_report"];
-pub const TC_TAIL_PROGRAMS: [&str; 3] = ["igmp_snoop6_tc", "igmp_mld_tc", "igmp_mld_report_tc"];
+/// tc's have a fourth: a learned MLD report to router ports (XDP's
+/// learning programs redirect it themselves).
+pub const TC_TAIL_PROGRAMS: [&str; 4] = [
+    "igmp_snoop6_tc",
+    "igmp_mld_tc",
+    "igmp_mld_report_tc",
+    "igmp_mld_forward_tc",
+];
 /// Where the classifier sits among a port's ingress filters: first, so the
 /// bridge sees no frame it forwards. Frames it does not forward it returns
 /// as TC_ACT_UNSPEC, so the filters after it still see those.
@@ -264,9 +271,9 @@ pub fn load(pin_dir: &Path, table_size: u32, mode: PortMode) -> Result<Ebpf> {
 /// Loads the IPv6 programs of `mode`'s hook and puts each in its slot of
 /// the hook's program array, where the IPv4 program finds it.
 pub fn load_tail_programs(ebpf: &mut Ebpf, mode: PortMode) -> Result<()> {
-    let (names, array) = match mode {
-        PortMode::Native | PortMode::Generic => (XDP_TAIL_PROGRAMS, map_names::MLD_XDP),
-        PortMode::Tc => (TC_TAIL_PROGRAMS, map_names::MLD_TC),
+    let (names, array): (&[&str], _) = match mode {
+        PortMode::Native | PortMode::Generic => (&XDP_TAIL_PROGRAMS, map_names::MLD_XDP),
+        PortMode::Tc => (&TC_TAIL_PROGRAMS, map_names::MLD_TC),
     };
     let mut fds = Vec::with_capacity(names.len());
     for name in names {

@@ -74,6 +74,8 @@ pub struct FastPathPolicy {
     pub unregistered6: u8,
     /// IGMP reports and leaves go to router ports only (once a querier is known).
     pub reports_to_routers: bool,
+    /// MLD reports and Done go to router ports only (once an MLD querier is known).
+    pub reports_to_routers6: bool,
     /// Some port has its own report or unregistered policy.
     pub port_overrides: bool,
     /// Data and reports are left to the kernel; learning goes on (a
@@ -90,6 +92,7 @@ impl FastPathPolicy {
             unregistered: settings.unregistered,
             unregistered6: settings.unregistered6,
             reports_to_routers: settings.reports_to_routers != 0,
+            reports_to_routers6: settings.reports_to_routers6 != 0,
             port_overrides: settings.port_overrides != 0,
             fast_path_off: settings.fast_path_off != 0,
             vlan_bridges: settings.vlan_bridges != 0,
@@ -400,6 +403,7 @@ impl<A: Address> ForwardingMaps<A> {
             unregistered: policy.unregistered,
             unregistered6: policy.unregistered6,
             reports_to_routers: u8::from(policy.reports_to_routers),
+            reports_to_routers6: u8::from(policy.reports_to_routers6),
             port_overrides: u8::from(policy.port_overrides),
             fast_path_off: u8::from(policy.fast_path_off),
             vlan_bridges: u8::from(policy.vlan_bridges),

@@ -461,6 +461,91 @@ fn igmp_and_mld_joins_leaves_and_deliveries_match_the_linux_bridges_snooping() {
     );
 }
 
+/// Whether `frame` is an untagged MLDv1 report from `host` (a Hop-by-Hop
+/// header of 8 octets, then ICMPv6 type 131).
+fn is_mldv1_report_from(frame: &[u8], host: Ipv6Addr) -> bool {
+    const TYPE_AT: usize = 14 + 40 + 8;
+    frame.len() > TYPE_AT
+        && frame[12..14] == [0x86, 0xdd]
+        && frame[14 + 6] == 0
+        && frame[22..38] == host.octets()
+        && frame[TYPE_AT] == 131
+}
+
+/// h1, an MLDv1 host, joins `G1`: whether its report reached h2's wire (a
+/// host that could suppress its own report on hearing it) and the
+/// querier's (h3's).
+fn mldv1_report_seen(lab: &Lab) -> (bool, bool) {
+    lab.force_mld_version(0, 1).unwrap();
+    let h1 = lab.link_local(0).unwrap();
+    let captures = [lab.capture(1).unwrap(), lab.capture(2).unwrap()];
+    let _member = lab.join6(0, G1, port_of(G1)).unwrap();
+    let seen: Vec<bool> = captures
+        .iter()
+        .map(|capture| {
+            capture
+                .frames_for(Duration::from_secs(2))
+                .iter()
+                .any(|frame| is_mldv1_report_from(frame, h1))
+        })
+        .collect();
+    (seen[0], seen[1])
+}
+
+/// Waits until the switch counts the querier as present, as the datagrams
+/// of a group nobody joined show, which then reach h2 no more: the bridge
+/// counts one only some time after its first query (its `delay_timer`,
+/// seen to take seconds here).
+fn forwarding_by_the_table(lab: &Lab) {
+    let capture = lab.capture(1).unwrap();
+    let quiet = wait_for(JOIN_TIMEOUT, || {
+        // Refused while h1's link-local address is still tentative (DAD).
+        lab.send6(0, G_NOBODY, port_of(G_NOBODY), 1, 64).is_ok()
+            && !capture
+                .frames_for(Duration::from_millis(300))
+                .iter()
+                .any(|frame| is_udp_to(frame, G_NOBODY))
+    });
+    assert!(quiet, "{G_NOBODY} still reaches h2");
+}
+
+/// With an MLD querier known, MLD reports go to router ports only (RFC 4541
+/// §3), on the bridge as through igmp-snoop: a host on another port never
+/// hears one, so an MLDv1 host there never suppresses its own report and
+/// its port stays in the table.
+#[test]
+fn with_an_mld_querier_known_reports_reach_router_ports_only_as_on_the_bridge() {
+    const ROUTER: usize = 2;
+    let reference = Lab::new(3, BridgeSnooping::On).unwrap();
+    with_querier_on_the_reference(&reference, ROUTER);
+    forwarding_by_the_table(&reference);
+    let on_the_bridge = mldv1_report_seen(&reference);
+    drop(reference);
+    assert_eq!(
+        on_the_bridge,
+        (false, true),
+        "(at another host, at the querier) on the bridge"
+    );
+
+    let snooped = Snooped::new(3, &[]);
+    with_querier_on_snooped(&snooped, ROUTER);
+    snooped.wait_until(
+        "MLD reports sent to router ports only",
+        JOIN_TIMEOUT,
+        || {
+            Tables::open(&snooped.pin_dir)
+                .is_ok_and(|tables| tables.settings().reports_to_routers6 != 0)
+        },
+    );
+    forwarding_by_the_table(&snooped.lab);
+    assert_eq!(
+        mldv1_report_seen(&snooped.lab),
+        on_the_bridge,
+        "(at another host, at the querier) through igmp-snoop\n{}",
+        snooped.lab.daemon_log()
+    );
+}
+
 /// Neighbour discovery across the snooped switch: solicitations go to
 /// solicited-node groups the switch snoops, so the hosts' own MLD reports
 /// must be learned for ping to work; a router advertisement to ff02::1

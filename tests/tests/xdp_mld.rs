@@ -1343,17 +1343,52 @@ fn an_ipv6_router_port_learned_since_brings_the_broadcast_back() {
     );
 }
 
-#[test]
-fn a_malformed_mld_report_is_never_redirected() {
-    let mut harness = Harness::new();
+/// Sets which families' reports go to router ports only.
+fn set_reports_to_routers(harness: &mut Harness, igmp: bool, mld: bool) {
     harness
         .tables
         .forwarding
         .write_forwarding(FastPathPolicy {
-            reports_to_routers: true,
+            reports_to_routers: igmp,
+            reports_to_routers6: mld,
             ..FastPathPolicy::of(&harness.tables.settings())
         })
         .unwrap();
+}
+
+/// MLD reports and Done go to router ports once an MLD querier is known
+/// (RFC 4541 §3): a broadcast whose copies the egress filter keeps to
+/// router ports; before, and for queries always, the kernel. IGMP's
+/// querier does not decide for MLD.
+#[test]
+fn mld_reports_and_done_go_to_router_ports_once_an_mld_querier_is_known() {
+    let mut harness = Harness::new();
+    let reports = [
+        mld_v1_report(HOST, GROUP),
+        v2(&[MldRecord::new(CHANGE_TO_EXCLUDE, GROUP, &[])]),
+        mld_done(HOST, GROUP),
+    ];
+    for report in &reports {
+        assert_eq!(harness.run(report), XDP_PASS, "no querier known: flooded");
+    }
+    set_reports_to_routers(&mut harness, true, false);
+    assert_eq!(harness.run(&reports[0]), XDP_PASS, "an IGMP querier only");
+    assert_eq!(data_count(&harness, DataCounter::ReportsToRouters), 0);
+
+    set_reports_to_routers(&mut harness, false, true);
+    for report in &reports {
+        assert_eq!(harness.run(report), XDP_REDIRECT);
+    }
+    assert_eq!(harness.run(&general_query_v2()), XDP_PASS);
+    assert_eq!(data_count(&harness, DataCounter::ReportsToRouters), 3);
+    assert_eq!(harness.count(Counter::MldV1Report), 3, "still learned from");
+    assert_eq!(harness.count(Counter::MldV2Record), 2);
+}
+
+#[test]
+fn a_malformed_mld_report_is_never_redirected() {
+    let mut harness = Harness::new();
+    set_reports_to_routers(&mut harness, true, true);
     let bad = flip(mld_v1_report(HOST, GROUP), ICMPV6_AT + 2);
     assert_eq!(harness.run(&bad), XDP_PASS);
     assert!(harness.memberships6().is_empty());

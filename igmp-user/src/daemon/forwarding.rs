@@ -117,6 +117,7 @@ impl<A: HostGroups> Forwarding<A> {
             unregistered: self.unregistered.resolved(querier_known).into(),
             unregistered6: self.unregistered.resolved(mld_querier_known).into(),
             reports_to_routers: querier_known,
+            reports_to_routers6: mld_querier_known,
             port_overrides: self.port_overrides,
             fast_path_off: self.vlan_bridges && !self.tags_per_port,
             vlan_bridges: self.vlan_bridges,
