@@ -192,9 +192,9 @@ else \fIauto\fR (learned from queries and PIM hellos).
 Remove a group as soon as its last host on the port leaves (\fB\-\-fast\-leave\fR); by
 default the bridge port's \fBmcast_fast_leave\fR, else off.
 .TP
-\fBstatic\-groups\fR = [\fI"239.1.2.3"\fR, ...]
-Groups the port always receives, from every source, whatever its hosts report (static
-memberships, as \fBigmp\-snoop mdb add\fR makes at run time).
+\fBstatic\-groups\fR = [\fI"239.1.2.3"\fR, \fI"ff0e::1:2:3"\fR, ...]
+Groups the port always receives, IPv4 or IPv6, from every source, whatever its hosts
+report (static memberships, as \fBigmp\-snoop mdb add\fR makes at run time).
 .TP
 \fBflood\-reports\fR = \fBtrue\fR | \fBfalse\fR
 Send IGMP reports and leaves out of this port too, not only out of router ports.

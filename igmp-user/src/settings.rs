@@ -36,7 +36,7 @@ pub struct PortOptions {
     pub report_rate: u32,
     pub report_burst: u32,
     /// Groups the port always receives.
-    pub static_groups: Vec<std::net::Ipv4Addr>,
+    pub static_groups: Vec<std::net::IpAddr>,
     /// The port's VLANs on a VLAN-filtering bridge (its PVID: the bridge VLAN
     /// of its untagged frames), or none: taken from the bridge, not configured.
     #[serde(skip)]
@@ -172,7 +172,7 @@ impl RunSettings {
     }
 
     /// Every port's static groups, by port name.
-    pub fn static_groups(&self) -> Vec<(String, std::net::Ipv4Addr)> {
+    pub fn static_groups(&self) -> Vec<(String, std::net::IpAddr)> {
         self.ports
             .iter()
             .flat_map(|port| {
@@ -317,7 +317,7 @@ struct DescribedPort {
     max_groups: u32,
     report_rate: u32,
     report_burst: u32,
-    static_groups: Vec<std::net::Ipv4Addr>,
+    static_groups: Vec<std::net::IpAddr>,
 }
 
 impl From<&PortOptions> for DescribedPort {

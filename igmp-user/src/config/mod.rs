@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -12,7 +12,9 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::{
-    options::{is_snooped_group, AttachMode, RouterModeName, UnregisteredPolicy},
+    options::{
+        is_snooped_group, is_snooped_group6, AttachMode, RouterModeName, UnregisteredPolicy,
+    },
     timers::Timers,
 };
 
@@ -102,7 +104,7 @@ pub struct PortConfig {
     pub max_groups: Option<u32>,
     /// Groups the port always receives, as `igmp-snoop mdb add` makes them.
     #[serde(default)]
-    pub static_groups: Vec<Ipv4Addr>,
+    pub static_groups: Vec<IpAddr>,
     /// This port's report rate limit (0: none), over `limits.report-rate`.
     pub report_rate: Option<u32>,
     pub report_burst: Option<u32>,
@@ -256,15 +258,14 @@ impl Config {
     /// with options must be snooped.
     pub fn check(&self, path: &Path, interfaces: &[String]) -> Result<(), ConfigError> {
         for (port, options) in &self.ports {
-            if let Some(group) = options
-                .static_groups
-                .iter()
-                .find(|group| !is_snooped_group(**group))
-            {
+            if let Some(group) = options.static_groups.iter().find(|group| match group {
+                IpAddr::V4(group) => !is_snooped_group(*group),
+                IpAddr::V6(group) => !is_snooped_group6(*group),
+            }) {
                 return Err(ConfigError::Inconsistent {
                     path: path.to_path_buf(),
                     message: format!(
-                        "[ports.{port}] static-groups: {group} is not a group to snoop (a multicast address outside 224.0.0.0/24)"
+                        "[ports.{port}] static-groups: {group} is not a group to snoop (a multicast address outside 224.0.0.0/24, or an IPv6 one of link scope or wider but ff02::1)"
                     ),
                 });
             }

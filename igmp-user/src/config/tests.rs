@@ -126,6 +126,27 @@ fn options_for_a_port_not_snooped_are_refused() {
     );
 }
 
+/// Static groups of either family, each held to what the daemon snoops.
+#[test]
+fn static_groups_take_both_families_and_refuse_groups_never_snooped() {
+    let config = parse("[ports.eth1]\nstatic-groups = [\"239.1.2.3\", \"ff0e::1\"]\n").unwrap();
+    assert_eq!(config.ports["eth1"].static_groups.len(), 2);
+    assert!(config.check(Path::new("c.toml"), &["eth1".into()]).is_ok());
+    for group in ["224.0.0.5", "ff02::1", "10.0.0.1"] {
+        let config = parse(&format!("[ports.eth1]\nstatic-groups = [\"{group}\"]\n")).unwrap();
+        let error = config
+            .check(Path::new("c.toml"), &["eth1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!(
+                "c.toml: [ports.eth1] static-groups: {group} is not a group to snoop"
+            )),
+            "{error}"
+        );
+    }
+}
+
 #[test]
 fn an_unreadable_file_names_the_path_and_the_os_error_once() {
     let error = Config::load(Path::new("/nonexistent/igmp-snoop.toml"))

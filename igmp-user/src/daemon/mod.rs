@@ -162,11 +162,8 @@ impl Daemon {
 
     /// Static memberships to install at start (the configuration's
     /// `static-groups`); those of an earlier run stay in the pinned table.
-    pub fn with_static_groups(mut self, groups: Vec<(String, Ipv4Addr)>) -> Self {
-        self.static_groups = groups
-            .into_iter()
-            .map(|(port, group)| (port, IpAddr::V4(group)))
-            .collect();
+    pub fn with_static_groups(mut self, groups: Vec<(String, IpAddr)>) -> Self {
+        self.static_groups = groups;
         self
     }
 
