@@ -370,8 +370,6 @@ impl PortSet {
         }
         if before.pvid != vlans.pvid {
             rewrite_settings(maps, port);
-        }
-        if before.pvid != vlans.pvid {
             info!(
                 port = port.plan.options.name,
                 vid = vlans.pvid,
