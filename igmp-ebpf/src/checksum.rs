@@ -4,6 +4,9 @@
 //! an 8-byte IGMPv1/v2 message) are summed in place, a few additions. Any
 //! other span is first copied into a per-CPU scratch buffer with
 //! the hook's load helper, then summed by `bpf_csum_diff` in at most three calls.
+//! A source-filtering report is always summed from the copy, which its
+//! record walk then reads ([`copied`]): one load for the whole message
+//! instead of one per record header and per source.
 //! Summing a span of any length in place needs a separately bounds-checked
 //! call per power-of-two chunk; each of those branches multiplies the paths
 //! the verifier walks through the rest of the program, past its budget.
@@ -29,7 +32,11 @@ const SPAN_MASK: usize = 0x7ff;
 /// The scratch buffer is as long as the verifier's bounds reach, not only as
 /// long as a real span: older verifiers walk branches LLVM proved dead with
 /// ranges no frame has, and check every access on them.
-const SCRATCH_LEN: usize = SPAN_MASK + 1;
+/// Past that, room for the longest read from the copy (an MLDv2 record
+/// header, 20 octets) at any index the verifier sees bounded by `SPAN_MASK`.
+const SCRATCH_LEN: usize = SPAN_MASK + 1 + COPIED_MAX;
+/// The longest `T` [`copied`] reads.
+const COPIED_MAX: usize = 32;
 const _: () = assert!(SCRATCH_LEN >= MAX_SPAN + 4);
 const _: () = assert!(SPAN_MASK >= MAX_SPAN - 1);
 const _: () =
@@ -49,7 +56,44 @@ static CHECKSUM_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
 /// checksum field included, is 0xffff (RFC 1071 §1).
 #[inline(always)]
 pub fn is_valid<H: Hook>(frame: &Frame<H>, offset: usize, len: usize) -> bool {
-    is_valid_from(frame, offset, len, 0)
+    is_valid_from(frame, offset, len, 0, Kept::No)
+}
+
+/// Whether a span is summed from a copy that stays for [`copied`] to read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Summed in place where its length allows.
+    No,
+    /// Copied whatever its length.
+    Copy,
+}
+
+/// As `is_valid`, and on success the span stays in this CPU's scratch
+/// buffer, where [`copied`] reads it until the next span is summed.
+#[inline(always)]
+pub fn is_valid_kept<H: Hook>(frame: &Frame<H>, offset: usize, len: usize) -> bool {
+    is_valid_from(frame, offset, len, 0, Kept::Copy)
+}
+
+/// A `T` at `at` octets into the span last summed from a copy (`Kept::Copy`):
+/// the caller checked that `at + size_of::<T>()` lies within that span.
+#[inline(always)]
+pub fn copied<T: Copy>(at: usize) -> Option<T> {
+    const { assert!(core::mem::size_of::<T>() <= COPIED_MAX) };
+    if at > MAX_SPAN {
+        return None;
+    }
+    let scratch = CHECKSUM_SCRATCH.get_ptr(0)?;
+    // SAFETY: `at` is at most `SPAN_MASK`, and the buffer holds
+    // `COPIED_MAX` octets past that, at least a `T`.
+    Some(unsafe {
+        (*scratch)
+            .bytes
+            .as_ptr()
+            .add(masked(at, SPAN_MASK))
+            .cast::<T>()
+            .read_unaligned()
+    })
 }
 
 /// Whether the ICMPv6 message of `len` bytes at `offset`, in the IPv6
@@ -63,24 +107,35 @@ pub fn is_valid_icmpv6<H: Hook>(
     l3_offset: usize,
     offset: usize,
     len: usize,
+    kept: Kept,
 ) -> bool {
     // Source and destination, 32 octets from octet 8 of the IPv6 header.
     let Some(addresses) = sum_in_place::<32, H>(frame, l3_offset + 8) else {
         return false;
     };
     let seed = addresses + (len >> 16) as u32 + (len & 0xffff) as u32 + u32::from(ICMPV6);
-    is_valid_from(frame, offset, len, fold(seed))
+    // Summed here, before the copy's load: left to LLVM, the sum sinks past
+    // the helper call and the 32 octets it reads wait on the stack, 256
+    // bytes of spills on a frame near the verifier's limit.
+    let seed = core::hint::black_box(fold(seed));
+    is_valid_from(frame, offset, len, seed, kept)
 }
 
 /// Next Header of ICMPv6, in the pseudo-header.
 const ICMPV6: u8 = 58;
 
 #[inline(always)]
-fn is_valid_from<H: Hook>(frame: &Frame<H>, offset: usize, len: usize, seed: u32) -> bool {
+fn is_valid_from<H: Hook>(
+    frame: &Frame<H>,
+    offset: usize,
+    len: usize,
+    seed: u32,
+    kept: Kept,
+) -> bool {
     let sum = match len {
-        8 => sum_in_place::<8, H>(frame, offset).map(|sum| sum + seed),
-        20 => sum_in_place::<20, H>(frame, offset).map(|sum| sum + seed),
-        24 => sum_in_place::<24, H>(frame, offset).map(|sum| sum + seed),
+        8 if kept == Kept::No => sum_in_place::<8, H>(frame, offset).map(|sum| sum + seed),
+        20 if kept == Kept::No => sum_in_place::<20, H>(frame, offset).map(|sum| sum + seed),
+        24 if kept == Kept::No => sum_in_place::<24, H>(frame, offset).map(|sum| sum + seed),
         // `bpf_csum_diff` sums words in the CPU's byte order (little-endian
         // here), the in-place sums in network order: the seed, a network
         // order sum, goes in byte-swapped (RFC 1071 §2(B)).

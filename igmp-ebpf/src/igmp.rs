@@ -6,6 +6,7 @@ use igmp_common::{igmp_version, query_flags, Counter, DropReason, MAX_V3_SOURCES
 use crate::{
     addr::{is_link_local, is_multicast, ALL_HOSTS, ALL_ROUTERS, ALL_V3_ROUTERS},
     checksum, data,
+    events::now,
     frame::{Frame, Hook},
     headers::{IgmpHeader, V3QueryTail},
     ip::{self, IgmpPacket},
@@ -81,44 +82,41 @@ fn classify<H: Hook>(
         stats.count(Counter::OtherIgmpType);
         return Ok(Message::Other);
     }
+    let now = now();
     // Before the checksum and any table work: a flood pays only this far.
-    if kind != MEMBERSHIP_QUERY && !limits::report_allowed(ifindex, &settings) {
+    if kind != MEMBERSHIP_QUERY && !limits::report_allowed(ifindex, &settings, now) {
         return Err(DropReason::RateLimited);
     }
     if packet.len > checksum::MAX_SPAN {
         return Err(DropReason::BadIgmpLength);
     }
-    if !checksum::is_valid(frame, packet.offset, packet.len) {
+    // A v3 report's record walk reads the copy the checksum is summed from.
+    let valid = if kind == V3_REPORT {
+        checksum::is_valid_kept(frame, packet.offset, packet.len)
+    } else {
+        checksum::is_valid(frame, packet.offset, packet.len)
+    };
+    if !valid {
         return Err(DropReason::BadIgmpChecksum);
     }
-    let origin = Origin::new(ifindex, l2, packet.source.to_ne_bytes(), *stats, &settings);
+    let source = packet.source.to_ne_bytes();
+    let origin = Origin::new(ifindex, l2, source, *stats, &settings, now);
     match kind {
         MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin).map(|()| Message::Other),
         V1_REPORT => report(&packet, header, &origin, igmp_version::V1).map(|()| Message::Report),
         V2_REPORT => report(&packet, header, &origin, igmp_version::V2).map(|()| Message::Report),
         V2_LEAVE => leave(&packet, header, &origin).map(|()| Message::Report),
-        _ => v3_report(frame, &packet, header, &origin).map(|()| Message::Report),
+        _ => v3_report(&packet, header, &origin).map(|()| Message::Report),
     }
 }
 
 /// v3 reports, sent to all v3-capable routers (RFC 3376 §4.2.14).
 #[inline(always)]
-fn v3_report<H: Hook>(
-    frame: &Frame<H>,
-    packet: &IgmpPacket,
-    header: &IgmpHeader,
-    origin: &Origin,
-) -> Result<(), DropReason> {
+fn v3_report(packet: &IgmpPacket, header: &IgmpHeader, origin: &Origin) -> Result<(), DropReason> {
     if packet.destination != ALL_V3_ROUTERS {
         return Err(DropReason::BadDestination);
     }
-    v3::report(
-        frame,
-        packet.offset,
-        packet.len,
-        header.v3_records(),
-        *origin,
-    )
+    v3::report(packet.len, header.v3_records(), *origin)
 }
 
 #[inline(always)]

@@ -10,7 +10,7 @@ use igmp_common::{
 };
 
 use crate::{
-    events::{emit, now, Subject},
+    events::{emit, Subject},
     family::Family,
     l2::L2,
     limits,
@@ -31,12 +31,23 @@ pub struct Origin<A: Family> {
     pub router_mode: u8,
     pub fast_leave: u8,
     pub max_groups: u32,
+    /// When the message arrived (CLOCK_MONOTONIC): the clock is read once
+    /// per message, as a read costs as much as a table lookup, and every
+    /// entry the message touches is stamped alike.
+    pub now: u64,
 }
 
 impl<A: Family> Origin<A> {
     /// Where a message came from, with the options of its port.
     #[inline(always)]
-    pub fn new(ifindex: u32, l2: &L2, sender: A, stats: PortStats, port: &PortSettings) -> Self {
+    pub fn new(
+        ifindex: u32,
+        l2: &L2,
+        sender: A,
+        stats: PortStats,
+        port: &PortSettings,
+        now: u64,
+    ) -> Self {
         Self {
             ifindex,
             // On a VLAN-filtering bridge already the bridge's VLAN.
@@ -47,6 +58,7 @@ impl<A: Family> Origin<A> {
             router_mode: port.router_mode,
             fast_leave: port.fast_leave,
             max_groups: port.max_groups,
+            now,
         }
     }
 }
@@ -128,7 +140,7 @@ pub fn report_exclude<A: Family>(origin: &Origin<A>, report: &GroupReport<A>) ->
             mode: entry.filter_mode,
             last_report_ns: entry.last_report_ns,
         };
-        entry.last_report_ns = now();
+        entry.last_report_ns = origin.now;
         entry.leave_ns = 0;
         entry.last_reporter = origin.sender;
         entry.version = report.version;
@@ -150,10 +162,10 @@ pub fn report_exclude<A: Family>(origin: &Origin<A>, report: &GroupReport<A>) ->
 pub fn v1_host_seen<A: Family>(origin: &Origin<A>, group: A) {
     let key = origin.key(group);
     if let Some(last) = A::v1_hosts().get_ptr_mut(key) {
-        unsafe { *last = now() };
+        unsafe { *last = origin.now };
         return;
     }
-    match A::v1_hosts().insert(key, now(), BPF_NOEXIST) {
+    match A::v1_hosts().insert(key, origin.now, BPF_NOEXIST) {
         Ok(()) | Err(EEXIST) => {}
         Err(_) => origin.stats.count(Counter::TableFull),
     }
@@ -172,7 +184,7 @@ pub fn report_include<A: Family>(origin: &Origin<A>, report: &GroupReport<A>) ->
         entry.last_reporter = origin.sender;
         entry.version = report.version;
         if entry.filter_mode == filter_mode::INCLUDE {
-            entry.last_report_ns = now();
+            entry.last_report_ns = origin.now;
             entry.leave_ns = 0;
             entry.flags &= !membership_flags::LEAVE_PENDING;
         }
@@ -189,7 +201,7 @@ fn create<A: Family>(origin: &Origin<A>, report: &GroupReport<A>, key: Membershi
         origin.stats.count(Counter::GroupLimit);
         return;
     }
-    let now = now();
+    let now = origin.now;
     let entry = Membership {
         last_report_ns: now,
         created_ns: now,
@@ -267,7 +279,7 @@ pub fn leave<A: Family>(origin: &Origin<A>, report: &GroupReport<A>) {
         return;
     };
     let entry = unsafe { &mut *entry };
-    entry.leave_ns = now();
+    entry.leave_ns = origin.now;
     entry.flags |= membership_flags::LEAVE_PENDING;
     emit(
         EventKind::LeaveSeen,
@@ -327,7 +339,7 @@ pub fn source_seen<A: Family>(
     named: Named,
 ) {
     let key = source_key(origin, report.group, source);
-    let now = now();
+    let now = origin.now;
     if let Some(entry) = A::sources().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
         let asked_again = match named {
@@ -417,7 +429,7 @@ pub fn source_leave<A: Family>(
     group: &GroupState,
 ) {
     let key = source_key(origin, report.group, source);
-    let now = now();
+    let now = origin.now;
     let excluding = group.mode == filter_mode::EXCLUDE;
     if let Some(entry) = A::sources().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
@@ -485,7 +497,7 @@ pub fn router_seen<A: Family>(origin: &Origin<A>, heard: Heard<A>) -> bool {
     };
     if let Some(entry) = A::router_ports().get_ptr_mut(key) {
         let entry = unsafe { &mut *entry };
-        entry.last_query_ns = now();
+        entry.last_query_ns = origin.now;
         // Flags (permanent, set by user space) survive: only the querier's words change.
         match heard {
             Heard::Query(query) => record_query(entry, origin, query),
@@ -494,7 +506,7 @@ pub fn router_seen<A: Family>(origin: &Origin<A>, heard: Heard<A>) -> bool {
         return false;
     }
     let mut value = RouterPort {
-        last_query_ns: now(),
+        last_query_ns: origin.now,
         querier: origin.sender,
         ..RouterPort::default()
     };
@@ -576,11 +588,11 @@ pub fn host_seen<A: Family>(origin: &Origin<A>, group: A) {
     }
     let key = host_key(origin, group);
     if let Some(entry) = A::hosts().get_ptr_mut(key) {
-        unsafe { (*entry).last_report_ns = now() };
+        unsafe { (*entry).last_report_ns = origin.now };
         return;
     }
     let entry = HostEntry {
-        last_report_ns: now(),
+        last_report_ns: origin.now,
     };
     if A::hosts().insert(key, entry, BPF_NOEXIST).is_err() {
         origin.stats.count(Counter::TableFull);

@@ -11,7 +11,9 @@ use crate::{
         is_link_local_unicast6, is_multicast6, is_never_snooped6, ALL_MLDV2_ROUTERS, ALL_NODES,
         ALL_PIM_ROUTERS6, ALL_ROUTERS6,
     },
-    checksum, data,
+    checksum::{self, Kept},
+    data,
+    events::now,
     frame::{Frame, Hook},
     headers::{MldHeader, MldQueryTail},
     ip6::{self, MldPacket, UpperLayer},
@@ -73,6 +75,8 @@ pub struct MldMessage {
     pub fast_leave: u8,
     _pad: u8,
     pub max_groups: u32,
+    /// When the message arrived (`Origin::now`).
+    pub now: u64,
 }
 
 #[btf_map]
@@ -140,13 +144,20 @@ fn check<H: Hook>(
     }
     check_source(&packet, kind)?;
     // Before the checksum and any table work: a flood pays only this far.
-    if kind != QUERY && !limits::report_allowed(ifindex, &settings) {
+    let now = now();
+    if kind != QUERY && !limits::report_allowed(ifindex, &settings, now) {
         return Err(DropReason::RateLimited);
     }
     if packet.len > checksum::MAX_SPAN || packet.len < min_len(kind) {
         return Err(DropReason::BadMldLength);
     }
-    if !checksum::is_valid_icmpv6(frame, l2.l3_offset, packet.offset, packet.len) {
+    // A report's record walk reads the copy the checksum is summed from.
+    let kept = if kind == V2_REPORT {
+        Kept::Copy
+    } else {
+        Kept::No
+    };
+    if !checksum::is_valid_icmpv6(frame, l2.l3_offset, packet.offset, packet.len, kept) {
         return Err(DropReason::BadIcmpv6Checksum);
     }
     if kind == V2_REPORT {
@@ -178,6 +189,7 @@ fn check<H: Hook>(
             fast_leave: settings.fast_leave,
             _pad: 0,
             max_groups: settings.max_groups,
+            now,
         };
     }
     Ok(learner(kind))
@@ -212,6 +224,7 @@ pub fn learn<H: Hook>(ctx: &H::Context, v2_report: bool) -> Learned {
         router_mode: message.router_mode,
         fast_leave: message.fast_leave,
         max_groups: message.max_groups,
+        now: message.now,
     };
     let offset = message.offset as usize;
     let len = message.len as usize;
@@ -285,6 +298,7 @@ pub fn pim_hello<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2, upper: &Upper
     let Some(message) = MLD_MESSAGE.get_ptr_mut(0) else {
         return Verdict::Pass;
     };
+    let now = now();
     // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
     unsafe {
         *message = MldMessage {
@@ -299,6 +313,7 @@ pub fn pim_hello<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2, upper: &Upper
             fast_leave: settings.fast_leave,
             _pad: 0,
             max_groups: settings.max_groups,
+            now,
         };
     }
     Verdict::LearnMld
@@ -421,7 +436,9 @@ fn v2_report_at<H: Hook>(
     let [_, _, _, _, _, _, high, low] =
         frame.read::<[u8; 8]>(offset).ok_or(DropReason::Truncated)?;
     let records = usize::from(u16::from_be_bytes([high, low]));
-    v3::report(frame, offset, len, records, *origin)
+    // `validate` summed the message from a copy (`Kept::Copy`), which the
+    // walk reads.
+    v3::report(len, records, *origin)
 }
 
 /// Queries, checked by `check_query`: the version is told by length (RFC

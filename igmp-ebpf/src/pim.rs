@@ -7,6 +7,7 @@ use network_types::ip::Ipv4Hdr;
 
 use crate::{
     addr::ALL_PIM_ROUTERS,
+    events::now,
     frame::{Frame, Hook},
     l2::L2,
     maps::port_settings,
@@ -38,6 +39,6 @@ pub fn handle<H: Hook>(frame: &Frame<H>, ifindex: u32, l2: &L2) {
     }
     let stats = PortStats::for_port(ifindex);
     stats.count(Counter::PimHello);
-    let origin = Origin::new(ifindex, l2, ip.src_addr, stats, &settings);
+    let origin = Origin::new(ifindex, l2, ip.src_addr, stats, &settings, now());
     membership::router_seen(&origin, Heard::PimHello);
 }

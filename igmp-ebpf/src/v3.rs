@@ -11,8 +11,10 @@
 //! until the state it is entered with repeats, so what changes from one
 //! iteration to the next (the walk's cursor) lives in a per-CPU scratch map,
 //! whose contents the verifier does not track, and the stack the callbacks
-//! see stays the same. Callbacks carry no packet pointer; they read the frame
-//! with the hook's load helper (`frame::load`).
+//! see stays the same. Callbacks carry no packet pointer: a report's walk
+//! reads the copy of the message its checksum was summed from
+//! (`checksum::copied`), at offsets from the message's start; a query's
+//! reads the frame with the hook's load helper (`frame::load`).
 
 use core::{ffi::c_void, mem::size_of};
 
@@ -20,6 +22,7 @@ use aya_ebpf::{btf_maps::PerCpuArray, helpers::bpf_loop, macros::btf_map};
 use igmp_common::{filter_mode, Counter, DropReason, MAX_V3_RECORDS, MAX_V3_SOURCES_PER_RECORD};
 
 use crate::{
+    checksum,
     family::Family,
     frame::{self, Frame, Hook},
     headers::RecordHeader,
@@ -55,7 +58,6 @@ pub struct Record<A: Family> {
 /// What the callbacks share, on the stack: the same at every iteration.
 #[repr(C)]
 pub struct RecordWalk<A: Walked> {
-    ctx: *mut c_void,
     origin: Origin<A>,
     /// This CPU's `V3_WALK` (`MLD_WALK`) entry.
     cursor: *mut WalkCursor<A>,
@@ -65,9 +67,10 @@ pub struct RecordWalk<A: Walked> {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct WalkCursor<A: Family> {
-    /// Offset of the next record (or, while `sources.left > 0`, source) to read.
+    /// Offset in the message of the next record (or, while `sources.left >
+    /// 0`, source) to read.
     at: usize,
-    /// End of the IGMP message.
+    /// The message's length.
     end: usize,
     /// 0, or 1 + the `DropReason` that stopped validation.
     error: u32,
@@ -93,8 +96,8 @@ static MLD_WALK: PerCpuArray<WalkCursor<[u8; 16]>, 1> = PerCpuArray::new();
 /// inlined, as its small frame fits and a call would cost every record.
 pub trait Walked: Family {
     fn cursor() -> Option<*mut WalkCursor<Self>>;
-    fn apply_record<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64;
-    fn apply_source<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64;
+    fn apply_record(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64;
+    fn apply_source(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64;
     fn finish_record(origin: &Origin<Self>, cursor: &mut WalkCursor<Self>);
 }
 
@@ -104,12 +107,12 @@ impl Walked for [u8; 4] {
         V3_WALK.get_ptr_mut(0)
     }
     #[inline(always)]
-    fn apply_record<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
-        apply_record::<H, Self>(walk, cursor)
+    fn apply_record(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_record::<Self>(walk, cursor)
     }
     #[inline(always)]
-    fn apply_source<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
-        apply_source::<H, Self>(walk, cursor)
+    fn apply_source(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_source::<Self>(walk, cursor)
     }
     #[inline(always)]
     fn finish_record(origin: &Origin<Self>, cursor: &mut WalkCursor<Self>) {
@@ -123,12 +126,12 @@ impl Walked for [u8; 16] {
         MLD_WALK.get_ptr_mut(0)
     }
     #[inline(never)]
-    fn apply_record<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
-        apply_record::<H, Self>(walk, cursor)
+    fn apply_record(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_record::<Self>(walk, cursor)
     }
     #[inline(never)]
-    fn apply_source<H: Hook>(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
-        apply_source::<H, Self>(walk, cursor)
+    fn apply_source(walk: &RecordWalk<Self>, cursor: &mut WalkCursor<Self>) -> i64 {
+        apply_source::<Self>(walk, cursor)
     }
     #[inline(never)]
     fn finish_record(origin: &Origin<Self>, cursor: &mut WalkCursor<Self>) {
@@ -172,26 +175,22 @@ impl<A: Family> SourceCursor<A> {
     }
 }
 
-/// The report at `offset`, `len` octets long, claiming `records` records.
-/// The caller checked where it was sent.
-pub fn report<H: Hook, A: Walked>(
-    frame: &Frame<H>,
-    offset: usize,
-    len: usize,
-    records: usize,
-    origin: Origin<A>,
-) -> Result<(), DropReason> {
+/// The report of `len` octets claiming `records` records, read from the
+/// copy `checksum::is_valid_kept` (or `Kept::Copy`) left of it. The caller
+/// checked where it was sent.
+#[inline(always)]
+pub fn report<A: Walked>(len: usize, records: usize, origin: Origin<A>) -> Result<(), DropReason> {
     let walked = records.min(MAX_V3_RECORDS) as u32;
     // Index 0 of a one-entry array is always there; the check is the verifier's.
     let Some(cursor) = A::cursor() else {
         return Ok(());
     };
-    let first = offset + FIRST_RECORD;
+    let first = FIRST_RECORD;
     // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
     unsafe {
         *cursor = WalkCursor {
             at: first,
-            end: offset + len,
+            end: len,
             error: 0,
             records_left: walked,
             items: 0,
@@ -199,12 +198,8 @@ pub fn report<H: Hook, A: Walked>(
             sources: SourceCursor::default(),
         };
     }
-    let mut walk = RecordWalk {
-        ctx: frame.ctx(),
-        origin,
-        cursor,
-    };
-    run(walked, validate_record::<H, A>, &mut walk);
+    let mut walk = RecordWalk { origin, cursor };
+    run(walked, validate_record::<A>, &mut walk);
     let (error, items) = unsafe { ((*cursor).error, (*cursor).items) };
     if error != 0 {
         return Err(drop_reason(error - 1));
@@ -215,7 +210,7 @@ pub fn report<H: Hook, A: Walked>(
         stats.add(Counter::RecordsCut, (records - MAX_V3_RECORDS) as u64);
     }
     unsafe { (*cursor).at = first };
-    run(items, apply_item::<H, A>, &mut walk);
+    run(items, apply_item::<A>, &mut walk);
     Ok(())
 }
 
@@ -229,17 +224,13 @@ fn run<T>(count: u32, callback: extern "C" fn(u64, *mut c_void) -> i64, state: &
     }
 }
 
-/// Reads the record header at `at`; `end` is the end of the IGMP message.
+/// Reads the record header at `at`; `end` is the message's length.
 #[inline(always)]
-fn record_at<H: Hook, A: Family>(
-    ctx: *mut c_void,
-    at: usize,
-    end: usize,
-) -> Result<Record<A>, DropReason> {
+fn record_at<A: Family>(at: usize, end: usize) -> Result<Record<A>, DropReason> {
     if at + size_of::<RecordHeader<A>>() > end {
         return Err(DropReason::RecordPastEnd);
     }
-    let header: RecordHeader<A> = frame::load::<H, _>(ctx, at).ok_or(DropReason::Truncated)?;
+    let header: RecordHeader<A> = checksum::copied(at).ok_or(DropReason::Truncated)?;
     let sources = usize::from(u16::from_be_bytes(header.sources));
     let sources_at = at + size_of::<RecordHeader<A>>();
     let sources_end = sources_at + sources * size_of::<A>();
@@ -259,10 +250,10 @@ fn record_at<H: Hook, A: Family>(
     })
 }
 
-extern "C" fn validate_record<H: Hook, A: Walked>(_index: u64, state: *mut c_void) -> i64 {
+extern "C" fn validate_record<A: Walked>(_index: u64, state: *mut c_void) -> i64 {
     let walk = unsafe { &*state.cast::<RecordWalk<A>>() };
     let cursor = unsafe { &mut *walk.cursor };
-    match check_record::<H, A>(walk.ctx, cursor) {
+    match check_record::<A>(cursor) {
         Ok(record) => {
             cursor.at = record.next;
             // An upper bound: records whose sources are not read take fewer.
@@ -277,11 +268,8 @@ extern "C" fn validate_record<H: Hook, A: Walked>(_index: u64, state: *mut c_voi
 }
 
 #[inline(always)]
-fn check_record<H: Hook, A: Family>(
-    ctx: *mut c_void,
-    cursor: &WalkCursor<A>,
-) -> Result<Record<A>, DropReason> {
-    let record = record_at::<H, A>(ctx, cursor.at, cursor.end)?;
+fn check_record<A: Family>(cursor: &WalkCursor<A>) -> Result<Record<A>, DropReason> {
+    let record = record_at::<A>(cursor.at, cursor.end)?;
     if !(MODE_IS_INCLUDE..=BLOCK_OLD_SOURCES).contains(&record.kind) {
         return Err(DropReason::UnknownRecordType);
     }
@@ -293,13 +281,13 @@ fn check_record<H: Hook, A: Family>(
 
 /// One item of the apply pass: the next source of the current record, or
 /// the next record's header.
-extern "C" fn apply_item<H: Hook, A: Walked>(_index: u64, state: *mut c_void) -> i64 {
+extern "C" fn apply_item<A: Walked>(_index: u64, state: *mut c_void) -> i64 {
     let walk = unsafe { &*state.cast::<RecordWalk<A>>() };
     let cursor = unsafe { &mut *walk.cursor };
     let next = if cursor.sources.left > 0 {
-        A::apply_source::<H>(walk, cursor)
+        A::apply_source(walk, cursor)
     } else {
-        A::apply_record::<H>(walk, cursor)
+        A::apply_record(walk, cursor)
     };
     // Here rather than in either: a call from them would stack one more
     // frame on theirs.
@@ -311,13 +299,13 @@ extern "C" fn apply_item<H: Hook, A: Walked>(_index: u64, state: *mut c_void) ->
 
 /// The next record's header.
 #[inline(always)]
-fn apply_record<H: Hook, A: Walked>(walk: &RecordWalk<A>, cursor: &mut WalkCursor<A>) -> i64 {
+fn apply_record<A: Walked>(walk: &RecordWalk<A>, cursor: &mut WalkCursor<A>) -> i64 {
     if cursor.records_left == 0 {
         return STOP;
     }
     cursor.records_left -= 1;
     // Validated already; a failure here is only the verifier's view of it.
-    let Ok(record) = record_at::<H, A>(walk.ctx, cursor.at, cursor.end) else {
+    let Ok(record) = record_at::<A>(cursor.at, cursor.end) else {
         return STOP;
     };
     cursor.sources = apply(&walk.origin, &record);
@@ -388,8 +376,9 @@ fn apply<A: Family>(origin: &Origin<A>, record: &Record<A>) -> SourceCursor<A> {
 
 /// The next source of the current record.
 #[inline(always)]
-fn apply_source<H: Hook, A: Walked>(walk: &RecordWalk<A>, cursor: &mut WalkCursor<A>) -> i64 {
-    let Some(source) = frame::load::<H, A>(walk.ctx, cursor.at) else {
+fn apply_source<A: Walked>(walk: &RecordWalk<A>, cursor: &mut WalkCursor<A>) -> i64 {
+    // Within the message: validation checked each record's sources.
+    let Some(source) = checksum::copied::<A>(cursor.at) else {
         return STOP;
     };
     let report = cursor.sources.report();
