@@ -597,6 +597,12 @@ pub mod group_flags {
     /// The host itself (the bridge device) listens: frames go through the
     /// kernel so that local delivery never breaks.
     pub const LOCAL_LISTENER: u32 = 1 << 0;
+    /// Every destination port takes every source's data: no member port
+    /// has a source list (each is in EXCLUDE mode without one). tc then
+    /// sends to the destinations without asking each port's tables again
+    /// (`egress::port_wants`). Set by the daemon with the destinations;
+    /// cleared by the program when it adds a member port or a source.
+    pub const EVERY_SOURCE: u32 = 1 << 1;
 }
 
 #[cfg(feature = "user")]

@@ -11,7 +11,7 @@ use crate::{
     frame::{Frame, Hook},
     l2::L2,
     maps::{in_vlan_bridge, DATA_COUNTERS, SETTINGS},
-    verdict::{Destinations, Verdict},
+    verdict::{Destinations, EverySource, Verdict},
 };
 
 /// Decides what happens to a non-IGMP IPv4 frame arriving on port `ingress`.
@@ -84,7 +84,7 @@ fn to_group<A: Family>(group: &A, ingress: u32, l2: &L2, unregistered: Unregiste
         Some(entry) => {
             count(DataCounter::Forwarded);
             match destinations::<A>(unsafe { &*entry }) {
-                Destinations::Port(port) => to_sole_port(port, ingress),
+                Destinations::Port(port, every_source) => to_sole_port(port, ingress, every_source),
                 to => Verdict::Forward(to),
             }
         }
@@ -122,22 +122,27 @@ fn destinations<A: Family>(entry: &GroupEntry) -> Destinations {
     if entry.router_epoch != epoch {
         return Destinations::Every;
     }
-    if entry.sole_port != 0 {
-        Destinations::Port(entry.sole_port)
+    let every_source = if entry.flags & group_flags::EVERY_SOURCE != 0 {
+        EverySource::Taken
     } else {
-        Destinations::Set(entry.dest_set - 1)
+        EverySource::Unknown
+    };
+    if entry.sole_port != 0 {
+        Destinations::Port(entry.sole_port, every_source)
+    } else {
+        Destinations::Set(entry.dest_set - 1, every_source)
     }
 }
 
 /// To `port` alone; its egress check still has the last word. A frame from
 /// the only member goes nowhere, as a broadcast that leaves out its ingress would.
 #[inline(always)]
-fn to_sole_port(port: u32, ingress: u32) -> Verdict {
+fn to_sole_port(port: u32, ingress: u32, every_source: EverySource) -> Verdict {
     if port == ingress {
         return Verdict::Drop;
     }
     count(DataCounter::ForwardedSolePort);
-    Verdict::Forward(Destinations::Port(port))
+    Verdict::Forward(Destinations::Port(port, every_source))
 }
 
 /// A group no port joined, as the daemon's policy says. When some port has

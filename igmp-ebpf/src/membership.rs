@@ -4,9 +4,9 @@
 use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
 
 use igmp_common::{
-    filter_mode, membership_flags, router_flags, router_mode, source_flags, Counter, EventKind,
-    GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings, RouterKey,
-    RouterPort, SourceEntry, SourceKey,
+    filter_mode, group_flags, membership_flags, router_flags, router_mode, source_flags, Counter,
+    EventKind, GroupEntry, GroupKey, HostEntry, HostKey, Membership, MembershipKey, PortSettings,
+    RouterKey, RouterPort, SourceEntry, SourceKey,
 };
 
 use crate::{
@@ -254,8 +254,10 @@ fn widen_destinations<A: Family>(key: &MembershipKey<A>) {
             if entry.sole_port != key.ifindex {
                 entry.sole_port = 0;
             }
-            // The set was worked out without this member port.
+            // The set was worked out without this member port, which may
+            // keep sources out.
             entry.dest_set = 0;
+            entry.flags &= !group_flags::EVERY_SOURCE;
         }
         None => {
             let entry = GroupEntry {
@@ -407,10 +409,25 @@ fn insert_source<A: Family>(
     match A::sources().insert(key, entry, BPF_NOEXIST) {
         Ok(()) => {
             origin.stats.count(Counter::SourceCreated);
+            sources_listed(origin, report.group);
             emit(kind, &origin.subject(report, source), &origin.stats);
         }
         Err(EEXIST) => origin.stats.count(Counter::SourceRefreshed),
         Err(_) => origin.stats.count(Counter::TableFull),
+    }
+}
+
+/// A port of the group now has a source list: its data goes to each port
+/// through that port's check again, before the daemon hears of the source.
+#[inline(always)]
+fn sources_listed<A: Family>(origin: &Origin<A>, group: A) {
+    let key = GroupKey {
+        vlan: origin.vlan,
+        inner_vlan: origin.inner_vlan,
+        group,
+    };
+    if let Some(entry) = A::groups().get_ptr_mut(key) {
+        unsafe { (*entry).flags &= !group_flags::EVERY_SOURCE };
     }
 }
 

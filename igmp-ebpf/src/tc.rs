@@ -26,7 +26,7 @@ use crate::{
     family::Family,
     frame::{Frame, Tc},
     maps::{bridge_vlan, port_settings, port_vlan, PORT_LIST, SET_PORT_LISTS},
-    verdict::{Destinations, Headers, Readable, Verdict},
+    verdict::{Destinations, EverySource::Taken, Headers, Readable, Verdict},
 };
 
 /// Carries out `verdict` on a frame of family `A`.
@@ -39,9 +39,17 @@ pub fn action<A: Walked>(ctx: &TcContext, ingress: u32, verdict: Verdict) -> i32
         | Verdict::LearnMldReport
         | Verdict::Data => TC_ACT_UNSPEC,
         Verdict::Drop => TC_ACT_SHOT,
-        Verdict::Forward(Destinations::Port(port)) => forward::<A>(ctx, ingress, port, EVERY_PORT),
-        Verdict::Forward(Destinations::Set(slot)) => forward::<A>(ctx, ingress, 0, slot),
-        Verdict::Forward(Destinations::Every) => forward::<A>(ctx, ingress, 0, EVERY_PORT),
+        Verdict::Forward(Destinations::Port(port, every_source)) => forward::<A>(
+            ctx,
+            ingress,
+            port,
+            EVERY_PORT,
+            u32::from(every_source == Taken),
+        ),
+        Verdict::Forward(Destinations::Set(slot, every_source)) => {
+            forward::<A>(ctx, ingress, 0, slot, u32::from(every_source == Taken))
+        }
+        Verdict::Forward(Destinations::Every) => forward::<A>(ctx, ingress, 0, EVERY_PORT, 0),
     }
 }
 
@@ -58,6 +66,9 @@ const TCI_PRIORITY: u16 = 0xf000;
 /// every port (`EVERY_PORT`), each that wants the frame. On a VLAN-filtering
 /// bridge only ports of the frame's VLAN want it, and each copy leaves
 /// tagged or untagged as that port's VLAN says (the bridge's egress rule).
+/// With `every_source` non-zero the daemon found that every port of the
+/// set takes every source (`group_flags::EVERY_SOURCE`): no port's tables
+/// are asked again, only its VLANs.
 ///
 /// A function of its own (a BPF-to-BPF call), reading the headers afresh
 /// into this CPU's `TC_WALK`: its locals then sit in a stack frame of their
@@ -66,7 +77,13 @@ const TCI_PRIORITY: u16 = 0xf000;
 /// verifier refuses a call whose callee reads an argument register the
 /// caller left unset, as an enum's unused payload is.
 #[inline(never)]
-fn forward<A: Walked>(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i32 {
+fn forward<A: Walked>(
+    ctx: &TcContext,
+    ingress: u32,
+    port: u32,
+    slot: u32,
+    every_source: u32,
+) -> i32 {
     // Index 0 of a one-entry array is always there; the check is the verifier's.
     let Some(state) = A::walk_state() else {
         return TC_ACT_UNSPEC;
@@ -83,6 +100,7 @@ fn forward<A: Walked>(ctx: &TcContext, ingress: u32, port: u32, slot: u32) -> i3
         ingress,
         tagged: u8::from(tagged != 0),
         tci: tci & TCI_PRIORITY,
+        every_source: u8::from(every_source != 0),
         ..WalkState::default()
     };
     if let Some(bridge) = bridge_vlan(ingress, state.headers.vlan) {
@@ -189,6 +207,8 @@ pub struct WalkState<A: Family> {
     tagged: u8,
     /// The tag a copy leaves with: the VLAN, and the priority it came with.
     tci: u16,
+    /// Non-zero: every destination takes every source; only VLANs are asked.
+    every_source: u8,
 }
 
 #[btf_map]
@@ -240,6 +260,9 @@ impl<A: Walked> Walk<A> {
             // Not a member of the VLAN: the bridge would not send it there.
             let vlan = port_vlan(port, state.headers.vlan)?;
             untagged = vlan.flags & port_vlan_flags::UNTAGGED != 0;
+        }
+        if state.every_source != 0 {
+            return Some(untagged);
         }
         port_wants(port, &port_settings(port), &state.headers).then_some(untagged)
     }

@@ -66,11 +66,22 @@ pub mod tail {
 #[derive(Clone, Copy)]
 pub enum Destinations {
     /// One port.
-    Port(u32),
+    Port(u32, EverySource),
     /// The ports of a `DEST_SETS` slot.
-    Set(u32),
+    Set(u32, EverySource),
     /// Every port but the one the frame came in on.
     Every,
+}
+
+/// Whether each of a group's destinations takes every source's data
+/// (`group_flags::EVERY_SOURCE`): tc then sends to them without asking
+/// each port's tables again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum EverySource {
+    /// Each port is asked (`egress::port_wants`).
+    Unknown,
+    /// The daemon found no member port with a source list.
+    Taken,
 }
 
 /// What a port's wishes depend on: VLAN, protocol, source and group.

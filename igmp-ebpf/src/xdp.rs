@@ -20,8 +20,9 @@ pub fn action(verdict: Verdict) -> u32 {
         | Verdict::LearnMldReport
         | Verdict::Data => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
-        Verdict::Forward(Destinations::Port(port)) => to_port(port),
-        Verdict::Forward(Destinations::Set(slot)) => to_set(slot),
+        // The devmap runs each entry's egress program whatever the group.
+        Verdict::Forward(Destinations::Port(port, _)) => to_port(port),
+        Verdict::Forward(Destinations::Set(slot, _)) => to_set(slot),
         Verdict::Forward(Destinations::Every) => to_every_port(),
     }
 }

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use igmp_common::{DataCounter, GroupEntry, GroupKey};
+use igmp_common::{group_flags, DataCounter, GroupEntry, GroupKey};
 use igmp_lab::{ip, wait_for, BridgeSnooping, Capture, Lab, Member};
 use igmp_tests::{frames::is_datagram, snooped::Snooped};
 use rstest::rstest;
@@ -480,4 +480,60 @@ fn groups_go_to_their_sole_port_or_their_destination_set_only(
             == Some((snooped.port(0), 0))
     });
     assert!(back_to_one, "{}", lab.daemon_log());
+}
+
+/// The daemon marks a group whose member ports all take every source
+/// (`EVERY_SOURCE`), and tc then sends to them without asking each port's
+/// tables. A member that excludes the sender takes the mark off: its wire
+/// never sees the sender's data while the others' sockets get all of it.
+/// Once it leaves, the mark is back.
+#[test]
+fn a_group_is_sent_to_without_per_port_checks_until_a_member_lists_a_source() {
+    let snooped = Snooped::new(4, &["--last-member-interval", "0.2", "--attach", "tc"]);
+    let lab = &snooped.lab;
+    let every_source = |on: bool| {
+        wait_for(Duration::from_secs(5), || {
+            entry_of(&snooped, G1).is_some_and(|entry| {
+                entry.dest_set != 0 && (entry.flags & group_flags::EVERY_SOURCE != 0) == on
+            })
+        })
+    };
+    let first = lab.join(0, G1).unwrap();
+    let second = lab.join(1, G1).unwrap();
+    assert!(
+        every_source(true),
+        "{:?}\n{}",
+        entry_of(&snooped, G1),
+        lab.daemon_log()
+    );
+    lab.send(3, G1, N, 64).unwrap();
+    assert_eq!((first.drain(), second.drain()), (N, N));
+
+    let sender = lab.hosts[3].address;
+    let excluder_wire = lab.capture(2).unwrap();
+    let excluder = lab.join_excluding(2, G1, sender).unwrap();
+    assert!(
+        every_source(false),
+        "{:?}\n{}",
+        entry_of(&snooped, G1),
+        lab.daemon_log()
+    );
+    lab.send(3, G1, N, 64).unwrap();
+    assert_eq!((first.drain(), second.drain()), (N, N));
+    let leaked = excluder_wire
+        .frames_for(Duration::from_millis(100))
+        .iter()
+        .filter(|frame| is_datagram(frame, sender, G1))
+        .count();
+    assert_eq!(leaked, 0, "the port that excludes the sender got its data");
+
+    drop(excluder);
+    assert!(
+        every_source(true),
+        "{:?}\n{}",
+        entry_of(&snooped, G1),
+        lab.daemon_log()
+    );
+    lab.send(3, G1, N, 64).unwrap();
+    assert_eq!((first.drain(), second.drain()), (N, N));
 }

@@ -395,3 +395,69 @@ fn on_a_vlan_filtering_bridge_a_group_the_host_listens_to_goes_through_the_kerne
     assert_eq!(harness.run(&udp_data(&[], SENDER, GROUP, 100)), XDP_PASS);
     assert_eq!(data_count(&harness, DataCounter::LocalListener), 1);
 }
+
+/// The member port's own tables, where `EVERY_SOURCE` is not set, decide:
+/// here its INCLUDE {} entry keeps the sender's data off it. With the flag
+/// the daemon vouches that every destination takes every source, and tc
+/// sends to the port without asking them.
+#[rstest]
+fn tc_asks_a_ports_tables_unless_every_destination_takes_every_source(
+    #[values(false, true)] every_source: bool,
+) {
+    let mut harness = Harness::on(TestHook::Tc);
+    register_member_port(&mut harness, 0, OTHER_PORT);
+    let key = group_key(0).on_port(OTHER_PORT);
+    let include_nothing = Membership {
+        filter_mode: filter_mode::INCLUDE,
+        ..Membership::default()
+    };
+    let learned = &mut harness.tables.learned.membership;
+    learned.insert(key, include_nothing, 0).unwrap();
+    if every_source {
+        let entry = GroupEntry {
+            flags: group_flags::EVERY_SOURCE,
+            ..entry_now(&harness)
+        };
+        write_entry(&mut harness, 0, entry);
+    }
+    let verdict = harness.run(&udp_data(&[], SENDER, GROUP, 100));
+    let filtered = data_count(&harness, DataCounter::EgressFiltered);
+    if every_source {
+        assert_eq!((verdict, filtered), (XDP_REDIRECT, 0));
+    } else {
+        assert_eq!((verdict, filtered), (XDP_DROP, 1));
+    }
+}
+
+/// A new member port, or a source listed on a member port, may keep
+/// sources out: the program takes `EVERY_SOURCE` off at once, before the
+/// daemon hears of it.
+#[rstest]
+fn a_new_member_port_or_a_new_source_takes_every_source_off(
+    #[values(TestHook::Xdp, TestHook::Tc)] hook: TestHook,
+) {
+    let mut harness = Harness::on(hook);
+    let every_source = GroupEntry {
+        flags: group_flags::EVERY_SOURCE,
+        ports: 1,
+        sole_port: OTHER_PORT,
+        ..GroupEntry::default()
+    };
+    write_entry(&mut harness, 0, every_source);
+    harness.run(&v2_report(SENDER, GROUP));
+    assert_eq!(entry_now(&harness).flags & group_flags::EVERY_SOURCE, 0);
+
+    // The test-run port is a member now; the daemon puts the flag back.
+    write_entry(&mut harness, 0, every_source);
+    let excluding = Record::new(CHANGE_TO_EXCLUDE, GROUP, &[Ipv4Addr::new(192, 0, 2, 9)]);
+    harness.run(&v3_report_frame(SENDER, &[excluding]));
+    assert_eq!(entry_now(&harness).flags & group_flags::EVERY_SOURCE, 0);
+
+    // A refresh that lists no source leaves it on.
+    write_entry(&mut harness, 0, every_source);
+    harness.run(&v2_report(SENDER, GROUP));
+    assert_eq!(
+        entry_now(&harness).flags & group_flags::EVERY_SOURCE,
+        group_flags::EVERY_SOURCE
+    );
+}

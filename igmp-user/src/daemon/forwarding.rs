@@ -166,9 +166,16 @@ impl<A: HostGroups> Forwarding<A> {
         self.maps.groups.keys().filter_map(Result::ok).collect()
     }
 
-    /// Writes the group's entry from its member ports and `routes`, or
-    /// removes it when no port and not the host wants the group.
-    pub(super) fn refresh_group(&mut self, group: GroupKey<A>, members: &[u32], routes: &Routes) {
+    /// Writes the group's entry from its member ports, whether each takes
+    /// every source, and `routes`, or removes it when no port and not the
+    /// host wants the group.
+    pub(super) fn refresh_group(
+        &mut self,
+        group: GroupKey<A>,
+        members: &[u32],
+        every_source: bool,
+        routes: &Routes,
+    ) {
         let mut entry = self.maps.groups.get(&group, 0).unwrap_or_default();
         if members.is_empty() && entry.flags & group_flags::LOCAL_LISTENER == 0 {
             let _ = self.maps.groups.remove(&group);
@@ -183,6 +190,12 @@ impl<A: HostGroups> Forwarding<A> {
             _ => 0,
         };
         entry.dest_set = self.assign_destination_set(group, &destinations);
+        // Router ports take every source; member ports as `every_source` says.
+        if every_source {
+            entry.flags |= group_flags::EVERY_SOURCE;
+        } else {
+            entry.flags &= !group_flags::EVERY_SOURCE;
+        }
         if let Err(error) = self.maps.groups.insert(group, entry, 0) {
             warn!("GROUPS full? {error}");
         }

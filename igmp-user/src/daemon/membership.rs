@@ -61,6 +61,14 @@ pub(super) enum AfterLeave {
     AskPort,
 }
 
+/// A group's member ports among the snooped ones.
+pub(super) struct Members {
+    pub(super) ports: Vec<u32>,
+    /// Each takes every source: in EXCLUDE mode with no source listed
+    /// (`group_flags::EVERY_SOURCE`).
+    pub(super) every_source: bool,
+}
+
 /// One per address family: `A` is the family's address bytes.
 pub(super) struct Memberships<A: Protocol> {
     maps: LearnedMaps<A>,
@@ -172,13 +180,25 @@ impl<A: Protocol> Memberships<A> {
         self.maps.router_ports()
     }
 
-    /// The ports among `ports` that are members of `group`.
-    pub(super) fn member_ports(&self, group: GroupKey<A>, ports: &[u32]) -> Vec<u32> {
-        ports
-            .iter()
-            .copied()
-            .filter(|&ifindex| self.maps.membership.get(&group.on_port(ifindex), 0).is_ok())
-            .collect()
+    /// The ports among `ports` that are members of `group`, and whether each
+    /// takes every source.
+    pub(super) fn members(&self, group: GroupKey<A>, ports: &[u32]) -> Members {
+        let mut members = Members {
+            ports: Vec::new(),
+            every_source: true,
+        };
+        for &ifindex in ports {
+            let key = group.on_port(ifindex);
+            let Ok(entry) = self.maps.membership.get(&key, 0) else {
+                continue;
+            };
+            members.ports.push(ifindex);
+            // The index may still hold a source the map no longer has: the
+            // flag is then left off, which only costs the port's check.
+            members.every_source &= entry.filter_mode == filter_mode::EXCLUDE
+                && self.sources.of_group(&key).next().is_none();
+        }
+        members
     }
 
     /// The router ports and the epoch they stand for. The epoch is read
@@ -243,8 +263,12 @@ impl<A: Protocol> Memberships<A> {
         AfterLeave::Nothing
     }
 
-    /// A port asked for a source.
-    pub(super) fn source_seen(&mut self, event: &Event<A>) {
+    /// A port asked for a source. Its group's forwarding entry is worked out
+    /// again: the port now has a source list (`Members::every_source`).
+    pub(super) fn source_seen(&mut self, event: &Event<A>, effects: &mut Effects<A>) {
+        effects
+            .groups
+            .insert(event.source_key().membership().group_key());
         let gmi = nanos(self.timers.group_membership_interval());
         self.deadlines
             .schedule(event.timestamp_ns + gmi, Due::Source(event.source_key()));
@@ -253,7 +277,10 @@ impl<A: Protocol> Memberships<A> {
 
     /// A port blocked a source: it goes after the last member query time
     /// unless asked for again.
-    pub(super) fn source_leave_seen(&mut self, event: &Event<A>) {
+    pub(super) fn source_leave_seen(&mut self, event: &Event<A>, effects: &mut Effects<A>) {
+        effects
+            .groups
+            .insert(event.source_key().membership().group_key());
         // A BLOCK in EXCLUDE mode may have made the entry.
         self.sources.insert(event.source_key());
         let lmqt = nanos(self.timers.last_member_query_time());
@@ -371,6 +398,8 @@ impl<A: Protocol> Memberships<A> {
                     && self.has_wanted_sources(key, &entry, now)
                 {
                     self.switch_to_include(key, entry, now);
+                    // An INCLUDE port takes only its sources.
+                    effects.groups.insert(key.group_key());
                     return false;
                 }
                 if self.maps.remove_membership(&key) {

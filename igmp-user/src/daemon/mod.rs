@@ -386,11 +386,11 @@ impl Daemon {
             }
             EventKind::NewSource => {
                 debug!(port, group = %group, source = %address, "source");
-                self.memberships.source_seen(event);
+                self.memberships.source_seen(event, &mut effects);
             }
             EventKind::SourceLeaveSeen => {
                 debug!(port, group = %group, source = %address, "block");
-                self.memberships.source_leave_seen(event);
+                self.memberships.source_leave_seen(event, &mut effects);
                 self.querying.source_leave_seen(
                     event.ifindex,
                     event.vlan,
@@ -493,11 +493,11 @@ impl Daemon {
             }
             EventKind::NewSource => {
                 debug!(port, group = %group, source = %address, "source");
-                self.memberships6.source_seen(event);
+                self.memberships6.source_seen(event, &mut effects);
             }
             EventKind::SourceLeaveSeen => {
                 debug!(port, group = %group, source = %address, "block");
-                self.memberships6.source_leave_seen(event);
+                self.memberships6.source_leave_seen(event, &mut effects);
                 self.mld_querying.source_leave_seen(
                     event.ifindex,
                     event.vlan,
@@ -873,8 +873,8 @@ fn refresh<A: Protocol + HostGroups>(
 ) {
     let routes = memberships.routes();
     for group in groups {
-        let members = memberships.member_ports(group, ports);
-        forwarding.refresh_group(group, &members, &routes);
+        let members = memberships.members(group, ports);
+        forwarding.refresh_group(group, &members.ports, members.every_source, &routes);
     }
 }
 
