@@ -82,9 +82,8 @@ fn classify<H: Hook>(
         stats.count(Counter::OtherIgmpType);
         return Ok(Message::Other);
     }
-    let now = now();
     // Before the checksum and any table work: a flood pays only this far.
-    if kind != MEMBERSHIP_QUERY && !limits::report_allowed(ifindex, &settings, now) {
+    if kind != MEMBERSHIP_QUERY && !limits::report_allowed(ifindex, &settings) {
         return Err(DropReason::RateLimited);
     }
     if packet.len > checksum::MAX_SPAN {
@@ -100,7 +99,8 @@ fn classify<H: Hook>(
         return Err(DropReason::BadIgmpChecksum);
     }
     let source = packet.source.to_ne_bytes();
-    let origin = Origin::new(ifindex, l2, source, *stats, &settings, now);
+    // Read once the message proved valid, so that a malformed one never pays for it.
+    let origin = Origin::new(ifindex, l2, source, *stats, &settings, now());
     match kind {
         MEMBERSHIP_QUERY => query(ctx, frame, &packet, header, &origin).map(|()| Message::Other),
         V1_REPORT => report(&packet, header, &origin, igmp_version::V1).map(|()| Message::Report),

@@ -8,7 +8,10 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering::Relaxed};
 use aya_ebpf::btf_maps::HashMap;
 use igmp_common::{PortSettings, Settings};
 
-use crate::maps::{BPF_NOEXIST, GROUPS_ADDED, GROUPS_REMOVED, REPORT_RATE, SETTINGS};
+use crate::{
+    events::now,
+    maps::{BPF_NOEXIST, GROUPS_ADDED, GROUPS_REMOVED, REPORT_RATE, SETTINGS},
+};
 
 /// The key of the whole-switch counts in `GROUPS_ADDED` / `GROUPS_REMOVED`.
 const ALL_PORTS: u32 = 0;
@@ -90,10 +93,10 @@ fn get_or_insert_zero<const N: usize>(map: &HashMap<u32, u64, N>, key: u32) -> O
 /// Whether a report or leave on the port fits its rate (`report_rate` per
 /// second, up to `report_burst` back to back). A generic cell rate algorithm:
 /// one timestamp per port, the time the next report is due at the steady
-/// rate, `now` the report's arrival. Two CPUs racing on a port may both pass: the limit is a guard
+/// rate. Two CPUs racing on a port may both pass: the limit is a guard
 /// against floods, and being a few reports generous costs nothing.
 #[inline(always)]
-pub fn report_allowed(ifindex: u32, port: &PortSettings, now: u64) -> bool {
+pub fn report_allowed(ifindex: u32, port: &PortSettings) -> bool {
     if port.report_rate == 0 {
         return true;
     }
@@ -102,6 +105,7 @@ pub fn report_allowed(ifindex: u32, port: &PortSettings, now: u64) -> bool {
     };
     let interval = NS_PER_SECOND / u64::from(port.report_rate);
     let tolerance = interval * u64::from(port.report_burst.max(1));
+    let now = now();
     // SAFETY: a pointer into the map's value, valid while the entry lives.
     let after = unsafe { *due }.max(now) + interval;
     // Room for this report if the backlog it would leave fits the burst.

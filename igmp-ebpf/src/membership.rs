@@ -31,9 +31,10 @@ pub struct Origin<A: Family> {
     pub router_mode: u8,
     pub fast_leave: u8,
     pub max_groups: u32,
-    /// When the message arrived (CLOCK_MONOTONIC): the clock is read once
-    /// per message, as a read costs as much as a table lookup, and every
-    /// entry the message touches is stamped alike.
+    /// When the message arrived (CLOCK_MONOTONIC), read once it proved
+    /// valid: once per message, as a read costs as much as a table lookup,
+    /// and every entry the message touches is stamped alike. (A port's rate
+    /// limit reads the clock for itself, before the checksum.)
     pub now: u64,
 }
 

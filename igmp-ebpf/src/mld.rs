@@ -144,8 +144,7 @@ fn check<H: Hook>(
     }
     check_source(&packet, kind)?;
     // Before the checksum and any table work: a flood pays only this far.
-    let now = now();
-    if kind != QUERY && !limits::report_allowed(ifindex, &settings, now) {
+    if kind != QUERY && !limits::report_allowed(ifindex, &settings) {
         return Err(DropReason::RateLimited);
     }
     if packet.len > checksum::MAX_SPAN || packet.len < min_len(kind) {
@@ -173,6 +172,8 @@ fn check<H: Hook>(
             _ => check_report(&packet, header, &ALL_ROUTERS6)?,
         }
     }
+    // Read once the message proved valid, so that a malformed one never pays for it.
+    let now = now();
     // Index 0 of a one-entry array is always there; the check is the verifier's.
     let message = MLD_MESSAGE.get_ptr_mut(0).ok_or(DropReason::Truncated)?;
     // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
