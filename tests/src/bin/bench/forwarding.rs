@@ -40,6 +40,23 @@ const SENDER: usize = 0;
 /// Members per group: where per-copy work (an XDP frame clone, an skb clone)
 /// overtakes the per-frame saving, the sweep shows the crossover.
 const FAN_OUTS: [usize; 5] = [1, 2, 4, 8, 16];
+/// `--quick`'s sweep: one fan-out either side of where the paths once
+/// crossed, small frames only, so that a quick run stays under two minutes.
+const QUICK_FAN_OUTS: [usize; 2] = [1, 4];
+
+/// The fan-outs and frame sizes a run sweeps.
+fn sweep(family: Family, quick: bool) -> (&'static [usize], &'static [(usize, &'static str)]) {
+    let sizes = family.sizes();
+    if quick {
+        (&QUICK_FAN_OUTS, &sizes[..1])
+    } else {
+        (&FAN_OUTS, sizes)
+    }
+}
+
+/// Frame sizes (`Family::sizes`), as given to the generators and as named in the tables.
+const IPV4_SIZES: [(usize, &str); 2] = [(60, "64 B"), (1514, "1518 B")];
+const IPV6_SIZES: [(usize, &str); 2] = [(62, "66 B"), (1514, "1518 B")];
 
 /// The family of the group the members join and the sender sends to.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,10 +68,10 @@ enum Family {
 impl Family {
     /// Ethernet frame sizes without the FCS: the family's smallest UDP
     /// frame (64 bytes on the wire; IPv6's headers make 66) and 1518 bytes.
-    fn sizes(self) -> [(usize, &'static str); 2] {
+    fn sizes(self) -> &'static [(usize, &'static str)] {
         match self {
-            Self::Ipv4 => [(60, "64 B"), (1514, "1518 B")],
-            Self::Ipv6 => [(62, "66 B"), (1514, "1518 B")],
+            Self::Ipv4 => &IPV4_SIZES,
+            Self::Ipv6 => &IPV6_SIZES,
         }
     }
 
@@ -166,10 +183,11 @@ fn throughput(generator: Generator, family: Family, quick: bool) -> Result<Secti
     let seconds = if quick { 1.0 } else { 4.0 };
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    let bridge = measure(Path::Bridge, generator, family, seconds)?;
-    let ours = measure(Path::FastPath, generator, family, seconds)?;
-    for (at, fan_out) in FAN_OUTS.into_iter().enumerate() {
-        for (index, (_, size)) in family.sizes().iter().enumerate() {
+    let (fan_outs, sizes) = sweep(family, quick);
+    let bridge = measure(Path::Bridge, generator, family, seconds, quick)?;
+    let ours = measure(Path::FastPath, generator, family, seconds, quick)?;
+    for (at, fan_out) in fan_outs.iter().enumerate() {
+        for (index, (_, size)) in sizes.iter().enumerate() {
             let (b, o) = (&bridge[at][index], &ours[at][index]);
             let ratio = o.per_member_pps / b.per_member_pps;
             rows.push(vec![
@@ -256,7 +274,9 @@ fn measure(
     generator: Generator,
     family: Family,
     seconds: f64,
+    quick: bool,
 ) -> Result<Vec<Vec<Run>>> {
+    let (fan_outs, sizes) = sweep(family, quick);
     let (bridge_lab, snooped, live);
     let lab = match path {
         Path::Bridge => {
@@ -282,14 +302,13 @@ fn measure(
     };
     let mut joined = Joined::default();
     let mut runs = Vec::new();
-    for fan_out in FAN_OUTS {
+    for &fan_out in fan_outs {
         let members: Vec<usize> = (1..=fan_out).collect();
         for &member in &members[joined.count()..] {
             joined.join(lab, member, family)?;
         }
         wait_until_selective(lab, &members, family)?;
-        let by_size = family
-            .sizes()
+        let by_size = sizes
             .iter()
             .map(|&(size, _)| {
                 let frame = family.frame(lab, size)?;
