@@ -134,7 +134,8 @@ fn destinations<A: Family>(entry: &GroupEntry) -> Destinations {
     }
 }
 
-/// To `port` alone; its egress check still has the last word. A frame from
+/// To `port` alone; its egress check still has the last word, unless the
+/// daemon found that it takes every source (tc only). A frame from
 /// the only member goes nowhere, as a broadcast that leaves out its ingress would.
 #[inline(always)]
 fn to_sole_port(port: u32, ingress: u32, every_source: EverySource) -> Verdict {
