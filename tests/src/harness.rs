@@ -156,10 +156,16 @@ impl Harness {
 
     /// Loads the no-op baseline program (the daemon never loads it).
     pub fn load_baseline(&mut self) -> Result<(), ProgramError> {
+        self.load_xdp(BASELINE_PROGRAM)
+    }
+
+    /// Loads the object's XDP program `name`, one the loader leaves alone
+    /// (the baseline, the bench's yardsticks).
+    pub fn load_xdp(&mut self, name: &str) -> Result<(), ProgramError> {
         let program: &mut Xdp = self
             .ebpf
-            .program_mut(BASELINE_PROGRAM)
-            .expect("the object has the baseline program")
+            .program_mut(name)
+            .unwrap_or_else(|| panic!("the object has no {name} program"))
             .try_into()?;
         program.load()
     }

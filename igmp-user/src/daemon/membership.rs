@@ -157,6 +157,9 @@ impl<A: Protocol> Memberships<A> {
             self.sources.insert(key);
             if !followed.contains(&Due::Source(key)) {
                 self.deadlines.schedule(now, Due::Source(key));
+                // Its event was lost: the group may still be marked as
+                // taking every source (`Members::every_source`).
+                effects.groups.insert(key.membership().group_key());
             }
         }
         for (key, _) in self.maps.router_ports() {
