@@ -491,33 +491,24 @@ fn groups_go_to_their_sole_port_or_their_destination_set_only(
 fn a_group_is_sent_to_without_per_port_checks_until_a_member_lists_a_source() {
     let snooped = Snooped::new(4, &["--last-member-interval", "0.2", "--attach", "tc"]);
     let lab = &snooped.lab;
-    let every_source = |on: bool| {
-        wait_for(Duration::from_secs(5), || {
+    let expect_every_source = |on: bool| {
+        let marked = wait_for(Duration::from_secs(5), || {
             entry_of(&snooped, G1).is_some_and(|entry| {
                 entry.dest_set != 0 && (entry.flags & group_flags::EVERY_SOURCE != 0) == on
             })
-        })
+        });
+        assert!(marked, "{:?}\n{}", entry_of(&snooped, G1), lab.daemon_log());
     };
     let first = lab.join(0, G1).unwrap();
     let second = lab.join(1, G1).unwrap();
-    assert!(
-        every_source(true),
-        "{:?}\n{}",
-        entry_of(&snooped, G1),
-        lab.daemon_log()
-    );
+    expect_every_source(true);
     lab.send(3, G1, N, 64).unwrap();
     assert_eq!((first.drain(), second.drain()), (N, N));
 
     let sender = lab.hosts[3].address;
     let excluder_wire = lab.capture(2).unwrap();
     let excluder = lab.join_excluding(2, G1, sender).unwrap();
-    assert!(
-        every_source(false),
-        "{:?}\n{}",
-        entry_of(&snooped, G1),
-        lab.daemon_log()
-    );
+    expect_every_source(false);
     lab.send(3, G1, N, 64).unwrap();
     assert_eq!((first.drain(), second.drain()), (N, N));
     let leaked = excluder_wire
@@ -528,12 +519,7 @@ fn a_group_is_sent_to_without_per_port_checks_until_a_member_lists_a_source() {
     assert_eq!(leaked, 0, "the port that excludes the sender got its data");
 
     drop(excluder);
-    assert!(
-        every_source(true),
-        "{:?}\n{}",
-        entry_of(&snooped, G1),
-        lab.daemon_log()
-    );
+    expect_every_source(true);
     lab.send(3, G1, N, 64).unwrap();
     assert_eq!((first.drain(), second.drain()), (N, N));
 }
