@@ -269,7 +269,10 @@ fn the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave() {
 
 /// Whether `frame` is an IGMPv2 membership report from `host` for `group`.
 fn is_igmpv2_report(frame: &[u8], host: Ipv4Addr, group: Ipv4Addr) -> bool {
-    let igmp = 14 + usize::from(frame.get(14).copied().unwrap_or(0) & 0x0f) * 4;
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+        return false;
+    }
+    let igmp = 14 + usize::from(frame[14] & 0x0f) * 4;
     frame.len() >= igmp + 8
         && frame[23] == 2
         && frame[26..30] == host.octets()
