@@ -252,6 +252,25 @@ pub fn is_datagram(frame: &[u8], source: Ipv4Addr, group: Ipv4Addr) -> bool {
         && frame[30..34] == group.octets()
 }
 
+/// Whether `frame` is an untagged IGMP report from `host` naming `group`
+/// (v2: the group field; v3: the first record's group).
+pub fn is_report_for(frame: &[u8], host: Ipv4Addr, group: Ipv4Addr) -> bool {
+    if frame.len() < 42 || frame[12..14] != [0x08, 0x00] || frame[23] != 2 {
+        return false;
+    }
+    if frame[26..30] != host.octets() {
+        return false;
+    }
+    let Some(igmp) = frame.get(14 + usize::from(frame[14] & 0x0f) * 4..) else {
+        return false;
+    };
+    match igmp.first() {
+        Some(&V2_REPORT) => igmp.get(4..8) == Some(&group.octets()[..]),
+        Some(&V3_REPORT) => igmp.get(12..16) == Some(&group.octets()[..]),
+        _ => false,
+    }
+}
+
 // ---- IPv6 and MLD -------------------------------------------------------
 
 /// ff02::1, all nodes: where general queries go (RFC 3810 §5.1.15).

@@ -14,7 +14,10 @@ use std::{
 
 use igmp_common::{group_flags, DataCounter, GroupEntry, GroupKey};
 use igmp_lab::{ip, wait_for, BridgeSnooping, Capture, Lab, Member};
-use igmp_tests::{frames::is_datagram, snooped::Snooped};
+use igmp_tests::{
+    frames::{is_datagram, is_report_for},
+    snooped::Snooped,
+};
 use rstest::rstest;
 
 const N: usize = 20;
@@ -144,9 +147,7 @@ fn scenario(
         let wire = lab.capture(1).unwrap();
         let again = lab.join(1, G1).unwrap();
         let h2 = lab.hosts[1].address;
-        wire.wait_for(Duration::from_secs(5), |frame| {
-            is_igmpv2_report(frame, h2, G1)
-        });
+        wire.wait_for(Duration::from_secs(5), |frame| is_report_for(frame, h2, G1));
         drop(again);
         leaves += 1;
         wait_for(leave_within, &h2_gone);
@@ -265,19 +266,6 @@ fn the_fast_path_delivers_what_the_bridge_delivers_before_and_after_a_leave() {
         forwarded >= 4 * N as u64,
         "G1 and G2 went through XDP twice: {forwarded}"
     );
-}
-
-/// Whether `frame` is an IGMPv2 membership report from `host` for `group`.
-fn is_igmpv2_report(frame: &[u8], host: Ipv4Addr, group: Ipv4Addr) -> bool {
-    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
-        return false;
-    }
-    let igmp = 14 + usize::from(frame[14] & 0x0f) * 4;
-    frame.len() >= igmp + 8
-        && frame[23] == 2
-        && frame[26..30] == host.octets()
-        && frame[igmp] == 0x16
-        && frame[igmp + 4..igmp + 8] == group.octets()
 }
 
 fn igmp_reports_from(frames: &[Vec<u8>], host: Ipv4Addr) -> usize {

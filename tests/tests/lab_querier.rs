@@ -17,7 +17,7 @@ use std::{
 
 use igmp_lab::{ip, run_output, BridgeSnooping, Lab};
 use igmp_tests::{
-    frames::{self, datagrams, Ipv4},
+    frames::{self, datagrams, is_report_for, Ipv4},
     snooped::Snooped,
 };
 
@@ -223,23 +223,6 @@ const FLOODED: Seen = Seen {
     unregistered_on_h3: N,
 };
 
-/// Whether `frame` is an IGMP report from `host` naming `group` (v2: the
-/// group field; v3: the first record's group).
-fn report_for(frame: &[u8], host: Ipv4Addr, group: Ipv4Addr) -> bool {
-    if frame.len() < 42 || frame[12..14] != [0x08, 0x00] || frame[23] != 2 {
-        return false;
-    }
-    if frame[26..30] != host.octets() {
-        return false;
-    }
-    let igmp = &frame[14 + usize::from(frame[14] & 0x0f) * 4..];
-    match igmp.first() {
-        Some(&frames::V2_REPORT) => igmp.get(4..8) == Some(&group.octets()[..]),
-        Some(&frames::V3_REPORT) => igmp.get(12..16) == Some(&group.octets()[..]),
-        _ => false,
-    }
-}
-
 /// h1 joins `joined` (its kernel sends the report at once) and sends N
 /// datagrams to the unregistered group; h2 and h3 count what reaches them.
 fn measure(lab: &Lab, joined: Ipv4Addr) -> Seen {
@@ -254,7 +237,9 @@ fn measure(lab: &Lab, joined: Ipv4Addr) -> Seen {
     let h1 = lab.hosts[0].address;
     Seen {
         unregistered_on_h2: datagrams(&h2_frames, h1, UNREGISTERED),
-        reports_on_h2: h2_frames.iter().any(|frame| report_for(frame, h1, joined)),
+        reports_on_h2: h2_frames
+            .iter()
+            .any(|frame| is_report_for(frame, h1, joined)),
         unregistered_on_h3: datagrams(&h3_frames, h1, UNREGISTERED),
     }
 }
